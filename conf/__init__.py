@@ -1,0 +1,1 @@
+"""rlsuite's Hydra configuration, shipped as a package so the CLI finds it from anywhere."""

@@ -1,0 +1,102 @@
+"""The batched environment contract.
+
+An env is a stateless object: all that changes lives in ``State``, all that is constant per copy
+lives in ``Params``, and all randomness comes from the ``torch.Generator`` passed in::
+
+    obs, state = env.reset(params, generator)
+    step = env.step(state, action, params, generator)   # -> Step
+
+Every tensor has a leading batch dimension ``B``; copy ``i`` steps with ``params[i]``, so one call
+can run ``B`` different physics. Autoreset happens inside ``step`` by ``torch.where`` (same-step
+mode): where an episode ends, ``step.obs`` and ``step.state`` already belong to the next episode and
+``step.final_obs`` holds the observation the episode ended on. ``terminated`` (a terminal state of
+the MDP, do not bootstrap) and ``truncated`` (time limit, bootstrap) are reported separately and
+follow gymnasium's ``TimeLimit`` semantics: both may be true on the same step.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import torch
+
+from rlsuite.core import spaces
+from rlsuite.core.params import validate_params
+
+S = TypeVar("S")
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Step(Generic[S]):
+    """What ``env.step`` returns; every tensor is ``[B, ...]``.
+
+    Attributes:
+        obs: observation to act on next (the first observation of a new episode where one ended).
+        state: the env state matching ``obs``.
+        reward: ``[B]`` float32 reward of the transition.
+        terminated: ``[B]`` bool, the transition reached a terminal state.
+        truncated: ``[B]`` bool, the episode hit its time limit.
+        final_obs: ``[B, ...]`` the observation reached by the transition, before any reset.
+    """
+
+    obs: torch.Tensor
+    state: S
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_obs: torch.Tensor
+
+    @property
+    def done(self) -> torch.Tensor:
+        """``terminated | truncated``: the copies that were reset in this step."""
+        return self.terminated | self.truncated
+
+
+class BatchedEnv(abc.ABC, Generic[S, P]):
+    """Base of the engine envs: holds the static description, subclasses write the dynamics.
+
+    Subclasses set ``name``, ``observation_space``, ``action_space`` (single-copy spaces on
+    ``device``) and ``max_episode_steps`` (``None`` for no time limit), and implement
+    :meth:`default_params`, :meth:`reset` and :meth:`step`.
+    """
+
+    name: str = "env"
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    max_episode_steps: int | None = None
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    @abc.abstractmethod
+    def default_params(self, batch_size: int = 1) -> P:
+        """The env's standard constants (gymnasium's values), repeated for ``batch_size`` copies."""
+
+    @abc.abstractmethod
+    def reset(self, params: P, generator: torch.Generator) -> tuple[torch.Tensor, S]:
+        """Start an episode in every copy: ``(obs [B, ...], state)``."""
+
+    @abc.abstractmethod
+    def step(self, state: S, action: torch.Tensor, params: P, generator: torch.Generator) -> Step[S]:
+        """Advance every copy by one transition, autoresetting the copies whose episode ended."""
+
+    def check_params(self, params: P, batch_size: int | None = None) -> None:
+        """Raise a ValueError naming the field if ``params`` does not fit this env."""
+        validate_params(params, self.default_params(1), batch_size)
+
+    def make_generator(self, seed: int) -> torch.Generator:
+        """A generator on this env's device, seeded with ``seed``."""
+        return torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device})"
+
+
+def num_copies(params: Any) -> int:
+    """Batch size of a params object."""
+    from rlsuite.core import tree
+
+    return tree.batch_size(params)
