@@ -1,0 +1,5 @@
+"""``python -m rlsuite`` runs the CLI."""
+
+from rlsuite.cli import main
+
+main()

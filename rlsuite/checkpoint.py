@@ -1,0 +1,61 @@
+"""Atomic checkpoints that load without executing code.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain data (dicts, lists, numbers,
+strings): the agent's ``state_dict`` (networks, optimizers, generator states, env state, counters)
+and the run's config as a plain dict. It is written to a temporary file in the same directory,
+flushed to disk and renamed over the old one, so a run killed mid-write leaves the previous
+checkpoint intact. Loading uses ``torch.load(weights_only=True)``: nothing in the file is executed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LATEST = "latest.pt"
+FORMAT_VERSION = 1
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    """Where a run keeps its checkpoints."""
+    return Path(run_dir) / "checkpoints"
+
+
+def save(path: str | Path, agent_state: dict[str, Any], config: dict[str, Any]) -> Path:
+    """Write ``{agent, config, format}`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT_VERSION, "agent": agent_state, "config": config}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save` (weights-only: no code runs).
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: when the file is not an rlsuite checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = checkpoint_dir(path) / LATEST
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not an rlsuite checkpoint (format {FORMAT_VERSION})")
+    return payload

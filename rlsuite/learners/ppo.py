@@ -1,0 +1,313 @@
+"""Proximal policy optimization (Schulman et al. 2017) on the batched engine.
+
+The loop reads like CleanRL's ``ppo.py``: collect a ``[T, B]`` rollout, compute GAE with the
+pre-reset next observation (so time limits bootstrap), then several epochs of clipped-surrogate
+minibatch updates. Discrete actions use a categorical policy, Box actions a diagonal Gaussian with
+a state-independent log-std. Every random draw (actions, minibatch order) comes from the agent's
+own generator, so a seeded run is bit-identical on CPU and a resumed run continues exactly.
+
+Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
+``train/policy_gradient_loss``, ``train/value_loss``, ``train/entropy_loss``, ``train/approx_kl``,
+``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlsuite.core import spaces, tree
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine import rollout as engine
+from rlsuite.learners.nets import flat_dim, mlp
+from rlsuite.learners.returns import gae
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyperparameters (defaults: CleanRL's, with the 64-env CartPole setting of the notes)."""
+
+    name: str = "ppo"
+    """Registry name of the agent."""
+    num_steps: int = 128
+    """Steps per env per rollout (T)."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over ``total_steps``."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE trace parameter."""
+    num_minibatches: int = 4
+    """Minibatches per epoch."""
+    update_epochs: int = 4
+    """Passes over each rollout."""
+    norm_adv: bool = True
+    """Normalize advantages per minibatch."""
+    clip_coef: float = 0.2
+    """Surrogate clipping coefficient epsilon."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value-loss weight."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float | None = None
+    """Stop the epochs early once the approximate KL exceeds this (None: never)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of the (separate) actor and critic MLPs."""
+    init_log_std: float = 0.0
+    """Initial log standard deviation of Gaussian policies."""
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs; categorical or diagonal-Gaussian action head."""
+
+    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, config: PPOConfig):
+        super().__init__()
+        obs_dim = flat_dim(obs_space.shape)
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        out_dim = action_space.n if isinstance(action_space, spaces.Discrete) else flat_dim(action_space.shape)
+        self.action_shape = action_space.shape
+        self.actor = mlp(obs_dim, out_dim, config.hidden_sizes, out_gain=0.01)
+        self.critic = mlp(obs_dim, 1, config.hidden_sizes, out_gain=1.0)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((out_dim,), float(config.init_log_std)))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs), ``[N]``."""
+        return self.critic(obs.reshape(obs.shape[0], -1).float()).squeeze(-1)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """The policy's action distribution at ``obs``."""
+        out = self.actor(obs.reshape(obs.shape[0], -1).float())
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
+
+    def sample(
+        self, obs: torch.Tensor, generator: torch.Generator, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw actions from the generator; return ``(action, log_prob)``."""
+        dist = self.distribution(obs)
+        if self.discrete:
+            logits = dist.logits
+            if deterministic:
+                action = logits.argmax(-1)
+            else:  # Gumbel-max: a categorical draw from an explicit generator
+                u = torch.rand(logits.shape, generator=generator, device=logits.device)
+                action = (logits - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(-1)
+            return action, dist.log_prob(action)
+        mean, std = dist.mean, dist.stddev
+        if deterministic:
+            action = mean
+        else:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+            action = mean + std * noise
+        return action, dist.log_prob(action).sum(-1)
+
+    def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``action`` and the policy entropy at ``obs``, both ``[N]``."""
+        dist = self.distribution(obs)
+        if self.discrete:
+            return dist.log_prob(action), dist.entropy()
+        return dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+
+
+def ppo_loss(
+    model: ActorCritic, batch: dict[str, torch.Tensor], config: PPOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped surrogate + value + entropy loss on one minibatch (PPO paper, eq. 7 and 9)."""
+    log_prob, entropy = model.log_prob_entropy(batch["obs"], batch["action"])
+    log_ratio = log_prob - batch["log_prob"]
+    ratio = log_ratio.exp()
+    adv = batch["advantage"]
+    if config.norm_adv:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg_loss = torch.max(
+        -adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+    ).mean()
+    v_loss = 0.5 * (model.value(batch["obs"]) - batch["return"]).pow(2).mean()
+    ent = entropy.mean()
+    loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * ent
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's low-variance k3 estimator
+        clip_frac = ((ratio - 1).abs() > config.clip_coef).float().mean()
+    stats = {"policy_gradient_loss": pg_loss.detach(), "value_loss": v_loss.detach(),
+             "entropy_loss": -ent.detach(), "approx_kl": approx_kl, "clip_fraction": clip_frac}
+    return loss, stats
+
+
+class PPO:
+    """PPO agent on an engine env. ``learn`` trains, ``act`` acts, ``state_dict`` checkpoints.
+
+    Args:
+        config: hyperparameters.
+        env: the batched env; ``params`` sets the number of copies ``B`` and their physics.
+        seed: seeds the networks, the env generator and the policy generator.
+    """
+
+    def __init__(self, config: PPOConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
+        self.config = config
+        self.env = env
+        self.params = params
+        self.device = env.device
+        self.num_envs = tree.batch_size(params)
+        batch = self.num_envs * config.num_steps
+        if batch % config.num_minibatches:
+            raise ValueError(
+                f"num_envs * agent.num_steps = {batch} is not divisible by "
+                f"agent.num_minibatches = {config.num_minibatches}"
+            )
+        torch.manual_seed(seed)  # network initialisation
+        self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.env_generator = env.make_generator(seed)
+        self.policy_generator = torch.Generator(device=self.device).manual_seed(seed + 1_000_003)
+        self.state: engine.RolloutState | None = None
+        self.global_step = 0
+        self.iteration = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.recent_lengths: deque[float] = deque(maxlen=100)
+
+    # -- acting ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Actions for a batch of observations (greedy / mean action when ``deterministic``)."""
+        action, _ = self.model.sample(obs, self.policy_generator, deterministic)
+        return self._to_env(action)
+
+    def _to_env(self, action: torch.Tensor) -> torch.Tensor:
+        space = self.env.action_space
+        if isinstance(space, spaces.Box):  # the env sees a clipped action, PPO keeps the raw one
+            return torch.clamp(action, space.low, space.high).reshape(-1, *space.shape)
+        return action
+
+    @torch.no_grad()
+    def _rollout_policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        action, log_prob = self.model.sample(obs, self.policy_generator)
+        extras = {"raw_action": action, "log_prob": log_prob, "value": self.model.value(obs)}
+        return self._to_env(action), extras
+
+    # -- learning ---------------------------------------------------------------------------
+    def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> PPO:
+        """Train until ``total_steps`` env steps (summed over copies) have been taken.
+
+        Continues from the current counters, so a loaded agent resumes its curves.
+        """
+        cfg, hooks = self.config, hooks or TrainingHooks()
+        steps_per_iter = self.num_envs * cfg.num_steps
+        num_iterations = max(1, total_steps // steps_per_iter)
+        if self.state is None:
+            self.state = engine.start(self.env, self.params, self.env_generator)
+        while self.iteration < num_iterations:
+            tic = time.perf_counter()
+            # ---- learning-rate schedule (linear to 0 over the whole run)
+            lr = cfg.learning_rate
+            if cfg.anneal_lr:
+                lr *= 1.0 - self.iteration / num_iterations
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            # ---- rollout
+            data, self.state = engine.collect(
+                self.env, self.state, self.params, self._rollout_policy, cfg.num_steps,
+                self.env_generator,
+            )
+            self.global_step += steps_per_iter
+            # ---- advantages: bootstrap from V(pre-reset next obs), cut traces at episode ends
+            with torch.no_grad():
+                t, b = data.num_steps, data.num_envs
+                next_value = self.model.value(data.next_obs.reshape(t * b, *data.next_obs.shape[2:]))
+                advantages, returns = gae(
+                    data.reward, data.extras["value"], next_value.reshape(t, b),
+                    data.terminated, data.truncated, cfg.gamma, cfg.gae_lambda,
+                )
+            flat = {
+                "obs": data.obs.reshape(t * b, *data.obs.shape[2:]),
+                "action": data.extras["raw_action"].reshape(t * b, *data.extras["raw_action"].shape[2:]),
+                "log_prob": data.extras["log_prob"].reshape(-1),
+                "advantage": advantages.reshape(-1),
+                "return": returns.reshape(-1),
+            }
+            # ---- clipped-surrogate epochs over shuffled minibatches
+            stats = self._update(flat)
+            # ---- bookkeeping (the one host sync per iteration)
+            finished_r, finished_l = data.finished_episodes()
+            self.recent_returns.extend(finished_r.tolist())
+            self.recent_lengths.extend(finished_l.float().tolist())
+            values = data.extras["value"].reshape(-1)
+            var_y = flat["return"].var()
+            metrics = {f"train/{k}": float(v) for k, v in stats.items()}
+            if not all(torch.isfinite(torch.tensor(list(metrics.values())))):
+                raise TrainingDiverged(f"non-finite PPO loss at step {self.global_step}: {metrics}")
+            metrics["train/explained_variance"] = float(1 - (flat["return"] - values).var() / var_y) if var_y > 0 else float("nan")
+            metrics["train/learning_rate"] = lr
+            if self.recent_returns:
+                metrics["rollout/ep_rew_mean"] = sum(self.recent_returns) / len(self.recent_returns)
+                metrics["rollout/ep_len_mean"] = sum(self.recent_lengths) / len(self.recent_lengths)
+            metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
+            self.iteration += 1
+            hooks.on_iteration(self, self.global_step, metrics)
+        return self
+
+    def _update(self, flat: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        n = flat["return"].shape[0]
+        size = n // cfg.num_minibatches
+        totals: dict[str, torch.Tensor] = {}
+        count = 0
+        for _ in range(cfg.update_epochs):
+            order = torch.randperm(n, generator=self.policy_generator, device=self.device)
+            for start in range(0, n, size):
+                idx = order[start : start + size]
+                loss, stats = ppo_loss(self.model, {k: v[idx] for k, v in flat.items()}, cfg)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0) + v
+                count += 1
+            if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:
+                break
+        return {k: v / count for k, v in totals.items()}
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a bit-exact resume needs, as tensors and plain data (weights-only loadable)."""
+        out: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_generator": self.env_generator.get_state(),
+            "policy_generator": self.policy_generator.get_state(),
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+        }
+        if self.state is not None:
+            out["rollout_state"] = tree.flatten(self.state)
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.env_generator.set_state(data["env_generator"])
+        self.policy_generator.set_state(data["policy_generator"])
+        self.global_step = int(data["global_step"])
+        self.iteration = int(data["iteration"])
+        self.recent_returns = deque(data["recent_returns"], maxlen=100)
+        self.recent_lengths = deque(data["recent_lengths"], maxlen=100)
+        if "rollout_state" in data:
+            # The template comes from a throwaway reset; its generator must not be the agent's.
+            scratch = torch.Generator(device=self.device).manual_seed(0)
+            template = engine.start(self.env, self.params, scratch)
+            self.state = tree.unflatten_like(template, data["rollout_state"])

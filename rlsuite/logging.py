@@ -1,0 +1,101 @@
+"""One logger per run: TensorBoard event files, ``metrics.csv`` and the resolved config.
+
+Tags follow SB3 (``rollout/ep_rew_mean``, ``time/fps``, ``train/...``, ``eval/...``); agents put
+their own quantities under their name. Values arrive as host floats: agents sync once per
+iteration, here, never inside a rollout.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STEP_COLUMN = "step"
+
+
+class Logger:
+    """Writes scalars to TensorBoard and to a CSV whose columns grow as new tags appear.
+
+    Args:
+        run_dir: the run directory (created if needed).
+        config: the resolved config, saved as ``config.yaml`` (skipped when None).
+        tensorboard: also write TensorBoard event files.
+        resume: append to an existing ``metrics.csv`` instead of starting a new one.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: Mapping[str, Any] | None = None,
+        tensorboard: bool = True,
+        resume: bool = False,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.run_dir / "metrics.csv"
+        self._rows: list[dict[str, str]] = []
+        self._columns: list[str] = [STEP_COLUMN]
+        if resume and self.csv_path.exists():
+            with self.csv_path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                self._columns = list(reader.fieldnames or [STEP_COLUMN])
+                self._rows = list(reader)
+        elif self.csv_path.exists():
+            self.csv_path.unlink()
+        if config is not None:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run_dir))
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record ``metrics`` at env step ``step``."""
+        row = {STEP_COLUMN: str(int(step))}
+        for tag, value in metrics.items():
+            value = float(value)
+            row[tag] = repr(value)
+            if self._writer is not None and math.isfinite(value):
+                self._writer.add_scalar(tag, value, int(step))
+        new = [tag for tag in row if tag not in self._columns]
+        self._rows.append(row)
+        if new:  # a new tag: rewrite the file with the wider header (SB3's CSV writer does too)
+            self._columns += new
+            self._rewrite()
+        else:
+            with self.csv_path.open("a", newline="") as f:
+                csv.DictWriter(f, self._columns, restval="").writerow(row)
+
+    def add_text(self, tag: str, text: str) -> None:
+        """A text entry in TensorBoard (e.g. the config as a markdown table)."""
+        if self._writer is not None:
+            self._writer.add_text(tag, text)
+
+    def _rewrite(self) -> None:
+        with self.csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self._columns, restval="")
+            writer.writeheader()
+            writer.writerows(self._rows)
+
+    def flush(self) -> None:
+        """Push pending TensorBoard events to disk."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
+    """Rows of a run's ``metrics.csv`` as floats (empty cells omitted)."""
+    with (Path(run_dir) / "metrics.csv").open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

@@ -1,0 +1,159 @@
+"""Run one experiment from a composed config: build, train, checkpoint, evaluate.
+
+Used by the CLI (``rlsuite agent=... env=...``) and from Python with a config composed by
+:func:`compose`. Returns the final greedy evaluation score, so Hydra sweepers can optimize it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+import rlsuite.envs as envs
+from rlsuite import agents, checkpoint
+from rlsuite.core import params as params_lib
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.evaluate import evaluate
+from rlsuite.logging import Logger
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+# Keys that may differ between a checkpoint's config and the command that resumes it.
+RESUMABLE_KEYS = {"total_steps", "resume", "run_dir", "progress", "threads", "device"}
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """Compose the config as the CLI would (for library use and tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    import rlsuite.config  # noqa: F401  (registers the schemas)
+
+    with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides or [])
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available (use device=cpu or auto)")
+    return device
+
+
+def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
+    """The engine env described by an env config (every field but ``name``/``params`` is a kwarg)."""
+    kwargs = {k: v for k, v in dict(env_cfg).items() if k not in ("name", "params")}
+    if "dtype" in kwargs:
+        kwargs["dtype"] = {"float32": torch.float32, "float64": torch.float64}[kwargs["dtype"]]
+    if kwargs.get("max_episode_steps", 0) is None:
+        kwargs.pop("max_episode_steps")
+    return envs.make(env_cfg.name, device=device, **kwargs)
+
+
+def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
+    """Default params for ``num_envs`` copies with the config's overrides applied."""
+    params = env.default_params(num_envs)
+    overrides = dict(env_cfg.get("params") or {})
+    return params_lib.with_values(params, **overrides) if overrides else params
+
+
+class RunHooks(TrainingHooks):
+    """Logging, progress bar and periodic checkpoints for one run."""
+
+    def __init__(self, logger: Logger, ckpt_path: Path, config: dict, total_steps: int,
+                 every: int, start_step: int, progress: bool) -> None:
+        self.logger, self.ckpt_path, self.config, self.every = logger, ckpt_path, config, every
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True,
+                        disable=not progress, dynamic_ncols=True, file=sys.stderr)
+        self.last_step = start_step
+
+    def on_iteration(self, agent: Any, step: int, metrics: dict[str, float]) -> None:
+        self.logger.log(step, metrics)
+        self.bar.update(step - self.last_step)
+        self.last_step = step
+        if "rollout/ep_rew_mean" in metrics:
+            self.bar.set_postfix(ep_rew_mean=f"{metrics['rollout/ep_rew_mean']:.1f}")
+        if agent.iteration % self.every == 0:
+            self.save(agent)
+
+    def save(self, agent: Any) -> None:
+        checkpoint.save(self.ckpt_path, agent.state_dict(), self.config)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _resume_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
+    payload = checkpoint.load(cfg.resume)
+    saved = OmegaConf.create(payload["config"])
+    current = OmegaConf.to_container(cfg, resolve=False)
+    changed = [k for k in current if k not in RESUMABLE_KEYS and k in saved
+               and OmegaConf.to_container(OmegaConf.create({k: current[k]}))
+               != OmegaConf.to_container(OmegaConf.create({k: saved[k]}))]
+    if changed:
+        print(f"rlsuite: resuming {cfg.resume}: keeping the checkpoint's {sorted(changed)}",
+              file=sys.stderr)
+    for key in ("total_steps", "progress", "threads", "device"):
+        saved[key] = cfg[key]
+    saved.run_dir = str(Path(cfg.resume))
+    return saved, payload
+
+
+def run(cfg: DictConfig) -> float:
+    """Train and evaluate as ``cfg`` says; return the mean greedy evaluation return."""
+    payload = None
+    if cfg.resume:
+        cfg, payload = _resume_config(cfg)
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(int(cfg.threads))
+    run_dir = Path(cfg.run_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    env = build_env(cfg.env, device)
+    params = build_params(env, cfg.env, cfg.num_envs)
+    spec = agents.get(cfg.agent.name)
+    agent_cfg = spec.config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
+    agent = spec.build(agent_cfg, env, params, int(cfg.seed))
+    if payload is not None:
+        agent.load_state_dict(payload["agent"])
+    logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None)
+    logger.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
+    hooks = RunHooks(logger, checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST, resolved,
+                     int(cfg.total_steps), int(cfg.checkpoint_every), agent.global_step,
+                     bool(cfg.progress))
+    try:
+        agent.learn(int(cfg.total_steps), hooks)
+    except TrainingDiverged as err:
+        hooks.close()
+        logger.close()
+        raise SystemExit(f"rlsuite: training stopped: {err}. The last good checkpoint is "
+                         f"{hooks.ckpt_path} (resume=<run dir> continues from it).") from err
+    hooks.save(agent)
+    hooks.close()
+    score = _final_eval(agent, env, cfg)
+    logger.log(agent.global_step, {"eval/mean_reward": score})
+    logger.close()
+    print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: eval/mean_reward = {score:.2f} over "
+          f"{cfg.eval_episodes} episodes after {agent.global_step} steps; run dir {run_dir}")
+    return score
+
+
+def _final_eval(agent: Any, env: BatchedEnv, cfg: DictConfig) -> float:
+    eval_params = build_params(env, cfg.env, int(cfg.eval_episodes))
+    generator = env.make_generator(int(cfg.seed) + 10_007)
+    result = evaluate(lambda obs: agent.act(obs, deterministic=True), env, eval_params, 1, generator)
+    return float(result.mean_return.mean())
+
+
+def config_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass config as a plain dict (for saving next to weights)."""
+    return dataclasses.asdict(obj)
