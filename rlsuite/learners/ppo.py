@@ -13,6 +13,7 @@ Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``tim
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -294,7 +295,9 @@ class PPO:
         }
         if self.state is not None:
             out["rollout_state"] = tree.flatten(self.state)
-        return out
+        # A snapshot, not live references: Adam's load_state_dict keeps same-device tensors as
+        # they are, so two agents would otherwise share (and both update) the moment buffers.
+        return copy.deepcopy(out)
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
