@@ -22,13 +22,17 @@ def register(name: str, factory: Callable[..., BatchedEnv]) -> None:
     _REGISTRY[name] = factory
 
 
-def make(name: str, **kwargs: Any) -> BatchedEnv:
-    """Build the engine env registered as ``name`` (e.g. ``make("cartpole", device="cuda")``)."""
+def factory(name: str) -> Callable[..., BatchedEnv]:
+    """The factory registered as ``name`` (a KeyError lists the known names)."""
     try:
-        factory = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown env {name!r}; known envs: {sorted(_REGISTRY)}") from None
-    return factory(**kwargs)
+
+
+def make(name: str, **kwargs: Any) -> BatchedEnv:
+    """Build the engine env registered as ``name`` (e.g. ``make("cartpole", device="cuda")``)."""
+    return factory(name)(**kwargs)
 
 
 def names() -> list[str]:
@@ -37,9 +41,31 @@ def names() -> list[str]:
 
 
 def _register_builtin() -> None:
+    from rlsuite.envs.acrobot import Acrobot
     from rlsuite.envs.cartpole import CartPole
+    from rlsuite.envs.pendulum import Pendulum
 
     register("cartpole", CartPole)
+    register("pendulum", Pendulum)
+    register("acrobot", Acrobot)
+
+    from rlsuite.envs import tabular
+
+    register("frozenlake", tabular.frozenlake_env)
+    register("frozenlake8x8", tabular.frozenlake8x8_env)
+    register("cliffwalking", tabular.cliffwalking_env)
+    register("taxi", tabular.taxi_env)
+    register("random_mdp", tabular.random_mdp_env)
 
 
 _register_builtin()
+
+
+def _register_gymnasium() -> None:
+    # Imported here, after the registry exists: gym_export reads it back through names().
+    from rlsuite.engine.gym_export import register_gymnasium_envs
+
+    register_gymnasium_envs()
+
+
+_register_gymnasium()

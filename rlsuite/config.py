@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from rlsuite.learners.ppo import PPOConfig
+from rlsuite.learners.sac import SACConfig
 
 
 @dataclass
@@ -36,6 +37,61 @@ class ClassicEnvConfig(EnvConfig):
     """Fuse the physics with torch.compile (worth it for large num_envs)."""
     dtype: str = "float32"
     """State dtype: float32 or float64."""
+
+
+@dataclass
+class TabularEnvConfig(EnvConfig):
+    """Finite MDPs stepped in batches (``rlsuite.envs.tabular``)."""
+
+    max_episode_steps: int | None = 100
+    """Time limit (gymnasium's registration for the toy-text envs)."""
+    gamma: float = 1.0
+    """Discount stored in the MDP (used by the exact solvers)."""
+
+
+@dataclass
+class FrozenLakeEnvConfig(TabularEnvConfig):
+    """gymnasium's FrozenLake as a TabularMDP (4x4 map; ``env=frozenlake8x8`` for 8x8)."""
+
+    is_slippery: bool = True
+    """Move in the intended direction with probability ``success_rate`` only."""
+    success_rate: float = 1.0 / 3.0
+    """Probability of the intended move on slippery ice."""
+
+
+@dataclass
+class CliffWalkingEnvConfig(TabularEnvConfig):
+    """gymnasium's CliffWalking (no time limit registered there; 200 here so episodes end)."""
+
+    max_episode_steps: int | None = 200
+    is_slippery: bool = False
+    """gymnasium's slippery variant."""
+
+
+@dataclass
+class TaxiEnvConfig(TabularEnvConfig):
+    """gymnasium's Taxi-v4."""
+
+    max_episode_steps: int | None = 200
+    is_rainy: bool = False
+    """gymnasium's rainy variant (moves succeed with ``rainy_probability``)."""
+    rainy_probability: float = 0.8
+    """Success probability of a move when rainy."""
+
+
+@dataclass
+class RandomMDPEnvConfig(TabularEnvConfig):
+    """A random MDP (Dirichlet transitions, Gaussian rewards), fixed by ``env.seed``."""
+
+    num_states: int = 100
+    num_actions: int = 4
+    num_outcomes: int | None = None
+    """Next states reachable from each (s, a); None: all."""
+    seed: int = 0
+    """Seed of the MDP itself (not of the run)."""
+    gamma: float = 0.99
+    terminal_prob: float = 0.0
+    """Probability that an outcome is terminal."""
 
 
 @dataclass
@@ -72,9 +128,14 @@ class RunConfig:
 
 ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
     "classic_env_schema": ClassicEnvConfig,
+    "frozenlake_env_schema": FrozenLakeEnvConfig,
+    "cliffwalking_env_schema": CliffWalkingEnvConfig,
+    "taxi_env_schema": TaxiEnvConfig,
+    "random_mdp_env_schema": RandomMDPEnvConfig,
 }
 AGENT_SCHEMAS: dict[str, type] = {
     "ppo_schema": PPOConfig,
+    "sac_schema": SACConfig,
 }
 
 

@@ -2,31 +2,52 @@
 
 CartPole, Pendulum, Acrobot and MountainCar differ only in their transition, their observation
 and their initial-state distribution. This base owns everything else once: the time limit,
-autoreset (:mod:`rlsuite.core.autoreset`), a pure physics kernel that ``torch.compile`` can
-fuse, and param checks.
+autoreset (:mod:`rlsuite.core.autoreset`), a pure physics kernel that can be fused
+(:mod:`rlsuite.core.compiled`), and param checks.
 
 A subclass declares ``state_cls`` (a dataclass whose fields are the float fields named in
 ``state_fields``, then ``time`` and ``pool``) and implements ``_sample_initial``, ``_transition``
-and ``_observe``.
+and ``_observe`` (and optionally ``_prepare_action``). ``_physics_kernel`` (transition, time limit,
+observation) is the unit that ``compile=True`` fuses; it may be overridden as long as it stays a
+pure function of its tensor arguments.
+
+Where the time goes in a step, and why it is written this way (``shared/notes/performance.md``):
+on CPU an eager op costs ~2-4 us of dispatch whatever its size, so below a few thousand copies a
+step costs its op count; the step therefore spends no op it does not need (resets are found and
+written on the host by numpy, see :mod:`rlsuite.core.autoreset`, and cost nothing on a step where
+no episode ends). Above that, each op streams ``B`` elements, so elementwise float arithmetic is
+preferred to comparisons and selects (~4x slower per element on this CPU).
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any, Generic, TypeVar
 
 import torch
 
 from rlsuite.core import autoreset
+from rlsuite.core.compiled import CompiledKernel, signature
 from rlsuite.core.env import BatchedEnv, Step
 
 S = TypeVar("S")
 P = TypeVar("P")
 Fields = tuple[torch.Tensor, ...]
+KernelOut = tuple[Fields, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(next fields, time, reward, terminated, truncated, observation of the next fields)``."""
 
 
 class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
-    """Batched env with float state fields, i.i.d. initial states and an optional time limit."""
+    """Batched env with float state fields, i.i.d. initial states and an optional time limit.
+
+    Args:
+        device: where state, params and observations live.
+        max_episode_steps: time limit (``None``: none); ``truncated`` is set when it is reached.
+        dtype: float dtype of the state fields.
+        compile: fuse ``_physics_kernel`` with TorchInductor (:class:`CompiledKernel`); each new
+            batch size (or dtype) compiles once, ~1-3 s on CPU with a cold cache.
+    """
 
     state_cls: type
     state_fields: tuple[str, ...]
@@ -42,11 +63,16 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         self.max_episode_steps = max_episode_steps
         self.dtype = dtype
         self.compiled = compile
-        # The physics (transition, time limit, observation) is one pure kernel that
-        # torch.compile fuses; resets stay outside it (they index by data on CPU).
+        # Scalars as 0-dim tensors: an op with a Python scalar pays ~2 us to wrap it, every step.
+        self._one = torch.ones((), dtype=torch.int32, device=self.device)
         self._physics = self._physics_kernel
         if compile:
-            self._physics = torch.compile(self._physics_kernel, dynamic=False, fullgraph=True)
+            # On CPU the whole step is fused (_flat_step); elsewhere the physics (_flat_physics),
+            # with resets by torch.where outside it.
+            self._kernel = CompiledKernel(self._flat_physics)
+            self._step_kernel = CompiledKernel(self._flat_step)
+            self._last_params: Any = None
+            self._physics = self._compiled_physics
 
     # -- what a subclass writes -------------------------------------------------------------
     @abc.abstractmethod
@@ -61,7 +87,11 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
 
     @abc.abstractmethod
     def _observe(self, fields: Fields) -> torch.Tensor:
-        """Observation ``[B, obs_dim]`` (float32) of the given state fields."""
+        """Observation ``[B, obs_dim]`` (float32) of the given state fields.
+
+        Must return new memory, never a view of a field: on CPU, resets are written into the
+        fields in place after ``final_obs`` has been observed (``autoreset.apply_resets``).
+        """
 
     def _prepare_action(self, action: torch.Tensor) -> torch.Tensor:
         """Hook to validate or convert the action before the kernels (default: unchanged)."""
@@ -70,14 +100,119 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
     # -- the shared machinery ---------------------------------------------------------------
     def _physics_kernel(
         self, fields: Fields, action: torch.Tensor, params: P, time: torch.Tensor
-    ) -> tuple[Fields, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> KernelOut:
+        """Transition, time limit and observation: a pure function of its tensor arguments."""
         nxt, reward, terminated = self._transition(fields, action, params)
-        time = time + 1
+        time = time + self._one
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
-            truncated = time >= self.max_episode_steps
+            truncated = time >= self._time_limit()
         return nxt, time, reward.to(torch.float32), terminated, truncated, self._observe(nxt)
+
+    def _time_limit(self) -> torch.Tensor:
+        # Cached as a 0-dim tensor (see _one), rebuilt if max_episode_steps was reassigned.
+        limit = self.max_episode_steps
+        cached = getattr(self, "_limit_cache", None)
+        if cached is None or cached[0] != limit:
+            cached = (limit, torch.tensor(limit, dtype=torch.int32, device=self.device))
+            self._limit_cache = cached
+        return cached[1]
+
+    def _flat_physics(self, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``_physics_kernel`` over flat tensors ``(*fields, action, time, *params)``.
+
+        What ``compile=True`` fuses off the CPU, where resets then land by ``torch.where``.
+        """
+        f = len(self.state_fields)
+        fields, action, time = flat[:f], flat[f], flat[f + 1]
+        nxt, time, reward, terminated, truncated, obs = self._physics_kernel(
+            fields, action, self._rebuild_params(flat[f + 2 :]), time
+        )
+        return (*nxt, time, reward, terminated, truncated, obs)
+
+    def _flat_step(self, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A whole CPU step, resets included, over ``(*fields, action, time, pool, cursor, *params)``.
+
+        What ``compile=True`` fuses on the CPU. The copies that end take the pool's next unused
+        columns in copy order, exactly as :func:`autoreset.restart_stacked` hands them out, but
+        by arithmetic instead of by host indexing: the ``k``-th copy to end (its rank, a cumsum
+        of ``done``) takes column ``cursor + k``. The pool holds at least ``B`` unused columns
+        (``ensure_pool`` runs first), so every column read is in range.
+        """
+        f = len(self.state_fields)
+        fields, action, time, pool, cursor = flat[:f], *flat[f : f + 4]
+        nxt, time, reward, terminated, truncated, final_obs = self._physics_kernel(
+            fields, action, self._rebuild_params(flat[f + 4 :]), time
+        )
+        done = terminated | truncated
+        rank = torch.cumsum(done, 0) - 1
+        # Copies that do not end read some column too (where discards it): clamp it into range.
+        initial = pool[:, cursor + rank.clamp(min=0)]
+        fields = tuple(torch.where(done, initial[i], x) for i, x in enumerate(nxt))
+        time = torch.where(done, torch.zeros_like(time), time)
+        obs = self._observe(fields)
+        return (*fields, time, reward, terminated, truncated, final_obs, obs, cursor + done.sum())
+
+    def _rebuild_params(self, values: tuple[torch.Tensor, ...]) -> P:
+        return self._params_type(**dict(zip(self._param_names, values, strict=True)))
+
+    def _param_tensors(self, params: P) -> tuple[tuple[torch.Tensor, ...], Any]:
+        """``params``' tensors in field order, and their :func:`signature`.
+
+        Both are kept while the same params object comes back (the usual case). The object is
+        held, so its id cannot be reused; a frozen dataclass cannot swap its tensors, and in-place
+        writes change values, not the dtypes/shapes/strides the compiled code is specialised to.
+        The values themselves are read by every call.
+        """
+        if params is not self._last_params:
+            if type(params) is not getattr(self, "_params_type", None):
+                self._bind_params_type(params)
+            values = tuple([getattr(params, name) for name in self._param_names])
+            self._last_params, self._param_values = params, values
+            self._param_signature = signature(values)
+        return self._param_values, self._param_signature
+
+    def _compiled_physics(
+        self, fields: Fields, action: torch.Tensor, params: P, time: torch.Tensor
+    ) -> KernelOut:
+        values, params_signature = self._param_tensors(params)
+        head = (*fields, action, time)
+        # The kernel bakes in the time limit, so it is part of the key.
+        key = ("physics", self.max_episode_steps, params_signature, signature(head))
+        out = self._kernel.call(head + values, key)
+        f = len(fields)
+        return tuple(out[:f]), out[f], out[f + 1], out[f + 2], out[f + 3], out[f + 4]
+
+    def _compiled_step(
+        self,
+        fields: Fields,
+        action: torch.Tensor,
+        params: P,
+        time: torch.Tensor,
+        pool: autoreset.ResetPool,
+    ) -> Step[S]:
+        values, params_signature = self._param_tensors(params)
+        head = (*fields, action, time, pool.values)
+        cursor = torch.full((), pool.cursor, dtype=torch.int64)
+        key = ("step", self.max_episode_steps, params_signature, signature(head))
+        out = self._step_kernel.call((*head, cursor, *values), key)
+        f = len(fields)
+        time, reward, terminated, truncated, final_obs, obs, cursor = out[f:]
+        # One host read of a CPU scalar (no device involved): the pool's cursor is a Python int.
+        pool = autoreset.ResetPool(pool.values, int(cursor))
+        state = self._make_state(tuple(out[:f]), time, pool)
+        return Step(obs, state, reward, terminated, truncated, final_obs)
+
+    def _bind_params_type(self, params: P) -> None:
+        names = [f.name for f in dataclasses.fields(params)]  # type: ignore[arg-type]
+        others = [n for n in names if not isinstance(getattr(params, n), torch.Tensor)]
+        if others:
+            raise TypeError(
+                f"compile=True needs params whose fields are all tensors; "
+                f"{type(params).__name__} has {others}"
+            )
+        self._params_type, self._param_names = type(params), tuple(names)
 
     def _make_state(self, fields: Fields, time: torch.Tensor, pool: autoreset.ResetPool) -> S:
         return self.state_cls(*fields, time=time, pool=pool)
@@ -87,23 +222,36 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         self.check_params(params)
         b = _first_dim(params)
         init = self._sample_initial(b, generator)
-        fields = tuple(init[i] for i in range(init.shape[0]))
+        fields = tuple(init.unbind(0))
         time = torch.zeros(b, dtype=torch.int32, device=self.device)
         pool = autoreset.new_pool(self._sample_initial, b, generator)
         return self._observe(fields), self._make_state(fields, time, pool)
 
     def step(self, state: S, action: torch.Tensor, params: P, generator: torch.Generator) -> Step[S]:
         """Advance all copies; where an episode ends, start the next one in the same call."""
-        fields = tuple(getattr(state, name) for name in self.state_fields)
+        fields = tuple([getattr(state, name) for name in self.state_fields])
+        # A shape check on Python ints (no host sync): a [B, 1] action would otherwise broadcast
+        # against [B] fields into a silent [B, B] result.
+        b = fields[0].shape[0]
+        expected = (b, *self.action_space.shape)
+        if action.shape != expected:
+            raise ValueError(f"action has shape {tuple(action.shape)}; expected {expected}")
         action = self._prepare_action(action)
-        nxt, time, reward, terminated, truncated, final_obs = self._physics(
-            fields, action, params, state.time  # type: ignore[attr-defined]
+        old_time = state.time  # type: ignore[attr-defined]
+        pool = autoreset.ensure_pool(
+            state.pool, b, self._sample_initial, generator  # type: ignore[attr-defined]
         )
-        # apply_resets may write in place on CPU: never into the previous state's tensors.
-        nxt = tuple(n.clone() if any(n is f for f in fields) else n for n in nxt)
-        nxt, time, pool, any_reset = autoreset.apply_resets(
-            nxt, time, terminated | truncated, state.pool,  # type: ignore[attr-defined]
-            self._sample_initial, generator,
+        if self.compiled and autoreset.uses_pool(self.device):
+            return self._compiled_step(fields, action, params, old_time, pool)
+        nxt, time, reward, terminated, truncated, final_obs = self._physics(
+            fields, action, params, old_time
+        )
+        if time is old_time:  # the CPU reset writes counters in place: never the previous state's
+            time = time.clone()
+        # restart_stacked never writes into nxt, so final_obs stays the pre-reset observation even
+        # where it shares memory with nxt.
+        nxt, time, pool, any_reset = autoreset.restart_stacked(
+            nxt, time, terminated | truncated, pool, self._sample_initial, generator
         )
         obs = self._observe(nxt) if any_reset else final_obs
         return Step(obs, self._make_state(nxt, time, pool), reward, terminated, truncated, final_obs)

@@ -73,7 +73,9 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, config: PPOConfig):
         super().__init__()
-        obs_dim = flat_dim(obs_space.shape)
+        # Discrete observations (tabular state indices) enter the networks one-hot.
+        self.obs_classes = obs_space.n if isinstance(obs_space, spaces.Discrete) else None
+        obs_dim = self.obs_classes or flat_dim(obs_space.shape)
         self.discrete = isinstance(action_space, spaces.Discrete)
         out_dim = action_space.n if isinstance(action_space, spaces.Discrete) else flat_dim(action_space.shape)
         self.action_shape = action_space.shape
@@ -82,13 +84,19 @@ class ActorCritic(nn.Module):
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out_dim,), float(config.init_log_std)))
 
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """Network input ``[N, in_dim]`` for a batch of observations."""
+        if self.obs_classes is not None:
+            return nn.functional.one_hot(obs.long(), self.obs_classes).float()
+        return obs.reshape(obs.shape[0], -1).float()
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs), ``[N]``."""
-        return self.critic(obs.reshape(obs.shape[0], -1).float()).squeeze(-1)
+        return self.critic(self.features(obs)).squeeze(-1)
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """The policy's action distribution at ``obs``."""
-        out = self.actor(obs.reshape(obs.shape[0], -1).float())
+        out = self.actor(self.features(obs))
         if self.discrete:
             return torch.distributions.Categorical(logits=out)
         return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))

@@ -1,0 +1,185 @@
+"""Wall-clock time to solve, rlsuite's learners against stable-baselines3's, side by side.
+
+PPO on CartPole: time until a greedy evaluation reaches a mean return of 475. Ours runs 64
+batched CartPoles on the engine; SB3 runs its defaults (8 x DummyVecEnv of gymnasium's
+CartPole-v1), both with 64x64 tanh actor and critic. Both are evaluated greedily after every
+rollout (ours: 64 parallel episodes; SB3: 10 episodes, its EvalCallback default); evaluation time
+is reported separately. One intra-op thread for both (performance notes: two threads on this
+shared machine are 10-100x slower).
+
+    .venv/bin/python scripts/benchmark_learners.py [--seeds 0 1 2] [--cap 240]
+
+Writes results/learners.md, results/learners.json and results/learners_ppo_cartpole.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+THRESHOLD = 475.0
+
+
+def ours_ppo(seed: int, cap_s: float) -> dict:
+    """Train rlsuite's PPO until a greedy eval over 64 episodes reaches the threshold."""
+    import rlsuite.envs as envs
+    from rlsuite.engine.evaluate import evaluate
+    from rlsuite.learners.ppo import PPO, PPOConfig
+    from rlsuite.training import TrainingHooks
+
+    env = envs.make("cartpole")
+    eval_params = env.default_params(64)
+    agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
+    curve: list[tuple[int, float, float]] = []
+    clock = {"start": time.perf_counter(), "eval": 0.0}
+
+    class Stop(Exception):
+        pass
+
+    class EvalHook(TrainingHooks):
+        def on_iteration(self, agent, step, metrics):
+            tic = time.perf_counter()
+            score = float(evaluate(lambda o: agent.act(o, deterministic=True), env, eval_params, 1,
+                                   env.make_generator(10_000 + step)).mean_return.mean())
+            clock["eval"] += time.perf_counter() - tic
+            wall = time.perf_counter() - clock["start"]
+            curve.append((step, wall, score))
+            if score >= THRESHOLD or wall > cap_s:
+                raise Stop
+
+    try:
+        agent.learn(2_000_000, EvalHook())
+    except Stop:
+        pass
+    return _summary(curve, clock["eval"])
+
+
+def sb3_ppo(seed: int, cap_s: float) -> dict:
+    """SB3 PPO with its default hyperparameters, evaluated after every rollout."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    eval_env = gym.make("CartPole-v1")
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+    curve: list[tuple[int, float, float]] = []
+    clock = {"start": time.perf_counter(), "eval": 0.0}
+
+    class EvalEveryRollout(BaseCallback):
+        def _on_step(self) -> bool:
+            return not getattr(self.model, "_stop", False)  # False stops SB3's learn()
+
+        def _on_rollout_end(self) -> None:
+            tic = time.perf_counter()
+            mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=10, deterministic=True)
+            clock["eval"] += time.perf_counter() - tic
+            wall = time.perf_counter() - clock["start"]
+            curve.append((self.num_timesteps, wall, float(mean)))
+            if mean >= THRESHOLD or wall > cap_s:
+                self.model._stop = True
+
+    model.learn(2_000_000, callback=EvalEveryRollout())
+    return _summary(curve, clock["eval"])
+
+
+def _summary(curve: list[tuple[int, float, float]], eval_s: float) -> dict:
+    solved = [c for c in curve if c[2] >= THRESHOLD]
+    first = solved[0] if solved else None
+    return {
+        "solved": first is not None,
+        "steps": first[0] if first else None,
+        "wall_s": first[1] if first else None,
+        "wall_excl_eval_s": (first[1] - eval_s) if first else None,
+        "curve": curve,
+    }
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r["solved"]]
+    return statistics.median(values) if len(values) == len(runs) else None
+
+
+def _plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, color in (("rlsuite PPO", "tab:blue"), ("SB3 PPO", "tab:orange")):
+        for i, run in enumerate(results[name]):
+            steps, wall, score = zip(*run["curve"])
+            label = name if i == 0 else None
+            axes[0].plot(wall, score, color=color, alpha=0.8, label=label)
+            axes[1].plot(steps, score, color=color, alpha=0.8, label=label)
+    for ax, xlabel in zip(axes, ("wall-clock seconds (incl. eval)", "env steps")):
+        ax.axhline(THRESHOLD, color="grey", ls="--", lw=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("greedy eval return")
+        ax.legend()
+    axes[0].set_xscale("log")
+    fig.suptitle("PPO on CartPole: rlsuite (64 batched envs) vs SB3 defaults, 1 thread")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cap", type=float, default=240.0, help="seconds per run before giving up")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = {"rlsuite PPO": [], "SB3 PPO": []}
+    for seed in args.seeds:  # interleaved, so both see the same machine load
+        results["rlsuite PPO"].append(ours_ppo(seed, args.cap))
+        results["SB3 PPO"].append(sb3_ppo(seed, args.cap))
+        print(seed, {k: {kk: v[-1][kk] for kk in ("steps", "wall_s", "wall_excl_eval_s")}
+                     for k, v in results.items()}, flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "learners.json").write_text(json.dumps(results, indent=1))
+    _plot(results, RESULTS / "learners_ppo_cartpole.png")
+    rows = []
+    for name, runs in results.items():
+        per_seed = ", ".join(f"{r['wall_s']:.1f}" if r["solved"] else "not solved" for r in runs)
+        med = _median(runs, "wall_s")
+        med_x = _median(runs, "wall_excl_eval_s")
+        med_steps = _median(runs, "steps")
+        rows.append(f"| {name} | {per_seed} | {med:.1f} | {med_x:.1f} | {med_steps:,.0f} |"
+                    if med is not None else f"| {name} | {per_seed} | - | - | - |")
+    ours, sb3 = _median(results["rlsuite PPO"], "wall_s"), _median(results["SB3 PPO"], "wall_s")
+    ratio = f"{sb3 / ours:.1f}x" if ours and sb3 else "n/a"
+    text = f"""# Learners against stable-baselines3
+
+Command: `.venv/bin/python scripts/benchmark_learners.py --seeds {' '.join(map(str, args.seeds))}`
+Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 intra-op thread,
+shared 2-core VM (other processes may have used the second core).
+
+## PPO on CartPole, wall-clock to a greedy evaluation return >= {THRESHOLD:.0f}
+
+| learner | wall s per seed (incl. eval) | median wall s | median wall s excl. eval | median env steps |
+| --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+Median speed-up of rlsuite's PPO over SB3's (wall-clock incl. eval): **{ratio}**.
+
+rlsuite: 64 batched CartPoles, T=128, 4 epochs x 4 minibatches, lr 1e-3 annealed, 64x64 tanh
+actor and critic; greedy eval of 64 parallel episodes after every iteration. SB3: `PPO("MlpPolicy")`
+defaults (8 envs, n_steps 2048, batch 64, 10 epochs, lr 3e-4, 64x64 tanh); greedy eval of 10
+episodes after every rollout. Curves: `learners_ppo_cartpole.png`.
+"""
+    (RESULTS / "learners.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
