@@ -27,9 +27,16 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 
 def save(path: str | Path, agent_state: dict[str, Any], config: dict[str, Any]) -> Path:
     """Write ``{agent, config, format}`` to ``path`` atomically (temp file + fsync + rename)."""
+    return atomic_save(path, {"format": FORMAT_VERSION, "agent": agent_state, "config": config})
+
+
+def atomic_save(path: str | Path, payload: Any) -> Path:
+    """``torch.save`` ``payload`` to ``path`` atomically: a crash leaves the old file or the new.
+
+    Shared by checkpoints and :class:`rlsuite.learners.buffers.OfflineDataset`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT_VERSION, "agent": agent_state, "config": config}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from rlsuite.learners.ppo import PPOConfig
+from rlsuite.learners.qrdqn import QRDQNConfig
 from rlsuite.learners.sac import SACConfig
 
 
@@ -136,6 +137,7 @@ ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
 AGENT_SCHEMAS: dict[str, type] = {
     "ppo_schema": PPOConfig,
     "sac_schema": SACConfig,
+    "qrdqn_schema": QRDQNConfig,
 }
 
 

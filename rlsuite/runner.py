@@ -19,6 +19,7 @@ import rlsuite.envs as envs
 from rlsuite import agents, checkpoint
 from rlsuite.core import params as params_lib
 from rlsuite.core.env import BatchedEnv
+from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
@@ -113,8 +114,7 @@ def run(cfg: DictConfig) -> float:
     if cfg.resume:
         cfg, payload = _resume_config(cfg)
     device = resolve_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(int(cfg.threads))
+    configure_threads(int(cfg.threads), device)
     run_dir = Path(cfg.run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)

@@ -118,11 +118,11 @@ def _plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, color in (("rlsuite PPO", "tab:blue"), ("SB3 PPO", "tab:orange")):
         for i, run in enumerate(results[name]):
-            steps, wall, score = zip(*run["curve"])
+            steps, wall, score = zip(*run["curve"], strict=False)
             label = name if i == 0 else None
             axes[0].plot(wall, score, color=color, alpha=0.8, label=label)
             axes[1].plot(steps, score, color=color, alpha=0.8, label=label)
-    for ax, xlabel in zip(axes, ("wall-clock seconds (incl. eval)", "env steps")):
+    for ax, xlabel in zip(axes, ("wall-clock seconds (incl. eval)", "env steps"), strict=False):
         ax.axhline(THRESHOLD, color="grey", ls="--", lw=1)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("greedy eval return")

@@ -28,7 +28,19 @@ def _ppo() -> AgentSpec:
     return AgentSpec(PPOConfig, lambda cfg, env, params, seed: PPO(cfg, env, params, seed))
 
 
-_BUILDERS: dict[str, Callable[[], AgentSpec]] = {"ppo": _ppo}
+def _sac() -> AgentSpec:
+    from rlsuite.learners.sac import SAC, SACConfig
+
+    return AgentSpec(SACConfig, lambda cfg, env, params, seed: SAC(cfg, env, params, seed))
+
+
+def _qrdqn() -> AgentSpec:
+    from rlsuite.learners.qrdqn import QRDQN, QRDQNConfig
+
+    return AgentSpec(QRDQNConfig, lambda cfg, env, params, seed: QRDQN(cfg, env, params, seed))
+
+
+_BUILDERS: dict[str, Callable[[], AgentSpec]] = {"ppo": _ppo, "sac": _sac, "qrdqn": _qrdqn}
 
 
 def get(name: str) -> AgentSpec:

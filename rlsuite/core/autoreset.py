@@ -4,10 +4,13 @@ Two facts from the performance notes (``shared/notes/performance.md``, B3 and C)
 
 * On CPU, drawing fresh initial states for all ``B`` copies every step costs more than the physics
   (the CPU generator makes ~4.5 ns per float), although only a few percent of copies reset. So on
-  CPU the initial states come from a pre-drawn :class:`ResetPool`, consumed in order (each reset
-  takes the next unused column; nothing else is consumed) and refilled when spent: the initial
-  states stay i.i.d. draws from the generator. The resets are written with ``nonzero`` +
-  ``index_put_``, which on CPU touches only the copies that reset and costs nothing on a step
+  CPU the initial states come from a pre-drawn :class:`ResetPool`, consumed in order (the ending
+  copies take the next unused columns, in copy order; nothing else is consumed) and refilled at
+  the start of a step that could run out (:func:`ensure_pool`): the initial states stay i.i.d.
+  draws from the generator. The copies that reset are found and written on the host, through
+  numpy views of the CPU tensors (zero-copy, no device involved): numpy's ``nonzero`` and fancy
+  assignment cost ~1 us per call against ~2-5 us for torch's ``nonzero`` / ``index_put_``, and at
+  B = 16384 numpy's ``nonzero`` takes ~7 us against torch's ~30 us. Nothing is written on a step
   where no episode ends.
 * On CUDA, ``nonzero`` and boolean indexing synchronise with the host and cannot be captured in a
   graph, while drawing is nearly free. There every copy gets a fresh draw and resets land with
@@ -19,13 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 SampleFn = Callable[[int, torch.Generator], torch.Tensor]
 """``sample(n, generator) -> [F, n]``: ``n`` i.i.d. initial states, one row per state field."""
 
 POOL_STEPS = 4
-"""A refilled pool holds enough initial states for this many all-copies-reset steps."""
+"""A refilled pool holds ``POOL_STEPS * B`` initial states; it is refilled at the start of a step
+that finds fewer than ``B`` unused ones (:func:`ensure_pool`), so it lasts at least
+``POOL_STEPS - 1`` steps in which every copy resets."""
 MIN_POOL = 1024
 
 
@@ -52,11 +58,47 @@ def new_pool(sample: SampleFn, batch_size: int, generator: torch.Generator) -> R
     return ResetPool(sample(max(MIN_POOL, POOL_STEPS * batch_size), generator), 0)
 
 
+def ensure_pool(
+    pool: ResetPool, batch_size: int, sample: SampleFn, generator: torch.Generator
+) -> ResetPool:
+    """``pool``, or a new full one if fewer than ``batch_size`` unused columns are left.
+
+    Called at the start of every step, before anything else draws: a step can then never run out
+    (at most every copy resets), and when the generator is used for refills does not depend on how
+    the step applies its resets (by host index or fused, see ``core/classic.py``).
+    """
+    if pool.values.shape[1] - pool.cursor >= batch_size or not uses_pool(generator.device):
+        return pool
+    return new_pool(sample, batch_size, generator)
+
+
 def select(done: torch.Tensor, reset: torch.Tensor, stepped: torch.Tensor) -> torch.Tensor:
     """``reset`` where ``done`` else ``stepped``; ``done`` is ``[B]`` and broadcasts over events."""
     while done.dim() < stepped.dim():
         done = done.unsqueeze(-1)
     return torch.where(done, reset, stepped)
+
+
+def reset_indices(done: torch.Tensor) -> np.ndarray:
+    """Indices of the copies where ``done`` (a CPU bool ``[B]``), found on the host without a copy.
+
+    CPU only: the CPU pool path is the one place where a step may index by data (see the module
+    docstring); on CUDA use :func:`select`.
+    """
+    return done.numpy().nonzero()[0]
+
+
+def _take(
+    pool: ResetPool, n: int, sample: SampleFn, batch_size: int, generator: torch.Generator
+) -> tuple[slice, ResetPool]:
+    """Columns of ``pool`` with the next ``n`` initial states (refilled first if too few left)."""
+    if pool.cursor + n > pool.values.shape[1]:
+        pool = new_pool(sample, batch_size, generator)
+    return slice(pool.cursor, pool.cursor + n), pool
+
+
+def _consume(pool: ResetPool, columns: slice) -> ResetPool:
+    return ResetPool(pool.values, columns.stop)
 
 
 def apply_resets(
@@ -72,7 +114,7 @@ def apply_resets(
     Args:
         fields: state fields after the transition, each ``[B]``. On CPU they are updated in place,
             so they must be fresh tensors (not the previous state's).
-        time: ``[B]`` step counters after the transition.
+        time: ``[B]`` step counters after the transition (updated in place on CPU, like fields).
         done: ``[B]`` bool, the copies to reset.
 
     Returns:
@@ -83,14 +125,63 @@ def apply_resets(
         reset = sample(done.shape[0], generator)
         fields = tuple(torch.where(done, reset[i], f) for i, f in enumerate(fields))
         return fields, torch.where(done, torch.zeros_like(time), time), pool, True
-    index = done.nonzero().squeeze(1)
-    n = index.numel()
-    if n == 0:
+    index = reset_indices(done)
+    if index.size == 0:
         return fields, time, pool, False
-    if pool.cursor + n > pool.values.shape[1]:
-        pool = new_pool(sample, done.shape[0], generator)
-    values = pool.values[:, pool.cursor : pool.cursor + n]
+    columns, pool = _take(pool, index.size, sample, done.shape[0], generator)
     for i, field in enumerate(fields):
-        field.index_put_((index,), values[i])
-    time.index_fill_(0, index, 0)
-    return fields, time, ResetPool(pool.values, pool.cursor + n), True
+        _write(field, index, pool.values[i], columns)
+    time.numpy()[index] = 0
+    return fields, time, _consume(pool, columns), True
+
+
+def restart_stacked(
+    fields: tuple[torch.Tensor, ...],
+    time: torch.Tensor,
+    done: torch.Tensor,
+    pool: ResetPool,
+    sample: SampleFn,
+    generator: torch.Generator,
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, ResetPool, bool]:
+    """Like :func:`apply_resets`, but never writes into ``fields``: safe for any input tensors.
+
+    Where some copy resets, the fields are copied into one fresh ``[F, B]`` block (one ``stack``),
+    the initial states land in it, and its rows are returned; the tensors passed in (which may be
+    views of the final observation, or the previous state's) are left as they were. ``time`` is
+    still written in place on CPU and must be a fresh tensor. Where nothing resets (known on CPU
+    without a sync), ``fields`` come back unchanged and ``any_reset`` is False.
+    """
+    if not done.is_cpu:
+        return (*restart_by_select(fields, time, done, sample, generator), pool, True)
+    index = reset_indices(done)
+    if index.size == 0:
+        return fields, time, pool, False
+    columns, pool = _take(pool, index.size, sample, done.shape[0], generator)
+    block = torch.stack(fields)
+    _write(block, index, pool.values, columns)
+    time.numpy()[index] = 0
+    return tuple(block.unbind(0)), time, _consume(pool, columns), True
+
+
+def restart_by_select(
+    fields: tuple[torch.Tensor, ...],
+    time: torch.Tensor,
+    done: torch.Tensor,
+    sample: SampleFn,
+    generator: torch.Generator,
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Resets without a host sync (the CUDA path): a fresh draw for every copy, kept where done."""
+    # One where over the [F, B] block: done [B] broadcasts over the rows.
+    block = torch.where(done, sample(done.shape[0], generator), torch.stack(fields))
+    return tuple(block.unbind(0)), torch.where(done, 0, time)
+
+
+def _write(target: torch.Tensor, index: np.ndarray, source: torch.Tensor, columns: slice) -> None:
+    """``target[..., index] = source[..., columns]`` on CPU, through numpy views (~1 us a call).
+
+    Where autograd must see the write (``target`` requires grad), torch's ``index_copy_`` does it.
+    """
+    if target.requires_grad:
+        target.index_copy_(target.dim() - 1, torch.from_numpy(index), source[..., columns])
+    else:
+        target.numpy()[..., index] = source.numpy()[..., columns]

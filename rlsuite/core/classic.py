@@ -8,15 +8,24 @@ autoreset (:mod:`rlsuite.core.autoreset`), a pure physics kernel that can be fus
 A subclass declares ``state_cls`` (a dataclass whose fields are the float fields named in
 ``state_fields``, then ``time`` and ``pool``) and implements ``_sample_initial``, ``_transition``
 and ``_observe`` (and optionally ``_prepare_action``). ``_physics_kernel`` (transition, time limit,
-observation) is the unit that ``compile=True`` fuses; it may be overridden as long as it stays a
-pure function of its tensor arguments.
+observation) may be overridden as long as it stays a pure function of its tensor arguments:
+``compile=True`` traces it.
 
-Where the time goes in a step, and why it is written this way (``shared/notes/performance.md``):
-on CPU an eager op costs ~2-4 us of dispatch whatever its size, so below a few thousand copies a
-step costs its op count; the step therefore spends no op it does not need (resets are found and
-written on the host by numpy, see :mod:`rlsuite.core.autoreset`, and cost nothing on a step where
-no episode ends). Above that, each op streams ``B`` elements, so elementwise float arithmetic is
-preferred to comparisons and selects (~4x slower per element on this CPU).
+Three ways a step runs:
+
+* eager (default): ``_physics_kernel`` op by op, then :func:`autoreset.restart_stacked` (on CPU,
+  resets found and written on the host, nothing done on a step where no episode ends; elsewhere
+  ``torch.where`` with fresh draws);
+* ``compile=True`` on CPU: the whole step, resets included, as one TorchInductor graph
+  (:meth:`ClassicControlEnv._flat_step`), called through :class:`CompiledKernel`;
+* ``compile=True`` elsewhere: ``_physics_kernel`` fused, resets by ``torch.where`` outside it.
+
+All three consume the reset pool identically (same copies restart from the same columns).
+
+Why it is written this way (``shared/notes/performance.md``, B3): on CPU an eager op costs ~2-4 us
+of dispatch whatever its size, so below a few thousand copies a step costs its op count, and the
+step spends no op it does not need. Above that, each op streams ``B`` elements, and elementwise
+float arithmetic is preferred to comparisons and selects (~4x slower per element on this CPU).
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from rlsuite.core.env import BatchedEnv, Step
 S = TypeVar("S")
 P = TypeVar("P")
 Fields = tuple[torch.Tensor, ...]
+SMALL_BATCH = 64
+"""Up to this batch size the fused CPU step counts resets with a masked sum instead of cumsum."""
 KernelOut = tuple[Fields, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 """``(next fields, time, reward, terminated, truncated, observation of the next fields)``."""
 
@@ -45,8 +56,8 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         device: where state, params and observations live.
         max_episode_steps: time limit (``None``: none); ``truncated`` is set when it is reached.
         dtype: float dtype of the state fields.
-        compile: fuse ``_physics_kernel`` with TorchInductor (:class:`CompiledKernel`); each new
-            batch size (or dtype) compiles once, ~1-3 s on CPU with a cold cache.
+        compile: fuse the step with TorchInductor (see the module docstring); each new batch size
+            or dtype compiles once, ~1-3 s on CPU (longer with a cold inductor cache).
     """
 
     state_cls: type
@@ -66,11 +77,16 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         # Scalars as 0-dim tensors: an op with a Python scalar pays ~2 us to wrap it, every step.
         self._one = torch.ones((), dtype=torch.int32, device=self.device)
         self._physics = self._physics_kernel
+        # On CPU, compile=True fuses the whole step (_flat_step); elsewhere the physics
+        # (_flat_physics), with resets by torch.where outside it.
+        self._fused_step = compile and autoreset.uses_pool(self.device)
         if compile:
-            # On CPU the whole step is fused (_flat_step); elsewhere the physics (_flat_physics),
-            # with resets by torch.where outside it.
             self._kernel = CompiledKernel(self._flat_physics)
             self._step_kernel = CompiledKernel(self._flat_step)
+            # Above SMALL_BATCH the fused step calls ATen's cumsum; inductor's C++ wrapper makes
+            # that call and the output allocations from C++ (measured: ~20 us less per step; it
+            # compiles slower, ~4 s with a cold cache).
+            self._large_step_kernel = CompiledKernel(self._flat_step, {"cpp_wrapper": True})
             self._last_params: Any = None
             self._physics = self._compiled_physics
 
@@ -89,8 +105,8 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
     def _observe(self, fields: Fields) -> torch.Tensor:
         """Observation ``[B, obs_dim]`` (float32) of the given state fields.
 
-        Must return new memory, never a view of a field: on CPU, resets are written into the
-        fields in place after ``final_obs`` has been observed (``autoreset.apply_resets``).
+        It may share memory with the fields: resets never write into the fields it observed
+        (:func:`autoreset.restart_stacked` copies them first).
         """
 
     def _prepare_action(self, action: torch.Tensor) -> torch.Tensor:
@@ -108,7 +124,9 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
             truncated = torch.zeros_like(terminated)
         else:
             truncated = time >= self._time_limit()
-        return nxt, time, reward.to(torch.float32), terminated, truncated, self._observe(nxt)
+        if reward.dtype != torch.float32:  # a no-op .to() still costs a dispatch (~1-2 us)
+            reward = reward.to(torch.float32)
+        return nxt, time, reward, terminated, truncated, self._observe(nxt)
 
     def _time_limit(self) -> torch.Tensor:
         # Cached as a 0-dim tensor (see _one), rebuilt if max_episode_steps was reassigned.
@@ -132,27 +150,39 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         return (*nxt, time, reward, terminated, truncated, obs)
 
     def _flat_step(self, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """A whole CPU step, resets included, over ``(*fields, action, time, pool, cursor, *params)``.
+        """A whole CPU step, resets included: what ``compile=True`` fuses on the CPU.
 
-        What ``compile=True`` fuses on the CPU. The copies that end take the pool's next unused
-        columns in copy order, exactly as :func:`autoreset.restart_stacked` hands them out, but
-        by arithmetic instead of by host indexing: the ``k``-th copy to end (its rank, a cumsum
-        of ``done``) takes column ``cursor + k``. The pool holds at least ``B`` unused columns
-        (``ensure_pool`` runs first), so every column read is in range.
+        ``flat`` is ``(*fields, action, time, pool values, cursor, *params)``. The copies that end
+        take the pool's next unused columns in copy order, exactly as
+        :func:`autoreset.restart_stacked` hands them out, but by arithmetic instead of by host
+        indexing: the ``k``-th copy to end (``k`` from a cumsum of ``done``) takes column
+        ``cursor + k``. The pool holds at least ``B`` unused columns (``ensure_pool`` ran first).
         """
         f = len(self.state_fields)
         fields, action, time, pool, cursor = flat[:f], *flat[f : f + 4]
         nxt, time, reward, terminated, truncated, final_obs = self._physics_kernel(
             fields, action, self._rebuild_params(flat[f + 4 :]), time
         )
-        done = terminated | truncated
-        rank = torch.cumsum(done, 0) - 1
-        # Copies that do not end read some column too (where discards it): clamp it into range.
-        initial = pool[:, cursor + rank.clamp(min=0)]
+        ended = (terminated | truncated).to(torch.int32)
+        b = ended.shape[0]
+        if b <= SMALL_BATCH:
+            # cumsum as a masked row sum: inductor fuses it into the step (a cumsum is a call out
+            # of the fused code into ATen, which costs more than these b * b adds).
+            lower = torch.ones(b, b, dtype=torch.int32, device=ended.device).tril()
+            count = (lower * ended).sum(1, dtype=torch.int32)
+        else:
+            count = torch.cumsum(ended, 0, dtype=torch.int32)  # copies in 0..i that ended
+        before = torch.nn.functional.pad(count[:-1], (1, 0))  # copies in 0..i-1 that ended
+        # done is read back from count rather than kept from the physics: cumsum is a separate
+        # kernel, and a bool crossing into the loop after it is stored through inductor's slow
+        # bool path. before <= B - 1 where a copy does not end, so every column is in range.
+        done = count != before
+        initial = pool[:, cursor + before]
         fields = tuple(torch.where(done, initial[i], x) for i, x in enumerate(nxt))
         time = torch.where(done, torch.zeros_like(time), time)
         obs = self._observe(fields)
-        return (*fields, time, reward, terminated, truncated, final_obs, obs, cursor + done.sum())
+        cursor = cursor + count[-1:].sum()
+        return (*fields, time, reward, terminated, truncated, final_obs, obs, cursor)
 
     def _rebuild_params(self, values: tuple[torch.Tensor, ...]) -> P:
         return self._params_type(**dict(zip(self._param_names, values, strict=True)))
@@ -196,7 +226,8 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         head = (*fields, action, time, pool.values)
         cursor = torch.full((), pool.cursor, dtype=torch.int64)
         key = ("step", self.max_episode_steps, params_signature, signature(head))
-        out = self._step_kernel.call((*head, cursor, *values), key)
+        kernel = self._step_kernel if time.shape[0] <= SMALL_BATCH else self._large_step_kernel
+        out = kernel.call((*head, cursor, *values), key)
         f = len(fields)
         time, reward, terminated, truncated, final_obs, obs, cursor = out[f:]
         # One host read of a CPU scalar (no device involved): the pool's cursor is a Python int.
@@ -227,7 +258,9 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         pool = autoreset.new_pool(self._sample_initial, b, generator)
         return self._observe(fields), self._make_state(fields, time, pool)
 
-    def step(self, state: S, action: torch.Tensor, params: P, generator: torch.Generator) -> Step[S]:
+    def step(
+        self, state: S, action: torch.Tensor, params: P, generator: torch.Generator
+    ) -> Step[S]:
         """Advance all copies; where an episode ends, start the next one in the same call."""
         fields = tuple([getattr(state, name) for name in self.state_fields])
         # A shape check on Python ints (no host sync): a [B, 1] action would otherwise broadcast
@@ -241,7 +274,7 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         pool = autoreset.ensure_pool(
             state.pool, b, self._sample_initial, generator  # type: ignore[attr-defined]
         )
-        if self.compiled and autoreset.uses_pool(self.device):
+        if self._fused_step:
             return self._compiled_step(fields, action, params, old_time, pool)
         nxt, time, reward, terminated, truncated, final_obs = self._physics(
             fields, action, params, old_time
@@ -254,7 +287,8 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
             nxt, time, terminated | truncated, pool, self._sample_initial, generator
         )
         obs = self._observe(nxt) if any_reset else final_obs
-        return Step(obs, self._make_state(nxt, time, pool), reward, terminated, truncated, final_obs)
+        state = self._make_state(nxt, time, pool)
+        return Step(obs, state, reward, terminated, truncated, final_obs)
 
 
 def _first_dim(params: Any) -> int:

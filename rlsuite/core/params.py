@@ -91,7 +91,7 @@ def grid_params(base: P, box: Box, points: int | Mapping[str, int]) -> P:
     counts = [points if isinstance(points, int) else points[n] for n in names]
     axes = [
         torch.linspace(box[n][0], box[n][1], c, dtype=torch.float64).tolist()
-        for n, c in zip(names, counts)
+        for n, c in zip(names, counts, strict=False)
     ]
     combos = list(itertools.product(*axes))
     changes: dict[str, torch.Tensor] = {}

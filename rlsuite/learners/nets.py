@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 
@@ -23,7 +22,7 @@ def mlp(
     """
     layers: list[nn.Module] = []
     dims = [in_dim, *hidden]
-    for a, b in zip(dims[:-1], dims[1:]):
+    for a, b in zip(dims[:-1], dims[1:], strict=False):
         layers += [_init(nn.Linear(a, b), math.sqrt(2)), activation()]
     layers.append(_init(nn.Linear(dims[-1], out_dim), out_gain))
     return nn.Sequential(*layers)

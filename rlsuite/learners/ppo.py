@@ -77,7 +77,10 @@ class ActorCritic(nn.Module):
         self.obs_classes = obs_space.n if isinstance(obs_space, spaces.Discrete) else None
         obs_dim = self.obs_classes or flat_dim(obs_space.shape)
         self.discrete = isinstance(action_space, spaces.Discrete)
-        out_dim = action_space.n if isinstance(action_space, spaces.Discrete) else flat_dim(action_space.shape)
+        if isinstance(action_space, spaces.Discrete):
+            out_dim = action_space.n
+        else:
+            out_dim = flat_dim(action_space.shape)
         self.action_shape = action_space.shape
         self.actor = mlp(obs_dim, out_dim, config.hidden_sizes, out_gain=0.01)
         self.critic = mlp(obs_dim, 1, config.hidden_sizes, out_gain=1.0)
@@ -256,7 +259,8 @@ class PPO:
             metrics = {f"train/{k}": float(v) for k, v in stats.items()}
             if not all(torch.isfinite(torch.tensor(list(metrics.values())))):
                 raise TrainingDiverged(f"non-finite PPO loss at step {self.global_step}: {metrics}")
-            metrics["train/explained_variance"] = float(1 - (flat["return"] - values).var() / var_y) if var_y > 0 else float("nan")
+            explained = 1 - (flat["return"] - values).var() / var_y if var_y > 0 else float("nan")
+            metrics["train/explained_variance"] = float(explained)
             metrics["train/learning_rate"] = lr
             if self.recent_returns:
                 metrics["rollout/ep_rew_mean"] = sum(self.recent_returns) / len(self.recent_returns)

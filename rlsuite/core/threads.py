@@ -1,0 +1,47 @@
+"""How many CPU threads torch's ops use: one by default, for env stepping and small networks.
+
+Why one (``shared/notes/performance.md``, "Main overheads", item 1, measured on this project's
+2-vCPU machine while another process kept one core busy): an intra-op-parallel op runs an OpenMP
+team whose barrier waits for a thread the scheduler has parked, so two threads ran 10-100x
+*slower* than one (a CartPole step at B = 16384: 0.42 M vs 19 M env-steps/s; a tabular step:
+0.65 M vs 34 M; a 4 MB copy: 1 vs 127 GB/s; PPO: 958 vs 66 k env-steps/s). With one thread the
+rate stays within ~10% whatever the neighbours do. Batched env steps are elementwise and
+memory-light, so a second thread has little to win even on an idle machine. More threads pay off
+only for very large batches (B >~ 1M) or large matrix products, on cores nothing else uses:
+ask for them explicitly.
+
+Compiled CPU code is specialised to the thread count in effect when it compiles (a compiled env
+recompiles when the count changes), so set the count once, before stepping.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_threads(device: torch.device | str = "cpu") -> int | None:
+    """The intra-op thread count rlsuite uses on ``device`` unless told otherwise.
+
+    1 on CPU; ``None`` (leave torch's setting alone) where the work runs on an accelerator.
+    """
+    return 1 if torch.device(device).type == "cpu" else None
+
+
+def configure_threads(num_threads: int | None = None, device: torch.device | str = "cpu") -> int:
+    """Set torch's intra-op thread count and return the count in effect.
+
+    Args:
+        num_threads: threads to use; ``None`` means :func:`default_threads` (1 on CPU).
+        device: where the envs step; on an accelerator ``None`` leaves torch's count unchanged.
+
+    Raises:
+        ValueError: if ``num_threads`` is not a positive integer.
+    """
+    if num_threads is None:
+        num_threads = default_threads(device)
+        if num_threads is None:
+            return torch.get_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    torch.set_num_threads(num_threads)
+    return torch.get_num_threads()

@@ -1,0 +1,419 @@
+"""Soft actor-critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications",
+arXiv 1812.05905: twin Q critics, no V network, automatic temperature) on the batched engine.
+
+The maths are module-level functions that IWOCS and VGDF reuse: :func:`soft_q_target`,
+:func:`critic_loss`, :func:`actor_loss`, :func:`temperature_loss`, :func:`polyak_update`, and one
+full gradient step, :func:`sac_update`, over a :class:`SACNetworks`. The :class:`SAC` agent is the
+thin shell: each iteration steps ``B`` copies ``num_steps`` times into a device-resident
+:class:`~rlsuite.learners.buffers.ReplayBuffer`, then takes ``utd`` gradient steps per env step.
+Bootstrapping is cut by ``terminated`` only: a time-limit truncation bootstraps from the
+pre-reset final observation (``Rollout.next_obs``).
+
+Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
+``train/actor_loss``, ``train/critic_loss``, ``train/ent_coef``, ``train/ent_coef_loss``,
+``train/n_updates``; also ``train/q_mean`` and ``train/entropy`` (of the current policy).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rlsuite.core import spaces, tree
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine import rollout as engine
+from rlsuite.learners.buffers import ReplayBuffer, Transitions
+from rlsuite.learners.nets import flat_dim
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Clamp of the policy's log standard deviation (SB3's and the authors' softlearning values)."""
+
+
+@dataclass
+class SACConfig:
+    """SAC hyperparameters (defaults: SB3's and CleanRL's ``sac_continuous_action``)."""
+
+    name: str = "sac"
+    """Registry name of the agent."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (summed over copies)."""
+    learning_starts: int = 100
+    """Env steps of uniform random actions before the first gradient step (SB3: 100)."""
+    num_steps: int = 1
+    """Steps per env copy per iteration, collected before that iteration's gradient steps."""
+    utd: float = 1.0
+    """Update-to-data ratio: gradient steps per env step (summed over copies)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    learning_rate: float = 3e-4
+    """Adam step size of the actor, the critics and the temperature."""
+    alpha: float | None = None
+    """Fixed entropy coefficient; None tunes it to reach ``target_entropy`` (paper eq. 18)."""
+    init_alpha: float = 1.0
+    """Initial entropy coefficient when tuned."""
+    target_entropy: float | None = None
+    """Entropy target of the tuned temperature; None means -dim(A) (the paper's heuristic)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden widths of the actor and of each critic (ReLU)."""
+
+
+def mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
+    """ReLU MLP with PyTorch's default init (SB3's and CleanRL's SAC networks)."""
+    dims = [in_dim, *hidden]
+    layers: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
+
+
+def squashed_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log-density of ``tanh(u)`` when ``u ~ N(mean, exp(log_std))``, summed over action dims.
+
+    Change of variables (paper, appendix C): ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2)``,
+    with ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, exact and finite for large |u|.
+    The density is that of the action in ``[-1, 1]^d`` (as in SB3), so the entropy target
+    ``-dim(A)`` does not depend on the env's action bounds.
+    """
+    z = (u - mean) * torch.exp(-log_std)
+    gaussian = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return (gaussian - log_det).sum(-1)
+
+
+class SquashedGaussianActor(nn.Module):
+    """``a = bias + scale * tanh(u)`` with ``u ~ N(mu(s), sigma(s))``: a squashed Gaussian."""
+
+    def __init__(self, obs_dim: int, low: torch.Tensor, high: torch.Tensor, hidden: Sequence[int]):
+        super().__init__()
+        self.act_dim = low.numel()
+        self.net = mlp(obs_dim, 2 * self.act_dim, hidden)  # mean and log-std heads in one layer
+        self.register_buffer("scale", ((high - low) / 2).reshape(-1).float())
+        self.register_buffer("bias", ((high + low) / 2).reshape(-1).float())
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, log_std)`` of the pre-squash Gaussian, each ``[N, |A|]``."""
+        mean, log_std = self.net(obs.reshape(obs.shape[0], -1).float()).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(
+        self, obs: torch.Tensor, generator: torch.Generator, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized draw: ``(action in the Box [N, |A|], log_prob [N])``."""
+        mean, log_std = self(obs)
+        if deterministic:
+            u = mean
+        else:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+            u = mean + log_std.exp() * noise
+        return self.bias + self.scale * torch.tanh(u), squashed_log_prob(u, mean, log_std)
+
+
+class TwinQ(nn.Module):
+    """Two independent Q networks ``Q_i(s, a)`` on the concatenated observation and Box action."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        self.q1 = mlp(obs_dim + act_dim, 1, hidden)
+        self.q2 = mlp(obs_dim + act_dim, 1, hidden)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Q1, Q2)``, each ``[N]``."""
+        x = torch.cat([obs.reshape(obs.shape[0], -1).float(), action.reshape(len(action), -1)], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class SACNetworks(nn.Module):
+    """Actor, twin critics, their Polyak targets and ``log_alpha`` (fixed or learned)."""
+
+    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, config: SACConfig):
+        super().__init__()
+        if not isinstance(action_space, spaces.Box):
+            raise ValueError(f"SAC needs a Box action space, got {type(action_space).__name__}")
+        if not bool((torch.isfinite(action_space.low) & torch.isfinite(action_space.high)).all()):
+            raise ValueError("SAC squashes actions into the Box: its bounds must be finite, got "
+                             f"low={action_space.low.tolist()} high={action_space.high.tolist()}")
+        obs_dim, act_dim = flat_dim(obs_space.shape), flat_dim(action_space.shape)
+        self.actor = SquashedGaussianActor(obs_dim, action_space.low, action_space.high,
+                                           config.hidden_sizes)
+        self.critic = TwinQ(obs_dim, act_dim, config.hidden_sizes)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        init = config.init_alpha if config.alpha is None else config.alpha
+        learned = config.alpha is None
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(init)), requires_grad=learned)
+        self.target_entropy = (-float(act_dim) if config.target_entropy is None
+                               else float(config.target_entropy))
+
+
+def soft_q_target(
+    reward: torch.Tensor, terminated: torch.Tensor, next_q1: torch.Tensor, next_q2: torch.Tensor,
+    next_log_prob: torch.Tensor, alpha: torch.Tensor | float, gamma: float,
+) -> torch.Tensor:
+    """``y = r + gamma (1 - terminated) (min(Q1', Q2') - alpha log pi(a'|s'))`` (paper eq. 3, 5;
+    the minimum over two target critics is its section 5 / TD3's clipped double Q)."""
+    soft_value = torch.min(next_q1, next_q2) - alpha * next_log_prob
+    return reward + gamma * (~terminated).to(soft_value.dtype) * soft_value
+
+
+def critic_loss(
+    nets: SACNetworks, batch: Transitions, alpha: torch.Tensor, gamma: float,
+    generator: torch.Generator, weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``0.5 * sum_i E[w (Q_i(s, a) - y)^2]`` with ``y`` from the target critics (paper eq. 5).
+
+    ``weight`` ([N], optional) scales each transition (VGDF's data filter; 1 when omitted).
+    """
+    with torch.no_grad():
+        next_action, next_log_prob = nets.actor.sample(batch.next_obs, generator)
+        next_q1, next_q2 = nets.critic_target(batch.next_obs, next_action)
+        target = soft_q_target(batch.reward, batch.terminated, next_q1, next_q2, next_log_prob,
+                               alpha, gamma)
+    q1, q2 = nets.critic(batch.obs, batch.action)
+    err = (q1 - target).pow(2) + (q2 - target).pow(2)
+    loss = 0.5 * (err if weight is None else weight * err).mean()
+    return loss, {"critic_loss": loss.detach(), "q_mean": q1.detach().mean()}
+
+
+def actor_loss(
+    nets: SACNetworks, obs: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E[alpha log pi(a|s) - min_i Q_i(s, a)]``, ``a`` reparameterized (paper eq. 7, 12).
+
+    Returns ``(loss, log_prob)``; the log-probabilities feed :func:`temperature_loss`.
+    """
+    action, log_prob = nets.actor.sample(obs, generator)
+    q1, q2 = nets.critic(obs, action)
+    return (alpha * log_prob - torch.min(q1, q2)).mean(), log_prob
+
+
+def temperature_loss(
+    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
+    """``-E[log_alpha (log pi(a|s) + target_entropy)]`` (paper eq. 18, optimized in ``log alpha``
+    as the authors' softlearning and SB3 do, so alpha stays positive)."""
+    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+
+
+@torch.no_grad()
+def polyak_update(
+    params: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], tau: float
+) -> None:
+    """``target <- (1 - tau) target + tau param``, in place, for matching tensor lists."""
+    params, targets = list(params), list(targets)
+    torch._foreach_mul_(targets, 1.0 - tau)
+    torch._foreach_add_(targets, params, alpha=tau)
+
+
+@dataclass
+class SACOptimizers:
+    """One Adam per learned part; ``alpha`` is None when the temperature is fixed."""
+
+    actor: torch.optim.Optimizer
+    critic: torch.optim.Optimizer
+    alpha: torch.optim.Optimizer | None
+
+    @staticmethod
+    def make(nets: SACNetworks, lr: float) -> SACOptimizers:
+        """Adam (fused on one device: fewer kernel launches per step) for each part."""
+
+        def adam(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+            return torch.optim.Adam(params, lr=lr, fused=True)
+
+        alpha = adam([nets.log_alpha]) if nets.log_alpha.requires_grad else None
+        return SACOptimizers(adam(nets.actor.parameters()), adam(nets.critic.parameters()), alpha)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer states (tensors and plain data)."""
+        out = {"actor": self.actor.state_dict(), "critic": self.critic.state_dict()}
+        return out | ({"alpha": self.alpha.state_dict()} if self.alpha is not None else {})
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.actor.load_state_dict(data["actor"])
+        self.critic.load_state_dict(data["critic"])
+        if self.alpha is not None:
+            self.alpha.load_state_dict(data["alpha"])
+
+
+def sac_update(
+    nets: SACNetworks, opt: SACOptimizers, batch: Transitions, gamma: float, tau: float,
+    generator: torch.Generator, weight: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """One gradient step in the paper's order (Algorithm 1): critics, actor, temperature, targets.
+
+    Returns detached device tensors (no host sync).
+    """
+    alpha = nets.log_alpha.detach().exp()
+    loss_q, stats = critic_loss(nets, batch, alpha, gamma, generator, weight)
+    opt.critic.zero_grad(set_to_none=True)
+    loss_q.backward()
+    opt.critic.step()
+    # The actor's gradient flows through the critics; freezing them skips their weight gradients.
+    nets.critic.requires_grad_(False)
+    loss_pi, log_prob = actor_loss(nets, batch.obs, alpha, generator)
+    opt.actor.zero_grad(set_to_none=True)
+    loss_pi.backward()
+    opt.actor.step()
+    nets.critic.requires_grad_(True)
+    stats |= {"actor_loss": loss_pi.detach(), "ent_coef": alpha,
+              "entropy": -log_prob.detach().mean()}
+    if opt.alpha is not None:
+        loss_alpha = temperature_loss(nets.log_alpha, log_prob, nets.target_entropy)
+        opt.alpha.zero_grad(set_to_none=True)
+        loss_alpha.backward()
+        opt.alpha.step()
+        stats["ent_coef_loss"] = loss_alpha.detach()
+    polyak_update(nets.critic.parameters(), nets.critic_target.parameters(), tau)
+    return stats
+
+
+class SAC:
+    """SAC agent on an engine env with a Box action space.
+
+    Args:
+        config: hyperparameters.
+        env: the batched env; ``params`` sets the number of copies ``B`` and their physics.
+        seed: seeds the networks, the env generator and the policy generator (actions, replay
+            sampling, target and actor noise).
+    """
+
+    def __init__(self, config: SACConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
+        if config.utd < 0 or config.num_steps < 1 or config.batch_size < 1:
+            raise ValueError(f"SAC: need utd >= 0, num_steps >= 1, batch_size >= 1; got "
+                             f"utd={config.utd}, num_steps={config.num_steps}, "
+                             f"batch_size={config.batch_size}")
+        self.config = config
+        self.env = env
+        self.params = params
+        self.device = env.device
+        self.num_envs = tree.batch_size(params)
+        torch.manual_seed(seed)  # network initialisation
+        self.nets = SACNetworks(env.observation_space, env.action_space, config).to(self.device)
+        self.opt = SACOptimizers.make(self.nets, config.learning_rate)
+        self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
+        self.env_generator = env.make_generator(seed)
+        self.policy_generator = torch.Generator(device=self.device).manual_seed(seed + 1_000_003)
+        self.state: engine.RolloutState | None = None
+        self.global_step = 0
+        self.iteration = 0
+        self.num_updates = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.recent_lengths: deque[float] = deque(maxlen=100)
+
+    # -- acting ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Box actions for a batch of observations (``bias + scale * tanh(mean)`` when
+        ``deterministic``)."""
+        action, _ = self.nets.actor.sample(obs, self.policy_generator, deterministic)
+        return action.reshape(-1, *self.env.action_space.shape)
+
+    def _random_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """Uniform in the Box (the warm-up before ``learning_starts``, as in SB3 and CleanRL)."""
+        space = self.env.action_space
+        u = torch.rand((obs.shape[0], *space.shape), generator=self.policy_generator,
+                       device=self.device)
+        return space.low + (space.high - space.low) * u
+
+    # -- learning ---------------------------------------------------------------------------
+    def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> SAC:
+        """Train until ``total_steps`` env steps (summed over copies) have been taken.
+
+        Continues from the current counters, so a loaded agent resumes its curves.
+        """
+        cfg, hooks = self.config, hooks or TrainingHooks()
+        steps_per_iter = self.num_envs * cfg.num_steps
+        num_iterations = max(1, total_steps // steps_per_iter)
+        if self.state is None:
+            self.state = engine.start(self.env, self.params, self.env_generator)
+        while self.iteration < num_iterations:
+            tic = time.perf_counter()
+            # ---- collect B x num_steps transitions into the replay buffer
+            warmup = self.global_step < cfg.learning_starts
+            policy = self._random_action if warmup else self.act
+            data, self.state = engine.collect(self.env, self.state, self.params, policy,
+                                              cfg.num_steps, self.env_generator)
+            self.buffer.add_rollout(data)
+            self.global_step += steps_per_iter
+            # ---- gradient steps owed at this point: utd per env step after learning_starts
+            # (the 1e-9 keeps e.g. 0.29 * 100 = 28.999... from rounding down)
+            owed = cfg.utd * max(0, self.global_step - cfg.learning_starts)
+            due = int(owed + 1e-9) - self.num_updates
+            totals: dict[str, torch.Tensor] = {}
+            for _ in range(due):
+                batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
+                stats = sac_update(self.nets, self.opt, batch, cfg.gamma, cfg.tau,
+                                   self.policy_generator)
+                for k, v in stats.items():
+                    totals[k] = totals[k] + v if k in totals else v
+            self.num_updates += max(due, 0)
+            # ---- bookkeeping (the one host sync per iteration)
+            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
+            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise TrainingDiverged(f"non-finite SAC loss at step {self.global_step}: {metrics}")
+            finished_r, finished_l = data.finished_episodes()
+            self.recent_returns.extend(finished_r.tolist())
+            self.recent_lengths.extend(finished_l.float().tolist())
+            if self.recent_returns:
+                metrics["rollout/ep_rew_mean"] = sum(self.recent_returns) / len(self.recent_returns)
+                metrics["rollout/ep_len_mean"] = sum(self.recent_lengths) / len(self.recent_lengths)
+            metrics["train/n_updates"] = float(self.num_updates)
+            metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
+            self.iteration += 1
+            hooks.on_iteration(self, self.global_step, metrics)
+        return self
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a bit-exact resume needs (networks, optimizers, generators, replay buffer,
+        env state, counters) as tensors and plain data (weights-only loadable)."""
+        out: dict[str, Any] = {
+            "nets": self.nets.state_dict(),
+            "optimizers": self.opt.state_dict(),
+            "env_generator": self.env_generator.get_state(),
+            "policy_generator": self.policy_generator.get_state(),
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "num_updates": self.num_updates,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+        }
+        if self.state is not None:
+            out["rollout_state"] = tree.flatten(self.state)
+        # A snapshot, not live references (as PPO's): Adam's load_state_dict keeps same-device
+        # tensors, so two agents would otherwise share and both update the moment buffers.
+        out = copy.deepcopy(out)
+        out["buffer"] = self.buffer.state_dict()  # already a copy of the filled rows
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
+        self.nets.load_state_dict(data["nets"])
+        self.opt.load_state_dict(data["optimizers"])
+        self.buffer.load_state_dict(data["buffer"])
+        self.env_generator.set_state(data["env_generator"])
+        self.policy_generator.set_state(data["policy_generator"])
+        self.global_step = int(data["global_step"])
+        self.iteration = int(data["iteration"])
+        self.num_updates = int(data["num_updates"])
+        self.recent_returns = deque(data["recent_returns"], maxlen=100)
+        self.recent_lengths = deque(data["recent_lengths"], maxlen=100)
+        if "rollout_state" in data:
+            # The template comes from a throwaway reset; its generator must not be the agent's.
+            scratch = torch.Generator(device=self.device).manual_seed(0)
+            template = engine.start(self.env, self.params, scratch)
+            self.state = tree.unflatten_like(template, data["rollout_state"])
