@@ -361,6 +361,46 @@ def _cores(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+# The targets of the foundation issue for this 2-core machine, one thread.
+TARGETS = (
+    ("CartPole eager, N = 16384", "cartpole", "rlsuite cartpole (eager)", 16384, "median", 25e6),
+    ("CartPole compiled, N = 16384", "cartpole", "rlsuite cartpole (compiled)", 16384, "median",
+     35e6),
+    ("TabularMDP (S=100, A=4) alias, N = 65536", "tabular", "rlsuite tabular (alias)", 65536,
+     "median", 25e6),
+)
+
+
+def _find(rows: list[dict[str, Any]], case: str, n: int) -> dict[str, Any] | None:
+    return next((r for r in rows if r["case"] == case and r["n_envs"] == n), None)
+
+
+def _targets_section(results: dict[str, Any]) -> list[str]:
+    """Markdown lines comparing the measured medians with the issue's targets."""
+    lines = ["## Targets", "", "| target | required | measured | met |", "|---|---:|---:|---|"]
+    for label, group, case, n, key, need in TARGETS:
+        row = _find(results.get(group) or [], case, n)
+        got = row[key] if row else None
+        met = "-" if got is None else ("yes" if got >= need else "**no**")
+        lines.append(f"| {label} | >= {_rate(need)} | {_rate(got)} | {met} |")
+    fixed = _find(results["cartpole"], "rlsuite cartpole (eager)", 1)
+    if fixed:
+        ok = "yes" if fixed["us_per_step"] <= 250 else "**no**"
+        lines.append(f"| eager fixed cost per step (N = 1) | <= 250 us | "
+                     f"{fixed['us_per_step']:.0f} us | {ok} |")
+    ours = _find(results["cartpole"], "rlsuite cartpole (eager)", 16384)
+    sync = [r for r in results["cartpole"] if r["case"] == "gymnasium SyncVectorEnv"]
+    if ours and sync:
+        best = max(sync, key=lambda r: r["median"])
+        lines.append(
+            f"| eager N = 16384 vs gymnasium SyncVectorEnv (its best, N = {best['n_envs']}) | "
+            f"~260x | {ours['median'] / best['median']:.0f}x | "
+            f"{'yes' if ours['median'] / best['median'] >= 260 else '**no**'} |"
+        )
+    lines += ["", "CUDA figures: not measured (no GPU was lent to the session that ran this).", ""]
+    return lines
+
+
 def markdown(results: dict[str, Any], command: str) -> str:
     """The results as the markdown page ``results/benchmarks.md``."""
     m = results["machine"]
@@ -386,6 +426,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "\"other\" gives it per case). With one thread, the benchmark has a core to itself "
         "while that stays at or below (logical CPUs - 1); above, wall rates drop.",
         "",
+        *_targets_section(results),
         "## CartPole-v1",
         "",
         "| N | implementation | env-steps/s median | min-max | per CPU s | us/step | other |",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch import nn
 
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.engine import rollout as engine
+from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.nets import flat_dim, mlp
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingDiverged, TrainingHooks
@@ -181,13 +180,18 @@ class PPO:
         torch.manual_seed(seed)  # network initialisation
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
-        self.env_generator = env.make_generator(seed)
-        self.policy_generator = torch.Generator(device=self.device).manual_seed(seed + 1_000_003)
-        self.state: engine.RolloutState | None = None
-        self.global_step = 0
-        self.iteration = 0
-        self.recent_returns: deque[float] = deque(maxlen=100)
-        self.recent_lengths: deque[float] = deque(maxlen=100)
+        self.interaction = Interaction(env, params, seed)
+        self.policy_generator = self.interaction.policy_generator
+
+    @property
+    def global_step(self) -> int:
+        """Env steps taken so far, summed over copies."""
+        return self.interaction.global_step
+
+    @property
+    def iteration(self) -> int:
+        """Rollout-and-update iterations done so far."""
+        return self.interaction.iteration
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -217,8 +221,6 @@ class PPO:
         cfg, hooks = self.config, hooks or TrainingHooks()
         steps_per_iter = self.num_envs * cfg.num_steps
         num_iterations = max(1, total_steps // steps_per_iter)
-        if self.state is None:
-            self.state = engine.start(self.env, self.params, self.env_generator)
         while self.iteration < num_iterations:
             tic = time.perf_counter()
             # ---- learning-rate schedule (linear to 0 over the whole run)
@@ -228,11 +230,7 @@ class PPO:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             # ---- rollout
-            data, self.state = engine.collect(
-                self.env, self.state, self.params, self._rollout_policy, cfg.num_steps,
-                self.env_generator,
-            )
-            self.global_step += steps_per_iter
+            data = self.interaction.collect(self._rollout_policy, cfg.num_steps)
             # ---- advantages: bootstrap from V(pre-reset next obs), cut traces at episode ends
             with torch.no_grad():
                 t, b = data.num_steps, data.num_envs
@@ -251,9 +249,6 @@ class PPO:
             # ---- clipped-surrogate epochs over shuffled minibatches
             stats = self._update(flat)
             # ---- bookkeeping (the one host sync per iteration)
-            finished_r, finished_l = data.finished_episodes()
-            self.recent_returns.extend(finished_r.tolist())
-            self.recent_lengths.extend(finished_l.float().tolist())
             values = data.extras["value"].reshape(-1)
             var_y = flat["return"].var()
             metrics = {f"train/{k}": float(v) for k, v in stats.items()}
@@ -262,11 +257,9 @@ class PPO:
             explained = 1 - (flat["return"] - values).var() / var_y if var_y > 0 else float("nan")
             metrics["train/explained_variance"] = float(explained)
             metrics["train/learning_rate"] = lr
-            if self.recent_returns:
-                metrics["rollout/ep_rew_mean"] = sum(self.recent_returns) / len(self.recent_returns)
-                metrics["rollout/ep_len_mean"] = sum(self.recent_lengths) / len(self.recent_lengths)
+            metrics.update(self.interaction.record_episodes(data))
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
-            self.iteration += 1
+            self.interaction.iteration += 1
             hooks.on_iteration(self, self.global_step, metrics)
         return self
 
@@ -295,18 +288,11 @@ class PPO:
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a bit-exact resume needs, as tensors and plain data (weights-only loadable)."""
-        out: dict[str, Any] = {
+        out = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "env_generator": self.env_generator.get_state(),
-            "policy_generator": self.policy_generator.get_state(),
-            "global_step": self.global_step,
-            "iteration": self.iteration,
-            "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths),
+            **self.interaction.state_dict(),
         }
-        if self.state is not None:
-            out["rollout_state"] = tree.flatten(self.state)
         # A snapshot, not live references: Adam's load_state_dict keeps same-device tensors as
         # they are, so two agents would otherwise share (and both update) the moment buffers.
         return copy.deepcopy(out)
@@ -315,14 +301,4 @@ class PPO:
         """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
-        self.env_generator.set_state(data["env_generator"])
-        self.policy_generator.set_state(data["policy_generator"])
-        self.global_step = int(data["global_step"])
-        self.iteration = int(data["iteration"])
-        self.recent_returns = deque(data["recent_returns"], maxlen=100)
-        self.recent_lengths = deque(data["recent_lengths"], maxlen=100)
-        if "rollout_state" in data:
-            # The template comes from a throwaway reset; its generator must not be the agent's.
-            scratch = torch.Generator(device=self.device).manual_seed(0)
-            template = engine.start(self.env, self.params, scratch)
-            self.state = tree.unflatten_like(template, data["rollout_state"])
+        self.interaction.load_state_dict(data)

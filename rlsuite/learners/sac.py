@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from torch.nn import functional as F
 
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.engine import rollout as engine
+from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim
 from rlsuite.training import TrainingDiverged, TrainingHooks
@@ -304,14 +303,19 @@ class SAC:
         self.nets = SACNetworks(env.observation_space, env.action_space, config).to(self.device)
         self.opt = SACOptimizers.make(self.nets, config.learning_rate)
         self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
-        self.env_generator = env.make_generator(seed)
-        self.policy_generator = torch.Generator(device=self.device).manual_seed(seed + 1_000_003)
-        self.state: engine.RolloutState | None = None
-        self.global_step = 0
-        self.iteration = 0
+        self.interaction = Interaction(env, params, seed)
+        self.policy_generator = self.interaction.policy_generator
         self.num_updates = 0
-        self.recent_returns: deque[float] = deque(maxlen=100)
-        self.recent_lengths: deque[float] = deque(maxlen=100)
+
+    @property
+    def global_step(self) -> int:
+        """Env steps taken so far, summed over copies."""
+        return self.interaction.global_step
+
+    @property
+    def iteration(self) -> int:
+        """Collect-and-update iterations done so far."""
+        return self.interaction.iteration
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -337,17 +341,13 @@ class SAC:
         cfg, hooks = self.config, hooks or TrainingHooks()
         steps_per_iter = self.num_envs * cfg.num_steps
         num_iterations = max(1, total_steps // steps_per_iter)
-        if self.state is None:
-            self.state = engine.start(self.env, self.params, self.env_generator)
         while self.iteration < num_iterations:
             tic = time.perf_counter()
             # ---- collect B x num_steps transitions into the replay buffer
             warmup = self.global_step < cfg.learning_starts
             policy = self._random_action if warmup else self.act
-            data, self.state = engine.collect(self.env, self.state, self.params, policy,
-                                              cfg.num_steps, self.env_generator)
+            data = self.interaction.collect(policy, cfg.num_steps)
             self.buffer.add_rollout(data)
-            self.global_step += steps_per_iter
             # ---- gradient steps owed at this point: utd per env step after learning_starts
             # (the 1e-9 keeps e.g. 0.29 * 100 = 28.999... from rounding down)
             owed = cfg.utd * max(0, self.global_step - cfg.learning_starts)
@@ -365,15 +365,10 @@ class SAC:
             metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
             if not all(math.isfinite(v) for v in metrics.values()):
                 raise TrainingDiverged(f"non-finite SAC loss at step {self.global_step}: {metrics}")
-            finished_r, finished_l = data.finished_episodes()
-            self.recent_returns.extend(finished_r.tolist())
-            self.recent_lengths.extend(finished_l.float().tolist())
-            if self.recent_returns:
-                metrics["rollout/ep_rew_mean"] = sum(self.recent_returns) / len(self.recent_returns)
-                metrics["rollout/ep_len_mean"] = sum(self.recent_lengths) / len(self.recent_lengths)
+            metrics.update(self.interaction.record_episodes(data))
             metrics["train/n_updates"] = float(self.num_updates)
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
-            self.iteration += 1
+            self.interaction.iteration += 1
             hooks.on_iteration(self, self.global_step, metrics)
         return self
 
@@ -384,16 +379,9 @@ class SAC:
         out: dict[str, Any] = {
             "nets": self.nets.state_dict(),
             "optimizers": self.opt.state_dict(),
-            "env_generator": self.env_generator.get_state(),
-            "policy_generator": self.policy_generator.get_state(),
-            "global_step": self.global_step,
-            "iteration": self.iteration,
             "num_updates": self.num_updates,
-            "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths),
+            **self.interaction.state_dict(),
         }
-        if self.state is not None:
-            out["rollout_state"] = tree.flatten(self.state)
         # A snapshot, not live references (as PPO's): Adam's load_state_dict keeps same-device
         # tensors, so two agents would otherwise share and both update the moment buffers.
         out = copy.deepcopy(out)
@@ -405,15 +393,5 @@ class SAC:
         self.nets.load_state_dict(data["nets"])
         self.opt.load_state_dict(data["optimizers"])
         self.buffer.load_state_dict(data["buffer"])
-        self.env_generator.set_state(data["env_generator"])
-        self.policy_generator.set_state(data["policy_generator"])
-        self.global_step = int(data["global_step"])
-        self.iteration = int(data["iteration"])
         self.num_updates = int(data["num_updates"])
-        self.recent_returns = deque(data["recent_returns"], maxlen=100)
-        self.recent_lengths = deque(data["recent_lengths"], maxlen=100)
-        if "rollout_state" in data:
-            # The template comes from a throwaway reset; its generator must not be the agent's.
-            scratch = torch.Generator(device=self.device).manual_seed(0)
-            template = engine.start(self.env, self.params, scratch)
-            self.state = tree.unflatten_like(template, data["rollout_state"])
+        self.interaction.load_state_dict(data)

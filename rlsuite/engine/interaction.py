@@ -1,0 +1,99 @@
+"""An online agent's side of its env: generators, rollout state, counters, recent episodes.
+
+PPO, SAC and QR-DQN (and the paper agents built on them) all interact with the engine the same
+way; this is that part, once, with its checkpoint round trip. The agent keeps its networks,
+optimizers and training loop; it holds one :class:`Interaction` and exposes ``global_step`` and
+``iteration`` from it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import torch
+
+from rlsuite.core import tree
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.rollout import Policy, Rollout, RolloutState, collect, start
+
+EPISODE_WINDOW = 100
+"""Finished episodes averaged into ``rollout/ep_rew_mean`` (SB3's ``stats_window_size``)."""
+POLICY_SEED_OFFSET = 1_000_003
+"""The policy generator's seed is the run seed plus this, so it never equals the env's stream."""
+
+
+class Interaction:
+    """Owns the env stepping of one agent.
+
+    Args:
+        env: the batched env.
+        params: per-copy params; their batch size is the number of copies ``B``.
+        seed: seeds the env generator (``seed``) and the policy generator (``seed`` + offset).
+    """
+
+    def __init__(self, env: BatchedEnv, params: Any, seed: int) -> None:
+        self.env = env
+        self.params = params
+        self.num_envs = tree.batch_size(params)
+        self.env_generator = env.make_generator(seed)
+        self.policy_generator = torch.Generator(device=env.device).manual_seed(
+            seed + POLICY_SEED_OFFSET
+        )
+        self.state: RolloutState | None = None
+        self.global_step = 0
+        self.iteration = 0
+        self.recent_returns: deque[float] = deque(maxlen=EPISODE_WINDOW)
+        self.recent_lengths: deque[float] = deque(maxlen=EPISODE_WINDOW)
+
+    def collect(self, policy: Policy, num_steps: int) -> Rollout:
+        """Step all copies ``num_steps`` times (starting them on the first call); count the steps."""
+        if self.state is None:
+            self.state = start(self.env, self.params, self.env_generator)
+        data, self.state = collect(
+            self.env, self.state, self.params, policy, num_steps, self.env_generator
+        )
+        self.global_step += num_steps * self.num_envs
+        return data
+
+    def record_episodes(self, data: Rollout) -> dict[str, float]:
+        """Add the rollout's finished episodes to the window (one host sync); return the
+        ``rollout/ep_rew_mean`` and ``rollout/ep_len_mean`` metrics (empty before any episode)."""
+        returns, lengths = data.finished_episodes()
+        self.recent_returns.extend(returns.tolist())
+        self.recent_lengths.extend(lengths.float().tolist())
+        if not self.recent_returns:
+            return {}
+        return {
+            "rollout/ep_rew_mean": sum(self.recent_returns) / len(self.recent_returns),
+            "rollout/ep_len_mean": sum(self.recent_lengths) / len(self.recent_lengths),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain data only (the agent deep-copies its whole state dict)."""
+        out: dict[str, Any] = {
+            "env_generator": self.env_generator.get_state(),
+            "policy_generator": self.policy_generator.get_state(),
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+        }
+        if self.state is not None:
+            out["rollout_state"] = tree.flatten(self.state)
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the env and params must be those of the saved run)."""
+        self.env_generator.set_state(data["env_generator"])
+        self.policy_generator.set_state(data["policy_generator"])
+        self.global_step = int(data["global_step"])
+        self.iteration = int(data["iteration"])
+        self.recent_returns = deque(data["recent_returns"], maxlen=EPISODE_WINDOW)
+        self.recent_lengths = deque(data["recent_lengths"], maxlen=EPISODE_WINDOW)
+        self.state = None
+        if "rollout_state" in data:
+            # The structure comes from a throwaway reset whose generator is not the agent's.
+            scratch = torch.Generator(device=self.env.device).manual_seed(0)
+            template = start(self.env, self.params, scratch)
+            self.state = tree.unflatten_like(template, data["rollout_state"])
