@@ -124,9 +124,10 @@ class Ensemble(nn.Module):
                 raise ValueError(f"Ensemble.from_members: member {i} has layer shapes {s}, "
                                  f"member 0 has {shapes[0]}")
         first = linears[0]
+        # The initial draw is overwritten; a private generator leaves the global RNG untouched.
         ens = cls(len(members), first[0].in_features, first[-1].out_features,
                   [layer.out_features for layer in first[:-1]],
-                  acts[0] if acts else nn.Identity)
+                  acts[0] if acts else nn.Identity, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             for j in range(len(first)):
                 ens.weights[j].copy_(torch.stack([ls[j].weight for ls in linears]))
