@@ -74,3 +74,52 @@ def test_discounted_returns_with_termination() -> None:
     trunc = torch.zeros(3, 1, dtype=torch.bool)
     ret = discounted_returns(r, nv, term, trunc, 0.5)
     assert ret.squeeze(1).tolist() == [2.75, 3.5, 3.0]
+
+
+def _reference_n_step(r, nv, term, trunc, gamma, n):
+    t_len, b = r.shape
+    out = torch.zeros(t_len, b, dtype=torch.float64)
+    for j in range(b):
+        for t in range(t_len):
+            g, disc = 0.0, 1.0
+            for k in range(n):
+                s = t + k
+                g += disc * r[s, j].item()
+                last = k == n - 1 or term[s, j] or trunc[s, j] or s == t_len - 1
+                if last:
+                    if not term[s, j]:
+                        g += disc * gamma * nv[s, j].item()
+                    break
+                disc *= gamma
+            out[t, j] = g
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 40])
+def test_n_step_returns_match_reference_loop(n: int) -> None:
+    from rlsuite.learners.returns import n_step_returns
+
+    g = torch.Generator().manual_seed(1)
+    r = torch.randn(20, 5, generator=g, dtype=torch.float64)
+    nv = torch.randn(20, 5, generator=g, dtype=torch.float64)
+    term = torch.rand(20, 5, generator=g) < 0.1
+    trunc = (torch.rand(20, 5, generator=g) < 0.1) & ~term
+    ours = n_step_returns(r, nv, term, trunc, 0.9, n)
+    torch.testing.assert_close(ours, _reference_n_step(r, nv, term, trunc, 0.9, n), rtol=0, atol=1e-12)
+
+
+def test_n_step_closed_forms() -> None:
+    from rlsuite.learners.returns import n_step_returns
+
+    g = torch.Generator().manual_seed(2)
+    r = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    nv = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    term = torch.rand(12, 3, generator=g) < 0.2
+    trunc = torch.zeros(12, 3, dtype=torch.bool)
+    # n = 1 is the one-step TD target; n >= T is the Monte-Carlo return within the rollout.
+    td = r + 0.8 * (~term).double() * nv
+    torch.testing.assert_close(n_step_returns(r, nv, term, trunc, 0.8, 1), td, rtol=0, atol=1e-12)
+    torch.testing.assert_close(n_step_returns(r, nv, term, trunc, 0.8, 12),
+                               discounted_returns(r, nv, term, trunc, 0.8), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        n_step_returns(r, nv, term, trunc, 0.8, 0)

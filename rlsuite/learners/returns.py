@@ -76,3 +76,47 @@ def discounted_returns(
         running = reward[t] + gamma * tail
         out[t] = running
     return out
+
+
+def n_step_returns(
+    reward: torch.Tensor,
+    next_value: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    gamma: float,
+    n: int,
+) -> torch.Tensor:
+    """n-step returns G_t = sum_{k<m} gamma^k r_{t+k} + gamma^m V(s'_{t+m-1}) (Sutton & Barto, 7.1).
+
+    The window of each step is ``m = n`` steps, shortened where its episode ends (the tail is
+    ``V(s'_{t+m-1})`` after a truncation and 0 after a termination) or where the rollout ends
+    (bootstrapping from the last ``next_value``). ``n = 1`` is the one-step TD target; ``n >= T``
+    gives :func:`discounted_returns`. Vectorized over time and copies; the loop runs over ``n``.
+
+    Args:
+        reward, next_value, terminated, truncated: ``[T, B]`` as in :func:`gae`.
+        n: window length, >= 1.
+
+    Returns:
+        ``[T, B]`` returns.
+    """
+    if n < 1:
+        raise ValueError(f"n_step_returns: n must be >= 1, got {n}")
+    t_len = reward.shape[0]
+    done = terminated | truncated
+    out = torch.zeros_like(next_value)
+    alive = torch.ones_like(done)  # the window of step t has not closed yet
+    discount = 1.0
+    for k in range(min(n, t_len)):
+        # Row t reads step t + k; rows past the end of the rollout are closed already.
+        r_k, v_k = reward[k:], next_value[k:]
+        term_k, done_k = terminated[k:], done[k:]
+        live = alive[: t_len - k]
+        out[: t_len - k] += torch.where(live, discount * r_k, torch.zeros_like(r_k))
+        closes = done_k | (k == n - 1)
+        closes[-1] = True  # the rollout's last step closes every window still open
+        tail = torch.where(term_k, torch.zeros_like(v_k), discount * gamma * v_k)
+        out[: t_len - k] += torch.where(live & closes, tail, torch.zeros_like(tail))
+        alive[: t_len - k] = live & ~closes
+        discount *= gamma
+    return out
