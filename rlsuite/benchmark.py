@@ -407,7 +407,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
     lines = [
         "# Env-step throughput",
         "",
-        f"Produced by `{command}` on {results['date']}.",
+        f"Command (from the repository root, after `bash scripts/setup.sh`): `{command}`",
+        "",
+        f"Measured on {results['date']}.",
         "",
         f"* Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs; torch {m['torch']}, numpy "
         f"{m['numpy']}, gymnasium {m['gymnasium']}, stable-baselines3 {m['stable_baselines3']},"

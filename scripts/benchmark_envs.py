@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
         tabular=tabular, compiled=not args.no_compile, threads=args.threads,
         progress=lambda msg: print(msg, flush=True),
     )
-    command = shlex.join(["python", "scripts/benchmark_envs.py", *argv])
+    command = shlex.join([".venv/bin/python", "scripts/benchmark_envs.py", *argv])
     md_path, json_path = benchmark.write(results, command, str(out_dir))
     print(benchmark.markdown(results, command))
     print(f"wrote {md_path} and {json_path}")
