@@ -6,7 +6,6 @@ Used by the CLI (``rlsuite agent=... env=...``) and from Python with a config co
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
 
-# Keys that may differ between a checkpoint's config and the command that resumes it.
-RESUMABLE_KEYS = {"total_steps", "resume", "run_dir", "progress", "threads", "device"}
+# Keys the command that resumes a run may change (taken from that command, not the checkpoint).
+RESUME_OVERRIDES = ("total_steps", "progress", "threads", "device")
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
@@ -94,18 +93,18 @@ class RunHooks(TrainingHooks):
 
 def _resume_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     payload = checkpoint.load(cfg.resume)
-    saved = OmegaConf.create(payload["config"])
+    saved = payload["config"]  # the resolved config of the run, as plain data
     current = OmegaConf.to_container(cfg, resolve=False)
-    changed = [k for k in current if k not in RESUMABLE_KEYS and k in saved
-               and OmegaConf.to_container(OmegaConf.create({k: current[k]}))
-               != OmegaConf.to_container(OmegaConf.create({k: saved[k]}))]
+    assert isinstance(current, dict)
+    ignored = set(RESUME_OVERRIDES) | {"resume", "run_dir"}
+    changed = sorted(k for k in current if k not in ignored and k in saved and current[k] != saved[k])
     if changed:
-        print(f"rlsuite: resuming {cfg.resume}: keeping the checkpoint's {sorted(changed)}",
-              file=sys.stderr)
-    for key in ("total_steps", "progress", "threads", "device"):
-        saved[key] = cfg[key]
-    saved.run_dir = str(Path(cfg.resume))
-    return saved, payload
+        print(f"rlsuite: resuming {cfg.resume}: keeping the checkpoint's {changed}", file=sys.stderr)
+    merged = OmegaConf.create(saved)
+    for key in RESUME_OVERRIDES:
+        merged[key] = cfg[key]
+    merged.run_dir = str(Path(cfg.resume))
+    return merged, payload
 
 
 def run(cfg: DictConfig) -> float:
@@ -153,7 +152,3 @@ def _final_eval(agent: Any, env: BatchedEnv, cfg: DictConfig) -> float:
     result = evaluate(lambda obs: agent.act(obs, deterministic=True), env, eval_params, 1, generator)
     return float(result.mean_return.mean())
 
-
-def config_dict(obj: Any) -> dict[str, Any]:
-    """A dataclass config as a plain dict (for saving next to weights)."""
-    return dataclasses.asdict(obj)

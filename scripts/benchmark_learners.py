@@ -27,38 +27,49 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 THRESHOLD = 475.0
 
 
-def ours_ppo(seed: int, cap_s: float) -> dict:
-    """Train rlsuite's PPO until a greedy eval over 64 episodes reaches the threshold."""
-    import rlsuite.envs as envs
+def _train_with_evals(agent, env, eval_copies: int, threshold: float, every: int, budget: int,
+                      cap_s: float) -> dict:
+    """Train ``agent`` with a greedy evaluation over ``eval_copies`` parallel episodes after every
+    ``every`` env steps (0: after every iteration), until ``threshold``, ``budget`` or ``cap_s``."""
     from rlsuite.engine.evaluate import evaluate
-    from rlsuite.learners.ppo import PPO, PPOConfig
     from rlsuite.training import TrainingHooks
 
-    env = envs.make("cartpole")
-    eval_params = env.default_params(64)
-    agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
+    eval_params = env.default_params(eval_copies)
     curve: list[tuple[int, float, float]] = []
-    clock = {"start": time.perf_counter(), "eval": 0.0}
+    clock = {"start": time.perf_counter(), "eval": 0.0, "next": every}
 
     class Stop(Exception):
         pass
 
     class EvalHook(TrainingHooks):
         def on_iteration(self, agent, step, metrics):
+            if step < clock["next"]:
+                return
+            clock["next"] += every
             tic = time.perf_counter()
             score = float(evaluate(lambda o: agent.act(o, deterministic=True), env, eval_params, 1,
                                    env.make_generator(10_000 + step)).mean_return.mean())
             clock["eval"] += time.perf_counter() - tic
             wall = time.perf_counter() - clock["start"]
             curve.append((step, wall, score))
-            if score >= THRESHOLD or wall > cap_s:
+            if score >= threshold or wall > cap_s:
                 raise Stop
 
     try:
-        agent.learn(2_000_000, EvalHook())
+        agent.learn(budget, EvalHook())
     except Stop:
         pass
-    return _summary(curve, clock["eval"])
+    return _summary(curve, clock["eval"], threshold)
+
+
+def ours_ppo(seed: int, cap_s: float) -> dict:
+    """Train rlsuite's PPO until a greedy eval over 64 episodes reaches the threshold."""
+    import rlsuite.envs as envs
+    from rlsuite.learners.ppo import PPO, PPOConfig
+
+    env = envs.make("cartpole")
+    agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
+    return _train_with_evals(agent, env, 64, THRESHOLD, 0, 2_000_000, cap_s)
 
 
 def sb3_ppo(seed: int, cap_s: float) -> dict:
@@ -102,39 +113,12 @@ def ours_sac(seed: int, cap_s: float) -> dict:
     """rlsuite's SAC with the ``pendulum_sac`` preset (4 envs, utd 0.5, 64x64), evaluated greedily
     over 16 parallel episodes every 1000 env steps, until the threshold or the sample budget."""
     import rlsuite.envs as envs
-    from rlsuite.engine.evaluate import evaluate
     from rlsuite.learners.sac import SAC, SACConfig
-    from rlsuite.training import TrainingHooks
 
     env = envs.make("pendulum")
     config = SACConfig(hidden_sizes=[64, 64], learning_rate=1e-3, learning_starts=1000, utd=0.5)
     agent = SAC(config, env, env.default_params(4), seed=seed)
-    curve: list[tuple[int, float, float]] = []
-    clock = {"start": time.perf_counter(), "eval": 0.0, "next": SAC_EVAL_EVERY}
-
-    class Stop(Exception):
-        pass
-
-    class EvalHook(TrainingHooks):
-        def on_iteration(self, agent, step, metrics):
-            if step < clock["next"]:
-                return
-            clock["next"] += SAC_EVAL_EVERY
-            tic = time.perf_counter()
-            score = float(evaluate(lambda o: agent.act(o, deterministic=True), env,
-                                   env.default_params(16), 1,
-                                   env.make_generator(10_000 + step)).mean_return.mean())
-            clock["eval"] += time.perf_counter() - tic
-            wall = time.perf_counter() - clock["start"]
-            curve.append((step, wall, score))
-            if score >= SAC_THRESHOLD or wall > cap_s:
-                raise Stop
-
-    try:
-        agent.learn(SAC_BUDGET, EvalHook())
-    except Stop:
-        pass
-    return _summary(curve, clock["eval"], SAC_THRESHOLD)
+    return _train_with_evals(agent, env, 16, SAC_THRESHOLD, SAC_EVAL_EVERY, SAC_BUDGET, cap_s)
 
 
 def sb3_sac(seed: int, cap_s: float) -> dict:

@@ -67,18 +67,19 @@ def test_ensure_pool_refills_only_when_fewer_than_batch_size_columns_are_left() 
     assert fresh.values[:, 0].tolist() == [8.0, -8.0]
 
 
-def test_apply_resets_writes_in_place_like_the_index_path() -> None:
+def test_restart_writes_time_in_place_and_fields_into_a_fresh_block() -> None:
     calls: list[int] = []
     sample = _counting_sampler(calls)
     pool = autoreset.ResetPool(sample(6, torch.Generator()), cursor=2)
     fields = (torch.zeros(4), torch.zeros(4))
     time = torch.full((4,), 9, dtype=torch.int32)
     done = torch.tensor([True, False, False, True])
-    out, time_out, pool_out, any_reset = autoreset.apply_resets(
+    out, time_out, pool_out, any_reset = autoreset.restart_stacked(
         fields, time, done, pool, sample, torch.Generator()
     )
-    assert any_reset and out is fields and time_out is time
-    assert fields[0].tolist() == [2.0, 0.0, 0.0, 3.0] and fields[1].tolist() == [-2.0, 0, 0, -3.0]
+    assert any_reset and time_out is time
+    assert out[0].tolist() == [2.0, 0.0, 0.0, 3.0] and out[1].tolist() == [-2.0, 0, 0, -3.0]
+    assert fields[0].tolist() == [0.0] * 4  # the inputs are not written
     assert time.tolist() == [0, 9, 9, 0] and pool_out.cursor == 4
 
 

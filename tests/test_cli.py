@@ -53,20 +53,11 @@ def test_run_writes_logs_and_checkpoint(tmp_path: Path) -> None:
     assert payload["config"]["num_envs"] == 8
 
 
-def test_resume_continues_the_same_curves(tmp_path: Path, monkeypatch) -> None:
-    import rlsuite.runner as runner
-
+def test_resume_continues_the_same_curves(tmp_path: Path, monkeypatch, interrupt_run) -> None:
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     run(_cfg(full_dir, "total_steps=768"))
     # The same run, killed right after its third iteration (checkpoint_every=1).
-    real_hook = runner.RunHooks.on_iteration
-
-    def killed_after_three(self, agent, step, metrics):
-        real_hook(self, agent, step, metrics)
-        if agent.iteration == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner.RunHooks, "on_iteration", killed_after_three)
+    interrupt_run(3)
     with pytest.raises(KeyboardInterrupt):
         run(_cfg(part_dir, "total_steps=768"))
     monkeypatch.undo()

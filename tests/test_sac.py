@@ -255,19 +255,10 @@ SMALL = ["agent=sac", "env=pendulum", "num_envs=4", "agent.num_steps=4", "agent.
          "progress=false", "checkpoint_every=1", "device=cpu", "tensorboard=false"]
 
 
-def test_cli_run_and_exact_resume(tmp_path: Path, monkeypatch) -> None:
-    import rlsuite.runner as runner
-
+def test_cli_run_and_exact_resume(tmp_path: Path, monkeypatch, interrupt_run) -> None:
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     run(compose([*SMALL, "total_steps=96", f"run_dir={full_dir}"]))
-    real_hook = runner.RunHooks.on_iteration
-
-    def killed_after_three(self, agent, step, metrics):
-        real_hook(self, agent, step, metrics)
-        if agent.iteration == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner.RunHooks, "on_iteration", killed_after_three)
+    interrupt_run(3)
     with pytest.raises(KeyboardInterrupt):
         run(compose([*SMALL, "total_steps=96", f"run_dir={part_dir}"]))
     monkeypatch.undo()

@@ -72,18 +72,11 @@ def ensure_pool(
     return new_pool(sample, batch_size, generator)
 
 
-def select(done: torch.Tensor, reset: torch.Tensor, stepped: torch.Tensor) -> torch.Tensor:
-    """``reset`` where ``done`` else ``stepped``; ``done`` is ``[B]`` and broadcasts over events."""
-    while done.dim() < stepped.dim():
-        done = done.unsqueeze(-1)
-    return torch.where(done, reset, stepped)
-
-
 def reset_indices(done: torch.Tensor) -> np.ndarray:
     """Indices of the copies where ``done`` (a CPU bool ``[B]``), found on the host without a copy.
 
     CPU only: the CPU pool path is the one place where a step may index by data (see the module
-    docstring); on CUDA use :func:`select`.
+    docstring); on CUDA use :func:`restart_by_select`.
     """
     return done.numpy().nonzero()[0]
 
@@ -101,40 +94,6 @@ def _consume(pool: ResetPool, columns: slice) -> ResetPool:
     return ResetPool(pool.values, columns.stop)
 
 
-def apply_resets(
-    fields: tuple[torch.Tensor, ...],
-    time: torch.Tensor,
-    done: torch.Tensor,
-    pool: ResetPool,
-    sample: SampleFn,
-    generator: torch.Generator,
-) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, ResetPool, bool]:
-    """Start a new episode in the copies where ``done``.
-
-    Args:
-        fields: state fields after the transition, each ``[B]``. On CPU they are updated in place,
-            so they must be fresh tensors (not the previous state's).
-        time: ``[B]`` step counters after the transition (updated in place on CPU, like fields).
-        done: ``[B]`` bool, the copies to reset.
-
-    Returns:
-        ``(fields, time, pool, any_reset)``; ``any_reset`` is False only when it is known without a
-        host sync that no copy reset (CPU), so callers can reuse the final observation.
-    """
-    if not uses_pool(done.device):
-        reset = sample(done.shape[0], generator)
-        fields = tuple(torch.where(done, reset[i], f) for i, f in enumerate(fields))
-        return fields, torch.where(done, torch.zeros_like(time), time), pool, True
-    index = reset_indices(done)
-    if index.size == 0:
-        return fields, time, pool, False
-    columns, pool = _take(pool, index.size, sample, done.shape[0], generator)
-    for i, field in enumerate(fields):
-        _write(field, index, pool.values[i], columns)
-    time.numpy()[index] = 0
-    return fields, time, _consume(pool, columns), True
-
-
 def restart_stacked(
     fields: tuple[torch.Tensor, ...],
     time: torch.Tensor,
@@ -143,7 +102,7 @@ def restart_stacked(
     sample: SampleFn,
     generator: torch.Generator,
 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, ResetPool, bool]:
-    """Like :func:`apply_resets`, but never writes into ``fields``: safe for any input tensors.
+    """Start a new episode in the copies where ``done``, never writing into ``fields``.
 
     Where some copy resets, the fields are copied into one fresh ``[F, B]`` block (one ``stack``),
     the initial states land in it, and its rows are returned; the tensors passed in (which may be

@@ -14,6 +14,7 @@ Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``tim
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,8 +252,10 @@ class PPO:
             # ---- bookkeeping (the one host sync per iteration)
             values = data.extras["value"].reshape(-1)
             var_y = flat["return"].var()
-            metrics = {f"train/{k}": float(v) for k, v in stats.items()}
-            if not all(torch.isfinite(torch.tensor(list(metrics.values())))):
+            # One host sync for all losses (stack, then tolist), as SAC does.
+            losses = torch.stack(list(stats.values())).tolist()
+            metrics = {f"train/{k}": v for k, v in zip(stats, losses, strict=True)}
+            if not all(math.isfinite(v) for v in losses):
                 raise TrainingDiverged(f"non-finite PPO loss at step {self.global_step}: {metrics}")
             explained = 1 - (flat["return"] - values).var() / var_y if var_y > 0 else float("nan")
             metrics["train/explained_variance"] = float(explained)
