@@ -108,7 +108,7 @@ def _resume_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> float:
-    """Train and evaluate as ``cfg`` says; return the mean greedy evaluation return."""
+    """Train and evaluate as ``cfg`` says; return the final score (see :func:`_final_eval`)."""
     payload = None
     if cfg.resume:
         cfg, payload = _resume_config(cfg)
@@ -138,17 +138,30 @@ def run(cfg: DictConfig) -> float:
                          f"{hooks.ckpt_path} (resume=<run dir> continues from it).") from err
     hooks.save(agent)
     hooks.close()
-    score = _final_eval(agent, env, cfg)
-    logger.log(agent.global_step, {"eval/mean_reward": score})
+    metrics = _final_eval(agent, env, cfg)
+    logger.log(agent.global_step, metrics)
     logger.close()
-    print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: eval/mean_reward = {score:.2f} over "
-          f"{cfg.eval_episodes} episodes after {agent.global_step} steps; run dir {run_dir}")
+    key = next(iter(metrics))
+    score = metrics[key]
+    print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
+          f"{agent.global_step} steps; run dir {run_dir}")
     return score
 
 
-def _final_eval(agent: Any, env: BatchedEnv, cfg: DictConfig) -> float:
+def _final_eval(agent: Any, env: BatchedEnv, cfg: DictConfig) -> dict[str, float]:
+    """Final metrics; the first key is the run's score (what sweepers optimize).
+
+    By default the greedy policy's mean return over ``eval_episodes`` episodes. An agent whose
+    score is something else (a bandit's regret, an exact solver's objective) defines
+    ``final_metrics(env, params, generator) -> dict[str, float]``, its score first.
+    """
     eval_params = build_params(env, cfg.env, int(cfg.eval_episodes))
     generator = env.make_generator(int(cfg.seed) + 10_007)
+    custom = getattr(agent, "final_metrics", None)
+    if custom is not None:
+        metrics = {k: float(v) for k, v in custom(env, eval_params, generator).items()}
+        if not metrics:
+            raise ValueError(f"{type(agent).__name__}.final_metrics returned no metrics")
+        return metrics
     result = evaluate(lambda obs: agent.act(obs, deterministic=True), env, eval_params, 1, generator)
-    return float(result.mean_return.mean())
-
+    return {"eval/mean_reward": float(result.mean_return.mean())}
