@@ -14,13 +14,13 @@ import rlsuite.envs as envs
 from rlsuite import checkpoint
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.learners.buffers import Transitions
+from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.sac import (
     SAC,
     SACConfig,
     SACNetworks,
     actor_loss,
     critic_loss,
-    polyak_update,
     soft_q_target,
     squashed_log_prob,
     temperature_loss,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import torch
 from torch import nn
 
 
@@ -37,3 +38,14 @@ def _init(layer: nn.Linear, gain: float) -> nn.Linear:
 def flat_dim(shape: Sequence[int]) -> int:
     """Number of features in an observation of event shape ``shape``."""
     return int(math.prod(shape)) if shape else 1
+
+
+@torch.no_grad()
+def polyak_update(params: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], tau: float) -> None:
+    """``target <- (1 - tau) target + tau param``, in place, for matching tensor lists.
+
+    The soft target update of DDPG/SAC (Lillicrap et al. 2016); ``tau = 1`` copies.
+    """
+    params, targets = list(params), list(targets)
+    torch._foreach_mul_(targets, 1.0 - tau)
+    torch._foreach_add_(targets, params, alpha=tau)

@@ -46,8 +46,7 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
-from rlsuite.learners.nets import flat_dim, mlp
-from rlsuite.learners.sac import polyak_update
+from rlsuite.learners.nets import flat_dim, mlp, polyak_update
 from rlsuite.training import TrainingDiverged, TrainingHooks
 
 

@@ -2,9 +2,10 @@
 arXiv 1812.05905: twin Q critics, no V network, automatic temperature) on the batched engine.
 
 The maths are module-level functions that IWOCS and VGDF reuse: :func:`soft_q_target`,
-:func:`critic_loss`, :func:`actor_loss`, :func:`temperature_loss`, :func:`polyak_update`, and one
-full gradient step, :func:`sac_update`, over a :class:`SACNetworks`. The :class:`SAC` agent is the
-thin shell: each iteration steps ``B`` copies ``num_steps`` times into a device-resident
+:func:`critic_loss`, :func:`actor_loss`, :func:`temperature_loss` (the soft target update is
+:func:`rlsuite.learners.nets.polyak_update`), and one full gradient step, :func:`sac_update`,
+over a :class:`SACNetworks`. The :class:`SAC` agent is the thin shell: each iteration steps
+``B`` copies ``num_steps`` times into a device-resident
 :class:`~rlsuite.learners.buffers.ReplayBuffer`, then takes ``utd`` gradient steps per env step.
 Bootstrapping is cut by ``terminated`` only: a time-limit truncation bootstraps from the
 pre-reset final observation (``Rollout.next_obs``).
@@ -31,7 +32,7 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
-from rlsuite.learners.nets import flat_dim
+from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.training import TrainingDiverged, TrainingHooks
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -204,16 +205,6 @@ def temperature_loss(
     """``-E[log_alpha (log pi(a|s) + target_entropy)]`` (paper eq. 18, optimized in ``log alpha``
     as the authors' softlearning and SB3 do, so alpha stays positive)."""
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
-
-
-@torch.no_grad()
-def polyak_update(
-    params: Iterable[torch.Tensor], targets: Iterable[torch.Tensor], tau: float
-) -> None:
-    """``target <- (1 - tau) target + tau param``, in place, for matching tensor lists."""
-    params, targets = list(params), list(targets)
-    torch._foreach_mul_(targets, 1.0 - tau)
-    torch._foreach_add_(targets, params, alpha=tau)
 
 
 @dataclass
