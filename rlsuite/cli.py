@@ -1,22 +1,42 @@
 """The ``rlsuite`` command: a Hydra app (``rlsuite agent=ppo env=cartpole seed=1``).
 
-``rlsuite --help`` lists the config groups; ``rlsuite -m seed=0,1,2`` runs a sweep; ``rlsuite
+``rlsuite --help`` lists the config groups; ``rlsuite -m seed=0,1,2`` runs a sweep (launchers:
+``hydra/launcher=parallel|slurm|submitit_local|ray``, searches: ``search=<agent>``); ``rlsuite
 --cfg job`` prints the composed config without running.
 """
 
 from __future__ import annotations
 
+import sys
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import rlsuite.config  # noqa: F401  (registers the structured schemas before composition)
+from rlsuite.jobs import PreemptionExit
 from rlsuite.runner import run
 
 
 @hydra.main(version_base="1.3", config_path="pkg://rlsuite.conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Entry point of the console script; returns the final evaluation score for sweepers."""
-    return run(cfg)
+    """Entry point of the console script; returns the final evaluation score for sweepers.
+
+    In a sweep a failing job must not take the others down: its error is already recorded in
+    its ``result.json`` (by :func:`rlsuite.runner.run`), so here it becomes a NaN score (Optuna
+    marks such a trial failed) and the sweep summary lists it. A preemption exit passes through.
+    """
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return run(cfg)
+    try:
+        return run(cfg)
+    except PreemptionExit:
+        raise
+    except (Exception, SystemExit) as err:
+        print(f"rlsuite: job {HydraConfig.get().job.num} failed ({type(err).__name__}: {err}); "
+              f"the sweep goes on", file=sys.stderr)
+        return float("nan")
 
 
 if __name__ == "__main__":

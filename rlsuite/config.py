@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from rlsuite.learners.ppo import PPOConfig
 from rlsuite.learners.qrdqn import QRDQNConfig
@@ -113,8 +113,10 @@ class RunConfig:
     """Env steps to train for, summed over copies."""
     run_dir: str = "${hydra:runtime.output_dir}"
     """Where logs, config and checkpoints go (Hydra's output dir by default)."""
-    resume: str | None = None
-    """A run directory to continue from its latest checkpoint."""
+    resume: str | None = "auto"
+    """``auto``: continue from ``run_dir``'s checkpoint if it has one (a requeued or relaunched
+    sweep job; a run already completed there returns its recorded score); a run directory:
+    continue from that run's latest checkpoint; ``null``: always start afresh."""
     threads: int = 1
     """CPU intra-op threads; 1 avoids 10-100x slowdowns on a shared machine (performance notes)."""
     checkpoint_every: int = 20
@@ -142,7 +144,11 @@ AGENT_SCHEMAS: dict[str, type] = {
 
 
 def register_configs() -> None:
-    """Register every schema with Hydra's ConfigStore (idempotent)."""
+    """Register every schema with Hydra's ConfigStore, and the resolvers the presets use
+    (``${rlsuite.gpus_per_job:}``: 1 on a machine with a GPU, else 0). Idempotent."""
+    from rlsuite.jobs import gpus_per_job
+
+    OmegaConf.register_new_resolver("rlsuite.gpus_per_job", gpus_per_job, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     for name, node in AGENT_SCHEMAS.items():

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import rlsuite.envs as envs
-from rlsuite import agents, checkpoint
+from rlsuite import agents, checkpoint, jobs
 from rlsuite.core import params as params_lib
 from rlsuite.core.env import BatchedEnv
 from rlsuite.core.threads import configure_threads
@@ -36,16 +36,6 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
     with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides or [])
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but CUDA is not available (use device=cpu or auto)")
-    return device
 
 
 def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
@@ -69,8 +59,10 @@ class RunHooks(TrainingHooks):
     """Logging, progress bar and periodic checkpoints for one run."""
 
     def __init__(self, logger: Logger, ckpt_path: Path, config: dict, total_steps: int,
-                 every: int, start_step: int, progress: bool) -> None:
+                 every: int, start_step: int, progress: bool,
+                 guard: jobs.PreemptionGuard | None = None) -> None:
         self.logger, self.ckpt_path, self.config, self.every = logger, ckpt_path, config, every
+        self.guard = guard
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True,
                         disable=not progress, dynamic_ncols=True, file=sys.stderr)
         self.last_step = start_step
@@ -83,6 +75,8 @@ class RunHooks(TrainingHooks):
             self.bar.set_postfix(ep_rew_mean=f"{metrics['rollout/ep_rew_mean']:.1f}")
         if agent.iteration % self.every == 0:
             self.save(agent)
+        if self.guard is not None:  # a preemption signal: checkpoint here, at a consistent state
+            self.guard.check(lambda: self.save(agent))
 
     def save(self, agent: Any) -> None:
         checkpoint.save(self.ckpt_path, agent.state_dict(), self.config)
@@ -91,28 +85,66 @@ class RunHooks(TrainingHooks):
         self.bar.close()
 
 
-def _resume_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
-    payload = checkpoint.load(cfg.resume)
+def _resume_source(cfg: DictConfig) -> Path | None:
+    """The run directory to continue from: ``resume=<dir>``, or with ``resume=auto`` the run's own
+    directory when it already holds a checkpoint (a requeued or relaunched sweep job)."""
+    if cfg.resume is None:
+        return None
+    if cfg.resume != "auto":
+        return Path(cfg.resume)
+    own = Path(cfg.run_dir)
+    return own if (checkpoint.checkpoint_dir(own) / checkpoint.LATEST).exists() else None
+
+
+def _resume_config(cfg: DictConfig, source: Path) -> tuple[DictConfig, dict[str, Any]]:
+    payload = checkpoint.load(source)
     saved = payload["config"]  # the resolved config of the run, as plain data
     current = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(current, dict)
     ignored = set(RESUME_OVERRIDES) | {"resume", "run_dir"}
     changed = sorted(k for k in current if k not in ignored and k in saved and current[k] != saved[k])
     if changed:
-        print(f"rlsuite: resuming {cfg.resume}: keeping the checkpoint's {changed}", file=sys.stderr)
+        print(f"rlsuite: resuming {source}: keeping the checkpoint's {changed}", file=sys.stderr)
     merged = OmegaConf.create(saved)
     for key in RESUME_OVERRIDES:
         merged[key] = cfg[key]
-    merged.run_dir = str(Path(cfg.resume))
+    merged.resume = str(source)
+    merged.run_dir = str(source)
     return merged, payload
 
 
 def run(cfg: DictConfig) -> float:
-    """Train and evaluate as ``cfg`` says; return the final score (see :func:`_final_eval`)."""
+    """Train and evaluate as ``cfg`` says; return the final score (see :func:`_final_eval`).
+
+    The outcome is recorded in ``<run_dir>/result.json`` (:mod:`rlsuite.jobs`): completed with the
+    score, failed with the error, or preempted. A run whose directory already records completion
+    for the same ``total_steps`` returns that score without training again (relaunched sweeps).
+    """
+    source = _resume_source(cfg)
+    run_dir = source if source is not None else Path(cfg.run_dir)
+    done = jobs.read_result(run_dir) if cfg.resume == "auto" else None
+    if done and done["status"] == jobs.COMPLETED and done.get("total_steps") == int(cfg.total_steps):
+        print(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
+        return float(done["score"])
+    guard = jobs.PreemptionGuard()
+    try:
+        with guard:
+            return _run(cfg, source, guard)
+    except jobs.Preempted as err:
+        jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), total_steps=int(cfg.total_steps))
+        print(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there",
+              file=sys.stderr)
+        guard.forward(err.signum)
+    except BaseException as err:
+        jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err))
+        raise
+
+
+def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> float:
     payload = None
-    if cfg.resume:
-        cfg, payload = _resume_config(cfg)
-    device = resolve_device(cfg.device)
+    if source is not None:
+        cfg, payload = _resume_config(cfg, source)
+    device = jobs.pick_device(cfg.device, jobs.job_number())
     configure_threads(int(cfg.threads), device)
     run_dir = Path(cfg.run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -128,21 +160,25 @@ def run(cfg: DictConfig) -> float:
     logger.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
     hooks = RunHooks(logger, checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST, resolved,
                      int(cfg.total_steps), int(cfg.checkpoint_every), agent.global_step,
-                     bool(cfg.progress))
+                     bool(cfg.progress), guard)
     try:
         agent.learn(int(cfg.total_steps), hooks)
-    except TrainingDiverged as err:
+    except BaseException as err:
         hooks.close()
         logger.close()
-        raise SystemExit(f"rlsuite: training stopped: {err}. The last good checkpoint is "
-                         f"{hooks.ckpt_path} (resume=<run dir> continues from it).") from err
-    hooks.save(agent)
+        if isinstance(err, TrainingDiverged):
+            raise SystemExit(f"rlsuite: training stopped: {err}. The last good checkpoint is "
+                             f"{hooks.ckpt_path} (resume=<run dir> continues from it).") from err
+        raise
     hooks.close()
+    hooks.save(agent)
     metrics = _final_eval(agent, env, cfg)
     logger.log(agent.global_step, metrics)
     logger.close()
     key = next(iter(metrics))
     score = metrics[key]
+    jobs.write_result(run_dir, jobs.COMPLETED, metric=key, score=score, metrics=metrics,
+                      global_step=agent.global_step, total_steps=int(cfg.total_steps))
     print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
           f"{agent.global_step} steps; run dir {run_dir}")
     return score

@@ -1,0 +1,155 @@
+"""One run as a job of a sweep: its outcome record, preemption signals, and its device.
+
+Every run writes ``result.json`` into its run directory when it ends: ``completed`` with its score,
+``failed`` with the error and traceback, or ``preempted`` with the step it checkpointed at. The
+sweep summary (:mod:`rlsuite.sweeps`) and the report (:mod:`rlsuite.report`) read these records, so
+a failed job is reported, not lost, and a relaunch can skip what already finished.
+
+Preemption: Slurm (through submitit) sends ``SIGUSR2`` some time before it kills a job, and a
+cluster or a user sends ``SIGTERM``. :class:`PreemptionGuard` turns those signals into a request
+that the training loop honours at its next iteration boundary, where the agent's state is
+consistent: it writes the checkpoint there, records ``preempted``, and then hands the signal to
+whoever handled it before (submitit requeues the job; otherwise the process exits with
+``128 + signum``). Relaunched with the same overrides into the same run directory, the run resumes
+from that checkpoint (``resume=auto``, the default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import torch
+
+RESULT_FILE = "result.json"
+COMPLETED, FAILED, PREEMPTED = "completed", "failed", "preempted"
+PREEMPTION_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+
+def write_result(run_dir: str | Path, status: str, **fields: Any) -> Path:
+    """Write ``run_dir/result.json`` = ``{status, time, **fields}`` (atomically, by rename)."""
+    path = Path(run_dir) / RESULT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_result(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``result.json`` record, or None if it has none (still running, or killed hard)."""
+    path = Path(run_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def failure_fields(error: BaseException) -> dict[str, str]:
+    """``error`` (type and message) and ``traceback`` fields for a ``failed`` record."""
+    return {
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+
+
+class Preempted(Exception):
+    """Raised at an iteration boundary after a preemption signal, once the checkpoint is written."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"received {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class PreemptionGuard:
+    """Defers ``SIGUSR2``/``SIGTERM`` to the next :meth:`check` (an iteration boundary).
+
+    Use as a context manager around training; the previous handlers are restored on exit. Only the
+    main thread may install signal handlers, so elsewhere (a thread pool) the guard is inert.
+    """
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = PREEMPTION_SIGNALS) -> None:
+        self.signals = signals
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> PreemptionGuard:
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self.previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only note it: the agent may be mid-update; the loop checkpoints at its next boundary.
+        self.received = signum
+
+    def check(self, on_preempt: Callable[[], None]) -> None:
+        """If a signal arrived: run ``on_preempt`` (write the checkpoint), then raise Preempted."""
+        if self.received is not None:
+            on_preempt()
+            raise Preempted(self.received)
+
+    def forward(self, signum: int) -> NoReturn:
+        """After the guard has exited: hand ``signum`` to the handler installed before it
+        (submitit's requeues the job and exits); with none, exit with status ``128 + signum``.
+        Either way the exit is a :class:`PreemptionExit`, which sweeps let through."""
+        previous = self.previous.get(signum, signal.SIG_DFL)
+        try:
+            if callable(previous):
+                previous(signum, None)
+        except SystemExit as exit_:
+            raise PreemptionExit(exit_.code) from None
+        raise PreemptionExit(128 + signum)
+
+
+class PreemptionExit(SystemExit):
+    """The process leaves because it was preempted (after checkpointing): not a job failure."""
+
+
+def job_number() -> int:
+    """This job's number within a Hydra multirun (0 outside one)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return int(HydraConfig.get().job.get("num", 0) or 0)
+    except (ValueError, ImportError):  # HydraConfig not initialised: library use
+        return 0
+
+
+def pick_device(name: str, job: int = 0) -> torch.device:
+    """The device of a run: ``auto`` is CUDA when present, else the CPU.
+
+    With several visible GPUs, ``auto`` and ``cuda`` put job ``n`` of a sweep on GPU
+    ``n mod count``, so parallel jobs on one multi-GPU machine (joblib launcher) do not pile onto
+    GPU 0; under Slurm or Ray each job sees only its own GPU and this is ``cuda:0``. An explicit
+    index (``cuda:1``) is kept. A CUDA request without CUDA is an error.
+    """
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        name = "cuda"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={name!r} but CUDA is not available (use device=cpu or auto)")
+        if device.index is None:
+            return torch.device("cuda", job % torch.cuda.device_count())
+    return device
+
+
+def gpus_per_job() -> int:
+    """1 when this machine has a GPU, else 0: what launcher presets reserve per job by default."""
+    return 1 if torch.cuda.is_available() else 0

@@ -1,0 +1,227 @@
+"""Sweeps: launcher presets, failure records, preemption and resume, the aggregation report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlsuite import jobs, report
+from rlsuite.logging import read_metrics
+from rlsuite.runner import compose, run
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "rlsuite"]
+QUICK = ["total_steps=1024", "progress=false", "tensorboard=false", "eval_episodes=4"]
+
+
+def _cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def test_iqm_exact_values_and_rliable_definition() -> None:
+    assert report.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == 4.5  # cut 2 each end: mean of 3..6
+    assert report.iqm([3, 1, 2]) == 2.0  # fewer than 4: nothing cut
+    assert report.iqm([10, 0, 1, 2, 3, 4, 5, 6, 7, -50]) == pytest.approx(3.5)  # mean of 1..6
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n in range(1, 30):
+        x = rng.normal(size=n)
+        assert report.iqm(x) == pytest.approx(stats.trim_mean(x, 0.25))
+
+
+def test_stratified_bootstrap_keeps_each_task_size() -> None:
+    # Task a is all 0, task b all 1: every stratified resample keeps 3 zeros and 5 ones, so the
+    # pooled mean is exactly 5/8 in every resample (an unstratified bootstrap would vary).
+    point, low, high = report.stratified_bootstrap_ci({"a": [0.0] * 3, "b": [1.0] * 5}, np.mean, 300)
+    assert point == low == high == 5 / 8
+
+
+def test_bootstrap_interval_width_matches_the_normal_theory() -> None:
+    x = np.random.default_rng(1).normal(size=400)
+    point, low, high = report.stratified_bootstrap_ci({"t": x}, np.mean, reps=2000, seed=3)
+    assert point == pytest.approx(x.mean())
+    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+    assert (high - low) / 2 == pytest.approx(half, rel=0.15)
+    assert low < point < high
+
+
+# -- devices --------------------------------------------------------------------------------------
+
+
+def test_pick_device_spreads_jobs_over_gpus(monkeypatch) -> None:
+    assert jobs.pick_device("cpu", job=5) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert [jobs.pick_device("auto", j) for j in range(6)] == [
+        torch.device("cuda", j % 4) for j in range(6)]
+    assert jobs.pick_device("cuda:1", job=2) == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert jobs.pick_device("auto", job=3) == torch.device("cpu")
+    with pytest.raises(ValueError, match="device='cuda'"):
+        jobs.pick_device("cuda")
+
+
+# -- presets --------------------------------------------------------------------------------------
+
+
+def _presets(group: str) -> list[str]:
+    return sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["agent", "env", "experiment", "search"])
+def test_every_preset_composes(group: str) -> None:
+    names = _presets(group)
+    assert names, f"no presets in conf/{group}"
+    for name in names:
+        cfg = compose([f"{group}={name}"])
+        assert cfg.agent.name and cfg.env.name, (group, name)
+
+
+@pytest.mark.parametrize("launcher", _presets("hydra/launcher"))
+def test_every_launcher_preset_composes(launcher: str) -> None:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    overrides = [f"hydra/launcher={launcher}"]
+    if launcher == "slurm":
+        overrides.append("hydra.launcher.partition=gpu")
+    if launcher == "ray_cluster":
+        overrides.append("hydra.launcher.ray.init.address=ray://head:10001")
+    with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
+        cfg = hydra_compose("config", overrides, return_hydra_config=True)
+    launcher_cfg = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher_cfg["_target_"].startswith("hydra")
+    if launcher == "ray_local":
+        assert launcher_cfg["ray"]["remote"]["num_gpus"] == jobs.gpus_per_job()
+
+
+def test_search_preset_selects_optuna_and_its_agent() -> None:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
+        cfg = hydra_compose("config", ["search=sac"], return_hydra_config=True)
+    assert cfg.agent.name == "sac"
+    assert "optuna" in cfg.hydra.sweeper._target_.lower()
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert "agent.learning_rate" in cfg.hydra.sweeper.params
+
+
+# -- runs as jobs ---------------------------------------------------------------------------------
+
+
+def test_completed_run_is_recorded_and_not_rerun(tmp_path: Path, capsys) -> None:
+    cfg = compose(["agent=ppo", "env=cartpole", *QUICK, "num_envs=8", f"run_dir={tmp_path}"])
+    score = run(cfg)
+    record = jobs.read_result(tmp_path)
+    assert record["status"] == "completed" and record["score"] == score
+    assert record["metric"] == "eval/mean_reward"
+    rows = len(read_metrics(tmp_path))
+    assert run(cfg) == score  # relaunch: the recorded result, no second training
+    assert "already completed" in capsys.readouterr().out
+    assert len(read_metrics(tmp_path)) == rows
+
+
+def test_failed_run_is_recorded(tmp_path: Path) -> None:
+    cfg = compose(["agent=ppo", *QUICK, "agent.learning_rate=-1.0", f"run_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="learning rate"):
+        run(cfg)
+    record = jobs.read_result(tmp_path)
+    assert record["status"] == "failed"
+    assert "Invalid learning rate" in record["error"] and "Traceback" in record["traceback"]
+
+
+def test_joblib_sweep_survives_a_failing_job_and_reports(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    out = _cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1",
+                "agent.learning_rate=1e-3,-1.0", *QUICK, "num_envs=8", f"hydra.sweep.dir={sweep}"])
+    assert out.returncode == 1, out.stderr[-3000:]  # the sweep finished, and says a job failed
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert len(summary) == 4
+    failed = [s for s in summary if s["status"] == "failed"]
+    assert len(failed) == 2 and all("Invalid learning rate" in s["error"] for s in failed)
+    assert all(s["score"] is not None for s in summary if s["status"] == "completed")
+    assert "2 job(s) did not complete" in out.stderr
+
+    md = tmp_path / "report.md"
+    done = subprocess.run([sys.executable, "scripts/report.py", str(sweep), "--out", str(md),
+                           "--reps", "200"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "4 runs (2 did not complete)" in done.stdout
+    text = md.read_text()
+    assert "| ppo | cartpole | 0.001 |" in text and "2/2" in text and "0/2" in text
+    assert "Invalid learning rate" in text
+
+
+def test_preempted_run_checkpoints_and_resumes(tmp_path: Path) -> None:
+    args = ["agent=ppo", "env=cartpole", "total_steps=400000", "num_envs=8", "agent.num_steps=32",
+            "progress=false", "tensorboard=false", "checkpoint_every=1000", "eval_episodes=4",
+            f"run_dir={tmp_path}"]
+    proc = subprocess.Popen([*CLI, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    metrics = tmp_path / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    os.kill(proc.pid, signal.SIGUSR2)  # what Slurm sends before a preemption or time limit
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGUSR2, err[-2000:]
+    record = jobs.read_result(tmp_path)
+    assert record["status"] == "preempted" and "SIGUSR2" in record["signal"]
+    # checkpoint_every=1000 never fired: the checkpoint was written because of the signal.
+    saved = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
+    stopped_at = saved["agent"]["global_step"]
+    steps_before = [int(r["step"]) for r in read_metrics(tmp_path)]
+
+    done = _cli([*args, "total_steps=20000"])  # same overrides (a shorter budget): resumes there
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert jobs.read_result(tmp_path)["status"] == "completed"
+    steps = [int(r["step"]) for r in read_metrics(tmp_path)]
+    assert steps[: len(steps_before)] == steps_before
+    assert steps[len(steps_before)] > steps_before[-1]  # continued, did not restart from 0
+    assert stopped_at == steps_before[-1]  # the checkpoint is the last logged iteration
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    out = _cli(["-m", "hydra/launcher=slurm_local", "seed=0,1", *QUICK, f"hydra.sweep.dir={sweep}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [s["status"] for s in summary] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_ray_local_sweep(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    sweep = tmp_path / "sweep"
+    out = _cli(["-m", "hydra/launcher=ray_local", "seed=0,1", *QUICK, f"hydra.sweep.dir={sweep}"],
+               timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [s["status"] for s in summary] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_optuna_search_optimizes_the_returned_score(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    out = _cli(["-m", "search=ppo", "hydra.sweeper.n_trials=3", *QUICK, f"hydra.sweep.dir={sweep}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = (sweep / "optimization_results.yaml").read_text()
+    summary = json.loads((sweep / "summary.json").read_text())
+    best = max(s["score"] for s in summary)
+    assert f"best_value: {best}" in results
