@@ -48,6 +48,13 @@ def _register_builtin() -> None:
     register("cartpole", CartPole)
     register("pendulum", Pendulum)
     register("acrobot", Acrobot)
+    from rlsuite.envs.shifts import ContinuousCartPole
+
+    register("cartpole_continuous", ContinuousCartPole)
+
+    from rlsuite.envs.combination_lock import CombinationLock
+
+    register("comblock", CombinationLock)
 
     from rlsuite.envs import tabular
 
@@ -56,6 +63,24 @@ def _register_builtin() -> None:
     register("cliffwalking", tabular.cliffwalking_env)
     register("taxi", tabular.taxi_env)
     register("random_mdp", tabular.random_mdp_env)
+
+    from rlsuite.envs import dynamical_bandit
+
+    register("dynlin_synthetic", dynamical_bandit.dynlin_synthetic)
+    register("dynlin_adv", dynamical_bandit.dynlin_adv)
+    register("dynlin_random", dynamical_bandit.dynlin_random)
+
+    from rlsuite.envs.tabular.cliff import cliffwalking_stochastic_env
+
+    register("cliffwalking_stochastic", cliffwalking_stochastic_env)
+
+    from rlsuite.envs.gusty_ledge import GustyLedge
+
+    register("gusty_ledge", GustyLedge)
+
+    from rlsuite.envs.tabular.stock_grid import stock_grid_env
+
+    register("stockgrid", stock_grid_env)
 
 
 _register_builtin()

@@ -13,6 +13,15 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
+from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
+from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
+from rlsuite.agents.dynlin_ucb import DynLinUCBConfig
+from rlsuite.agents.ecrm.config import ECRMConfig
+from rlsuite.agents.hnpg.agent import HNPGConfig
+from rlsuite.agents.hnpg.rlpd import RLPDConfig
+from rlsuite.agents.iwocs.deep import IWOCSConfig
+from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.learners.ppo import PPOConfig
 from rlsuite.learners.qrdqn import QRDQNConfig
 from rlsuite.learners.sac import SACConfig
@@ -70,6 +79,32 @@ class CliffWalkingEnvConfig(TabularEnvConfig):
 
 
 @dataclass
+class StochasticCliffEnvConfig(TabularEnvConfig):
+    """Stochastic CliffWalking (``rlsuite/envs/tabular/cliff.py``): slips, step and cliff costs."""
+
+    max_episode_steps: int | None = 100
+    slip: float = 0.02
+    """Probability that the intended move is replaced by a uniformly random one."""
+    step_cost: float = 1.0
+    """Paid (as reward -step_cost) on every step."""
+    cliff_cost: float = 10.0
+    """Paid (as reward -cliff_cost) on entering the cliff."""
+    cliff_terminates: bool = False
+    """A fall ends the episode (else it returns the agent to the start, as in gymnasium)."""
+    exploring_starts: bool = False
+    """Start uniformly on the non-cliff, non-goal cells (for training on-policy learners)."""
+
+
+@dataclass
+class GustyLedgeEnvConfig(EnvConfig):
+    """GustyLedge (``rlsuite/envs/gusty_ledge.py``): a continuous ledge walk with rare gusts;
+    physics (gust_prob, fall_cost, ...) via ``env.params``."""
+
+    num_steps: int = 10
+    """Steps from start to goal (the episode length when nothing falls)."""
+
+
+@dataclass
 class TaxiEnvConfig(TabularEnvConfig):
     """gymnasium's Taxi-v4."""
 
@@ -78,6 +113,16 @@ class TaxiEnvConfig(TabularEnvConfig):
     """gymnasium's rainy variant (moves succeed with ``rainy_probability``)."""
     rainy_probability: float = 0.8
     """Success probability of a move when rainy."""
+
+
+@dataclass
+class StockGridEnvConfig(TabularEnvConfig):
+    """The 4x4 return-targeting gridworld (``rlsuite.envs.tabular.stock_grid``)."""
+
+    max_episode_steps: int | None = 16
+    """Episode cap (16, as the Stoix fork's replication of the paper's section 7.1)."""
+    stochastic: bool = False
+    """Our stochastic variant (a +2 / -1 gamble at (0, 3), a 3 / 0 terminal at (2, 2))."""
 
 
 @dataclass
@@ -93,6 +138,31 @@ class RandomMDPEnvConfig(TabularEnvConfig):
     gamma: float = 0.99
     terminal_prob: float = 0.0
     """Probability that an outcome is terminal."""
+
+
+@dataclass
+class CombinationLockEnvConfig(EnvConfig):
+    """HNPG's continuous combination lock (``rlsuite.envs.combination_lock``)."""
+
+    horizon: int = 5
+    """H: actions per episode (observation length 2^ceil(log2(H + 4)))."""
+    seed: int = 0
+    """Seed of the secret combinations (conf/env/comblock.yaml ties it to the run's seed)."""
+    num_latent_actions: int = 10
+    """Latent actions (and length of the continuous action vector)."""
+    reward_mode: str = "final"
+    """``final`` (official code: anti-reward only at the last step) or ``transition`` (paper)."""
+    dense: bool = False
+    """0.1 per correct step, no anti-reward (Hy-Q/BRIEE's dense lock)."""
+    p_switch: float = 0.5
+    anti_reward: float = 0.1
+    anti_reward_prob: float = 0.5
+    noise_std: float = 0.1
+    """Std of the observation noise before the Hadamard rotation."""
+    temperature: float = 0.1
+    """Softmax temperature from action vector to latent action (official 0.1)."""
+    max_episode_steps: int | None = None
+    """Optional extra time limit (episodes already end after H steps)."""
 
 
 @dataclass
@@ -129,17 +199,59 @@ class RunConfig:
     """Write TensorBoard event files (metrics.csv is always written)."""
 
 
+@dataclass
+class DynLinEnvConfig(EnvConfig):
+    """Dynamical linear bandits (``rlsuite/envs/dynamical_bandit.py``); one copy = one trial."""
+
+    sigma: float = 0.01
+    """Noise std (official noise_sigma: 0.01 in the main text, 0.001 and 0.1 in the supplement)."""
+    max_episode_steps: int | None = None
+    """Optional time limit (None: the bandit never resets)."""
+
+
+@dataclass
+class DynLinRandomEnvConfig(DynLinEnvConfig):
+    """A random stable system with a chosen spectral radius."""
+
+    n: int = 3
+    """State dimension."""
+    d: int = 3
+    """Action dimension (3: the budget vertices; otherwise the box [0, 1]^d)."""
+    spectral_radius: float = 0.5
+    """rho(A) of the generated system."""
+    system_seed: int = 0
+    """Seed of the system itself (not of the run)."""
+
+
 ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
+    "dynlin_env_schema": DynLinEnvConfig,
+    "dynlin_random_env_schema": DynLinRandomEnvConfig,
     "classic_env_schema": ClassicEnvConfig,
     "frozenlake_env_schema": FrozenLakeEnvConfig,
     "cliffwalking_env_schema": CliffWalkingEnvConfig,
+    "cliffwalking_stochastic_env_schema": StochasticCliffEnvConfig,
+    "gusty_ledge_env_schema": GustyLedgeEnvConfig,
     "taxi_env_schema": TaxiEnvConfig,
     "random_mdp_env_schema": RandomMDPEnvConfig,
+    "stockgrid_env_schema": StockGridEnvConfig,
+    "comblock_env_schema": CombinationLockEnvConfig,
 }
 AGENT_SCHEMAS: dict[str, type] = {
     "ppo_schema": PPOConfig,
     "sac_schema": SACConfig,
+    "iwocs_schema": IWOCSConfig,
     "qrdqn_schema": QRDQNConfig,
+    "vgdf_schema": VGDFConfig,
+    "hnpg_schema": HNPGConfig,
+    "rlpd_schema": RLPDConfig,
+    "dynlin_ucb_schema": DynLinUCBConfig,
+    "lin_ucb_schema": LinUCBConfig,
+    "exp3_schema": Exp3Config,
+    "ar2_schema": AR2Config,
+    "fixed_policy_schema": FixedPolicyConfig,
+    "distributional_dp_schema": DistributionalDPConfig,
+    "deta_n_schema": DetaNConfig,
+    "ecrm_schema": ECRMConfig,
 }
 
 

@@ -172,3 +172,41 @@ def test_bootstrap_and_sampling_follow_the_generator() -> None:
     a = model.sample(x, torch.Generator().manual_seed(5))
     b = model.sample(x, torch.Generator().manual_seed(5))
     assert a.shape == (E, N, OUT) and torch.equal(a, b)
+
+
+def test_decay_loss_is_half_the_weighted_squared_weights_per_layer() -> None:
+    ens = Ensemble(E, IN, OUT, (8, 4), generator=torch.Generator().manual_seed(0))
+    coefs = (1e-3, 2e-3, 0.0)
+    expected = sum(0.5 * c * float(w.detach().pow(2).sum()) for c, w in zip(coefs, ens.weights, strict=True))
+    assert float(ens.decay_loss(coefs).detach()) == pytest.approx(expected, rel=1e-6)
+    ens.decay_loss(coefs).backward()
+    # d/dW (c/2 |W|^2) = c W; the last layer has coefficient 0 and gets no gradient.
+    torch.testing.assert_close(ens.weights[1].grad, 2e-3 * ens.weights[1].detach())
+    assert ens.weights[2].grad is None
+    with pytest.raises(ValueError, match="got 2 coefficients for 3 layers"):
+        ens.decay_loss((1.0, 1.0))
+
+
+def test_gaussian_ensemble_loss_adds_the_layer_decay() -> None:
+    wd = (2.5e-5, 5e-5, 1e-4)
+    model = GaussianEnsemble(E, IN, OUT, (8, 8), generator=torch.Generator().manual_seed(1),
+                             weight_decay=wd)
+    x, y = torch.randn(N, IN), torch.randn(N, OUT)
+    loss, nll = model.loss(x, y)
+    torch.testing.assert_close(loss, nll.sum() + model.logvar_bound_penalty() + model.net.decay_loss(wd))
+    with pytest.raises(ValueError, match="needs 3 coefficients"):
+        GaussianEnsemble(E, IN, OUT, (8, 8), weight_decay=(1e-4,))
+
+
+def test_elites_are_the_members_with_lowest_holdout_loss() -> None:
+    model = GaussianEnsemble(5, IN, OUT, (8,), generator=torch.Generator().manual_seed(2), num_elites=3)
+    assert model.elites.tolist() == [0, 1, 2]  # before any ranking: the first members
+    kept = model.set_elites(torch.tensor([0.5, 0.1, 0.9, 0.05, 0.3]))
+    assert kept.tolist() == [3, 1, 4]
+    x = torch.randn(N, IN)
+    mean, logvar = model(x)
+    e_mean, e_logvar = model.elite_forward(x)
+    assert torch.equal(e_mean, mean[[3, 1, 4]]) and torch.equal(e_logvar, logvar[[3, 1, 4]])
+    assert torch.equal(model.state_dict()["elites"], torch.tensor([3, 1, 4]))
+    with pytest.raises(ValueError, match="num_elites must be in"):
+        GaussianEnsemble(5, IN, OUT, (8,), num_elites=6)

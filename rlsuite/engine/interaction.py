@@ -97,3 +97,23 @@ class Interaction:
             scratch = torch.Generator(device=self.env.device).manual_seed(0)
             template = start(self.env, self.params, scratch)
             self.state = tree.unflatten_like(template, data["rollout_state"])
+
+
+class InteractionCounters:
+    """``global_step`` and ``iteration`` read from the agent's ``self.interaction``.
+
+    The counters the runner and the hooks read (progress, checkpoints) live in one place, the
+    :class:`Interaction`, so they are saved and resumed with it; agents inherit this to expose them.
+    """
+
+    interaction: Interaction
+
+    @property
+    def global_step(self) -> int:
+        """Env steps taken so far, summed over copies."""
+        return self.interaction.global_step
+
+    @property
+    def iteration(self) -> int:
+        """Collect-and-update iterations done so far."""
+        return self.interaction.iteration

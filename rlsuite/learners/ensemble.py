@@ -150,6 +150,25 @@ class Ensemble(nn.Module):
                 layers.append(type(self.activation)())
         return nn.Sequential(*layers)
 
+    def decay_loss(self, coefs: Sequence[float]) -> torch.Tensor:
+        """Per-layer L2 penalty ``sum_l coefs[l] * sum(W_l^2) / 2`` over all members (weights only,
+        no biases), as the MBPO / VGDF dynamics models add to their loss (VGDF
+        ``model/dynamics.py``: 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4 for its five layers).
+
+        Summed over members, like the per-member losses, so each member's gradient is its own
+        layer decay.
+        """
+        if len(coefs) != len(self.weights):
+            raise ValueError(f"Ensemble.decay_loss: got {len(coefs)} coefficients for "
+                             f"{len(self.weights)} layers")
+        total = self.weights[0].new_zeros(())
+        for c, w in zip(coefs, self.weights, strict=True):
+            if c < 0:
+                raise ValueError(f"Ensemble.decay_loss: coefficients must be >= 0, got {c}")
+            if c:
+                total = total + 0.5 * c * w.pow(2).sum()
+        return total
+
 
 def soft_clamp_logvar(
     raw: torch.Tensor, min_logvar: torch.Tensor, max_logvar: torch.Tensor
@@ -181,9 +200,15 @@ class GaussianEnsemble(nn.Module):
     Inputs are standardized with stored statistics (:meth:`set_input_stats`, MBPO's
     ``StandardScaler``), kept as buffers so they are checkpointed with the weights.
 
+    MBPO-style elites: :meth:`set_elites` keeps the ``num_elites`` members with the lowest
+    held-out loss (a buffer, checkpointed); :meth:`elite_forward` evaluates only those.
+
     Args:
         num_members, in_dim, out_dim, hidden, activation, generator: as :class:`Ensemble`
             (the trunk outputs ``2 * out_dim``: means then raw log-variances).
+        weight_decay: one L2 coefficient per linear layer (``len(hidden) + 1``), added to
+            :meth:`loss` through :meth:`Ensemble.decay_loss`; None adds none.
+        num_elites: members kept by :meth:`set_elites` (None: all; MBPO / VGDF: 5 of 7).
     """
 
     def __init__(
@@ -194,14 +219,29 @@ class GaussianEnsemble(nn.Module):
         hidden: Sequence[int] = (200, 200, 200, 200),
         activation: type[nn.Module] = nn.SiLU,
         generator: torch.Generator | None = None,
+        weight_decay: Sequence[float] | None = None,
+        num_elites: int | None = None,
     ) -> None:
         super().__init__()
         self.out_dim = out_dim
         self.net = Ensemble(num_members, in_dim, 2 * out_dim, hidden, activation, generator)
+        if weight_decay is not None:
+            if len(weight_decay) != len(hidden) + 1:
+                raise ValueError(f"GaussianEnsemble: weight_decay needs {len(hidden) + 1} "
+                                 f"coefficients (one per layer), got {list(weight_decay)}")
+            if any(c < 0 for c in weight_decay):
+                raise ValueError(f"GaussianEnsemble: weight_decay must be >= 0, got {list(weight_decay)}")
+        self.weight_decay = None if weight_decay is None else tuple(float(c) for c in weight_decay)
+        num_elites = num_members if num_elites is None else num_elites
+        if not 1 <= num_elites <= num_members:
+            raise ValueError(f"GaussianEnsemble: num_elites must be in [1, {num_members}], "
+                             f"got {num_elites}")
+        self.num_elites = num_elites
         self.max_logvar = nn.Parameter(torch.full((out_dim,), MAX_LOGVAR_INIT))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), MIN_LOGVAR_INIT))
         self.register_buffer("input_mean", torch.zeros(in_dim))
         self.register_buffer("input_std", torch.ones(in_dim))
+        self.register_buffer("elites", torch.arange(num_elites))
 
     @property
     def num_members(self) -> int:
@@ -235,7 +275,26 @@ class GaussianEnsemble(nn.Module):
         """
         mean, logvar = self(x)
         nll = gaussian_nll(mean, logvar, target)
-        return nll.sum() + self.logvar_bound_penalty(penalty), nll.detach()
+        total = nll.sum() + self.logvar_bound_penalty(penalty)
+        if self.weight_decay is not None:
+            total = total + self.net.decay_loss(self.weight_decay)
+        return total, nll.detach()
+
+    @torch.no_grad()
+    def set_elites(self, holdout_loss: torch.Tensor) -> torch.Tensor:
+        """Keep the ``num_elites`` members with the lowest ``holdout_loss`` (``[E]``), best first
+        (MBPO's ranking by held-out MSE); returns their indices."""
+        if holdout_loss.shape != (self.num_members,):
+            raise ValueError(f"set_elites: holdout_loss must have shape ({self.num_members},), "
+                             f"got {tuple(holdout_loss.shape)}")
+        order = torch.argsort(holdout_loss, stable=True)[: self.num_elites]
+        self.elites.copy_(order.to(self.elites))
+        return self.elites.clone()
+
+    def elite_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, logvar)`` of the elites only, each ``[num_elites, N, out]``."""
+        mean, logvar = self(x)
+        return mean[self.elites], logvar[self.elites]
 
     @torch.no_grad()
     def sample(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.engine.interaction import Interaction
+from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.nets import flat_dim, mlp
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingDiverged, TrainingHooks
@@ -157,7 +157,7 @@ def ppo_loss(
     return loss, stats
 
 
-class PPO:
+class PPO(InteractionCounters):
     """PPO agent on an engine env. ``learn`` trains, ``act`` acts, ``state_dict`` checkpoints.
 
     Args:
@@ -183,16 +183,6 @@ class PPO:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
-
-    @property
-    def global_step(self) -> int:
-        """Env steps taken so far, summed over copies."""
-        return self.interaction.global_step
-
-    @property
-    def iteration(self) -> int:
-        """Rollout-and-update iterations done so far."""
-        return self.interaction.iteration
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()

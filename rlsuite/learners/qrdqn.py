@@ -44,7 +44,7 @@ from torch import nn
 
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.engine.interaction import Interaction
+from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
 from rlsuite.training import TrainingDiverged, TrainingHooks
@@ -264,7 +264,7 @@ def linear_epsilon(step: int, total_steps: int, config: QRDQNConfig) -> float:
 
 
 # -- the agent --------------------------------------------------------------------------------
-class QRDQN:
+class QRDQN(InteractionCounters):
     """QR-DQN agent on an engine env with a Discrete action space.
 
     Args:
@@ -302,16 +302,6 @@ class QRDQN:
         self.policy_generator = self.interaction.policy_generator
         self.exploration_rate = config.exploration_initial_eps
         self.num_updates = 0
-
-    @property
-    def global_step(self) -> int:
-        """Env steps taken so far, summed over copies."""
-        return self.interaction.global_step
-
-    @property
-    def iteration(self) -> int:
-        """Collect-and-update iterations done so far."""
-        return self.interaction.iteration
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()

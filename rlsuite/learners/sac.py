@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.engine.interaction import Interaction
+from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.training import TrainingDiverged, TrainingHooks
@@ -270,7 +270,7 @@ def sac_update(
     return stats
 
 
-class SAC:
+class SAC(InteractionCounters):
     """SAC agent on an engine env with a Box action space.
 
     Args:
@@ -297,16 +297,6 @@ class SAC:
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self.num_updates = 0
-
-    @property
-    def global_step(self) -> int:
-        """Env steps taken so far, summed over copies."""
-        return self.interaction.global_step
-
-    @property
-    def iteration(self) -> int:
-        """Collect-and-update iterations done so far."""
-        return self.interaction.iteration
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,358 @@
+"""DηN: QR-DQN with the stock as an input, greedy by the objective (Avila Pires et al.,
+arXiv 2501.13028, section 6; ``risk-sensitive.md`` 1.5, reconstruction).
+
+The network reads the stock-augmented observation of :class:`rlsuite.envs.stock.StockAugmentedEnv`
+(one-hot state or flattened observation, the stock ``c`` scaled by ``stock_scale``, and with
+``include_time`` the step count over the time limit) and outputs ``N`` quantiles
+``theta_i(s, c, a)`` per action, as :class:`rlsuite.learners.qrdqn.QuantileNetwork`. Then:
+
+* acting: epsilon-greedy on ``score(a) = mean_i f(c + theta_i(s, c, a))`` (ties within 1e-6 broken
+  by the higher mean, then the lowest index, as the exact solver);
+* target of a transition ``(s, c, a, r, s', c' = (c + r) / gamma)``::
+
+      a' = argmax_b mean_i f(c' + theta^-_i(s', c', b)),   y_j = r + gamma (1 - done) theta^-_j(s', c', a')
+
+  regressed by the quantile Huber loss (:func:`rlsuite.learners.qrdqn.quantile_huber_loss`). The
+  post-reward stock ``c'`` comes from the wrapper's ``final_obs``. With the time in the
+  observation the time limit is part of the MDP, so ``done = terminated | truncated``;
+* every episode starts from a stock drawn uniformly from ``[stock_low, stock_high]``, so one
+  network serves every initial stock (return targets, RU candidates);
+* CVaR / mean-CVaR deployment (RU): score candidate initial stocks ``x`` on a grid at the start
+  states, ``(c0 - x) + mean_s0 max_a mean_i f(x + theta_i(s0, x, a))``, and deploy the best
+  (RIGOR's procedure, ``risk-sensitive.md`` 1.5). Since ``f = min(x, 0) / level`` ranks actions the
+  same for every level, one network trained with any level serves all levels.
+
+``objective="mean"`` is the risk-neutral baseline: the same network and loss, greedy by the mean
+(QR-DQN with an ignored stock input).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlsuite.agents.distributional_dp import objectives as obj_lib
+from rlsuite.agents.distributional_dp.agent import make_objective
+from rlsuite.core import spaces
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.interaction import Interaction, InteractionCounters
+from rlsuite.envs.stock import StockAugmentedEnv
+from rlsuite.learners.buffers import ReplayBuffer, Transitions
+from rlsuite.learners.nets import polyak_update
+from rlsuite.learners.qrdqn import (
+    QuantileNetwork,
+    action_quantiles,
+    linear_epsilon,
+    quantile_huber_loss,
+    quantile_midpoints,
+    target_quantiles,
+)
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+
+@dataclass
+class DetaNConfig:
+    """DηN hyperparameters (defaults: a small-gridworld setting between the Stoix fork's and
+    RIGOR's values, ``risk-sensitive.md`` 1.5; the paper's own are unknown)."""
+
+    name: str = "deta_n"
+    """Registry name of the agent."""
+    objective: str = "target"
+    """mean, cvar, mean_cvar, threshold or target (as agent=distributional_dp)."""
+    level: float = 0.25
+    """CVaR tail mass (cvar, mean_cvar)."""
+    mean_weight: float = 0.5
+    """Weight of the mean (mean_cvar)."""
+    target: float = 4.0
+    """Return target (target) or threshold (threshold)."""
+    initial_stock: float = 0.0
+    """The user's c0."""
+    gamma: float = 1.0
+    """Discount of the return and of the stock recursion."""
+    stock_low: float = -10.0
+    """Lower end of the training initial-stock range."""
+    stock_high: float = 2.0
+    """Upper end of the training initial-stock range."""
+    stock_scale: float = 10.0
+    """The network reads c / stock_scale."""
+    include_time: bool = True
+    """Give the network the step count (finite-horizon optimal policies depend on it)."""
+    n_quantiles: int = 50
+    """Quantiles per action (RIGOR: 50)."""
+    kappa: float = 1.0
+    """Huber threshold of the quantile loss."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden widths of the ReLU quantile network."""
+    learning_rate: float = 5e-4
+    """Adam step size."""
+    batch_size: int = 128
+    """Transitions per gradient step."""
+    buffer_size: int = 100_000
+    """Replay capacity."""
+    learning_starts: int = 2000
+    """Env steps of uniform random actions before learning."""
+    num_steps: int = 4
+    """Steps per env copy per iteration."""
+    utd: float = 0.25
+    """Gradient steps per env step."""
+    tau: float = 0.01
+    """Polyak rate of the target network, applied every gradient step (Stoix fork)."""
+    exploration_fraction: float = 0.5
+    """Fraction of training over which epsilon decays (RIGOR: 0.5)."""
+    exploration_initial_eps: float = 1.0
+    """Initial epsilon."""
+    exploration_final_eps: float = 0.05
+    """Final epsilon."""
+    max_grad_norm: float | None = 10.0
+    """Global gradient-norm clip."""
+    stock_grid: int = 241
+    """Candidate initial stocks scored for RU deployment (cvar, mean_cvar)."""
+    rollout_episodes: int = 10_000
+    """Evaluation episodes in final_metrics (one per copy)."""
+
+
+class StockQuantileNetwork(nn.Module):
+    """QR-DQN's quantile network on the scaled stock-augmented observation."""
+
+    def __init__(self, obs_dim: int, scale: torch.Tensor, n_actions: int, n_quantiles: int,
+                 hidden: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale.float())
+        self.body = QuantileNetwork(obs_dim, n_actions, n_quantiles, hidden)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Quantiles ``[B, A, N]``."""
+        return self.body(obs.float() * self.scale)
+
+
+def objective_scores(objective: obj_lib.Objective, stock: torch.Tensor, quantiles: torch.Tensor
+                     ) -> torch.Tensor:
+    """``mean_i f(c + theta_i)``: ``[B, A]`` from stocks ``[B]`` and quantiles ``[B, A, N]``."""
+    x = stock.view(-1, 1, 1).to(quantiles.dtype) + quantiles
+    return objective.utility(x.unsqueeze(-1)).mean(-1)
+
+
+def greedy_by_objective(objective: obj_lib.Objective, stock: torch.Tensor,
+                        quantiles: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+    """``argmax_a`` of :func:`objective_scores`, ties broken by the higher mean: ``[B]``."""
+    score = objective_scores(objective, stock, quantiles)
+    best = score.max(-1, keepdim=True).values
+    tied = score >= best - tol * (1.0 + best.abs())
+    return torch.where(tied, quantiles.mean(-1), -torch.inf).argmax(-1)
+
+
+def deta_n_loss(online: nn.Module, target: nn.Module, batch: Transitions, objective: obj_lib.Objective,
+                stock_col: int, gamma: float, tau_hat: torch.Tensor, kappa: float,
+                time_in_obs: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The DηN loss on one batch: the target's greedy-by-objective action at ``(s', c')``."""
+    with torch.no_grad():
+        next_all = target(batch.next_obs)
+        next_stock = batch.next_obs[:, stock_col]
+        a_next = greedy_by_objective(objective, next_stock, next_all)
+        done = batch.terminated | batch.truncated if time_in_obs else batch.terminated
+        goal = target_quantiles(batch.reward, done, action_quantiles(next_all, a_next), gamma)
+    current = action_quantiles(online(batch.obs), batch.action)
+    loss = quantile_huber_loss(current, goal, tau_hat, kappa)
+    return loss, {"loss": loss.detach(), "q_mean": current.detach().mean()}
+
+
+class DetaN(InteractionCounters):
+    """DηN on any engine env with a Discrete action space (see the module docstring)."""
+
+    def __init__(self, config: DetaNConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise ValueError(f"DηN needs a Discrete action space, got {type(env.action_space).__name__}")
+        if config.stock_low > config.stock_high:
+            raise ValueError(f"DηN: stock_low = {config.stock_low} > stock_high = {config.stock_high}")
+        self.config, self.seed = config, seed
+        self.objective = make_objective(config)  # type: ignore[arg-type]
+        self.objective.check_gamma(config.gamma)
+        self.base_env = env
+        self.env = StockAugmentedEnv(env, config.gamma, (config.stock_low, config.stock_high),
+                                     include_time=config.include_time)
+        self.params = self.env.wrap_params(params)
+        self.device = env.device
+        self.stock_col = self.env.base_dim
+        obs_dim = self.env.observation_space.shape[0]
+        scale = torch.ones(obs_dim)
+        scale[self.stock_col] = 1.0 / config.stock_scale
+        if config.include_time:
+            scale[self.stock_col + 1] = 1.0 / max(1, env.max_episode_steps or 1)
+        torch.manual_seed(seed)
+        n_actions = env.action_space.n
+        self.q_net = StockQuantileNetwork(obs_dim, scale, n_actions, config.n_quantiles,
+                                          config.hidden_sizes).to(self.device)
+        self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate,
+                                          eps=0.01 / config.batch_size)
+        self.tau_hat = quantile_midpoints(config.n_quantiles, self.device)
+        self.buffer = ReplayBuffer.for_env(self.env, config.buffer_size)
+        self.interaction = Interaction(self.env, self.params, seed)
+        self.policy_generator = self.interaction.policy_generator
+        self.exploration_rate = config.exploration_initial_eps
+        self.num_updates = 0
+        self.deploy_stock: float | None = None
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Greedy-by-objective actions on stock-augmented observations (epsilon-greedy unless
+        ``deterministic``)."""
+        greedy = greedy_by_objective(self.objective, obs[:, self.stock_col], self.q_net(obs))
+        if deterministic:
+            return greedy
+        explore = torch.rand(obs.shape[0], generator=self.policy_generator, device=self.device)
+        return torch.where(explore < self.exploration_rate, self._random_action(obs), greedy)
+
+    def _random_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.randint(self.env.action_space.n, (obs.shape[0],),  # type: ignore[union-attr]
+                             generator=self.policy_generator, device=self.device)
+
+    def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> DetaN:
+        """Train until ``total_steps`` env steps (continues from the counters)."""
+        cfg, hooks = self.config, hooks or TrainingHooks()
+        steps_per_iter = self.interaction.num_envs * cfg.num_steps
+        num_iterations = max(1, total_steps // steps_per_iter)
+        time_in_obs = cfg.include_time
+        while self.iteration < num_iterations:
+            tic = time.perf_counter()
+            self.exploration_rate = linear_epsilon(self.global_step, total_steps, cfg)  # type: ignore[arg-type]
+            warmup = self.global_step < cfg.learning_starts
+            data = self.interaction.collect(self._random_action if warmup else self.act,
+                                            cfg.num_steps)
+            self.buffer.add_rollout(data)
+            owed = cfg.utd * max(0, self.global_step - cfg.learning_starts)
+            due = int(owed + 1e-9) - self.num_updates
+            totals: dict[str, torch.Tensor] = {}
+            for _ in range(max(due, 0)):
+                batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
+                loss, stats = deta_n_loss(self.q_net, self.target_net, batch, self.objective,
+                                          self.stock_col, cfg.gamma, self.tau_hat, cfg.kappa,
+                                          time_in_obs)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
+                self.num_updates += 1
+                for k, v in stats.items():
+                    totals[k] = totals[k] + v if k in totals else v
+            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
+            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise TrainingDiverged(f"non-finite DηN loss at step {self.global_step}: {metrics}")
+            metrics.update(self.interaction.record_episodes(data))
+            metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
+            metrics["train/n_updates"] = float(self.num_updates)
+            metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
+            self.interaction.iteration += 1
+            hooks.on_iteration(self, self.global_step, metrics)
+        self.deploy_stock = None
+        return self
+
+    # -- deployment and evaluation ------------------------------------------------------------
+    @torch.no_grad()
+    def choose_stock(self, generator: torch.Generator, starts: int = 256,
+                     objective: obj_lib.Objective | None = None) -> float:
+        """The initial stock to deploy: ``dp_stock(c0)``, or for RU objectives the best
+        candidate on a grid over ``[stock_low, stock_high]`` scored at sampled start states.
+        ``objective`` (default: the agent's) may be another level's CVaR: the greedy policy of
+        ``min(x, 0) / level`` does not depend on the level, only this choice does."""
+        cfg = self.config
+        objective = objective or self.objective
+        c0 = torch.tensor([cfg.initial_stock], dtype=torch.float64)
+        if not objective.outer_search:
+            return float(objective.dp_stock(c0)[0])
+        grid = torch.linspace(cfg.stock_low, cfg.stock_high, cfg.stock_grid, dtype=torch.float64)
+        obs, _ = self.env.reset(self.env.wrap_params(self.base_env.default_params(starts), 0.0),
+                                generator)
+        obs = obs.unsqueeze(0).repeat(grid.shape[0], 1, 1)  # [G, starts, D]
+        obs[..., self.stock_col] = grid.view(-1, 1).to(obs.dtype)
+        theta = self.q_net(obs.reshape(-1, obs.shape[-1])).double()
+        stock = obs[..., self.stock_col].reshape(-1).double()
+        best = objective_scores(objective, stock, theta).max(-1).values  # [G * starts]
+        score = objective.outer_value(cfg.initial_stock, grid,
+                                           best.view(grid.shape[0], -1).mean(1))
+        return float(grid[int(score.argmax())])
+
+    @torch.no_grad()
+    def rollout_returns(self, episodes: int, generator: torch.Generator,
+                        stock: float | None = None) -> torch.Tensor:
+        """Discounted returns ``[episodes]`` of the greedy policy deployed at ``stock`` (default:
+        :meth:`choose_stock`), one episode per copy."""
+        if stock is None:
+            if self.deploy_stock is None:
+                self.deploy_stock = self.choose_stock(generator)
+            stock = self.deploy_stock
+        params = self.env.wrap_params(self.base_env.default_params(episodes), stock)
+        obs, state = self.env.reset(params, generator)
+        returns = torch.zeros(episodes, dtype=torch.float64, device=self.device)
+        running = torch.ones(episodes, dtype=torch.bool, device=self.device)
+        limit = self.base_env.max_episode_steps or 10_000
+        for t in range(limit):
+            step = self.env.step(state, self.act(obs, deterministic=True), params, generator)
+            returns += torch.where(running, self.config.gamma**t * step.reward.double(), 0.0)
+            running &= ~(step.terminated | step.truncated)
+            obs, state = step.obs, step.state
+            if t % 16 == 15 and not bool(running.any()):
+                break
+        return returns.cpu()
+
+    def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
+                      ) -> dict[str, float]:
+        """Empirical objective (the score) with a 95% CI, mean return, CVaR of the returns."""
+        g = self.rollout_returns(self.config.rollout_episodes, generator)
+        lo, hi = objective_ci(self.objective, g, self.config.initial_stock, generator)
+        return {
+            "eval/empirical_objective": self.objective.evaluate(g, None, self.config.initial_stock),
+            "eval/objective_ci_low": lo, "eval/objective_ci_high": hi,
+            "eval/mean_return": float(g.mean()),
+            "eval/cvar": obj_lib.CVaR(self.config.level).evaluate(g),
+            "eval/deploy_stock": float(self.deploy_stock) if self.deploy_stock is not None
+            else float("nan"),
+            "eval/episodes": float(g.shape[0]),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizer, counters, buffer, interaction state (weights-only loadable)."""
+        out: dict[str, Any] = {
+            "q_net": self.q_net.state_dict(), "target_net": self.target_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "exploration_rate": self.exploration_rate,
+            "num_updates": self.num_updates, **self.interaction.state_dict(),
+        }
+        out = copy.deepcopy(out)
+        out["buffer"] = self.buffer.state_dict()
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.q_net.load_state_dict(data["q_net"])
+        self.target_net.load_state_dict(data["target_net"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.buffer.load_state_dict(data["buffer"])
+        self.exploration_rate = float(data["exploration_rate"])
+        self.num_updates = int(data["num_updates"])
+        self.interaction.load_state_dict(data)
+
+
+def objective_ci(objective: obj_lib.Objective, returns: torch.Tensor, initial_stock: float,
+                 generator: torch.Generator, resamples: int = 200) -> tuple[float, float]:
+    """95% confidence interval of the empirical objective: normal for expected utilities (a
+    mean of per-episode utilities), percentile bootstrap for CVaR-type objectives."""
+    g = returns.double().cpu()
+    n = g.shape[0]
+    if not objective.outer_search:
+        u = objective.utility(objective.dp_stock(torch.tensor([initial_stock],
+                                                                dtype=torch.float64)) + g.view(-1, 1))
+        half = 1.96 * float(u.std()) / math.sqrt(n)
+        return float(u.mean()) - half, float(u.mean()) + half
+    cpu_gen = torch.Generator().manual_seed(int(torch.randint(1 << 30, (1,), generator=generator)))
+    idx = torch.randint(n, (resamples, n), generator=cpu_gen)
+    values = torch.tensor([objective.evaluate(g[row], None, initial_stock) for row in idx])
+    return float(values.quantile(0.025)), float(values.quantile(0.975))

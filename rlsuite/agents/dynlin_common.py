@@ -1,0 +1,424 @@
+"""What the dynamical-linear-bandit learners share: system constants, UCB algebra, regret accounting.
+
+Every learner (DynLin-UCB and the baselines of Mussi et al., ICML 2023) runs ``B`` independent
+trials at once on a :class:`rlsuite.envs.dynamical_bandit.DynamicalLinearBandit`: it owns a
+:class:`BanditRun` that holds the hidden state of every trial, draws the env noise from its own
+generator and books regret. Two ways to play: :meth:`BanditRun.hold` plays one arm per copy for
+``L`` rounds in closed form (epoch learners), :meth:`BanditRun.round` plays one round from a
+pre-drawn noise block (per-round learners, whose block is booked with :meth:`BanditRun.book_rounds`).
+
+Regret is booked both as the paper plots it (steady-state pseudo-regret ``J* - <h, u_t>`` of the
+played arm, official scripts/main.py) and realized (``t J* - sum_t y_t``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rlsuite.envs.dynamical_bandit import (
+    DTYPE,
+    DynamicalLinearBandit,
+    DynLinParams,
+    arm_values,
+    system_constants,
+)
+
+
+@dataclass(frozen=True)
+class Constants:
+    """Per-copy ``[B]`` bounds the learners are given (P2 section 2 assumptions; official main.py
+    passes the true values): ``rho`` >= rho(A), ``phi`` >= Phi(A), ``omega`` >= ||omega||,
+    ``theta`` >= ||theta||, ``b`` >= ||B||_2, ``u`` >= max ||u||, ``sigma`` noise std."""
+
+    rho: torch.Tensor
+    phi: torch.Tensor
+    omega: torch.Tensor
+    theta: torch.Tensor
+    b: torch.Tensor
+    u: torch.Tensor
+    sigma: torch.Tensor
+
+
+def resolve_constants(env: DynamicalLinearBandit, params: DynLinParams, **given: float | None) -> Constants:
+    """Constants computed from the known system, each replaced by ``given[name]`` when not None.
+
+    A misspecified value (e.g. ``rho`` below the true spectral radius) is allowed on purpose: the
+    learners then run with wrong epochs / radii, as in the paper's sensitivity discussion.
+    """
+    if env.arms is None:
+        raise ValueError(
+            "the dynamical-bandit learners need a finite action set (env arms); discretise the box into arms"
+        )
+    true = system_constants(params, env.arms)
+    out = {}
+    for name, value in true.items():
+        g = given.get(name)
+        if g is not None:
+            if not math.isfinite(float(g)) or float(g) < 0:
+                raise ValueError(f"constant {name}={g} must be finite and >= 0")
+            value = torch.full_like(value, float(g))
+        out[name] = value
+    if bool((out["rho"] >= 1).any()):
+        raise ValueError(f"rho_bar must be < 1; got {out['rho'].max().item()}")
+    return Constants(**out)
+
+
+def sherman_morrison(v_inv: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``(V + u u^T)^{-1}`` from ``V^{-1} [B, d, d]`` and ``u [B, d]`` (one rank-one update)."""
+    vu = torch.bmm(v_inv, u.unsqueeze(-1))  # [B, d, 1]
+    denom = torch.bmm(u.unsqueeze(1), vu) + 1.0  # [B, 1, 1]
+    return torch.baddbmm(v_inv, vu / denom, vu.transpose(1, 2), alpha=-1.0)
+
+
+def ucb_scores(
+    h_hat: torch.Tensor, v_inv: torch.Tensor, arms_t: torch.Tensor, beta: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimistic indices ``<h_hat, u_k> + beta ||u_k||_{V^{-1}}`` for every arm: ``([B, K], widths [B, K])``
+    with ``widths = ||u_k||_{V^{-1}}``; ``arms_t [d, K]`` (one matrix product for all arms and copies)."""
+    width = ((v_inv @ arms_t) * arms_t).sum(-2).sqrt()  # [B, K]; V^{-1} is positive definite
+    return torch.addcmul(h_hat @ arms_t, beta.unsqueeze(1), width), width
+
+
+def oful_radius(
+    t: torch.Tensor,
+    lam: torch.Tensor,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    sigma_bar_sq: torch.Tensor,
+    log_inv_delta: torch.Tensor,
+    u_bar: torch.Tensor,
+    d: int,
+    gamma: float | None = None,
+) -> torch.Tensor:
+    """The radius of official ``LinearAgent._beta_t`` (DynLin-UCB when c2 > 0, Lin-UCB when c2 = 0)::
+
+        beta_t = c1 sqrt(lam) + c2 / sqrt(lam) ln(e (t + 1))
+                 + sqrt(2 sigma_bar^2 (ln(1/delta) + d/2 ln(1 + g_t t U^2 / (d lam))))
+
+    with ``g_t = (1 - gamma^{2t}) / (1 - gamma^2)`` for the official D-Lin-UCB (lambda = ln T)
+    variant, else 1. ``t`` ``[T]`` rounds (0-based, as the official counter), the rest ``[B]``;
+    returns ``[T, B]``.
+    """
+    t = t.to(DTYPE)[:, None]
+    growth = 1.0 + t * u_bar**2 / (d * lam)
+    if gamma is not None:
+        growth = 1.0 + t * u_bar**2 / (d * lam) * (1 - gamma ** (2 * t)) / (1 - gamma**2)
+    return (
+        c1 * lam.sqrt()
+        + c2 / lam.sqrt() * torch.log(math.e * (t + 1))
+        + torch.sqrt(2 * sigma_bar_sq * (log_inv_delta + d / 2 * torch.log(growth)))
+    )
+
+
+def dynlin_coefficients(c: Constants) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(c1, c2, sigma_bar^2)`` of the DynLin-UCB radius (official agents.py, P2 Theorem 1)::
+
+    X = U / (1 - rho);  c1 = Theta + Omega B Phi / (1 - rho)
+    c2 = U Omega Phi (U B / (1 - rho) + X);  sigma_bar^2 = sigma^2 (1 + Omega^2 Phi^2 / (1 - rho^2))
+    """
+    x_bar = c.u / (1 - c.rho)
+    c1 = c.theta + c.omega * c.b * c.phi / (1 - c.rho)
+    c2 = c.u * c.omega * c.phi * (c.u * c.b / (1 - c.rho) + x_bar)
+    sigma_bar_sq = c.sigma**2 * (1 + c.omega**2 * c.phi**2 / (1 - c.rho**2))
+    return c1, c2, sigma_bar_sq
+
+
+class BanditRun:
+    """The trials' side of a run: hidden states, env noise, and regret books, for ``B`` copies.
+
+    The system is linear, so the state splits into an action-driven part ``x^u`` (deterministic given
+    the arms) and a noise-driven part (independent of the arms). The noise part of the reward,
+    ``y^n_t = <omega, x^n_t> + eta_t``, is computed ahead in blocks of ``block`` rounds from noise
+    drawn with :meth:`DynamicalLinearBandit.draw_noise`; the action part of ``L`` rounds of one arm is
+    one batched product with a per-length table (``[x^u_{s+L}; y^u_{s+L-1}; sum_j y^u_{s+j}] =
+    G_L [x^u_s; u]``). So playing an epoch costs a few tensor ops whatever its length, and the
+    rewards are exactly those of :meth:`DynamicalLinearBandit.step` driven by the same noise.
+
+    Args:
+        env: a dynamical linear bandit with a finite action set.
+        params: one system per copy.
+        seed: seeds the env-noise generator (the learner keeps its own for its decisions).
+        max_hold: longest single :meth:`advance` (grown on demand).
+        block: rounds of noise response computed at once.
+    """
+
+    SUB = 64  # sub-block length of the noise-response computation
+
+    def __init__(
+        self,
+        env: DynamicalLinearBandit,
+        params: DynLinParams,
+        seed: int,
+        max_hold: int = 64,
+        block: int = 1 << 14,
+    ) -> None:
+        if env.arms is None:
+            raise ValueError("the dynamical-bandit learners need a finite action set (env arms)")
+        env.check_params(params)
+        self.env, self.params = env, params
+        self.arms = env.arms
+        self.generator = env.make_generator(seed)
+        b, n = params.x0.shape
+        self.n = n
+        values = arm_values(params, self.arms)  # [B, K]
+        self.best_arm = values.argmax(-1)
+        self.optimum = values.max(-1).values
+        self.gaps = self.optimum[:, None] - values  # [B, K] steady-state regret per round of each arm
+        self.block = max(int(block) // self.SUB, 1) * self.SUB
+        self._noise_tables = env.hold_tables(params, self.SUB)
+        self._build_action_tables(max_hold)
+        self.t = 0
+        zeros = torch.zeros(b, 2, dtype=DTYPE, device=env.device)
+        self._s = torch.cat([params.x0, zeros], 1)  # [x^u; y_last; y_sum] (x0 is deterministic)
+        self.xn = torch.zeros_like(params.x0)  # noise-driven state at the end of the computed noise
+        self._yn = torch.zeros(0, b, dtype=DTYPE, device=env.device)  # noise rewards [rounds, B] ...
+        self._yn_start = self._yn_end = 0  # ... of rounds _yn_start .. _yn_end - 1
+        self._noise_done = torch.zeros(b, dtype=DTYPE, device=env.device)  # noise rewards before _yn_start
+        self.segments: list[tuple[torch.Tensor, torch.Tensor]] = []  # (arms [S, B] int8, lengths [S])
+        self._regret_done = torch.zeros(b, dtype=DTYPE, device=env.device)
+        self._arms: list[torch.Tensor] = []
+        self._lens: list[int] = []
+        self.arange = torch.arange(b, device=env.device)
+
+    @property
+    def num_copies(self) -> int:
+        """B."""
+        return self.xu.shape[0]
+
+    def _build_action_tables(self, max_len: int) -> None:
+        tab = self.env.hold_tables(self.params, max_len)
+        P, sb = tab.powers, tab.sb  # [B, L+1, n, n], [B, L+1, n, d]
+        wx, wu = tab.wx, tab.wu  # [B, L, n], [B, L, d]
+        w_last = torch.cat([wx, wu], -1)  # row L-1 is the reward of the L-th round
+        w_sum = w_last.cumsum(1)
+        rows = torch.cat([P[:, 1:], sb[:, 1:]], -1)  # [B, L, n, n + d]
+        g = torch.cat([rows, w_last[:, :, None], w_sum[:, :, None]], 2)  # [B, L, n + 2, n + d]
+        # Act on s = [x^u; y_last; y_sum; u]: the y_last column is 0, the y_sum column carries the
+        # running sum of the action parts of the rewards, so one bmm per epoch does all the books.
+        b, L, n = g.shape[0], g.shape[1], self.n
+        full = torch.zeros(b, L, n + 2, n + 2 + g.shape[-1] - n, dtype=DTYPE, device=g.device)
+        full[..., :n] = g[..., :n]
+        full[..., n + 2 :] = g[..., n:]
+        full[:, :, n + 1, n + 1] = 1.0
+        self._g = [None] + [full[:, i].contiguous() for i in range(L)]  # indexed by hold length
+        self.max_hold = max_len
+        # One round of arm k: s' = G1x s + G1u u_k, with the per-arm columns G1u u_k as rows of a table
+        # indexed by copy * K + k (so a round needs no gather of action vectors).
+        g1 = self._g[1]
+        k = self.arms.shape[0]
+        self._g1x = g1[:, :, : n + 2].contiguous()
+        self._gu_rows = (g1[:, :, n + 2 :] @ self.arms.T).transpose(1, 2).reshape(b * k, n + 2).contiguous()
+        self._arm_offsets = torch.arange(b, device=g.device) * k
+
+    def _noise_rewards(self, rounds: int) -> torch.Tensor:
+        """Noise part of the next ``rounds`` rewards (from the state ``self.xn``), ``[B, rounds]``."""
+        c, tab = self.SUB, self._noise_tables
+        eps, eta = self.env.draw_noise(self.params, rounds, self.generator)
+        b, n = self.xn.shape
+        k = rounds // c
+        eps = eps.view(b, k, c, n)
+        local_y = torch.einsum("bjim,bkim->bkj", tab.wn, eps)  # zero-initial-state response
+        local_x = torch.einsum("binm,bkim->bkn", tab.powers[:, :c].flip(1), eps)  # sum A^{c-1-i} eps_i
+        a_c = tab.powers[:, c]
+        starts = []
+        x = self.xn
+        for j in range(k):
+            starts.append(x)
+            x = (a_c @ x.unsqueeze(-1)).squeeze(-1) + local_x[:, j]
+        self.xn = x
+        xs = torch.stack(starts, 1)  # [B, k, n]
+        y = local_y + torch.einsum("bjn,bkn->bkj", tab.wx, xs)
+        return y.reshape(b, rounds) + eta
+
+    def _ensure_noise(self, last: int) -> None:
+        """Make the noise rewards cover round ``last``; drop the consumed head."""
+        while last >= self._yn_end:
+            used = self.t - self._yn_start
+            self._noise_done += self._yn[:used].sum(0)
+            self._yn = torch.cat([self._yn[used:], self._noise_rewards(self.block).T], 0).contiguous()
+            self._yn_start = self.t
+            self._yn_end = self._yn_start + self._yn.shape[0]
+
+    def advance(self, arm: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Play ``arm [B]`` for ``rounds`` rounds: ``(last round's reward [B], action vectors [B, d])``."""
+        if rounds > self.max_hold:
+            self._build_action_tables(max(rounds, 2 * self.max_hold))
+        last = self.t + rounds - 1
+        if last >= self._yn_end:
+            self._ensure_noise(last)
+        u = torch.index_select(self.arms, 0, arm)
+        self._s = torch.bmm(self._g[rounds], torch.cat([self._s, u], 1).unsqueeze(-1)).squeeze(-1)
+        y = self._s.select(1, self.n) + self._yn.select(0, last - self._yn_start)
+        self.t += rounds
+        self._arms.append(arm)
+        self._lens.append(rounds)
+        if len(self._lens) >= 4096:
+            self._flush()
+        return y, u
+
+    def step_arm(self, arm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One round of ``arm [B]`` (the per-round learners' hot path): ``(reward [B], row index [B])``
+        where ``row = copy * K + arm`` indexes per-copy-per-arm tables."""
+        if self.t >= self._yn_end:
+            self._ensure_noise(self.t)
+        idx = self._arm_offsets + arm
+        row = self._gu_rows.index_select(0, idx)
+        self._s = torch.baddbmm(row.unsqueeze(2), self._g1x, self._s.unsqueeze(2)).squeeze(2)
+        y = self._s.select(1, self.n) + self._yn.select(0, self.t - self._yn_start)
+        self.t += 1
+        self._arms.append(arm)
+        self._lens.append(1)
+        if len(self._lens) >= 4096:
+            self._flush()
+        return y, idx
+
+    def advance_sum(self, arm: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`advance`, also returning the sum of the ``rounds`` rewards: ``(last, sum, u)``."""
+        before = self._s.select(1, self.n + 1)
+        y, u = self.advance(arm, rounds)
+        first = self.t - rounds - self._yn_start
+        total = self._s.select(1, self.n + 1) - before + self._yn[first : first + rounds].sum(0)
+        return y, total, u
+
+    @property
+    def xu(self) -> torch.Tensor:
+        """Action-driven part of the hidden state ``[B, n]``."""
+        return self._s[:, : self.n]
+
+    @property
+    def action_reward(self) -> torch.Tensor:
+        """Sum of the action-driven parts of the rewards so far ``[B]``."""
+        return self._s[:, self.n + 1]
+
+    def _flush(self) -> None:
+        """Move the plays recorded since the last flush into an int8 chunk and book their regret."""
+        if self._lens:
+            arms = torch.stack(self._arms)
+            lengths = torch.tensor(self._lens, dtype=torch.int64)
+            self.segments.append((arms.to(torch.int8), lengths))
+            self._regret_done = self._regret_done + (
+                torch.gather(self.gaps, 1, arms.T) * lengths.to(DTYPE)
+            ).sum(-1)
+            self._arms, self._lens = [], []
+
+    @property
+    def pseudo_regret(self) -> torch.Tensor:
+        """Cumulative steady-state pseudo-regret ``sum_t J* - <h, u_t>`` per copy ``[B]``."""
+        self._flush()
+        return self._regret_done.clone()
+
+    @property
+    def reward_sum(self) -> torch.Tensor:
+        """Sum of the rewards observed so far per copy ``[B]``."""
+        return self.action_reward + self._noise_done + self._yn[: self.t - self._yn_start].sum(0)
+
+    def realized_regret(self) -> torch.Tensor:
+        """``t J* - sum_t y_t`` per copy (includes transients and noise)."""
+        return self.t * self.optimum - self.reward_sum
+
+    def regret_curve(self, times: torch.Tensor) -> torch.Tensor:
+        """Cumulative pseudo-regret after ``times`` rounds (``[P]`` ints in ``[0, t]``): ``[P, B]``.
+
+        Walks the recorded chunks one at a time, so memory stays at one chunk whatever the horizon.
+        """
+        self._flush()
+        times = torch.as_tensor(times, dtype=torch.int64).clamp(0, self.t)
+        out = torch.zeros(len(times), self.num_copies, dtype=DTYPE)
+        offset, base = 0, torch.zeros(self.num_copies, dtype=DTYPE)
+        for arms8, lengths in self.segments:
+            per_seg = torch.gather(self.gaps, 1, arms8.T.long()).T  # [S, B] regret per round
+            ends = lengths.cumsum(0) + offset
+            starts = ends - lengths
+            cum = torch.cat([base[None], base + (per_seg * lengths[:, None]).cumsum(0)])
+            inside = (times >= offset) & (times <= ends[-1])
+            if bool(inside.any()):
+                tt = times[inside]
+                seg = torch.searchsorted(ends, tt, right=True).clamp(max=len(lengths) - 1)
+                out[inside] = cum[seg] + (tt - starts[seg]).clamp(min=0).to(DTYPE)[:, None] * per_seg[seg]
+            offset, base = int(ends[-1]), cum[-1]
+        return out
+
+    def played(self) -> torch.Tensor:
+        """Arm played at every round so far ``[t, B]`` (int64; for tests and short runs)."""
+        self._flush()
+        return torch.cat([a.long().repeat_interleave(n, dim=0) for a, n in self.segments])
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        """Final metrics, the score (mean cumulative pseudo-regret) first."""
+        b = self.num_copies
+        reg = self.pseudo_regret
+        stderr = float(reg.std() / math.sqrt(b)) if b > 1 else 0.0
+        return {
+            f"{prefix}/cumulative_regret": float(reg.mean()),
+            f"{prefix}/cumulative_regret_stderr": stderr,
+            f"{prefix}/realized_regret": float(self.realized_regret().mean()),
+            f"{prefix}/rounds": float(self.t),
+            f"{prefix}/optimum": float(self.optimum.mean()),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain data only (torch.load with weights_only=True)."""
+        self._flush()
+        return {
+            "s": self._s,
+            "xn": self.xn,
+            "t": self.t,
+            "yn": self._yn,
+            "yn_start": self._yn_start,
+            "noise_done": self._noise_done,
+            "segment_arms": [a for a, _ in self.segments],
+            "segment_lengths": [n for _, n in self.segments],
+            "regret_done": self._regret_done,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self._s, self.xn, self.t = data["s"], data["xn"], int(data["t"])
+        self._yn, self._yn_start = data["yn"], int(data["yn_start"])
+        self._yn_end = self._yn_start + self._yn.shape[0]
+        self._noise_done = data["noise_done"]
+        self._arms, self._lens = [], []
+        self.segments = list(zip(data["segment_arms"], data["segment_lengths"], strict=True))
+        self._regret_done = data["regret_done"]
+        self.generator.set_state(data["generator"])
+
+
+def concat_params(parts: list[DynLinParams]) -> DynLinParams:
+    """Stack the copies of several params (e.g. the three synthetic noise levels) into one batch."""
+    fields = DynLinParams.__dataclass_fields__
+    return DynLinParams(**{k: torch.cat([getattr(p, k) for p in parts]) for k in fields})
+
+
+def learn_loop(agent: Any, total_steps: int, hooks: Any, prefix: str) -> None:
+    """The iteration loop every dynamical-bandit learner shares: ``agent._play(stop_round)`` plays
+    up to a round, then one metrics dict per ``agent.config.log_every`` rounds goes to the hooks."""
+    import time
+
+    from rlsuite.training import TrainingDiverged
+
+    run: BanditRun = agent.run
+    b = run.num_copies
+    target = run.t + total_steps // b
+    every = max(1, int(agent.config.log_every))
+    while run.t < target:
+        start_t, start_reward, tic = run.t, run.reward_sum.clone(), time.perf_counter()
+        agent._play(min(target, (run.t // every + 1) * every))
+        agent.global_step = run.t * b
+        agent.iteration += 1
+        played = run.t - start_t
+        metrics = {
+            "rollout/reward_mean": float((run.reward_sum - start_reward).mean() / max(played, 1)),
+            "time/fps": played * b / max(time.perf_counter() - tic, 1e-9),
+            f"{prefix}/cumulative_regret": float(run.pseudo_regret.mean()),
+            f"{prefix}/realized_regret": float(run.realized_regret().mean()),
+        }
+        metrics.update(agent._extra_metrics())
+        if not all(math.isfinite(v) for v in metrics.values()):
+            raise TrainingDiverged(f"non-finite {prefix} metrics at round {run.t}: {metrics}")
+        if hooks is not None:
+            hooks.on_iteration(agent, agent.global_step, metrics)

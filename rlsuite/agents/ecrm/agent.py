@@ -1,0 +1,458 @@
+"""The risk-averse policy-gradient agent for ECRM objectives (Yu and Ying, arXiv 2301.10932).
+
+One iteration (notes 2.4, rewards convention)::
+
+    collect the first episode of every env copy        (episodes.py; first step: first-step actor)
+    k_t  = stage reward + threshold terms (+ entropy)  (objective.py)
+    eta  <- eta + eta_lr * quantile step               (fast time scale, before the actor)
+    actor step:
+      reinforce     ascend  sum_t gamma^t log pi(a_t|s_t) (G_t - b(first, s_t))
+      actor_critic  ascend  sum_t gamma^t log pi(a_t|s_t) (stage_t + Q(s_t,a_t) - sum_a pi Q(s_t,a))
+                    with Q fitted by SARSA on Q(s,a) = E[thr(s,a) + gamma (stage' + Q(s',a'))]
+      npg           the shared trust-region natural-gradient step (learners/npg.py) on the
+                    REINFORCE surrogate; entropy regularization through ``ent_coef``
+    softmax / neural actors: Adam; direct: gradient ascent + projection onto the simplex
+
+Logged: ``ecrm/objective_estimate`` (mean of sum_t gamma^t k_t, a lower bound on the ECRM that is
+tight when eta = VaR), ``ecrm/exact_ecrm`` (tabular), ``rollout/ep_rew_mean``,
+``ecrm/return_cvar`` (CVaR_alpha of the episode return), ``ecrm/failure_rate``, ``ecrm/eta_*``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlsuite.agents.ecrm import objective as obj
+from rlsuite.agents.ecrm.config import ECRMConfig
+from rlsuite.agents.ecrm.episodes import Episodes, StagePolicy, collect_first_episodes
+from rlsuite.agents.ecrm.exact import exact_ecrm
+from rlsuite.agents.ecrm.model import ECRMModel
+from rlsuite.core import tree
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.interaction import Interaction, InteractionCounters
+from rlsuite.envs.tabular.mdp import TabularMDP
+from rlsuite.learners.npg import NPGConfig, detached_kl, trpo_step
+from rlsuite.risk import cvar
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Inverse-CDF draws from ``probs [N, A]`` (rows may hold exact zeros)."""
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype)
+    cdf = torch.cumsum(probs, -1)
+    return (cdf < u * cdf[:, -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
+
+
+def _scatter_mean(index: torch.Tensor, values: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-index sums and counts of ``values`` (flat ``index`` into ``size`` cells)."""
+    sums = torch.zeros(size, device=values.device).index_add_(0, index, values)
+    counts = torch.zeros(size, device=values.device).index_add_(0, index, torch.ones_like(values))
+    return sums, counts
+
+
+def risk_adjusted_rewards(ep: Episodes, cfg: ECRMConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(stage, thr, disc)``: each step's own risk-adjusted reward, its threshold terms
+    (:mod:`.objective`) and the discount ``gamma^t`` as ``[T, 1]``."""
+    t_len = ep.reward.shape[0]
+    disc = (cfg.gamma ** torch.arange(t_len, device=ep.reward.device, dtype=torch.float32)).unsqueeze(1)
+    stage = obj.stage_rewards(ep.reward, ep.eta_prev, ep.first, cfg.risk_weight, cfg.alpha)
+    thr = obj.threshold_terms(ep.eta, ep.terminated, ep.truncated, cfg.risk_weight, cfg.alpha, cfg.gamma)
+    return stage, thr, disc
+
+
+def reinforce_surrogate(model: ECRMModel, ep: Episodes, cfg: ECRMConfig) -> torch.Tensor:
+    """``(1/B) sum_episodes sum_t gamma^t log pi(a_t | s_t) G_t`` (no baseline, no entropy): its
+    gradient is the Monte-Carlo REINFORCE estimate of ``dJ/dtheta`` (notes 2.3)."""
+    stage, thr, disc = risk_adjusted_rewards(ep, cfg)
+    ret = obj.reward_to_go(torch.where(ep.valid, stage + thr, 0.0), ep.valid, cfg.gamma)
+    t_len, b = ep.reward.shape
+    idx = ep.valid.reshape(-1)
+    obs = ep.obs.reshape(t_len * b, *ep.obs.shape[2:])[idx]
+    action = ep.action.reshape(-1)[idx]
+    probs = model.probs(obs, ep.first.reshape(-1)[idx], ep.eta_prev.reshape(-1)[idx])
+    logp = torch.log(probs.gather(1, action.unsqueeze(1)).squeeze(1))
+    weight = (disc * ret).reshape(-1)[idx] if cfg.discount_weighting else ret.reshape(-1)[idx]
+    return (logp * weight.detach()).sum() / b
+
+
+def threshold_gradient_sample(
+    ep: Episodes, cfg: ECRMConfig, num_states: int, num_actions: int
+) -> torch.Tensor:
+    """The sampled ``dJ/deta(s, a)`` of a tabular agent, ``[S, A]``: ``(1/B) sum_t
+    gamma^(t+1) (lam / alpha) (alpha - 1{R' < eta_t})`` at each visited ``(s_t, a_t)``."""
+    _, _, disc = risk_adjusted_rewards(ep, cfg)
+    target, has = obj.next_rewards(ep.reward, ep.terminated, ep.truncated, ep.valid)
+    step = disc * cfg.gamma * cfg.risk_weight / cfg.alpha * obj.quantile_direction(target, ep.eta, cfg.alpha)
+    cell = (ep.obs.long() * num_actions + ep.action)[has]
+    out = torch.zeros(num_states * num_actions, device=ep.reward.device).index_add_(0, cell, step[has])
+    return (out / ep.reward.shape[1]).view(num_states, num_actions)
+
+
+def risk_neutral_greedy(mdp: TabularMDP) -> torch.Tensor:
+    """``[S, A]`` one-hot of the risk-neutral optimal first action: value iteration over the
+    MDP's horizon (or 1000 sweeps without one)."""
+    v = torch.zeros(mdp.num_states, dtype=torch.float64)
+    for _ in range(mdp.horizon or 1000):
+        v = mdp.backup(v).max(-1).values
+    return nn.functional.one_hot(mdp.backup(v).argmax(-1), mdp.num_actions).to(torch.float64)
+
+
+class ECRM(InteractionCounters):
+    """Risk-averse REINFORCE / actor-critic / NPG for the ECRM of rewards on an engine env.
+
+    Args:
+        config: hyperparameters (:class:`ECRMConfig`).
+        env: a batched env with discrete actions; tabular parameterizations need a ``TabularEnv``.
+        params: per-copy params; their batch size is the number of episodes per iteration (every
+            copy restarts at each iteration and only its first episode is used, so none is biased
+            towards short episodes).
+        seed: seeds the networks, the env generator and the policy generator.
+    """
+
+    def __init__(self, config: ECRMConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
+        self.config = cfg = config
+        self.env, self.params, self.device = env, params, env.device
+        self.num_envs = tree.batch_size(params)
+        torch.manual_seed(seed)
+        self.model = ECRMModel(env.observation_space, env.action_space, cfg).to(self.device)
+        self.interaction = Interaction(env, params, seed)
+        self.policy_generator = self.interaction.policy_generator
+        self.tabular = self.model.discrete_obs
+        self.actor_opt = (None if cfg.parameterization == "direct"
+                          else torch.optim.Adam(self.model.actor_parameters(), lr=cfg.policy_lr))
+        self.net_opts: dict[str, torch.optim.Optimizer] = {}
+        if not self.tabular:
+            self.net_opts = {
+                "eta": torch.optim.Adam(self.model.eta.parameters(), lr=cfg.eta_lr),
+                "critic": torch.optim.Adam(self.model.critic.parameters(), lr=cfg.critic_lr),
+                "baseline": torch.optim.Adam(self.model.baseline.parameters(), lr=cfg.baseline_lr),
+            }
+        mdp = getattr(env, "mdp", None)
+        self.mdp = None
+        self.eta_range: tuple[float, float] | None = None
+        if mdp is not None and self.tabular:
+            # VaR of a next reward lies between the smallest and largest reward (or the 0 of
+            # the absorbing stage): clip there (notes 2.7).
+            self.eta_range = (min(float(mdp.reward.min()), 0.0), max(float(mdp.reward.max()), 0.0))
+            # Exact ECRMs need a policy of the state alone (not of the previous threshold).
+            if not cfg.condition_on_prev:
+                horizon = getattr(env, "max_episode_steps", None) or mdp.horizon
+                self.mdp = dataclasses.replace(mdp, gamma=cfg.gamma, horizon=horizon)
+        self.failure_reward = cfg.failure_reward
+        if self.failure_reward is None:
+            self.failure_reward = getattr(env, "failure_reward", None)
+        if cfg.warm_start_temperature:
+            if self.mdp is None:
+                raise ValueError("warm_start_temperature needs a tabular env (a TabularEnv)")
+            logits = cfg.warm_start_temperature * risk_neutral_greedy(self.mdp)
+            with torch.no_grad():
+                for table in (self.model.actor, self.model.actor_first):
+                    if table is not None:
+                        table.copy_(logits.to(table))
+
+    # -- acting -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _act(self, obs: torch.Tensor, first: torch.Tensor, eta_prev: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = self.model.probs(obs, first, eta_prev)
+        action = sample_categorical(probs, self.policy_generator)
+        eta = self.model.thresholds(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+        if self.eta_range is not None:
+            eta = eta.clamp(*self.eta_range)
+        return action, eta
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Actions of the later-stage policy (it sees no stage and, with ``condition_on_prev``, a
+        zero previous threshold); whole episodes act through :meth:`stage_policy`."""
+        b = obs.shape[0]
+        probs = self.model.probs(obs, torch.zeros(b, dtype=torch.bool, device=obs.device),
+                                 torch.zeros(b, device=obs.device))
+        return probs.argmax(-1) if deterministic else sample_categorical(probs, self.policy_generator)
+
+    def stage_policy(self) -> StagePolicy:
+        """A fresh acting closure for :func:`collect_first_episodes` (first-step actor at t = 0)."""
+        return StagePolicy(self._act)
+
+    # -- learning -------------------------------------------------------------------------------
+    def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> ECRM:
+        """Train until ``total_steps`` env steps (summed over copies); continues from the counters."""
+        cfg, hooks = self.config, hooks or TrainingHooks()
+        while self.global_step < total_steps:
+            tic = time.perf_counter()
+            ep = collect_first_episodes(self.env, self.params, self.stage_policy(),
+                                        self.interaction.env_generator, cfg.chunk_steps,
+                                        cfg.max_episode_steps)
+            self.interaction.global_step += ep.steps
+            metrics = self.update(ep)
+            metrics["time/fps"] = ep.steps / (time.perf_counter() - tic)
+            self.interaction.iteration += 1
+            if self.mdp is not None and cfg.exact_every and self.iteration % cfg.exact_every == 0:
+                metrics["ecrm/exact_ecrm"] = self.exact_value()
+            hooks.on_iteration(self, self.global_step, metrics)
+        return self
+
+    def exact_value(self) -> float:
+        """The exact ECRM of the current (stochastic) tabular policy."""
+        if self.mdp is None:
+            raise ValueError("exact_value needs a tabular env (a TabularEnv with its MDP)")
+        with torch.no_grad():
+            later, first = self.model.table_policies()
+        return float(exact_ecrm(self.mdp, later.cpu(), self.config.alpha, self.config.risk_weight,
+                                first_policy=first.cpu()))
+
+    def update(self, ep: Episodes) -> dict[str, float]:
+        """One iteration's threshold, critic/baseline and actor steps on collected episodes."""
+        cfg, lam, alpha, gamma = self.config, self.config.risk_weight, self.config.alpha, self.config.gamma
+        t_len, b = ep.reward.shape
+        valid, first = ep.valid, ep.first
+        disc = (gamma ** torch.arange(t_len, device=self.device, dtype=torch.float32)).unsqueeze(1)
+        stage = obj.stage_rewards(ep.reward, ep.eta_prev, first, lam, alpha)
+        thr = obj.threshold_terms(ep.eta, ep.terminated, ep.truncated, lam, alpha, gamma)
+        k_risk = torch.where(valid, stage + thr, 0.0)
+        # ---- actor inputs at the valid steps (flattened)
+        idx = valid.reshape(-1)
+        obs = ep.obs.reshape(t_len * b, *ep.obs.shape[2:])[idx]
+        action = ep.action.reshape(-1)[idx]
+        first_v, eta_prev_v = first.reshape(-1)[idx], ep.eta_prev.reshape(-1)[idx]
+        weight = (disc if cfg.discount_weighting else torch.ones_like(disc)).expand(t_len, b).reshape(-1)[idx]
+        with torch.no_grad():
+            old_logp = torch.log(self.model.probs(obs, first_v, eta_prev_v).gather(
+                1, action.unsqueeze(1)).squeeze(1).clamp_min(1e-30))
+        ent = torch.zeros_like(k_risk)
+        if cfg.ent_coef:
+            ent.view(-1)[idx.nonzero().squeeze(1)] = -cfg.ent_coef * old_logp
+        k = k_risk + ent
+        ret = obj.reward_to_go(k, valid, gamma)
+        # ---- thresholds first (faster time scale)
+        eta_stats = self._update_eta(ep, disc)
+        # ---- advantages
+        stats: dict[str, torch.Tensor] = {}
+        if cfg.variant == "actor_critic":
+            adv, stats["critic_loss"] = self._critic_advantages(ep, stage + ent, thr, obs, action, idx)
+        else:
+            g = ret.reshape(-1)[idx]
+            adv = g
+            if cfg.baseline:
+                adv = g - self.model.baseline_value(obs, first_v, eta_prev_v).detach()
+                stats["baseline_loss"] = self._update_baseline(obs, first_v, eta_prev_v, g)
+        stats.update(self._actor_step(obs, first_v, eta_prev_v, action, adv, weight, old_logp))
+        # ---- metrics (one host sync)
+        returns = ep.returns()
+        values: dict[str, torch.Tensor] = {
+            "rollout/ep_rew_mean": returns.mean(),
+            "rollout/ep_len_mean": valid.float().sum(0).mean(),
+            "ecrm/objective_estimate": (disc * k_risk).sum(0).mean(),
+            "ecrm/return_cvar": cvar(returns.double(), None, alpha).float(),
+            **{f"ecrm/{k}": v for k, v in eta_stats.items()},
+            **{f"train/{k}": v for k, v in stats.items()},
+        }
+        if self.failure_reward is not None:
+            fail = (valid & (ep.reward <= self.failure_reward)).any(0)
+            values["ecrm/failure_rate"] = fail.float().mean()
+        host = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
+        metrics = dict(zip(values, host, strict=True))
+        bad = [k for k in metrics if k.startswith("train/") and not math.isfinite(metrics[k])]
+        if bad or any(not math.isfinite(p) for p in self._param_check()):
+            raise TrainingDiverged(f"non-finite ECRM update at step {self.global_step}: {bad or 'params'}")
+        return metrics
+
+    def _param_check(self) -> list[float]:
+        return [float(sum(p.detach().float().sum() for p in self.model.parameters()))]
+
+    # -- thresholds ---------------------------------------------------------------------------
+    def _update_eta(self, ep: Episodes, disc: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        target, has = obj.next_rewards(ep.reward, ep.terminated, ep.truncated, ep.valid)
+        idx = has.reshape(-1)
+        t_len, b = ep.reward.shape
+        obs = ep.obs.reshape(t_len * b, *ep.obs.shape[2:])[idx]
+        action = ep.action.reshape(-1)[idx]
+        tgt = target.reshape(-1)[idx]
+        w = torch.ones_like(tgt)
+        if cfg.eta_weighting == "objective":  # the sampled dJ/deta: gamma^(t+1) lam / alpha
+            w = (disc * cfg.gamma * cfg.risk_weight / cfg.alpha).expand(t_len, b).reshape(-1)[idx]
+        n = tgt.numel()
+        if n == 0:
+            zero = torch.zeros((), device=self.device)
+            return {"eta_mean": zero, "eta_min": zero, "eta_max": zero, "eta_below_rate": zero}
+        for _ in range(cfg.eta_updates):
+            if self.tabular:
+                a_count = self.model.num_actions
+                cell = obs.long() * a_count + action
+                eta_sa = self.model.eta.detach().view(-1)[cell]
+                step = w * obj.quantile_direction(tgt, eta_sa, cfg.alpha)
+                sums, counts = _scatter_mean(cell, step, self.model.eta.numel())
+                if cfg.eta_weighting == "uniform":  # per-(s, a) mean of the quantile step
+                    delta = sums / counts.clamp_min(1.0)
+                else:  # the sampled gradient, averaged over episodes
+                    delta = sums / self.num_envs
+                lr = cfg.eta_lr / (1.0 + self.iteration) ** cfg.eta_lr_decay
+                with torch.no_grad():
+                    new = self.model.eta.view(-1) + lr * delta
+                    if self.eta_range is not None:
+                        new = new.clamp(*self.eta_range)
+                    self.model.eta.copy_(new.view_as(self.model.eta))
+            else:
+                eta_sa = self.model.thresholds(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+                u = tgt - eta_sa
+                pinball = u * (cfg.alpha - (u.detach() < 0).float())
+                loss = (w * pinball).mean()
+                opt = self.net_opts["eta"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            eta_sa = self.model.thresholds(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+            return {"eta_mean": eta_sa.mean(), "eta_min": eta_sa.min(), "eta_max": eta_sa.max(),
+                    # -> alpha when eta is the lower alpha-quantile of R'
+                    "eta_below_rate": (tgt < eta_sa).float().mean()}
+
+    # -- baseline and critic ----------------------------------------------------------------------
+    def _update_baseline(self, obs: torch.Tensor, first: torch.Tensor, eta_prev: torch.Tensor,
+                         g: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if self.tabular:
+            cell = first.long() * self.model.obs_dim + obs.long()
+            b_now = self.model.baseline.detach().view(-1)[cell]
+            sums, counts = _scatter_mean(cell, g - b_now, self.model.baseline.numel())
+            with torch.no_grad():
+                self.model.baseline.view(-1).add_(cfg.baseline_lr * sums / counts.clamp_min(1.0))
+            return ((g - b_now) ** 2).mean()
+        loss = ((self.model.baseline_value(obs, first, eta_prev) - g) ** 2).mean()
+        opt = self.net_opts["baseline"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def _critic_advantages(self, ep: Episodes, stage: torch.Tensor, thr: torch.Tensor,
+                           obs: torch.Tensor, action: torch.Tensor, idx: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SARSA critic of the risk-adjusted process (notes 2.3) and the actor's advantages."""
+        cfg = self.config
+        t_len, b = ep.reward.shape
+        all_obs = ep.obs.reshape(t_len * b, *ep.obs.shape[2:])
+        cont = torch.zeros_like(ep.valid)
+        cont[:-1] = ep.valid[1:] & ~(ep.terminated[:-1] | ep.truncated[:-1])
+        loss = torch.zeros((), device=self.device)
+        for _ in range(cfg.critic_updates):
+            with torch.no_grad():
+                q_sa = self.model.q_values(all_obs).gather(1, ep.action.reshape(-1, 1)).view(t_len, b)
+                nxt = torch.cat([stage[1:] + q_sa[1:], torch.zeros_like(q_sa[:1])], 0)
+                target = (thr + cfg.gamma * torch.where(cont, nxt, 0.0)).reshape(-1)[idx]
+            if self.tabular:
+                cell = obs.long() * self.model.num_actions + action
+                q_now = self.model.critic.detach().view(-1)[cell]
+                sums, counts = _scatter_mean(cell, target - q_now, self.model.critic.numel())
+                with torch.no_grad():
+                    self.model.critic.view(-1).add_(cfg.critic_lr * sums / counts.clamp_min(1.0))
+                loss = ((target - q_now) ** 2).mean()
+            else:
+                q = self.model.q_values(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+                loss = ((q - target) ** 2).mean()
+                opt = self.net_opts["critic"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss = loss.detach()
+        with torch.no_grad():
+            q_all = self.model.q_values(obs)
+            probs = self.model.probs(obs, ep.first.reshape(-1)[idx], ep.eta_prev.reshape(-1)[idx])
+            baseline = (probs * q_all).sum(-1)
+            adv = stage.reshape(-1)[idx] + q_all.gather(1, action.unsqueeze(1)).squeeze(1) - baseline
+        return adv, loss
+
+    # -- actor --------------------------------------------------------------------------------------
+    def _actor_step(self, obs: torch.Tensor, first: torch.Tensor, eta_prev: torch.Tensor,
+                    action: torch.Tensor, adv: torch.Tensor, weight: torch.Tensor,
+                    old_logp: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, model = self.config, self.model
+        adv = adv.detach() * weight
+
+        def log_prob() -> torch.Tensor:
+            probs = model.probs(obs, first, eta_prev)
+            return torch.log(probs.gather(1, action.unsqueeze(1)).squeeze(1).clamp_min(1e-30))
+
+        if cfg.variant == "npg":
+            def surrogate() -> torch.Tensor:
+                return (torch.exp(log_prob() - old_logp) * adv).sum() / self.num_envs
+
+            kl = detached_kl(lambda: torch.distributions.Categorical(probs=model.probs(obs, first, eta_prev)))
+            result = trpo_step(model.actor_parameters(), surrogate, kl,
+                               NPGConfig(max_kl=cfg.max_kl, damping=cfg.npg_damping))
+            return {"npg_kl": torch.tensor(result.kl),
+                    "npg_step_fraction": torch.tensor(result.step_fraction),
+                    "policy_objective": torch.tensor(result.improvement)}
+        objective = (log_prob() * adv).sum() / self.num_envs
+        if cfg.log_barrier and cfg.parameterization == "softmax":
+            tables = [model.actor] + ([model.actor_first] if model.actor_first is not None else [])
+            objective = objective + sum(
+                cfg.log_barrier / t.numel() * torch.log_softmax(t, -1).sum() for t in tables)
+        params = model.actor_parameters()
+        grads = torch.autograd.grad(objective, params, allow_unused=True)
+        if cfg.parameterization == "direct":
+            with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    if g is not None:
+                        p.copy_(obj.project_simplex(p + cfg.policy_lr * g, cfg.direct_min_prob))
+        else:
+            assert self.actor_opt is not None
+            for p, g in zip(params, grads, strict=True):
+                p.grad = None if g is None else -g  # Adam minimizes: ascend the objective
+            self.actor_opt.step()
+        return {"policy_objective": objective.detach()}
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator) -> dict[str, float]:
+        """The ECRM first (exact for tabular policies; else the sampled lower bound with the
+        learned thresholds), then the mean, CVaR_alpha and failure rate of the episode return,
+        all of the stochastic policy (one episode per copy of ``params``)."""
+        cfg = self.config
+        ep = collect_first_episodes(env, params, self.stage_policy(), generator, cfg.chunk_steps,
+                                    cfg.max_episode_steps)
+        t_len = ep.reward.shape[0]
+        disc = (cfg.gamma ** torch.arange(t_len, device=ep.reward.device, dtype=torch.float32)).unsqueeze(1)
+        stage = obj.stage_rewards(ep.reward, ep.eta_prev, ep.first, cfg.risk_weight, cfg.alpha)
+        thr = obj.threshold_terms(ep.eta, ep.terminated, ep.truncated, cfg.risk_weight, cfg.alpha, cfg.gamma)
+        returns = ep.returns()
+        out: dict[str, float] = {}
+        if self.mdp is not None:
+            out["eval/ecrm_exact"] = self.exact_value()
+        out["eval/ecrm_estimate"] = float((disc * torch.where(ep.valid, stage + thr, 0.0)).sum(0).mean())
+        out["eval/mean_return"] = float(returns.mean())
+        out["eval/return_cvar"] = float(cvar(returns.double(), None, cfg.alpha))
+        if self.failure_reward is not None:
+            fail = (ep.valid & (ep.reward <= self.failure_reward)).any(0)
+            out["eval/failure_rate"] = float(fail.float().mean())
+        return out
+
+    # -- checkpointing ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizers, generators and counters (tensors and plain data)."""
+        out: dict[str, Any] = {"model": self.model.state_dict(), **self.interaction.state_dict()}
+        if self.actor_opt is not None:
+            out["actor_opt"] = self.actor_opt.state_dict()
+        for name, opt in self.net_opts.items():
+            out[f"{name}_opt"] = opt.state_dict()
+        return copy.deepcopy(out)
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.model.load_state_dict(data["model"])
+        if self.actor_opt is not None:
+            self.actor_opt.load_state_dict(data["actor_opt"])
+        for name, opt in self.net_opts.items():
+            opt.load_state_dict(data[f"{name}_opt"])
+        self.interaction.load_state_dict(data)
+
+
+__all__ = ["ECRM", "ECRMConfig", "reinforce_surrogate", "risk_neutral_greedy", "threshold_gradient_sample"]

@@ -1,0 +1,189 @@
+"""HNPG's hybrid critic fit (paper Eq. 1 / Algorithm 4; official ``trpo.py`` ``update_q``).
+
+For each step ``h`` the Q-network ``f_h`` minimises
+
+    lambda * mean_on (f_h(s, a) - G)^2  +  mean_off (f_h(s, a) - y_off)^2  (+ l2 * ||last layer||^2)
+
+with ``G`` the on-policy Monte-Carlo return-to-go and ``y_off = r + gamma * f_{h+1}(s', a')``,
+``a' ~ pi_{h+1}(s')`` (just ``r`` where ``s'`` is terminal). The official code uses lambda = 1
+(equal-size batches, unweighted sum), 30 full-batch Adam steps with lr 3e-4 and a fresh optimizer
+per call, and fits backwards ``h = H-1 .. 0`` so that each offline target uses the ``f_{h+1}``
+fitted a moment before (``sweep="backward"``). ``sweep="parallel"`` computes every target from the
+critics as they were at the start of the iteration and fits all steps in one batched run (cheaper
+for long horizons; not the official schedule).
+
+Adam is element-wise and the per-step losses are summed, so fitting a set of steps together is
+exactly fitting each alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from rlsuite.agents.hnpg.nets import StackedGaussianPolicy, StackedQ, q_forward, stacked_forward
+
+
+@dataclass(frozen=True)
+class CriticBatch:
+    """The data of one critic fit, every tensor with the leading step dim ``H``."""
+
+    on_obs: torch.Tensor
+    """``[H, N_on, D]`` on-policy states."""
+    on_action: torch.Tensor
+    """``[H, N_on, A]`` on-policy actions."""
+    on_return: torch.Tensor
+    """``[H, N_on]`` Monte-Carlo returns-to-go G."""
+    off_obs: torch.Tensor
+    """``[H, N_off, D]`` offline states."""
+    off_action: torch.Tensor
+    """``[H, N_off, A]`` offline (dataset) actions."""
+    off_reward: torch.Tensor
+    """``[H, N_off]``."""
+    off_next_obs: torch.Tensor
+    """``[H, N_off, D]``."""
+    off_terminated: torch.Tensor
+    """``[H, N_off]`` bool: no bootstrap."""
+
+
+@dataclass(frozen=True)
+class CriticSettings:
+    """How one fit runs (copied from the agent config)."""
+
+    steps: int = 30
+    lr: float = 3e-4
+    on_weight: float = 1.0
+    hybrid: bool = True
+    l2: float = 0.0
+    gamma: float = 1.0
+
+
+def offline_targets(
+    policy: StackedGaussianPolicy,
+    q: StackedQ,
+    batch: CriticBatch,
+    steps: slice,
+    gamma: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """``y_off`` for the steps in ``steps`` (a slice of ``0 .. H-1``), from ``f_{h+1}`` and ``pi_{h+1}``.
+
+    Step ``H-1`` (and any terminal transition) gets ``r`` alone; the official code draws a single
+    ``a' ~ pi_{h+1}(s')``.
+    """
+    h = q.net.num
+    lo, hi = steps.start or 0, steps.stop if steps.stop is not None else h
+    reward = batch.off_reward[lo:hi]
+    nxt_lo, nxt_hi = lo + 1, min(hi + 1, h)
+    boot = torch.zeros_like(reward)
+    if nxt_hi > nxt_lo:
+        with torch.no_grad():
+            nxt = batch.off_next_obs[nxt_lo - 1 : nxt_hi - 1]
+            mean, log_std = policy.mean_net.layers(), policy.log_std[nxt_lo:nxt_hi]
+            mu = stacked_forward([t[nxt_lo:nxt_hi] for t in mean], nxt)
+            noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+            a_next = mu + log_std.exp() * noise
+            values = q_forward([t[nxt_lo:nxt_hi] for t in q.net.layers()], nxt, a_next)
+        boot[: nxt_hi - nxt_lo] = values
+    alive = (~batch.off_terminated[lo:hi]).to(reward.dtype)
+    return reward + gamma * alive * boot.to(reward.dtype)
+
+
+def fit_steps(
+    q: StackedQ, steps: slice, batch: CriticBatch, off_target: torch.Tensor, settings: CriticSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit ``f_h`` for ``h`` in ``steps`` with a fresh Adam; return the last step's per-``h``
+    on-policy and offline losses (``[len(steps)]``, as ``update_q`` logs them: before its last
+    optimizer step).
+
+    The gradient of the tanh MLP's square loss is written out by hand (one forward and one
+    backward pass of batched matmuls, no autograd graph) and Adam (PyTorch's update, betas
+    (0.9, 0.999), eps 1e-8) runs on one flat parameter block; tests/test_hnpg.py checks both
+    against autograd + ``torch.optim.Adam``.
+    """
+    src = q.net.layers()
+    h = src[0][steps].shape[0]
+    dt = src[0].dtype
+    flat = torch.cat([t[steps].detach().reshape(h, -1) for t in src], 1).clone()
+    views, offset = [], 0
+    for t in src:
+        n = t[0].numel()
+        views.append(flat[:, offset : offset + n].view(h, *t.shape[1:]))
+        offset += n
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
+    x = torch.cat(
+        [
+            torch.cat([batch.on_obs[steps], batch.on_action[steps]], -1),
+            torch.cat([batch.off_obs[steps], batch.off_action[steps]], -1),
+        ],
+        1,
+    ).to(dt)
+    n_on, n_off = batch.on_obs.shape[1], batch.off_obs.shape[1]
+    y = torch.cat([batch.on_return[steps].to(dt), off_target.to(dt)], 1).unsqueeze(-1)
+    # d loss / d out per row: 2 (out - y) / n, times lambda on the on-policy rows
+    row_weight = torch.cat(
+        [
+            torch.full((n_on,), 2.0 * settings.on_weight / n_on, dtype=dt),
+            torch.full((n_off,), 2.0 / n_off if settings.hybrid else 0.0, dtype=dt),
+        ]
+    )
+    row_weight = row_weight.to(x.device).view(1, -1, 1)
+    layers = len(views) // 2
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    on_loss = off_loss = torch.zeros(h, dtype=dt)
+    for k in range(1, settings.steps + 1):
+        acts = [x]
+        for i in range(layers):
+            z = torch.baddbmm(views[2 * i + 1], acts[-1], views[2 * i])
+            acts.append(torch.sigmoid(2 * z).mul_(2).sub_(1) if i < layers - 1 else z)
+        resid = acts[-1] - y
+        if k == settings.steps:  # logged values only: the losses before the last update
+            sq = resid.squeeze(-1).pow(2)
+            on_loss, off_loss = sq[:, :n_on].mean(1), sq[:, n_on:].mean(1)
+        delta = resid * row_weight
+        grads: list[torch.Tensor] = []
+        for i in range(layers - 1, -1, -1):
+            grads.append(delta.sum(1, keepdim=True))  # bias
+            grads.append(torch.bmm(acts[i].transpose(1, 2), delta))  # weight
+            if i > 0:
+                a = acts[i]
+                delta = torch.bmm(delta, views[2 * i].transpose(1, 2)).mul_(1 - a * a)
+        grads.reverse()  # -> [W0, b0, W1, b1, ...]
+        g = torch.cat([t.reshape(h, -1) for t in grads], 1)
+        if settings.l2 > 0:  # trpo.py adds l2 * sum(p^2) of the last parameter tensor only
+            n_last = src[-1][0].numel()
+            g[:, -n_last:] += 2 * settings.l2 * flat[:, -n_last:]
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v.sqrt() / math.sqrt(1 - b2**k)).add_(eps)
+        flat.addcdiv_(m, denom, value=-settings.lr / (1 - b1**k))
+    with torch.no_grad():
+        for dest, value in zip(src, views, strict=True):
+            dest[steps] = value
+    return on_loss, off_loss
+
+
+def fit_critic(
+    policy: StackedGaussianPolicy,
+    q: StackedQ,
+    batch: CriticBatch,
+    settings: CriticSettings,
+    generator: torch.Generator,
+    sweep: str = "backward",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit all ``H`` critics; return per-step ``(on_loss [H], off_loss [H])``."""
+    h = q.net.num
+    if sweep == "parallel":
+        target = offline_targets(policy, q, batch, slice(0, h), settings.gamma, generator)
+        return fit_steps(q, slice(0, h), batch, target, settings)
+    if sweep != "backward":
+        raise ValueError(f"critic sweep must be 'backward' or 'parallel', got {sweep!r}")
+    dt = q.net.layers()[0].dtype
+    on, off = torch.zeros(h, dtype=dt), torch.zeros(h, dtype=dt)
+    for step in range(h - 1, -1, -1):  # official order: f_{h+1} is refitted before f_h's targets
+        s = slice(step, step + 1)
+        target = offline_targets(policy, q, batch, s, settings.gamma, generator)
+        on[s], off[s] = fit_steps(q, s, batch, target, settings)
+    return on, off

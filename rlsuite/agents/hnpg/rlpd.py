@@ -1,0 +1,235 @@
+"""The RLPD-style off-policy hybrid baseline of the HNPG paper (its Table 2), on the shared SAC.
+
+RLPD (Ball et al. 2023, "Efficient Online Reinforcement Learning with Offline Data") is SAC whose
+every minibatch is half offline data, half online replay ("symmetric sampling"), with no offline
+pre-training. HNPG's paper runs it with one shared actor and critic for all steps (it reports that
+worked better for RLPD) and Table 2's final values: gamma 0.99, initial temperature 0.1, temperature
+lr 1e-4, actor and critic lr 1e-3, soft target update 0.01 every 2 steps (here 0.005 every step),
+Adam, one update per online sample, batch 128, buffer 1e6.
+
+What this baseline takes from :mod:`rlsuite.learners.sac` unchanged: the networks (squashed
+Gaussian actor, twin critics with Polyak targets, learned temperature) and :func:`sac_update`.
+Simplifications against the RLPD paper (not listed in HNPG's Table 2): no LayerNorm in the critics
+and no ensemble of 10 critics (the shared twin critics instead); the policy's log-std is clamped
+to [-20, 2] (the shared SAC's bounds; Table 2 says [-10, 2]).
+
+The action vector is squashed into ``[-1, 1]^A`` (enough for the temperature-0.1 softmax to pick
+a latent action with probability ~1 - 9 e^-20); the offline actions (one-hot or uniform on
+``[0, 1]^A``) lie in that box. Success is tracked with the same rule as HNPG: the moving average
+of the success indicator over the last ``success_window`` online samples' worth of episodes
+(50 iterations x 1000 steps in HNPG) must exceed 0.5.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rlsuite.core import spaces, tree
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.interaction import Interaction, InteractionCounters
+from rlsuite.learners.buffers import CORE_FIELDS, OfflineDataset, ReplayBuffer, Transitions, concat
+from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+OFFLINE_SEED_OFFSET = 7_919
+
+
+@dataclass
+class RLPDConfig:
+    """RLPD-on-SAC hyperparameters (defaults: HNPG paper Table 2)."""
+
+    name: str = "rlpd"
+    """Registry name of the agent."""
+    num_envs: int = 8
+    """Env copies stepped per iteration (each step is followed by ``utd`` updates per sample)."""
+    offline_episodes: int = 50_000
+    """Episodes of epsilon-greedy optimal-policy data (as HNPG's)."""
+    offline_epsilon: float | None = None
+    """Exploration rate of the offline behaviour policy; None is 1 / H."""
+    batch_size: int = 128
+    """Minibatch size; half offline, half online."""
+    offline_fraction: float = 0.5
+    """Share of each minibatch drawn from the offline data (RLPD's symmetric sampling)."""
+    utd: float = 1.0
+    """Gradient steps per online sample."""
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak rate per update (Table 2: 0.01 every 2 steps)."""
+    actor_lr: float = 1e-3
+    critic_lr: float = 1e-3
+    alpha_lr: float = 1e-4
+    init_alpha: float = 0.1
+    """Initial temperature."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden widths of the actor and of each critic (ReLU)."""
+    buffer_size: int = 1_000_000
+    action_bound: float = 1.0
+    """Actions are squashed into ``[-action_bound, action_bound]^A``."""
+    success_window: int = 50_000
+    """Online samples whose episodes form the moving-average success rate (HNPG: 50 x 1000)."""
+    stop_success: float = 0.5
+    """Stop once the moving-average success rate exceeds this."""
+    stop_on_success: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.offline_fraction <= 1.0:
+            raise ValueError(f"rlpd offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        for name in ("num_envs", "batch_size", "offline_episodes", "success_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"rlpd {name} must be >= 1, got {getattr(self, name)}")
+
+
+class RLPD(InteractionCounters):
+    """SAC with half-offline, half-online minibatches on a fixed-horizon lock.
+
+    Args:
+        config: hyperparameters.
+        env: the lock (needs ``horizon``).
+        params: env params; copy 0 is used for every copy.
+        seed: seeds networks, env, sampling and the offline data.
+        dataset: offline data (default: ``collect_offline``).
+    """
+
+    def __init__(
+        self,
+        config: RLPDConfig,
+        env: BatchedEnv,
+        params: Any,
+        seed: int = 0,
+        dataset: OfflineDataset | None = None,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.horizon = int(getattr(env, "horizon", 0))
+        if self.horizon < 1:
+            raise ValueError(f"rlpd needs a fixed-horizon env with a 'horizon' attribute, got {env!r}")
+        self.device = env.device
+        one = tree.index(params, 0)
+        self.params = tree.map_tensors(lambda x: x.expand(config.num_envs, *x.shape[1:]).clone(), one)
+        a = env.action_space.shape[0]
+        box = spaces.Box.make(-config.action_bound, config.action_bound, (a,), device=self.device)
+        sac_cfg = SACConfig(
+            gamma=config.gamma,
+            tau=config.tau,
+            init_alpha=config.init_alpha,
+            hidden_sizes=list(config.hidden_sizes),
+            batch_size=config.batch_size,
+        )
+        torch.manual_seed(seed)  # network initialisation (as the shared SAC)
+        self.nets = SACNetworks(env.observation_space, box, sac_cfg).to(self.device)
+        self.opt = SACOptimizers.make(self.nets, config.critic_lr)
+        for group in self.opt.actor.param_groups:
+            group["lr"] = config.actor_lr
+        if self.opt.alpha is not None:
+            for group in self.opt.alpha.param_groups:
+                group["lr"] = config.alpha_lr
+        self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
+        self.interaction = Interaction(env, self.params, seed)
+        self.generator = self.interaction.policy_generator
+        if dataset is None:
+            from rlsuite.envs.combination_lock import collect_offline
+
+            dataset = collect_offline(
+                env, config.offline_episodes, config.offline_epsilon, seed + OFFLINE_SEED_OFFSET, params=one
+            )
+        core = {n: getattr(dataset.data, n) for n in CORE_FIELDS}
+        self.offline = OfflineDataset(Transitions(**core)).to(self.device)
+        window = max(1, math.ceil(config.success_window / self.horizon))
+        self.successes: deque[float] = deque(maxlen=window)
+        self.num_updates = 0
+        self.solved_at: int | None = None
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Squashed-Gaussian actions (``tanh(mean)`` when deterministic)."""
+        action, _ = self.nets.actor.sample(obs, self.generator, deterministic)
+        return action
+
+    def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> RLPD:
+        """Collect one step per copy, then ``utd`` updates per sample, until the budget or success."""
+        cfg, hooks = self.config, hooks or TrainingHooks()
+        n_off = int(round(cfg.batch_size * cfg.offline_fraction))
+        n_on = cfg.batch_size - n_off
+        while self.global_step < total_steps:
+            if cfg.stop_on_success and self.solved_at is not None:
+                break
+            tic = time.perf_counter()
+            data = self.interaction.collect(self.act, 1)
+            self.buffer.add_rollout(data)
+            due = int(cfg.utd * self.global_step + 1e-9) - self.num_updates
+            totals: dict[str, torch.Tensor] = {}
+            for _ in range(due):
+                parts = []
+                if n_off:
+                    parts.append(self.offline.sample(n_off, self.generator))
+                if n_on:
+                    parts.append(self.buffer.sample(n_on, self.generator))
+                stats = sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau, self.generator)
+                for k, v in stats.items():
+                    totals[k] = totals[k] + v if k in totals else v
+            self.num_updates += max(due, 0)
+            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
+            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise TrainingDiverged(f"non-finite RLPD loss at step {self.global_step}: {metrics}")
+            ended = data.terminated[0]
+            if bool(ended.any()):
+                self.successes.extend((data.reward[0][ended] >= 1.0).float().tolist())
+            ma = sum(self.successes) / len(self.successes) if self.successes else 0.0
+            if self.solved_at is None and ma > cfg.stop_success:
+                self.solved_at = self.global_step
+            metrics.update(self.interaction.record_episodes(data))
+            metrics["rlpd/success_rate_ma"] = ma
+            metrics["rlpd/online_samples"] = float(self.global_step)
+            metrics["train/n_updates"] = float(self.num_updates)
+            metrics["time/fps"] = cfg.num_envs / (time.perf_counter() - tic)
+            self.interaction.iteration += 1
+            hooks.on_iteration(self, self.global_step, metrics)
+        return self
+
+    @torch.no_grad()
+    def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator) -> dict[str, float]:
+        """Greedy success rate first, then mean return and the samples at which success > 0.5."""
+        obs, state = env.reset(params, generator)
+        total = torch.zeros(tree.batch_size(params), device=self.device)
+        for _ in range(self.horizon):
+            step = env.step(state, self.act(obs, deterministic=True), params, generator)
+            total += step.reward
+            obs, state = step.obs, step.state
+        return {
+            "eval/success_rate": float((step.reward >= 1.0).float().mean()),
+            "eval/mean_reward": float(total.mean()),
+            "rlpd/samples_to_success": float(-1 if self.solved_at is None else self.solved_at),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizers, counters, replay buffer (the offline data is rebuilt from the seed)."""
+        out = {
+            "nets": self.nets.state_dict(),
+            "optimizers": self.opt.state_dict(),
+            "num_updates": self.num_updates,
+            "successes": list(self.successes),
+            "solved_at": -1 if self.solved_at is None else self.solved_at,
+            **self.interaction.state_dict(),
+        }
+        out = copy.deepcopy(out)
+        out["buffer"] = self.buffer.state_dict()
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.nets.load_state_dict(data["nets"])
+        self.opt.load_state_dict(data["optimizers"])
+        self.buffer.load_state_dict(data["buffer"])
+        self.num_updates = int(data["num_updates"])
+        self.successes.clear()
+        self.successes.extend(float(v) for v in data["successes"])
+        self.solved_at = None if int(data["solved_at"]) < 0 else int(data["solved_at"])
+        self.interaction.load_state_dict(data)

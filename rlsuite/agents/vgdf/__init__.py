@@ -1,0 +1,10 @@
+"""VGDF: cross-domain policy adaptation by value-guided data filtering (Xu et al., NeurIPS 2023).
+
+Modules: :mod:`.config` (VGDFConfig), :mod:`.filter` (fictitious value ensemble, FVP scores,
+rejection), :mod:`.model` (the target dynamics ensemble), :mod:`.update` (the SAC step with
+filtered source data and the optimistic actor), :mod:`.darc` (the DARC baseline), :mod:`.agent`
+(the VGDF shell and its baselines).
+
+Import from the modules (``from rlsuite.agents.vgdf.agent import VGDF``): this package stays
+import-free so that :mod:`rlsuite.config` can read the config schema without loading the agent.
+"""

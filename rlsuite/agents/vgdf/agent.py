@@ -1,0 +1,343 @@
+"""The VGDF agent (Xu et al. 2023, Algorithm 1) and its baselines on one engine env.
+
+Source and target domains are two params of the env's shift-capable twin
+(:mod:`rlsuite.envs.shifts`): the run's params are the source, ``config.target_shift`` overrides
+give the target. The clock is the source domain's: ``total_steps`` and ``global_step`` count
+source steps (the paper's 1 M), and one target step is taken per ``gamma_ratio`` source steps.
+
+Per iteration (the batched form of the code's one-source-step loop, ``script/train_vgdf.py``):
+
+1. every source copy steps once with the optimistic exploration policy (the policy itself with
+   ``optimistic_exploration=False``);
+2. the target copies step with the policy until ``target steps * Gamma >= source steps``;
+3. the dynamics ensemble is refitted on all target data each time the source clock crosses a
+   multiple of ``model_train_freq`` (250);
+4. ``utd`` updates per source step: sample ``batch_size`` from each domain, score the source
+   batch with the value-guided filter (keep the top ``keep_fraction`` after ``warmup_steps``),
+   then SAC's critic / actor / exploration-actor steps (:func:`rlsuite.agents.vgdf.update.vgdf_update`);
+5. every ``eval_every`` source steps the greedy policy is scored in both domains.
+
+Variants (``config.variant``): ``mix`` keeps every source sample; ``zero_shot`` trains SAC on the
+source alone; ``target_only`` trains SAC on the target data alone (same target budget and
+schedule, so ``utd * gamma_ratio`` updates per target step); ``darc`` corrects source rewards
+with DARC's classifiers instead of filtering. None of them fits the dynamics model.
+
+Logged tags: ``rollout/ep_rew_mean`` (source episodes), ``vgdf/target_ep_rew_mean``,
+``eval/source_return``, ``eval/target_return``, ``vgdf/accept_ratio``, ``vgdf/fvp_mean``,
+``vgdf/value_gap_mean`` (|FVE mean - source target|), ``vgdf/model_holdout_mse``,
+``vgdf/model_epochs``, ``vgdf/target_steps``, ``train/*`` (SAC losses), ``darc/*``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import torch
+
+from rlsuite.agents.vgdf import darc
+from rlsuite.agents.vgdf import filter as vfilter
+from rlsuite.agents.vgdf.config import VARIANTS, VGDFConfig
+from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
+from rlsuite.agents.vgdf.update import vgdf_update
+from rlsuite.core import tree
+from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.evaluate import evaluate
+from rlsuite.engine.interaction import Interaction
+from rlsuite.envs.shifts import TERMINAL_FNS, domain_params, shifted_env
+from rlsuite.learners.buffers import ReplayBuffer, concat
+from rlsuite.learners.nets import flat_dim
+from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
+from rlsuite.training import TrainingDiverged, TrainingHooks
+
+TARGET_SEED_OFFSET = 7_919
+"""The target interaction's seed is the run seed plus this (its own env and policy streams)."""
+
+
+def _check(cfg: VGDFConfig) -> None:
+    checks = [
+        ("variant", cfg.variant, cfg.variant in VARIANTS),
+        ("gamma_ratio", cfg.gamma_ratio, cfg.gamma_ratio >= 1),
+        ("target_envs", cfg.target_envs, cfg.target_envs >= 1),
+        ("keep_fraction", cfg.keep_fraction, 0.0 < cfg.keep_fraction <= 1.0),
+        ("utd", cfg.utd, cfg.utd >= 0),
+        ("batch_size", cfg.batch_size, cfg.batch_size >= 1),
+        ("policy_delay", cfg.policy_delay, cfg.policy_delay >= 1),
+        ("model_train_freq", cfg.model_train_freq, cfg.model_train_freq >= 1),
+        ("model_gate", cfg.model_gate, cfg.model_gate in ("target", "source")),
+        ("fve_members", cfg.fve_members, cfg.fve_members in ("all", "elites")),
+        ("fictitious_next_state", cfg.fictitious_next_state,
+         cfg.fictitious_next_state in vfilter.NEXT_STATE_MODES),
+        ("fictitious_reward", cfg.fictitious_reward, cfg.fictitious_reward in vfilter.REWARD_MODES),
+        ("fictitious_action", cfg.fictitious_action, cfg.fictitious_action in vfilter.ACTION_MODES),
+        ("src_loss_normalisation", cfg.src_loss_normalisation,
+         cfg.src_loss_normalisation in vfilter.NORMALISATIONS),
+        ("eval_every", cfg.eval_every, cfg.eval_every >= 1),
+        ("eval_episodes", cfg.eval_episodes, cfg.eval_episodes >= 1),
+    ]
+    for name, value, ok in checks:
+        if not ok:
+            raise ValueError(f"VGDFConfig.{name} = {value!r} is invalid")
+
+
+class VGDF:
+    """VGDF (or one of its baselines) on a continuous-action engine env with a shift-capable twin.
+
+    Args:
+        config: hyperparameters and the target shift.
+        env: the engine env (Pendulum, ContinuousCartPole, or their shifted twins).
+        params: the source domain's params; their batch size is the number of source copies.
+        seed: seeds the networks, both domains' env streams and the agent's generator.
+    """
+
+    def __init__(self, config: VGDFConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
+        _check(config)
+        self.config = cfg = config
+        self.env = shifted_env(env)
+        self.device = env.device
+        self.num_source = tree.batch_size(params)
+        self.source_params = domain_params(env, params, self.num_source, {})
+        self.target_params = domain_params(env, params, cfg.target_envs, cfg.target_shift)
+        self.terminal = TERMINAL_FNS.get(type(self.env))
+        torch.manual_seed(seed)  # network initialisation
+        sac_cfg = SACConfig(hidden_sizes=list(cfg.hidden_sizes), alpha=cfg.alpha)
+        obs_space, act_space = self.env.observation_space, self.env.action_space
+        self.nets = SACNetworks(obs_space, act_space, sac_cfg).to(self.device)
+        self.opt = SACOptimizers.make(self.nets, cfg.learning_rate)
+        obs_dim, act_dim = flat_dim(obs_space.shape), flat_dim(act_space.shape)
+        self.explore_actor = SquashedGaussianActor(obs_dim, act_space.low, act_space.high,
+                                                   cfg.hidden_sizes).to(self.device)
+        self.explore_opt = torch.optim.Adam(self.explore_actor.parameters(), lr=cfg.learning_rate)
+        self.model = build_model(cfg, obs_dim, act_dim).to(self.device)
+        self.model_opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
+                                          lr=cfg.model_learning_rate)
+        self.classifiers = darc.DomainClassifiers(obs_dim, act_dim, cfg.darc_hidden).to(self.device)
+        self.classifier_opt = torch.optim.Adam(self.classifiers.parameters(), lr=cfg.learning_rate)
+        self.src_buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
+        self.tar_buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
+        self.src = Interaction(self.env, self.source_params, seed)
+        self.tar = Interaction(self.env, self.target_params, seed + TARGET_SEED_OFFSET)
+        self.generator = self.src.policy_generator  # every draw of the learner
+        self.eval_generator = self.env.make_generator(seed + 2 * TARGET_SEED_OFFSET)
+        self.source_steps = 0
+        self.target_steps = 0
+        self.iteration = 0
+        self.num_updates = 0
+        self.update_slots = 0
+        """``int(utd * source_steps)`` at the last iteration: update slots owed or skipped."""
+        self.model_fits = 0
+        self.last_eval: dict[str, float] = {}
+
+    @property
+    def global_step(self) -> int:
+        """Source-domain steps so far (the schedule's clock; counted for ``target_only`` too)."""
+        return self.source_steps
+
+    # -- acting ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """The policy's Box actions (the mean action when ``deterministic``)."""
+        action, _ = self.nets.actor.sample(obs, self.generator, deterministic)
+        return action.reshape(-1, *self.env.action_space.shape)
+
+    @torch.no_grad()
+    def _explore(self, obs: torch.Tensor) -> torch.Tensor:
+        actor = self.explore_actor if self.config.optimistic_exploration else self.nets.actor
+        action, _ = actor.sample(obs, self.generator)
+        return action.reshape(-1, *self.env.action_space.shape)
+
+    def _random(self, obs: torch.Tensor) -> torch.Tensor:
+        space = self.env.action_space
+        u = torch.rand((obs.shape[0], *space.shape), generator=self.generator, device=self.device)
+        return space.low + (space.high - space.low) * u
+
+    # -- the filter -------------------------------------------------------------------------
+    def _filter_active(self) -> bool:
+        return self.source_steps > self.config.warmup_steps and self.model_fits > 0
+
+    def filter_batch(self, src: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Source-loss weights ``[N]`` of a source batch and the filter's statistics."""
+        cfg, nets = self.config, self.nets
+
+        def value(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+            return torch.min(*nets.critic_target(obs, action))
+
+        def policy(obs: torch.Tensor, gen: torch.Generator, det: bool) -> torch.Tensor:
+            return nets.actor.sample(obs, gen, det)[0]
+
+        fict = vfilter.fictitious_targets(
+            make_predict(self.model, cfg.fve_members), value, policy, src.obs, src.action,
+            src.reward, cfg.gamma, self.generator, terminal=self.terminal,
+            next_state=cfg.fictitious_next_state, reward_mode=cfg.fictitious_reward,
+            next_action=cfg.fictitious_action)
+        y_src = vfilter.source_targets(value, policy, src.reward, src.next_obs, src.terminated,
+                                       cfg.gamma, self.generator)
+        scores = vfilter.fvp_scores(fict, y_src)
+        sel = vfilter.select(scores, cfg.keep_fraction, self._filter_active())
+        stats = {"accept_ratio": sel.mask.float().mean(), "fvp_mean": scores.mean(),
+                 "value_gap_mean": (fict.mean(0) - y_src).abs().mean()}
+        return vfilter.source_loss_weights(sel.mask, cfg.src_loss_normalisation), stats
+
+    # -- one update -------------------------------------------------------------------------
+    def _update(self) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        stats: dict[str, torch.Tensor] = {}
+        if cfg.variant == "target_only":
+            batch, weight = self.tar_buffer.sample(cfg.batch_size, self.generator), None
+        elif cfg.variant == "zero_shot":
+            batch, weight = self.src_buffer.sample(cfg.batch_size, self.generator), None
+        else:
+            src = self.src_buffer.sample(cfg.batch_size, self.generator)
+            tar = self.tar_buffer.sample(cfg.batch_size, self.generator)
+            w_src = torch.ones(len(src), device=self.device)
+            if cfg.variant == "vgdf":
+                w_src, filt = self.filter_batch(src)
+                stats |= {f"vgdf/{k}": v for k, v in filt.items()}
+            elif cfg.variant == "darc":
+                src, darc_stats = self._darc_step(src, tar)
+                stats |= darc_stats
+            batch = concat([tar, src])
+            # 2 * (ones, w): critic_loss's 0.5 * mean over 2N becomes 0.5 * (target mean + source
+            # term), the same scale as SAC on one domain.
+            weight = 2.0 * torch.cat([torch.ones(len(tar), device=self.device), w_src])
+        update_policy = self.num_updates % cfg.policy_delay == 0
+        explore = cfg.optimistic_exploration and cfg.variant != "target_only"
+        out = vgdf_update(self.nets, self.opt, batch, weight, cfg.gamma, cfg.tau, cfg.grad_clip,
+                          update_policy, self.generator,
+                          self.explore_actor if explore else None,
+                          self.explore_opt if explore else None)
+        self.num_updates += 1
+        return stats | {f"train/{k}": v for k, v in out.items()}
+
+    def _darc_step(self, src: Any, tar: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+        cfg = self.config
+        loss = darc.classifier_loss(self.classifiers, src, tar, cfg.darc_noise, self.generator)
+        self.classifier_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.classifier_opt.step()
+        dr = darc.reward_correction(self.classifiers, src.obs, src.action, src.next_obs)
+        if self.source_steps > cfg.darc_warmup:
+            src = type(src)(src.obs, src.action, src.reward + dr, src.next_obs, src.terminated,
+                            src.truncated, src.extras)
+        return src, {"darc/classifier_loss": loss.detach(), "darc/reward_correction": dr.mean()}
+
+    # -- learning ---------------------------------------------------------------------------
+    def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> VGDF:
+        """Train until ``total_steps`` source steps; continues from the current counters."""
+        cfg, hooks = self.config, hooks or TrainingHooks()
+        num_iterations = max(1, total_steps // self.num_source)
+        use_source = cfg.variant != "target_only"
+        use_target = cfg.variant != "zero_shot"
+        while self.iteration < num_iterations:
+            tic = time.perf_counter()
+            before = self.source_steps
+            warm = self.source_steps < cfg.random_steps
+            metrics: dict[str, float] = {}
+            if use_source:
+                data = self.src.collect(self._random if warm else self._explore, 1)
+                self.src_buffer.add_rollout(data)
+                metrics |= self.src.record_episodes(data)
+            self.source_steps += self.num_source
+            if use_target:
+                while self.target_steps * cfg.gamma_ratio < self.source_steps:
+                    tdata = self.tar.collect(self._random if warm else self.act, 1)
+                    self.tar_buffer.add_rollout(tdata)
+                    self.target_steps += self.tar.num_envs
+                    target_eps = self.tar.record_episodes(tdata)
+                    if target_eps:
+                        metrics["vgdf/target_ep_rew_mean"] = target_eps["rollout/ep_rew_mean"]
+            # ---- refit the target dynamics each time the clock crosses a multiple of the period
+            period = cfg.model_train_freq
+            if cfg.variant == "vgdf" and before // period != self.source_steps // period:
+                gate = len(self.tar_buffer) if cfg.model_gate == "target" else len(self.src_buffer)
+                if gate >= cfg.model_batch_size and len(self.tar_buffer) >= 2:
+                    fit = train_model(self.model, self.model_opt, self.tar_buffer.ordered(),
+                                      self.source_steps, cfg, self.generator)
+                    self.model_fits += 1
+                    metrics |= {"vgdf/model_holdout_mse": float(fit.holdout_mse.mean()),
+                                "vgdf/model_epochs": float(fit.epochs)}
+            # ---- gradient updates owed (utd per source step once both buffers hold a batch)
+            ready = ((not use_source or len(self.src_buffer) >= cfg.batch_size)
+                     and (not use_target or len(self.tar_buffer) >= cfg.batch_size))
+            # Slots owed before both buffers are ready are skipped, as the code skips train_ac.
+            slots = int(cfg.utd * self.source_steps + 1e-9)
+            due = slots - self.update_slots if ready else 0
+            self.update_slots = slots
+            totals: dict[str, torch.Tensor] = {}
+            for _ in range(due):
+                for k, v in self._update().items():
+                    totals[k] = totals[k] + v if k in totals else v
+            if totals:
+                means = (torch.stack(list(totals.values())) / due).tolist()
+                metrics |= dict(zip(totals, means, strict=True))
+            bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+            if bad:
+                raise TrainingDiverged(f"non-finite VGDF metrics at step {self.source_steps}: {bad}")
+            # ---- evaluation in both domains
+            if before // cfg.eval_every != self.source_steps // cfg.eval_every:
+                self.last_eval = self.evaluate_domains(cfg.eval_episodes)
+                metrics |= self.last_eval
+            metrics["train/n_updates"] = float(self.num_updates)
+            metrics["vgdf/target_steps"] = float(self.target_steps)
+            metrics["time/fps"] = self.num_source / (time.perf_counter() - tic)
+            self.iteration += 1
+            hooks.on_iteration(self, self.global_step, metrics)
+        return self
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate_domains(self, episodes: int, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Greedy mean return in the target and the source domain (``episodes`` copies, one
+        episode each): ``{"eval/target_return", "eval/source_return"}``."""
+        gen = generator or self.eval_generator
+        out = {}
+        for name, shift in (("target", self.config.target_shift), ("source", {})):
+            params = domain_params(self.env, self.source_params, episodes, shift)
+            res = evaluate(lambda o: self.act(o, deterministic=True), self.env, params, 1, gen)
+            out[f"eval/{name}_return"] = float(res.mean_return.mean())
+        return out
+
+    def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator) -> dict[str, float]:
+        """The score is the greedy return in the *target* domain (the paper's metric), over as
+        many episodes as ``params`` has copies; the source return follows."""
+        return self.evaluate_domains(tree.batch_size(params), generator)
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizers, model, buffers, both interactions, counters (weights-only)."""
+        out: dict[str, Any] = {
+            "nets": self.nets.state_dict(), "optimizers": self.opt.state_dict(),
+            "explore_actor": self.explore_actor.state_dict(), "explore_opt": self.explore_opt.state_dict(),
+            "model": self.model.state_dict(), "model_opt": self.model_opt.state_dict(),
+            "classifiers": self.classifiers.state_dict(),
+            "classifier_opt": self.classifier_opt.state_dict(),
+            "src": self.src.state_dict(), "tar": self.tar.state_dict(),
+            "eval_generator": self.eval_generator.get_state(),
+            "global_step": self.source_steps, "target_steps": self.target_steps,
+            "iteration": self.iteration, "num_updates": self.num_updates,
+            "update_slots": self.update_slots, "model_fits": self.model_fits,
+        }
+        out = copy.deepcopy(out)
+        out["src_buffer"] = self.src_buffer.state_dict()
+        out["tar_buffer"] = self.tar_buffer.state_dict()
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (same env, params and config)."""
+        self.nets.load_state_dict(data["nets"])
+        self.opt.load_state_dict(data["optimizers"])
+        self.explore_actor.load_state_dict(data["explore_actor"])
+        self.explore_opt.load_state_dict(data["explore_opt"])
+        self.model.load_state_dict(data["model"])
+        self.model_opt.load_state_dict(data["model_opt"])
+        self.classifiers.load_state_dict(data["classifiers"])
+        self.classifier_opt.load_state_dict(data["classifier_opt"])
+        self.src.load_state_dict(data["src"])
+        self.tar.load_state_dict(data["tar"])
+        self.eval_generator.set_state(data["eval_generator"])
+        self.src_buffer.load_state_dict(data["src_buffer"])
+        self.tar_buffer.load_state_dict(data["tar_buffer"])
+        self.source_steps, self.target_steps = int(data["global_step"]), int(data["target_steps"])
+        self.iteration, self.num_updates = int(data["iteration"]), int(data["num_updates"])
+        self.update_slots, self.model_fits = int(data["update_slots"]), int(data["model_fits"])

@@ -1,0 +1,111 @@
+"""VGDF's configuration: one dataclass, defaults from the paper (Xu et al. 2023, Table 2 / App. E.1)
+and, where the paper is silent, from the official code's configs (Kavka1/VGDF ``config/vgdf/*.yaml``).
+
+Every place the official code departs from the paper's text is a switch here whose default is the
+paper's; the code's value is named in the field's docstring (notes ``dynamics-shift.md`` B8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VARIANTS = ("vgdf", "mix", "zero_shot", "target_only", "darc")
+
+
+@dataclass
+class VGDFConfig:
+    """VGDF and its baselines on one engine env whose source and target domains are two params."""
+
+    name: str = "vgdf"
+    """Registry name of the agent."""
+    variant: str = "vgdf"
+    """``vgdf`` (value-guided filter), ``mix`` (all source data, no filter), ``zero_shot`` (SAC on
+    the source only, scored in the target), ``target_only`` (SAC on the target data only, the same
+    target budget) or ``darc`` (DARC's classifier reward correction, Eysenbach et al. 2021)."""
+    target_shift: str = "action_low=0"
+    """Target-domain params that differ from the source's, as ``"name=value,name=value"``
+    (:func:`rlsuite.envs.shifts.parse_shift`): physics (``m``, ``l``, ``g``, ``masspole``...),
+    ``max_speed`` (clipped joint velocity) or the actuator (``action_gain``, ``action_low``,
+    ``action_high``). Default: a one-sided (half-broken) motor. A string, not a dict, so that a
+    command-line override replaces it (``agent.target_shift='m=1.5,g=12'``)."""
+    gamma_ratio: int = 10
+    """Gamma: source steps per target step (paper: 10, 1 M : 100 k)."""
+    target_envs: int = 1
+    """Target-domain env copies stepped together (source copies: the run's ``num_envs``)."""
+    keep_fraction: float = 0.25
+    """xi: fraction of each source batch kept after the warm-up (paper: 25 %)."""
+    warmup_steps: int = 100_000
+    """Source steps before filtering starts; every source sample is used before (paper: 1e5)."""
+    utd: float = 1.0
+    """Gradient updates per source step (paper: one per source step)."""
+    batch_size: int = 128
+    """Transitions sampled from each domain per update (paper: 128)."""
+    random_steps: int = 0
+    """Source steps of uniform random actions (both domains) before the policies act (0: none)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    learning_rate: float = 3e-4
+    """Adam step size of the actor, the exploration actor and the critics."""
+    alpha: float | None = 0.2
+    """SAC temperature (paper / code: fixed 0.2); None tunes it to the entropy target -dim(A)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden widths of the actors and critics (ReLU)."""
+    policy_delay: int = 2
+    """Critic updates per actor update (code ``training_delay``: 2)."""
+    grad_clip: float = 100.0
+    """Gradient-norm clip of the critics and actors (code ``ac_gradient_clip``: 100)."""
+    optimistic_exploration: bool = True
+    """Act in the source domain with the optimistic policy trained on max(Q1, Q2) (paper's pi^E)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity of each domain."""
+    ensemble_size: int = 7
+    """Members of the target dynamics ensemble (paper: 7)."""
+    num_elites: int = 5
+    """Members ranked best by hold-out MSE (MBPO's elites; code: 5)."""
+    fve_members: str = "all"
+    """Members forming the fictitious value ensemble: ``all`` (paper and code: the code ranks
+    elites but does not use them) or ``elites``."""
+    model_hidden: list[int] = field(default_factory=lambda: [200, 200, 200, 200])
+    """Hidden widths of each dynamics member (Swish)."""
+    model_learning_rate: float = 1e-3
+    """Adam step size of the dynamics ensemble."""
+    model_weight_decay: list[float] = field(default_factory=lambda: [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4])
+    """Per-layer L2 coefficients (one per linear layer, MBPO's values)."""
+    learn_logvar_bounds: bool = True
+    """Train the log-variance bounds (PETS / MBPO); the code freezes them (``requires_grad=False``)."""
+    model_train_freq: int = 250
+    """Source steps between retrainings of the ensemble on all target data."""
+    model_batch_size: int = 256
+    """Minibatch of the ensemble's training."""
+    model_holdout_ratio: float = 0.1
+    """Hold-out fraction for early stopping and elites."""
+    model_patience: int = 5
+    """Epochs without a 1 % hold-out improvement tolerated at step 0."""
+    model_patience_decay: int = 150_000
+    """Source steps after which the patience drops by one (code: 150 k)."""
+    model_max_epochs: int | None = None
+    """Cap on epochs per retraining (None: until the patience runs out, as the code)."""
+    model_gate: str = "target"
+    """When the first fit may happen: ``target`` (once the target buffer holds a model batch) or
+    ``source`` (the code checks the *source* buffer's size, so it fits on very few target samples)."""
+    fictitious_next_state: str = "sample"
+    """Fictitious next states: ``sample`` (paper), ``mean`` or ``mean_plus_var`` (code)."""
+    fictitious_reward: str = "source"
+    """Reward in the fictitious targets: ``source`` (the transition's own, paper) or ``model``
+    (the ensemble's prediction, code)."""
+    fictitious_action: str = "sample"
+    """Action at fictitious next states: ``sample`` from pi (paper) or its ``mean`` (code)."""
+    src_loss_normalisation: str = "kept"
+    """Source TD loss averaged over the ``kept`` samples (paper) or the whole ``batch`` (code)."""
+    darc_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden widths of DARC's two domain classifiers."""
+    darc_noise: float = 1.0
+    """Std of the Gaussian noise added to the classifiers' inputs (DARC's default)."""
+    darc_warmup: int = 100_000
+    """Source steps before DARC's reward correction is applied (DARC / VGDF App. E.1: 1e5)."""
+    eval_every: int = 10_000
+    """Source steps between greedy evaluations in both domains (paper: 10 k)."""
+    eval_episodes: int = 5
+    """Episodes per domain per evaluation (paper: 5)."""

@@ -1,0 +1,74 @@
+"""One VGDF gradient step on SAC's losses (Algorithm 1, lines 8-14; code ``train_ac``).
+
+Critics: the target batch's soft TD loss plus the source batch's, each source sample weighted by
+the filter (:mod:`rlsuite.agents.vgdf.filter`; DARC instead corrects the source rewards). The
+losses are SAC's (:func:`rlsuite.learners.sac.critic_loss`, :func:`~rlsuite.learners.sac.actor_loss`,
+:func:`~rlsuite.learners.sac.temperature_loss`) on the concatenated batch with per-sample weights.
+Every ``policy_delay`` steps the actor is updated on the source and target states together, and the
+optimistic exploration actor on the same states with ``max(Q1, Q2)`` in place of the minimum
+(paper section 5.1, "optimistic data collection"). Gradient norms are clipped (code: 100).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlsuite.learners.buffers import Transitions
+from rlsuite.learners.nets import polyak_update
+from rlsuite.learners.sac import (
+    SACNetworks,
+    SACOptimizers,
+    SquashedGaussianActor,
+    actor_loss,
+    critic_loss,
+    temperature_loss,
+)
+
+
+def optimistic_actor_loss(actor: SquashedGaussianActor, nets: SACNetworks, obs: torch.Tensor,
+                          alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``E[alpha log pi_E(a|s) - max(Q1, Q2)(s, a)]``: the exploration policy climbs the upper
+    of the two critics (paper eq. 8's optimism; code ``_compute_opt_policy_loss``)."""
+    action, log_prob = actor.sample(obs, generator)
+    q1, q2 = nets.critic(obs, action)
+    return (alpha * log_prob - torch.max(q1, q2)).mean()
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], clip: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
+def vgdf_update(
+    nets: SACNetworks, opt: SACOptimizers, batch: Transitions, weight: torch.Tensor | None,
+    gamma: float, tau: float, grad_clip: float, update_policy: bool, generator: torch.Generator,
+    explore_actor: SquashedGaussianActor | None = None,
+    explore_opt: torch.optim.Optimizer | None = None,
+) -> dict[str, torch.Tensor]:
+    """Critic step on ``batch`` (``weight`` per sample, see :func:`rlsuite.learners.sac.critic_loss`),
+    then, when ``update_policy``, the actor, the exploration actor and the temperature; then the
+    target critics. Returns detached tensors."""
+    alpha = nets.log_alpha.detach().exp()
+    loss_q, stats = critic_loss(nets, batch, alpha, gamma, generator, weight)
+    _step(opt.critic, loss_q, list(nets.critic.parameters()), grad_clip)
+    if update_policy:
+        nets.critic.requires_grad_(False)
+        loss_pi, log_prob = actor_loss(nets, batch.obs, alpha, generator)
+        _step(opt.actor, loss_pi, list(nets.actor.parameters()), grad_clip)
+        stats |= {"actor_loss": loss_pi.detach(), "entropy": -log_prob.detach().mean()}
+        if explore_actor is not None and explore_opt is not None:
+            loss_e = optimistic_actor_loss(explore_actor, nets, batch.obs, alpha, generator)
+            _step(explore_opt, loss_e, list(explore_actor.parameters()), grad_clip)
+            stats["explore_actor_loss"] = loss_e.detach()
+        nets.critic.requires_grad_(True)
+        if opt.alpha is not None:
+            loss_alpha = temperature_loss(nets.log_alpha, log_prob, nets.target_entropy)
+            opt.alpha.zero_grad(set_to_none=True)
+            loss_alpha.backward()
+            opt.alpha.step()
+    stats["ent_coef"] = alpha
+    polyak_update(nets.critic.parameters(), nets.critic_target.parameters(), tau)
+    return stats

@@ -1,0 +1,41 @@
+"""``scripts/reproduce.py``: every paper's commands name scripts that exist and options they take."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import reproduce  # noqa: E402
+
+
+@cache
+def _help(script: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("paper", sorted(reproduce.PAPERS))
+def test_commands_use_existing_scripts_and_options(paper: str) -> None:
+    for command in reproduce.PAPERS[paper][1]:
+        script = REPO / command[0]
+        assert script.exists(), f"{paper}: {script} does not exist"
+        help_text = _help(script)
+        assert help_text.returncode == 0, help_text.stderr[-2000:]
+        for option in (a for a in command[1:] if a.startswith("--")):
+            assert option in help_text.stdout, f"{paper}: {script.name} has no option {option}"
+
+
+def test_every_agent_package_has_a_paper_entry() -> None:
+    papers = set(reproduce.PAPERS)
+    assert {"distributional_dp", "iwocs", "hnpg", "vgdf", "dynlin_ucb", "ecrm"} <= papers
+
+
+def test_dry_run_prints_without_running(capsys) -> None:
+    assert reproduce.main(["ecrm", "--dry-run"]) == 0
+    assert "scripts/reproduce_ecrm.py --seeds 0 1" in capsys.readouterr().out
