@@ -255,12 +255,27 @@ AGENT_SCHEMAS: dict[str, type] = {
 }
 
 
+def shorten(text: str, max_chars: int = 120) -> str:
+    """``text`` cut to ``max_chars`` with a hash of the whole, so names stay unique and
+    deterministic: sweep job directories are named after their overrides, and a file name may not
+    exceed 255 bytes (Optuna's sampled floats reach that quickly)."""
+    text = str(text)
+    if len(text) <= max_chars:
+        return text
+    import hashlib
+
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    return f"{text[: max_chars - 11]}~{digest}"
+
+
 def register_configs() -> None:
     """Register every schema with Hydra's ConfigStore, and the resolvers the presets use
-    (``${rlsuite.gpus_per_job:}``: 1 on a machine with a GPU, else 0). Idempotent."""
+    (``${rlsuite.gpus_per_job:}``: 1 on a machine with a GPU, else 0; ``${rlsuite.shorten:text}``).
+    Idempotent."""
     from rlsuite.jobs import gpus_per_job
 
     OmegaConf.register_new_resolver("rlsuite.gpus_per_job", gpus_per_job, replace=True)
+    OmegaConf.register_new_resolver("rlsuite.shorten", shorten, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     for name, node in AGENT_SCHEMAS.items():

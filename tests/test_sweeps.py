@@ -225,3 +225,67 @@ def test_optuna_search_optimizes_the_returned_score(tmp_path: Path) -> None:
     summary = json.loads((sweep / "summary.json").read_text())
     best = max(s["score"] for s in summary)
     assert f"best_value: {best}" in results
+
+
+# -- search spaces and full-scale presets ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", _presets("search"))
+def test_search_space_names_real_config_keys(name: str) -> None:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
+        cfg = hydra_compose("config", [f"search={name}"], return_hydra_config=True)
+    assert cfg.agent.name == name, "a search preset is named after the agent it selects"
+    assert "optuna" in cfg.hydra.sweeper._target_.lower()
+    params = cfg.hydra.sweeper.params
+    assert len(params) >= 2, name
+    # A misspelt key would make Optuna sample a value that Hydra then rejects (or silently adds
+    # with +): every searched key must already exist in the composed config. A sentinel default
+    # tells an absent key from one whose default is None (DynLin-UCB's lam: None means ln T).
+    absent = object()
+    missing = [key for key in params if OmegaConf.select(cfg, key, default=absent) is absent]
+    assert not missing, f"search={name} searches keys absent from the config: {missing}"
+
+
+FULL_PRESETS = ["comblock_hnpg_full", "cliffwalking_ecrm_full", "dynlin_synthetic_full",
+                "frozenlake_cvar_ddp_full", "pendulum_iwocs_full", "stockgrid_deta_n_full",
+                "vgdf_pendulum_full"]
+
+
+def test_full_scale_presets_compose_with_their_stated_budgets() -> None:
+    assert sorted(p for p in _presets("experiment") if p.endswith("_full")) == sorted(FULL_PRESETS)
+    cfgs = {name: compose([f"experiment={name}"]) for name in FULL_PRESETS}
+    for name, cfg in cfgs.items():
+        assert cfg.device == "auto", name
+        # Each full preset scales up (DynLin and the exact solver: equals) its measured preset.
+        small = compose([f"experiment={name.removesuffix('_full')}"])
+        assert cfg.agent.name == small.agent.name, name
+        assert cfg.total_steps >= small.total_steps, name
+    hnpg = cfgs["comblock_hnpg_full"]
+    assert hnpg.env.horizon == 50 and hnpg.agent.offline_episodes == 50_000
+    assert hnpg.agent.batch_steps == 1000 and hnpg.total_steps >= 30_000_000
+    iwocs = cfgs["pendulum_iwocs_full"].agent
+    # Paper (2-D set): DR 1.6 M + 3 x 0.8 M = 4 M training steps, CMA-ES 6 generations x 100.
+    total = cfgs["pendulum_iwocs_full"].total_steps
+    assert iwocs.dr_steps + iwocs.num_iterations * iwocs.model_steps == total
+    assert (iwocs.dr_steps, iwocs.model_steps, iwocs.num_iterations) == (1_600_000, 800_000, 3)
+    assert (iwocs.search, iwocs.cmaes_generations, iwocs.cmaes_population) == ("cmaes", 6, 100)
+    vgdf = cfgs["vgdf_pendulum_full"]
+    assert vgdf.total_steps == 1_000_000 and vgdf.agent.warmup_steps == 100_000
+    assert list(vgdf.agent.hidden_sizes) == [256, 256] and list(vgdf.agent.model_hidden) == [200] * 4
+    dynlin = cfgs["dynlin_synthetic_full"]
+    assert dynlin.total_steps // dynlin.num_envs == dynlin.agent.horizon == 1_000_000
+
+
+def test_job_directory_names_stay_below_the_file_name_limit() -> None:
+    from rlsuite.config import shorten
+
+    long = ",".join(f"agent.param_{i}=0.{i}123456789012345" for i in range(20))
+    short = shorten(long)
+    assert len(short) == 120 and short.startswith(long[:100])
+    assert shorten(long) == short  # deterministic: a relaunch finds the same directory
+    assert shorten(long + "1") != short  # distinct overrides stay distinct
+    assert shorten("seed=1") == "seed=1"
