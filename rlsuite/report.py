@@ -92,6 +92,18 @@ def find_runs(roots: Iterable[str | Path]) -> list[RunRecord]:
     return sorted(records, key=lambda r: str(r.path))
 
 
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that ran this script, as results files quote it (from the repository root):
+    ``.venv/bin/python scripts/<name>.py <args>``, arguments shell-quoted."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0])
+    shown = f"scripts/{script.name}" if script.parent.name == "scripts" else str(script)
+    return " ".join([".venv/bin/python", shown, *(shlex.quote(a) for a in argv[1:])])
+
+
 # -- statistics ---------------------------------------------------------------------------------------
 
 

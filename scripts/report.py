@@ -12,7 +12,6 @@ a shaded 95% interval) beside the markdown file.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = report.summarize(records, by, reps=args.reps)
     out = Path(args.out)
     png = report.plot_curves(report.group_runs(records, by), out.with_suffix(".png"), args.metric)
-    command = "python scripts/report.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = report.command_line(None if argv is None else ["scripts/report.py", *argv])
     lines = [f"# {args.title or out.stem}", "",
              f"Regenerate: `{command}`", "",
              f"{len(records)} runs, {sum(c.completed for c in cells)} completed. Final score: "

@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from rlsuite import report
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -179,13 +181,9 @@ DEEP_SECTIONS = [
       "experts are listed under *experts kept*; 0 = the DR fallback alone). The DR SAC row is "
       "IWOCS's own fallback, which acts wherever no expert is trusted, so its quality bounds "
       "IWOCS's. The paper has no Pendulum experiment; its MuJoCo Table 1 (4-5 M steps per run, "
-      "GPU-days) is not reproduced here.", ""]),
-    ("deep_wide", "Earlier run on the notes' wider box (m l up to 3)",
-     ["This run predates two changes (it used a 5 x 5 search grid and always kept every expert) "
-      "and had 6k steps per expert and 5 evaluation episodes; it is kept because it shows why the "
-      "default box was narrowed: the worst corners are not learned by any method at this budget "
-      "(returns near -1100 everywhere), so the worst-case ranking there is noise, and the "
-      "composite with every expert lost mean return against DR.", ""]),
+      "GPU-days) is not reproduced here. The box is narrower than the notes' (m up to 2, l up to "
+      "1.5): there, at this budget, no method learned the worst corners (returns near -1100 for "
+      "all three in an earlier run, with code since changed, so its numbers are not kept).", ""]),
 ]
 def _deep_lines(deep: dict[str, Any], title: str, note: list[str]) -> list[str]:
     """The section of one Pendulum comparison."""
@@ -325,9 +323,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "iwocs")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    import sys
 
-    command = ".venv/bin/python scripts/reproduce_iwocs.py " + " ".join(sys.argv[1:])
+    command = report.command_line()
     json_path = args.out.with_suffix(".json")
     data: dict[str, Any] = json.loads(json_path.read_text()) if json_path.exists() else {}
     if not args.skip_tabular:

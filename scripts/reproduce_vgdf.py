@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from rlsuite import report
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 CACHE = ROOT / "runs" / "vgdf_repro"
@@ -127,7 +129,8 @@ def main() -> None:
             "preset": "conf/experiment/vgdf_pendulum.yaml"}
     payload = {"meta": meta, "table": table, "runs": runs}
     (RESULTS / f"{args.out}.json").write_text(json.dumps(payload, indent=1))
-    lines = ["| target shift | variant | target return (mean ± 95% CI) | per seed | source return | "
+    lines = [f"Command (from the repository root): `{report.command_line()}`", "",
+             "| target shift | variant | target return (mean ± 95% CI) | per seed | source return | "
              "median wall s |", "|---|---|---|---|---|---|"]
     for key, row in table.items():
         shift, v = key.rsplit("/", 1)

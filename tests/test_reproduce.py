@@ -39,3 +39,13 @@ def test_every_agent_package_has_a_paper_entry() -> None:
 def test_dry_run_prints_without_running(capsys) -> None:
     assert reproduce.main(["ecrm", "--dry-run"]) == 0
     assert "scripts/reproduce_ecrm.py --seeds 0 1" in capsys.readouterr().out
+
+
+def test_every_results_file_quotes_the_command_that_produced_it() -> None:
+    missing = []
+    for md in sorted((REPO / "results").glob("*.md")):
+        text = md.read_text()
+        scripts = [w.strip("`'\"(),") for w in text.split() if w.strip("`'\"(),").startswith("scripts/")]
+        if md.name != "README.md" and not any((REPO / s).is_file() for s in scripts):
+            missing.append(md.name)
+    assert not missing, f"results files without a command naming an existing script: {missing}"
