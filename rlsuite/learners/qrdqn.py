@@ -34,7 +34,6 @@ Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``,
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +46,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 
 @dataclass
@@ -339,11 +338,9 @@ class QRDQN(InteractionCounters):
             data = self.interaction.collect(policy, cfg.num_steps)
             self.buffer.add_rollout(data)
             # ---- gradient steps owed: utd per env step after learning_starts
-            # (the 1e-9 keeps e.g. 0.29 * 100 = 28.999... from rounding down)
-            owed = cfg.utd * max(0, self.global_step - cfg.learning_starts)
-            due = int(owed + 1e-9) - self.num_updates
-            totals: dict[str, torch.Tensor] = {}
-            for _ in range(max(due, 0)):
+            due = updates_due(cfg.utd, self.global_step, cfg.learning_starts, self.num_updates)
+            totals = LossTotals()
+            for _ in range(due):
                 if self.num_updates % cfg.target_update_interval == 0:
                     polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
                 batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
@@ -355,14 +352,9 @@ class QRDQN(InteractionCounters):
                     nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.num_updates += 1
-                for k, v in stats.items():
-                    totals[k] = totals[k] + v if k in totals else v
+                totals.add(stats)
             # ---- bookkeeping (the one host sync per iteration)
-            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
-            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise TrainingDiverged(f"non-finite QR-DQN loss at step {self.global_step}: "
-                                       f"{metrics}")
+            metrics = totals.means("QR-DQN", self.global_step)
             metrics.update(self.interaction.record_episodes(data))
             metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
             metrics["train/n_updates"] = float(self.num_updates)

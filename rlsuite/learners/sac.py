@@ -33,7 +33,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, polyak_update
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Clamp of the policy's log standard deviation (SB3's and the authors' softlearning values)."""
@@ -330,22 +330,15 @@ class SAC(InteractionCounters):
             data = self.interaction.collect(policy, cfg.num_steps)
             self.buffer.add_rollout(data)
             # ---- gradient steps owed at this point: utd per env step after learning_starts
-            # (the 1e-9 keeps e.g. 0.29 * 100 = 28.999... from rounding down)
-            owed = cfg.utd * max(0, self.global_step - cfg.learning_starts)
-            due = int(owed + 1e-9) - self.num_updates
-            totals: dict[str, torch.Tensor] = {}
+            due = updates_due(cfg.utd, self.global_step, cfg.learning_starts, self.num_updates)
+            totals = LossTotals()
             for _ in range(due):
                 batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
-                stats = sac_update(self.nets, self.opt, batch, cfg.gamma, cfg.tau,
-                                   self.policy_generator)
-                for k, v in stats.items():
-                    totals[k] = totals[k] + v if k in totals else v
-            self.num_updates += max(due, 0)
+                totals.add(sac_update(self.nets, self.opt, batch, cfg.gamma, cfg.tau,
+                                      self.policy_generator))
+            self.num_updates += due
             # ---- bookkeeping (the one host sync per iteration)
-            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
-            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise TrainingDiverged(f"non-finite SAC loss at step {self.global_step}: {metrics}")
+            metrics = totals.means("SAC", self.global_step)
             metrics.update(self.interaction.record_episodes(data))
             metrics["train/n_updates"] = float(self.num_updates)
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
