@@ -8,10 +8,13 @@ trials, linear axes, the official 400-point grid, y-limit 3x the final regret of
 (lambda = ln T). Writes results/dynlin_ucb.md, results/dynlin_ucb.json and one PNG per config.
 
 To go fast, agents that share a loop share it: the trials of all configs that a learner can run
-together are stacked as copies of one batch (per-copy systems), e.g. the four Lin-UCB variants on the
-four configs are one per-round loop over 160 copies. Jobs run in ``--workers`` processes.
+together are stacked as copies of one batch (per-copy systems), e.g. the three undiscounted Lin-UCB
+variants on the four configs are one per-round loop over 120 copies, and DynLin-UCB's two lambdas
+share one epoch loop per schedule. The per-round loops run in numpy on the host (RoundKernel in
+rlsuite/agents/dynlin_common.py). Jobs run in ``--workers`` processes; the report ends with the
+wall and CPU seconds of every loop and their total (also printed as one ``TIMING:`` line).
 
-    .venv/bin/python scripts/reproduce_dynlin.py                      # T = 1e6, 10 trials
+    .venv/bin/python scripts/reproduce_dynlin.py --workers 2          # T = 1e6, 10 trials
     .venv/bin/python scripts/reproduce_dynlin.py --horizon 100000 --trials 3 --tag quick
 """
 
@@ -21,6 +24,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import pickle
 import platform
 import time
@@ -73,7 +77,11 @@ def _env_and_params(names: list[str], trials: int):
 
 
 def run_job(job: dict) -> dict:
-    """Run one learner on the stacked trials of ``job['configs']``; return curves and finals per config."""
+    """Run one learner on the stacked trials of ``job['configs']``; return curves and finals per config.
+
+    Times both the learning loop alone (``seconds``, ``cpu_seconds``) and the whole job in its worker
+    (``job_cpu_seconds``: imports, setup, curve extraction included)."""
+    job_cpu0 = time.process_time()
     torch.set_num_threads(1)
     from rlsuite.agents import dynlin_baselines as bl
     from rlsuite.agents.dynlin_ucb import DynLinUCB, DynLinUCBConfig
@@ -82,11 +90,7 @@ def run_job(job: dict) -> dict:
     env, params = _env_and_params(names, trials)
     seed = job["seed"]
     per_config_keys = None
-    if kind in ("dynlin_log", "dynlin_one"):
-        agent = DynLinUCB(
-            DynLinUCBConfig(lam=None if kind == "dynlin_log" else 1.0, log_every=horizon), env, params, seed
-        )
-    elif kind == "linucb_family":
+    if kind in ("dynlin", "linucb_family"):
         family = job["variants"]
         variants = [v for _ in names for v in family for _ in range(trials)]
         # copies ordered config-major, then variant, then trial
@@ -98,8 +102,12 @@ def run_job(job: dict) -> dict:
         from rlsuite.agents.dynlin_common import concat_params
 
         params = concat_params(reps)
-        agent = bl.LinUCB(bl.LinUCBConfig(log_every=horizon), env, params, seed, variants=variants)
         per_config_keys = list(family)
+        if kind == "dynlin":  # both lambdas in one loop (same epoch schedule, per-copy lambda)
+            lams = [None if v == "dynlin_log" else 1.0 for v in variants]
+            agent = DynLinUCB(DynLinUCBConfig(log_every=horizon), env, params, seed, lams=lams)
+        else:
+            agent = bl.LinUCB(bl.LinUCBConfig(log_every=horizon), env, params, seed, variants=variants)
     elif kind in ("exp3", "batch_exp3"):
         agent = bl.Exp3(
             bl.Exp3Config(name=kind, batched=kind == "batch_exp3", log_every=horizon), env, params, seed
@@ -139,6 +147,7 @@ def run_job(job: dict) -> dict:
         "configs": names,
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "job_cpu_seconds": time.process_time() - job_cpu0,
         "copies": agent.run.num_copies,
         "variants": job.get("variants"),
         "results": out,
@@ -148,27 +157,33 @@ def run_job(job: dict) -> dict:
 def jobs_for(horizon: int, trials: int, seed: int) -> list[dict]:
     syn = [n for n in CONFIGS if n.startswith("synthetic")]
     every = list(CONFIGS)
-    # Longest loop first (the discounted Lin-UCB inverts V every round), then the cheap epoch
-    # learners (so a cut-short run still has the headline curves), then the other per-round loops.
+    # Longest loops first (so that a pool of 2 finishes together); DynLin-UCB's two lambdas share a
+    # loop per epoch schedule (rho = 0.2 on the synthetic configs, 0.667 on the real-data one).
+    both = ["dynlin_log", "dynlin_one"]
     jobs = [
+        # the undiscounted variants keep the rank-one (arm-space Sherman-Morrison) update
+        {"kind": "linucb_family", "configs": every, "variants": ["linucb_log", "linucb_one", "dlinucb_log"]},
         {"kind": "linucb_family", "configs": every, "variants": ["dlinucb_one"]},
-        {"kind": "dynlin_log", "configs": syn},
-        {"kind": "dynlin_one", "configs": syn},
-        {"kind": "dynlin_log", "configs": ["realdata_sigma0.01"]},
-        {"kind": "dynlin_one", "configs": ["realdata_sigma0.01"]},
+        {"kind": "ar2", "configs": every},
+        {"kind": "exp3", "configs": every},
+        {"kind": "dynlin", "configs": syn, "variants": both},
+        {"kind": "dynlin", "configs": ["realdata_sigma0.01"], "variants": both},
         {"kind": "batch_exp3", "configs": syn},
         {"kind": "batch_exp3", "configs": ["realdata_sigma0.01"]},
         {"kind": "expert", "configs": ["realdata_sigma0.01"]},
         {"kind": "myopic", "configs": syn},
         {"kind": "myopic", "configs": ["realdata_sigma0.01"]},
-        # the undiscounted variants keep the rank-one (arm-space Sherman-Morrison) update
-        {"kind": "linucb_family", "configs": every, "variants": ["linucb_log", "linucb_one", "dlinucb_log"]},
-        {"kind": "ar2", "configs": every},
-        {"kind": "exp3", "configs": every},
     ]
     for j in jobs:
         j.update(horizon=horizon, trials=trials, seed=seed)
     return jobs
+
+
+def _loadavg() -> list[str]:
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return ["?"]
 
 
 def fmt(mean: float, se: float) -> str:
@@ -180,7 +195,7 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=10**6)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
     ap.add_argument("--out", default="results")
     ap.add_argument("--tag", default="", help="suffix of the output names (e.g. quick)")
     ap.add_argument(
@@ -194,17 +209,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = "dynlin_ucb" + (f"_{args.tag}" if args.tag else "")
     jobs = jobs_for(args.horizon, args.trials, args.seed)
-    tic = time.perf_counter()
+    tic, main_cpu0 = time.perf_counter(), time.process_time()
+    load_start = _loadavg()
     results, timings = {}, []
     cache = out / f".{stem}_cache"
     cache.mkdir(exist_ok=True)
     if args.report_only:
         done = [pickle.loads(f.read_bytes()) for f in sorted(cache.glob("*.pkl"))]
-        wall = (
-            float(json.loads((cache / "wall.json").read_text())["wall"])
-            if (cache / "wall.json").exists()
-            else math.nan
-        )
+        saved = json.loads((cache / "wall.json").read_text()) if (cache / "wall.json").exists() else {}
+        wall = float(saved.get("wall", math.nan))
+        load_start = saved.get("load_start", ["?"])
     else:
         for f in cache.glob("*.pkl"):
             f.unlink()
@@ -216,7 +230,7 @@ def main() -> None:
                 (cache / f"{i:02d}.pkl").write_bytes(pickle.dumps(res))  # a partial run can still be reported
                 done.append(res)
         wall = time.perf_counter() - tic
-        (cache / "wall.json").write_text(json.dumps({"wall": wall}))
+        (cache / "wall.json").write_text(json.dumps({"wall": wall, "load_start": load_start}))
     for res in done:
         results.update(res["results"])
         timings.append(
@@ -226,12 +240,13 @@ def main() -> None:
                 "copies": res["copies"],
                 "seconds": round(res["seconds"], 1),
                 "cpu_seconds": round(res["cpu_seconds"], 1),
+                "job_cpu_seconds": round(res.get("job_cpu_seconds", math.nan), 1),
+                "cpu_seconds_per_trial": round(res["cpu_seconds"] / res["copies"], 2),
             }
         )
-    try:
-        load = open("/proc/loadavg").read().split()[:3]
-    except OSError:
-        load = ["?"]
+    load = _loadavg()
+    total_cpu = sum(t["job_cpu_seconds"] for t in timings)
+    loop_cpu = sum(t["cpu_seconds"] for t in timings)
     grid = plot_grid(args.horizon)
 
     import matplotlib
@@ -245,7 +260,10 @@ def main() -> None:
         "seed": args.seed,
         "wall_seconds": round(wall, 1),
         "workers": args.workers,
+        "load_average_at_start": load_start,
         "load_average_at_end": load,
+        "cpu_seconds_learning_loops": round(loop_cpu, 1),
+        "cpu_seconds_jobs": round(total_cpu, 1),
         "timings": timings,
         "configs": {},
     }
@@ -320,16 +338,32 @@ def main() -> None:
         "## Timing",
         "",
         f"Wall time {wall:.0f} s for everything above ({args.workers} worker processes, one torch thread "
-        f"each; {platform.machine()}; load average at the end {' '.join(load)}).",
+        f"each; {platform.machine()}, {os.cpu_count()} cores; load average {' '.join(load_start)} at the "
+        f"start, {' '.join(load)} at the end). CPU: {loop_cpu:.0f} s in the learning loops, "
+        f"{total_cpu:.0f} s for the whole jobs (setup and curve extraction included).",
         "",
-        "| loop | configs | copies | wall s | CPU s |",
-        "| --- | --- | --- | --- | --- |",
+        "| loop | configs | copies | wall s | CPU s | CPU s per trial | job CPU s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for t in sorted(timings, key=lambda x: -x["seconds"]):
-        cells = [t["loop"], ", ".join(t["configs"]), t["copies"], t["seconds"], t["cpu_seconds"]]
+    for t in sorted(timings, key=lambda x: -x["cpu_seconds"]):
+        cells = [
+            t["loop"],
+            ", ".join(t["configs"]),
+            t["copies"],
+            t["seconds"],
+            t["cpu_seconds"],
+            t["cpu_seconds_per_trial"],
+            t["job_cpu_seconds"],
+        ]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     (out / f"{stem}_runs.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    print(
+        f"\nTIMING: wall {wall:.1f} s, CPU {total_cpu:.1f} s in {len(timings)} jobs "
+        f"({loop_cpu:.1f} s in the learning loops), main process "
+        f"{time.process_time() - main_cpu0:.1f} s CPU, "
+        f"{args.workers} workers, load average {' '.join(load_start)} -> {' '.join(load)}"
+    )
 
 
 if __name__ == "__main__":

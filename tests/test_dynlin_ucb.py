@@ -537,3 +537,199 @@ def test_act_does_not_move_the_learners_random_stream() -> None:
     probed.learn(3 * 500)
     assert torch.equal(plain.run.played(), probed.run.played())
     assert torch.equal(probed.run.played()[0], first)  # act() showed the arm learn() then played
+
+
+# -- the numpy per-round engine ---------------------------------------------------------------------
+
+
+def _mixed_params(n_adv: int, n_syn: int, sigma_adv: float = 0.05, sigma_syn: float = 0.05):
+    """Real-data and synthetic copies stacked in one batch (two distinct systems, as the script runs)."""
+    from rlsuite.agents.dynlin_common import concat_params
+
+    adv, syn = db.dynlin_adv(sigma=sigma_adv), db.dynlin_synthetic(sigma=sigma_syn)
+    return adv, concat_params([adv.default_params(n_adv), syn.default_params(n_syn)])
+
+
+def test_round_kernel_books_what_advance_books() -> None:
+    """RoundKernel (numpy, one round or one closed-form hold at a time) against BanditRun.advance on
+    the same noise: rewards, reward sums, state, played arms and regret, with two systems stacked."""
+    from rlsuite.agents.dynlin_common import RoundKernel
+
+    env, p = _mixed_params(2, 2)
+    plan = [([1, 4, 0, 5], 1), ([0, 0, 3, 3], 2), ([5, 2, 1, 0], 1), ([3, 1, 4, 2], 9), ([2, 2, 2, 2], 1)]
+    ref = BanditRun(env, p, seed=3)
+    run = BanditRun(env, p, seed=3)
+    kern = RoundKernel(run)
+    kern.begin(sum(L for _, L in plan))
+    ref_sum_before = ref.reward_sum.numpy().copy()
+    for arm, L in plan:
+        y_ref, _ = ref.advance(torch.tensor(arm), L)
+        if L == 1:
+            y, idx = kern.step(np.array(arm))
+            assert idx.tolist() == [k * 6 + a for k, a in enumerate(arm)]
+        else:
+            y, total = kern.hold(np.array(arm), L)
+            np.testing.assert_allclose(total, ref.reward_sum.numpy() - ref_sum_before, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(y, y_ref.numpy(), rtol=0, atol=1e-12)
+        ref_sum_before = ref.reward_sum.numpy().copy()
+    kern.end()
+    assert run.t == ref.t == 14
+    assert torch.equal(run.played(), ref.played())
+    torch.testing.assert_close(run.reward_sum, ref.reward_sum, rtol=0, atol=1e-12)
+    torch.testing.assert_close(run.xu, ref.xu, rtol=0, atol=1e-12)
+    torch.testing.assert_close(run.pseudo_regret, ref.pseudo_regret, rtol=0, atol=1e-12)
+    # the run goes on with advance() after a kernel block
+    y1, _ = run.advance(torch.tensor([0, 1, 2, 3]), 4)
+    y2, _ = ref.advance(torch.tensor([0, 1, 2, 3]), 4)
+    torch.testing.assert_close(y1, y2, rtol=0, atol=1e-12)
+
+
+def _reference_ar2(env, p, T: int, seed: int, sigma: torch.Tensor) -> list[list[int]]:
+    """The official AR2Agent.pull_arm / update in plain Python, one copy at a time, fed the noise
+    BanditRun draws and the learner's uniforms (the explore draw maps u to the floor(u * count)-th
+    earliest triggered arm, in index order)."""
+    gen = env.make_generator(seed + 1)
+    eps, eta = env.draw_noise(p, 1 << 14, gen)
+    uniforms = torch.rand(
+        T, p.x0.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+    b, K = p.x0.shape[0], 6
+    alphas = db.system_constants(p, env.arms)["rho"]
+    agents = []
+    for k in range(b):
+        alpha, sg = alphas[k].item(), sigma[k].item()
+        size = math.ceil(K * alpha**-3 * sg**-3)
+        c0 = math.sqrt(4 * math.log(1 / (alpha * sg)) + 4 * math.log(size) + 2 * math.log(4 * K))
+        agents.append(
+            {
+                "alpha": alpha,
+                "size": size,
+                "c1s": 24 * c0 * sg,
+                "t0": 1,
+                "s": 1,
+                "trig": [],
+                "tau_trig": [math.inf] * K,
+                "tau": [math.inf] * K,
+                "est": [math.inf] * K,
+                "last": None,
+                "ll": None,
+            }
+        )
+    x, out = p.x0.clone(), []
+    for t in range(T):
+        arms = []
+        for k, ag in enumerate(agents):
+            t0, a2, init_end = ag["t0"], ag["alpha"] ** 2, K + (ag["s"] - 1) * ag["size"]
+            if t0 <= init_end:
+                arm = init_end - t0
+            else:
+                est = ag["est"]
+                i_sup = ag["last"] if est[ag["last"]] >= est[ag["ll"]] else ag["ll"]
+                for i in range(K):
+                    if i == i_sup or i in ag["trig"] or ag["tau"][i] == math.inf:
+                        continue
+                    bound = ag["c1s"] * math.sqrt(
+                        (a2 - ag["alpha"] ** (2 * (t0 - ag["tau"][i] + 1))) / (1 - a2)
+                    )
+                    if est[i_sup] - est[i] <= bound:
+                        ag["trig"].append(i)
+                        ag["tau_trig"][i] = t0
+                if ag["trig"] and t0 % 2 == 1:
+                    first = min(ag["tau_trig"])
+                    earliest = [i for i in range(K) if ag["tau_trig"][i] == first]
+                    arm = earliest[min(int(uniforms[t, k].item() * len(earliest)), K - 1)]
+                else:
+                    arm = i_sup
+            ag["ll"], ag["last"] = ag["last"], arm
+            arms.append(arm)
+        out.append(arms)
+        y, x = env.transition(x, env.arms[torch.tensor(arms)], p, eps[:, t], eta[:, t])
+        for k, ag in enumerate(agents):
+            t0, arm, init_end = ag["t0"], arms[k], K + (ag["s"] - 1) * ag["size"]
+            ag["tau"][arm] = t0
+            if t0 < init_end:
+                ag["est"][arm] = ag["alpha"] ** (K - t0 + ag["tau"][arm] - 1) * y[k].item()
+            else:
+                ag["est"] = [e * ag["alpha"] for e in ag["est"]]
+                ag["est"][arm] = ag["alpha"] * y[k].item()
+                if t0 % ag["size"] == 0:
+                    ag["s"] += 1
+            ag["t0"] += 1
+    return out
+
+
+@pytest.mark.parametrize("case", ["epochs", "untriggered"])
+def test_ar2_equals_the_official_rule(case: str) -> None:
+    """Arm for arm against a plain transcription of the official AR2Agent. "epochs": learner
+    sigma = 1 makes the real-data epochs 21 rounds long (round-robin restarts at every epoch end);
+    "untriggered": synthetic sigma = 0.001 copies (never triggered) beside sigma = 0.01 copies
+    (triggered), so the lean rounds still test triggers."""
+    from rlsuite.agents.dynlin_baselines import AR2, AR2Config
+
+    T = 130
+    if case == "epochs":
+        env, p = _mixed_params(2, 1)
+        cfg = AR2Config(sigma=1.0, log_every=T)
+        sigma = torch.ones(3, dtype=torch.float64)
+    else:
+        from rlsuite.agents.dynlin_common import concat_params
+
+        env = db.dynlin_synthetic(sigma=0.001)
+        p = concat_params([env.default_params(2), db.dynlin_synthetic(sigma=0.01).default_params(2)])
+        cfg = AR2Config(log_every=T)
+        sigma = p.state_sigma
+    agent = AR2(cfg, env, p, seed=4).learn(p.x0.shape[0] * T)
+    ref = _reference_ar2(env, p, T, seed=4, sigma=sigma)
+    assert agent.run.played().tolist() == ref
+    if case == "epochs":
+        assert agent.s[:2].tolist() == [7.0, 7.0] and agent.epoch_size[0].item() == 21
+        assert ref[21][:2] == [5, 5] and ref[26][:2] == [0, 0]  # round-robin after the first epoch
+    else:
+        assert not agent.triggered[:2].any() and agent.triggered[2:].any(1).all()
+
+
+def test_dynlin_per_copy_lambdas_share_a_loop() -> None:
+    """lams=[ln T, 1]: each copy plays exactly what it plays in a run where every copy has its lambda."""
+    env = db.dynlin_synthetic()
+    p = env.default_params(2)
+    T = 3000
+    mixed = DynLinUCB(DynLinUCBConfig(horizon=T), env, p, seed=2, lams=[None, 1.0]).learn(2 * T)
+    log_t = DynLinUCB(DynLinUCBConfig(horizon=T), env, p, seed=2).learn(2 * T)
+    one = DynLinUCB(DynLinUCBConfig(horizon=T, lam=1.0), env, p, seed=2).learn(2 * T)
+    played = mixed.run.played()
+    assert torch.equal(played[:, 0], log_t.run.played()[:, 0])
+    assert torch.equal(played[:, 1], one.run.played()[:, 1])
+    assert mixed.lam.tolist() == [math.log(T), 1.0]
+    with pytest.raises(ValueError, match="one lambda per copy"):
+        DynLinUCB(DynLinUCBConfig(), env, p, lams=[1.0])
+
+
+@pytest.mark.parametrize("kind", ["linucb_log", "dlinucb_one", "exp3", "batch_exp3", "ar2"])
+def test_baselines_resume_bit_identically(kind: str, tmp_path) -> None:
+    """The numpy loops hand their state back as tensors each iteration: a run saved (torch.save,
+    weights_only load) and resumed plays exactly the arms of a straight run."""
+    from rlsuite.agents import dynlin_baselines as bl
+
+    env, p = _mixed_params(2, 1)
+    bs = bl.Exp3(bl.Exp3Config(batched=True, horizon=600), env, p).batch  # Batch-Exp3 stops at batch ends
+
+    def make():
+        if kind in ("linucb_log", "dlinucb_one"):
+            return bl.LinUCB(bl.LinUCBConfig(variant=kind, horizon=600, log_every=200), env, p, seed=1)
+        if kind == "ar2":
+            return bl.AR2(bl.AR2Config(log_every=200), env, p, seed=1)
+        batched = kind == "batch_exp3"
+        cfg = bl.Exp3Config(batched=batched, horizon=600, log_every=4 * bs if batched else 200)
+        return bl.Exp3(cfg, env, p, seed=1)
+
+    rounds = 16 * bs if kind == "batch_exp3" else 600
+    straight = make().learn(3 * rounds)
+    half = make().learn(3 * rounds // 2)
+    torch.save(half.state_dict(), tmp_path / "a.pt")
+    resumed = make()
+    resumed.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
+    resumed.learn(3 * (rounds - half.run.t))
+    assert resumed.run.t == straight.run.t == rounds
+    assert torch.equal(straight.run.played(), resumed.run.played())
+    # the books are summed over differently cut blocks: equal up to rounding
+    assert resumed.final_metrics() == pytest.approx(straight.final_metrics(), rel=1e-12)

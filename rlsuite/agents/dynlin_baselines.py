@@ -4,7 +4,10 @@ Every learner plays ``B`` independent trials at once (one per params copy; copie
 different systems, e.g. the three synthetic noise levels side by side) through a
 :class:`~rlsuite.agents.dynlin_common.BanditRun`. Sources: marcomussi/DLB
 ``dynlinucb/experimental/agents.py`` (the classes named below) and ``scripts/main.py`` (their
-arguments). Per-round learners loop over rounds in Python with every copy in one tensor op.
+arguments). Per-round learners (Lin-UCB family, Exp3, Batch-Exp3, AR2) loop over rounds in Python
+with every copy in one numpy op on the host (:class:`~rlsuite.agents.dynlin_common.RoundKernel`:
+a numpy op on a few hundred numbers costs under 1 us, a torch op several); their state is handed
+back as torch tensors at the end of every ``learn`` iteration.
 
 * :class:`LinUCB` - four variants on raw rewards, updated every round (official labels):
 
@@ -22,8 +25,8 @@ arguments). Per-round learners loop over rounds in Python with every copy in one
     budget^2 (1 - gamma^{2t}) / (d lam_t (1 - gamma^2))))``.
 
   The undiscounted variants update ``V^-1`` by Sherman-Morrison; the discounted one adds a multiple
-  of the identity every round (not a rank-one change), so it inverts its 3x3 ``V`` every round,
-  batched over copies (the official code inverts every round for all four).
+  of the identity every round (not a rank-one change), so it inverts its 3x3 ``V`` every round in
+  closed form (adjugate), batched over copies (the official code inverts every round for all four).
 * :class:`Exp3` (``Exp3Agent``): K arms, ``gamma = min(1, sqrt(K ln K / ((e - 1) 2T/3)))``,
   ``eta = gamma / K``, reward mapped to ``(y + 2M) / (4M)`` with ``M = (Theta + Omega B / (1 - rho)) U``,
   ``G_a += r / p_a``, ``p = (1 - gamma) softmax(eta G) + gamma / K``.
@@ -50,10 +53,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from rlsuite.agents.dynlin_common import (
     BanditRun,
+    RoundKernel,
     dynlin_coefficients,
     learn_loop,
     oful_radius,
@@ -136,18 +141,13 @@ class LinUCB:
             [0.999999999 if v == "dlinucb_one" else 1.0 for v in self.variants], dtype=DTYPE
         )
         self.discounted = bool((self.discount < 1).any())
-        self._eye = torch.eye(d, dtype=DTYPE)
-        same = bool((self.discount == self.discount[0]).all() and (self.lam == self.lam[0]).all())
-        self._shared = (float(self.discount[0]), float(self.lam[0])) if same else None
         eye = torch.eye(d, dtype=DTYPE)
         self.V = self.lam[:, None, None] * eye  # the discounted path keeps V, V~ and inverts V
         self.V_tilde = self.V.clone()
         self.v_inv = eye / self.lam[:, None, None]
         self.b_vec = torch.zeros(b, d, dtype=DTYPE)
         self.h_hat = torch.zeros(b, d, dtype=DTYPE)
-        # The undiscounted path works in arm space: Q = U V^{-1} U^T [B, K, K] and the per-arm reward
-        # sums c [B, K] (b = U^T c), so the means are Q c and the widths sqrt(diag Q); the
-        # Sherman-Morrison update of V^{-1} by u_a becomes Q -= Q[:, a] Q[a, :] / (1 + Q[a, a]).
+        # The undiscounted path works in arm space (see _play_arm_space).
         U = self.arms
         self.Q = (U @ U.T).expand(b, -1, -1) / self.lam[:, None, None]
         self.c_arm = torch.zeros(b, U.shape[0], dtype=DTYPE)
@@ -184,52 +184,124 @@ class LinUCB:
         mean = torch.bmm(self.Q, self.c_arm.unsqueeze(2)).squeeze(2)
         return torch.addcmul(mean, beta, self.Q.diagonal(0, 1, 2).sqrt())
 
-    def _update_discounted(self, t: int, arm: torch.Tensor, y: torch.Tensor) -> None:
-        """Official DLinUCBAgent.update: ``V = g V + u u^T + (1 - g) lam_t I`` (and ``g^2`` for V~),
-        ``b = g b + u y``, ``lam_t = g^-t lam`` with ``t`` before the increment; then one batched
-        3x3 inverse (the identity term is not a rank-one change)."""
-        u = self.arms.index_select(0, arm)
-        uu = u.unsqueeze(2)
-        if self._shared is not None:  # every copy has the same (gamma, lambda): scalars, fewer ops
-            g, lam = self._shared
-            lam_t = g ** (-t) * lam
-            self.V = torch.baddbmm(self.V * g + self._eye * ((1 - g) * lam_t), uu, uu.transpose(1, 2))
-            self.V_tilde = torch.baddbmm(
-                self.V_tilde * g**2 + self._eye * ((1 - g**2) * lam_t), uu, uu.transpose(1, 2)
-            )
-            self.b_vec = torch.addcmul(self.b_vec * g, u, y.unsqueeze(1))
-        else:
-            g = self.discount[:, None, None]
-            lam_t = (self.discount ** (-t) * self.lam)[:, None, None]
-            self.V = torch.baddbmm(g * self.V + (1 - g) * lam_t * self._eye, uu, uu.transpose(1, 2))
-            self.V_tilde = torch.baddbmm(
-                g**2 * self.V_tilde + (1 - g**2) * lam_t * self._eye, uu, uu.transpose(1, 2)
-            )
-            self.b_vec = torch.addcmul(g[:, :, 0] * self.b_vec, u, y.unsqueeze(1))
-        self.v_inv = torch.linalg.inv(self.V)
-        self.h_hat = torch.bmm(self.v_inv, self.b_vec.unsqueeze(-1)).squeeze(-1)
+    def _first_arms(self) -> np.ndarray:
+        """Round 0: a uniformly random arm per copy (official: ``np.random.uniform`` index)."""
+        b, K = self.run.num_copies, self.arms.shape[0]
+        return torch.randint(0, K, (b,), generator=self.generator).numpy()
 
     def _play(self, stop: int) -> None:
-        run, b, K = self.run, self.run.num_copies, self.arms.shape[0]
+        if self.discounted:
+            self._play_discounted(stop)
+        else:
+            self._play_arm_space(stop)
+
+    def _play_arm_space(self, stop: int) -> None:
+        """Undiscounted variants, numpy on the host (see :class:`RoundKernel`), in arm space:
+        ``Q = U V^-1 U^T [B, K, K]`` and the per-arm reward sums ``c [B, K]`` (``b = U^T c``), so the
+        means are ``m = Q c`` and the widths ``sqrt(diag Q)``; the Sherman-Morrison update of
+        ``V^-1`` by ``u_a`` is ``Q -= Q[:, a] Q[a, :] / (1 + Q_aa)``, and ``m`` follows the matching
+        rank-one recursion ``m += Q[:, a] (y - m_a) / (1 + Q_aa)`` (recomputed exactly at every
+        block start). Same arms as the torch arm-space loop it replaced, bit for bit, on the
+        script's four configs (checked at T = 1e4 and 1e5)."""
+        run, K = self.run, self.arms.shape[0]
+        b = run.num_copies
+        kern = RoundKernel(run)
+        Q = self.Q.detach().cpu().numpy().copy()  # [B, K, K]
+        c = self.c_arm.detach().cpu().numpy().copy()  # [B, K]
+        q_rows, c_flat = Q.reshape(b * K, K), c.reshape(-1)
+        diag = Q.reshape(b, K * K)[:, :: K + 1]  # a view: follows the in-place updates of Q
+        arm = self.arm.detach().cpu().numpy()
         while run.t < stop:
             n = min(BLOCK, stop - run.t)
-            betas = self.radius(torch.arange(run.t, run.t + n)).unsqueeze(2)  # [n, B, 1]
+            betas = self.radius(torch.arange(run.t, run.t + n)).cpu().numpy()[:, :, None]  # [n, B, 1]
+            m = np.einsum("bij,bj->bi", Q, c)
+            m_flat = m.reshape(-1)
+            first = run.t
+            kern.begin(n)
             for j in range(n):
-                t = run.t
-                if t == 0:
-                    arm = torch.randint(0, K, (b,), generator=self.generator)
+                if first + j == 0:
+                    arm = self._first_arms()
                 else:
-                    arm = self._scores(betas[j]).argmax(1)
-                y, idx = run.step_arm(arm)
-                if self.discounted:
-                    self._update_discounted(t, arm, y)
-                    continue
-                col = self.Q.view(b * K, K).index_select(0, idx)  # Q[:, a, :] = Q[:, :, a] (symmetric)
-                qaa = col.gather(1, arm.unsqueeze(1))
-                self.Q = torch.baddbmm(self.Q, (col / (qaa + 1.0)).unsqueeze(2), col.unsqueeze(1), alpha=-1.0)
-                self.c_arm = self.c_arm.scatter_add(1, arm.unsqueeze(1), y.unsqueeze(1))
-            self.arm = arm
-            self._beta_last = betas[n - 1, :, 0]
+                    arm = (m + betas[j] * np.sqrt(diag)).argmax(1)
+                y, idx = kern.step(arm)
+                col = q_rows.take(idx, 0)  # Q[:, a, :] = Q[:, :, a] (symmetric)
+                denom = col.reshape(-1).take(idx) + 1.0  # 1 + Q_aa (col is [B, K], idx = copy * K + a)
+                m += col * ((y - m_flat.take(idx)) / denom)[:, None]
+                Q -= (col / denom[:, None])[:, :, None] * col[:, None, :]
+                c_flat[idx] += y
+            kern.end()
+            self._beta_last = torch.from_numpy(betas[n - 1, :, 0].copy())
+        self.Q, self.c_arm = torch.from_numpy(Q), torch.from_numpy(c)
+        self.arm = torch.from_numpy(np.asarray(arm, dtype=np.int64).copy())
+
+    def _play_discounted(self, stop: int) -> None:
+        """Official DLinUCBAgent (and, with gamma = 1, the other variants) in numpy, every copy's
+        symmetric 3x3 matrices as 6 rows ``(00, 11, 22, 01, 02, 12)`` with the copies along the last
+        axis. Per round, as the official code: ``V^-1`` fresh from ``V`` (closed-form adjugate, about
+        ten vector ops for all copies), ``h = V^-1 b``, bonus ``sqrt(u^T V^-1 V~ V^-1 u)``; after the
+        round ``V = g V + u u^T + (1 - g) lam_t I``, ``V~`` with ``g^2``, ``b = g b + u y`` with
+        ``lam_t = g^-t lam`` and ``t`` the 0-based round."""
+        run, d = self.run, self.d
+        if d != 3:
+            raise ValueError(f"the discounted Lin-UCB path is written for d = 3 actions; got d = {d}")
+        kern = RoundKernel(run)
+        U = self.arms.detach().cpu().numpy()  # [K, 3]
+        UT = np.ascontiguousarray(U.T)
+        ii, jj = np.array([0, 1, 2, 0, 0, 1]), np.array([0, 1, 2, 1, 2, 2])
+        uu6 = np.ascontiguousarray((U[:, ii] * U[:, jj]).T)  # [6, K]
+        uu9 = np.einsum("ki,kj->kij", U, U).reshape(-1, 9)  # [K, 9]
+        full9 = np.array([0, 3, 4, 3, 1, 5, 4, 5, 2])  # 6-form -> row-major 3x3
+        # cofactors: C = V[lhs_a] V[lhs_b] - V[rhs_a] V[rhs_b] for (00, 11, 22, 01, 02, 12)
+        cof_a = np.array([1, 0, 0, 4, 3, 3, 5, 4, 3, 3, 4, 0])
+        cof_b = np.array([2, 2, 1, 5, 5, 4, 5, 4, 3, 2, 1, 5])
+        first_row = np.array([0, 3, 4])  # V00, V01, V02 with cofactors C00, C01, C02
+        V = self.V.detach().cpu().numpy().reshape(-1, 9)[:, [0, 4, 8, 1, 2, 5]].T.copy()  # [6, B]
+        Vt = self.V_tilde.detach().cpu().numpy().reshape(-1, 9)[:, [0, 4, 8, 1, 2, 5]].T.copy()
+        bvec = self.b_vec.detach().cpu().numpy().T.copy()  # [3, B]
+        g = self.discount.numpy()
+        g2 = g**2
+        lam = self.lam.numpy()
+        arm = self.arm.detach().cpu().numpy()
+        while run.t < stop:
+            n = min(BLOCK, stop - run.t)
+            tt = np.arange(run.t, run.t + n, dtype=np.float64)[:, None]
+            lam_t = g ** (-tt) * lam  # [n, B]
+            add_v, add_vt = (1 - g) * lam_t, (1 - g2) * lam_t
+            betas = self.radius(torch.arange(run.t, run.t + n)).cpu().numpy()  # [n, B]
+            first = run.t
+            kern.begin(n)
+            for j in range(n):
+                if first + j == 0:
+                    arm = self._first_arms()
+                else:
+                    prod = V.take(cof_a, 0) * V.take(cof_b, 0)
+                    cof = prod[:6] - prod[6:]
+                    vi = cof / (V.take(first_row, 0) * cof.take(first_row, 0)).sum(0)  # V^-1, 6-form
+                    vi9 = vi.take(full9, 0).reshape(3, 3, -1)
+                    h = (vi9 * bvec[None]).sum(1)  # [3, B]
+                    vt9 = Vt.take(full9, 0).reshape(3, 3, -1)
+                    left = (vi9[:, :, None] * vt9[None]).sum(1)  # V^-1 V~
+                    mid = (left[:, :, None] * vi9[None]).sum(1).reshape(9, -1)  # V^-1 V~ V^-1
+                    width = np.sqrt(np.maximum(uu9 @ mid, 0.0))  # [K, B]
+                    arm = (U @ h + betas[j] * width).argmax(0)
+                y, _ = kern.step(arm)
+                V *= g
+                V += uu6.take(arm, 1)
+                V[:3] += add_v[j]
+                Vt *= g2
+                Vt += uu6.take(arm, 1)
+                Vt[:3] += add_vt[j]
+                bvec *= g
+                bvec += UT.take(arm, 1) * y
+            kern.end()
+            self._beta_last = torch.from_numpy(betas[n - 1].copy())
+        to9 = [0, 3, 4, 3, 1, 5, 4, 5, 2]
+        self.V = torch.from_numpy(V[to9].T.reshape(-1, 3, 3).copy())
+        self.V_tilde = torch.from_numpy(Vt[to9].T.reshape(-1, 3, 3).copy())
+        self.b_vec = torch.from_numpy(bvec.T.copy())
+        self.v_inv = torch.linalg.inv(self.V)
+        self.h_hat = torch.bmm(self.v_inv, self.b_vec.unsqueeze(-1)).squeeze(-1)
+        self.arm = torch.from_numpy(np.asarray(arm, dtype=np.int64).copy())
 
     def _extra_metrics(self) -> dict[str, float]:
         if self.discounted:
@@ -347,43 +419,70 @@ class Exp3:
     def _sample(self, u: torch.Tensor) -> torch.Tensor:
         return (self.p.cumsum(1) <= u.unsqueeze(1)).sum(1).clamp(max=self.K - 1)
 
-    def _credit(self, reward: torch.Tensor) -> None:
-        r = (reward + 2 * self.M) / (4 * self.M)
-        pa = self.p.gather(1, self.arm.unsqueeze(1))
-        self.G = self.G.scatter_add(1, self.arm.unsqueeze(1), r.unsqueeze(1) / pa)
-        self.p = (1 - self.gamma) * torch.softmax(self.eta * self.G, 1) + self.gamma / self.K
-
     def _play(self, stop: int) -> None:
         run = self.run
-        if not self.config.batched:
-            while run.t < stop:
-                n = min(BLOCK, stop - run.t)
-                uniforms = torch.rand(n, run.num_copies, generator=self.generator, dtype=DTYPE)
-                for j in range(n):
-                    self.arm = self._sample(uniforms[j])
-                    y, _ = run.step_arm(self.arm)
-                    self._credit(y)
-            return
-        bs = self.batch
-        if run.t % bs:
-            raise RuntimeError(
-                f"Batch-Exp3 stops only at batch boundaries; log_every must be a multiple of {bs}"
-            )
-        stop = run.t + max(bs, (stop - run.t) // bs * bs)
+        bs = self.batch if self.config.batched else 1
+        if self.config.batched:
+            if run.t % bs:
+                raise RuntimeError(
+                    f"Batch-Exp3 stops only at batch boundaries; log_every must be a multiple of {bs}"
+                )
+            stop = run.t + max(bs, (stop - run.t) // bs * bs)
+        self._play_numpy(stop, bs)
+
+    def _play_numpy(self, stop: int, bs: int) -> None:
+        """Exp3 (``bs = 1``) and Batch-Exp3, numpy on the host (see :class:`RoundKernel`).
+
+        A draw by inversion of the cumulative probabilities; the credit ``G_a += r / p_a`` and
+        ``p = (1 - gamma) softmax(eta G) + gamma / K``, the softmax shifted by the running max of
+        ``G`` (= max(G) while the mapped rewards are >= 0, then bit-identical to torch.softmax;
+        otherwise still exact up to rounding). Batch-Exp3 plays each batch as two closed-form holds
+        (its first 2 rounds, which fire the official credit, and the other ``bs - 2``).
+        """
+        run, K = self.run, self.K
+        kern = RoundKernel(run)
+        G = self.G.detach().cpu().numpy().copy()
+        g_flat = G.reshape(-1)
+        g_max = G.max(1)
+        p = self.p.detach().cpu().numpy().copy()
+        carry = self.carry.detach().cpu().numpy().copy()
+        m2, m4 = (2 * self.M).cpu().numpy(), (4 * self.M).cpu().numpy()
+        keep, floor, eta = 1 - self.gamma, self.gamma / K, self.eta
+        cum = p.cumsum(1)
+        cum[:, -1] = np.inf  # the draw's clamp to K - 1
+        arm = self.arm.detach().cpu().numpy()
+        off = kern.offsets
         while run.t < stop:
-            self.arm = self._sample(torch.rand(run.num_copies, generator=self.generator, dtype=DTYPE))
             if bs == 1:
-                _, s, _ = run.advance_sum(self.arm, 1)
-                self._credit((self.carry + s) / bs)
-                self.carry = torch.zeros_like(self.carry)
-                continue
-            # official alignment: the credit fires at the batch's second round
-            _, s2, _ = run.advance_sum(self.arm, 2)
-            self._credit((self.carry + s2) / bs)
-            if bs > 2:
-                _, self.carry, _ = run.advance_sum(self.arm, bs - 2)
+                n = min(BLOCK, stop - run.t)
+                uniforms = torch.rand(n, run.num_copies, generator=self.generator, dtype=DTYPE).numpy()
             else:
-                self.carry = torch.zeros_like(self.carry)
+                n = min(max(1, BLOCK // bs), (stop - run.t) // bs) * bs
+            kern.begin(n)
+            for j in range(n // bs):
+                if bs == 1:
+                    u = uniforms[j]
+                else:  # one draw per batch, as the torch generator streamed it before
+                    u = torch.rand(run.num_copies, generator=self.generator, dtype=DTYPE).numpy()
+                arm = (cum > u[:, None]).argmax(1)
+                idx = off + arm
+                if bs == 1:
+                    reward, _ = kern.step(arm)
+                else:  # official alignment: the credit fires at the batch's second round
+                    _, first_two = kern.hold(arm, 2)
+                    reward = (carry + first_two) / bs
+                g_flat[idx] += ((reward + m2) / m4) / p.reshape(-1).take(idx)
+                g_max = np.maximum(g_max, g_flat.take(idx))
+                e = np.exp(eta * G - (eta * g_max)[:, None])
+                p = keep * (e / e.sum(1, keepdims=True)) + floor
+                cum = p.cumsum(1)
+                cum[:, -1] = np.inf
+                if bs > 1:  # the batch's last bs - 2 rewards are credited with the next batch
+                    carry = kern.hold(arm, bs - 2)[1] if bs > 2 else np.zeros_like(carry)
+            kern.end()
+        self.G, self.p = torch.from_numpy(G), torch.from_numpy(p)
+        self.carry = torch.from_numpy(np.zeros_like(carry) if bs <= 2 else np.asarray(carry).copy())
+        self.arm = torch.from_numpy(np.asarray(arm, dtype=np.int64).copy())
 
     def _extra_metrics(self) -> dict[str, float]:
         return {
@@ -478,102 +577,107 @@ class AR2:
         self.last_last = torch.zeros(b, dtype=torch.int64)
         self.s = torch.ones(b, dtype=DTYPE)  # official epoch counter
         self.global_step = self.iteration = 0
-        self.karange = torch.arange(K)
 
     def _play(self, stop: int) -> None:
-        run, K = self.run, self.K
-        a = self.alpha
-        a2 = a**2
-        while run.t < stop:
-            # short blocks until every arm is triggered, so the fast path starts early
-            n = min(BLOCK if bool(self.triggered.all()) else 64, stop - run.t)
-            uniforms = torch.rand(n, run.num_copies, generator=self.generator, dtype=DTYPE)
-            if self._fast_ok(run.t + 1, n):
-                self._play_fast(n, uniforms)
-                continue
-            for j in range(n):
-                t0 = run.t + 1  # official 1-based counter
-                init_end = K + (self.s - 1) * self.epoch_size  # [B]
-                in_init = t0 <= init_end
-                # exploit/explore rule (official pull_arm, else-branch)
-                e_last = self.est.gather(1, self.last[:, None])[:, 0]
-                e_ll = self.est.gather(1, self.last_last[:, None])[:, 0]
-                i_sup = torch.where(e_last >= e_ll, self.last, self.last_last)
-                e_sup = self.est.gather(1, i_sup[:, None])
-                bound = self.trigger_scale[:, None] * torch.sqrt(
-                    (a2[:, None] - a[:, None] ** (2 * (t0 - self.tau + 1))) / (1 - a2[:, None])
-                )
-                new = (
-                    (self.karange != i_sup[:, None])
-                    & ~self.triggered
-                    & (e_sup - self.est <= bound)
-                    & ~in_init[:, None]
-                )
-                self.triggered |= new
-                self.tau_trig = torch.where(new, float(t0), self.tau_trig)
-                earliest = self.tau_trig == self.tau_trig.min(1, keepdim=True).values
-                count = earliest.sum(1)
-                pick = (uniforms[j] * count).long().clamp(max=K - 1)  # uniform among the earliest
-                explore = torch.searchsorted(earliest.long().cumsum(1), pick[:, None], right=True)[:, 0]
-                explore = explore.clamp(max=K - 1)
-                use_explore = self.triggered.any(1) & (t0 % 2 == 1)
-                arm = torch.where(use_explore, explore, i_sup)
-                arm = torch.where(in_init, (init_end - t0).long().clamp(0, K - 1), arm)
-                self.last_last, self.last = self.last, arm
-                y, _ = run.step_arm(arm)
-                # official update(X)
-                self.tau = self.tau.scatter(1, arm[:, None], float(t0))
-                before_end = (t0 < init_end)[:, None]
-                played = self.karange == arm[:, None]
-                init_val = a[:, None] ** (K - 1) * y[:, None]
-                self.est = torch.where(
-                    played,
-                    torch.where(before_end, init_val, a[:, None] * y[:, None]),
-                    torch.where(before_end, self.est, self.est * a[:, None]),
-                )
-                self.s = self.s + ((t0 >= init_end) & (t0 % self.epoch_size == 0)).to(DTYPE)
+        """The official rule, numpy on the host (see :class:`RoundKernel`), all copies per op.
 
-    def _fast_ok(self, t0: int, n: int) -> bool:
-        """Whether rounds ``t0 .. t0 + n - 1`` can take the fast path: every arm of every copy is
-        triggered (then the trigger rule can change nothing: triggers are never cleared), no copy is
-        in its round-robin phase, and no epoch ends (the official epochs exceed any T used here)."""
-        if not bool(self.triggered.all()):
-            return False
-        init_end = self.K + (self.s - 1) * self.epoch_size
-        if bool((t0 <= init_end).any()):
-            return False
-        first_end = torch.ceil(t0 / self.epoch_size) * self.epoch_size
-        return not bool((first_end <= t0 + n - 1).any())
-
-    def _play_fast(self, n: int, uniforms: torch.Tensor) -> None:
-        """The same rule with the fixed parts hoisted: the explore draws of the block are one
-        vectorized search, and the triggering tests (which cannot fire any more) are skipped."""
+        Two kinds of rounds: a general one (every clause of the official ``pull_arm``/``update``,
+        per copy) for the rare rounds where some copy is in its round-robin phase or an epoch of
+        some copy ends, and a lean one otherwise, which skips the round-robin clauses and tests the
+        trigger rule only while some arm of some copy is still untriggered (triggers are never
+        cleared). Both are the same rule; the explore draw ("uniform among the earliest triggered
+        arms") reads a per-copy table rebuilt only when a trigger fires.
+        """
         run, K = self.run, self.K
-        a = self.alpha
-        earliest = self.tau_trig == self.tau_trig.min(1, keepdim=True).values
-        count = earliest.sum(1)
-        pick = (uniforms * count).long().clamp(max=K - 1)  # [n, B]
-        cum = earliest.long().cumsum(1)
-        explore = torch.searchsorted(cum, pick.T.contiguous(), right=True).T.clamp(max=K - 1)
-        t_first = run.t + 1
-        played = []
-        for j in range(n):
-            t0 = t_first + j
-            if t0 % 2 == 1:
-                arm = explore[j]
-            else:
-                e_last = self.est.gather(1, self.last.unsqueeze(1))
-                e_ll = self.est.gather(1, self.last_last.unsqueeze(1))
-                arm = torch.where((e_last >= e_ll).squeeze(1), self.last, self.last_last)
-            self.last_last, self.last = self.last, arm
-            y, _ = run.step_arm(arm)
-            self.est = (self.est * a.unsqueeze(1)).scatter(1, arm.unsqueeze(1), (a * y).unsqueeze(1))
-            played.append(arm)
-        # tau (each arm's last pull) only feeds the trigger bounds; book it once for the block
-        hit = torch.stack(played).unsqueeze(2) == self.karange  # [n, B, K]
-        when = torch.arange(t_first, t_first + n, dtype=DTYPE)[:, None, None]
-        last_pull = torch.where(hit, when, -math.inf).amax(0)
-        self.tau = torch.where(hit.any(0), last_pull, self.tau)
+        b = run.num_copies
+        kern = RoundKernel(run)
+        off = kern.offsets
+        est = self.est.detach().cpu().numpy().copy()
+        est_flat = est.reshape(-1)
+        tau2 = 2.0 * self.tau.detach().cpu().numpy()  # 2 tau: the bound's exponent is 2 (t0 + 1) - 2 tau
+        tau2_flat = tau2.reshape(-1)
+        tau_trig = self.tau_trig.detach().cpu().numpy().copy()
+        trig = self.triggered.detach().cpu().numpy().copy()
+        last = self.last.detach().cpu().numpy().copy()
+        last_last = self.last_last.detach().cpu().numpy().copy()
+        s = self.s.detach().cpu().numpy().copy()
+        a = self.alpha.detach().cpu().numpy()
+        a_col, a2_col = a[:, None], (a**2)[:, None]
+        den_col = 1 - a2_col
+        scale_col = self.trigger_scale.detach().cpu().numpy()[:, None]
+        size = self.epoch_size.detach().cpu().numpy()
+        karange = np.arange(K)
+        init_val_scale = a ** (K - 1)
+
+        def tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """(count [B], flat table of the earliest-triggered arms in index order, any trigger [B])."""
+            earliest = tau_trig == tau_trig.min(1, keepdims=True)
+            order = np.argsort(~earliest, axis=1, kind="stable")  # True entries first, in order
+            return earliest.sum(1), order.reshape(-1), trig.any(1)
+
+        def boundaries(t0: int) -> tuple[float, float]:
+            """(last round-robin round of any copy, first round >= t0 that ends an epoch of a copy)."""
+            init_end = K + (s - 1) * size
+            return float(init_end.max()), float((np.ceil(t0 / size) * size).min())
+
+        count, table, has_trig = tables()
+        untrig, all_trig, any_trig = ~trig, bool(trig.all()), bool(trig.any())
+        init_max, next_end = boundaries(run.t + 1)
+        # never-pulled arms give inf - inf and sqrt(-inf) in the trigger test (False, as official)
+        with np.errstate(invalid="ignore"):
+            while run.t < stop:
+                n = min(BLOCK, stop - run.t)
+                uniforms = torch.rand(n, b, generator=self.generator, dtype=DTYPE).numpy()
+                kern.begin(n)
+                t_first = run.t + 1  # official 1-based counter
+                for j in range(n):
+                    t0 = t_first + j
+                    general = t0 <= init_max or t0 >= next_end
+                    e_last, e_ll = est_flat.take(off + last), est_flat.take(off + last_last)
+                    better = e_last >= e_ll
+                    i_sup = np.where(better, last, last_last)
+                    if general:
+                        init_end = K + (s - 1) * size
+                        in_init = t0 <= init_end
+                    if general or not all_trig:
+                        e_sup = np.where(better, e_last, e_ll)
+                        bound = scale_col * np.sqrt((a2_col - a_col ** (2.0 * (t0 + 1) - tau2)) / den_col)
+                        new = (e_sup[:, None] - est <= bound) & untrig & (karange != i_sup[:, None])
+                        if general:
+                            new &= ~in_init[:, None]
+                        if new.any():
+                            trig |= new
+                            tau_trig[new] = float(t0)
+                            count, table, has_trig = tables()
+                            untrig, all_trig, any_trig = ~trig, bool(trig.all()), True
+                    arm = i_sup
+                    if any_trig and t0 % 2 == 1:
+                        pick = np.minimum((uniforms[j] * count).astype(np.int64), K - 1)
+                        arm = np.where(has_trig, table.take(off + pick), i_sup)
+                    if general:
+                        robin = np.clip((init_end - t0).astype(np.int64), 0, K - 1)
+                        arm = np.where(in_init, robin, arm)
+                    last_last, last = last, arm
+                    y, idx = kern.step(arm)
+                    tau2_flat[idx] = 2.0 * t0
+                    if general:  # official update(X), every clause
+                        before = (t0 < init_end)[:, None]
+                        played = karange == arm[:, None]
+                        est[:] = np.where(
+                            played,
+                            np.where(before, (init_val_scale * y)[:, None], (a * y)[:, None]),
+                            np.where(before, est, est * a_col),
+                        )
+                        s += (t0 >= init_end) & (t0 % size == 0)
+                        init_max, next_end = boundaries(t0 + 1)
+                    else:
+                        est *= a_col
+                        est_flat[idx] = a * y
+                kern.end()
+        self.est, self.tau = torch.from_numpy(est), torch.from_numpy(tau2 / 2)
+        self.tau_trig, self.triggered = torch.from_numpy(tau_trig), torch.from_numpy(trig)
+        self.last, self.last_last = torch.from_numpy(last.copy()), torch.from_numpy(last_last.copy())
+        self.s = torch.from_numpy(s)
 
     def _extra_metrics(self) -> dict[str, float]:
         return {

@@ -128,11 +128,21 @@ class DynLinUCB:
         env: a :class:`DynamicalLinearBandit` with a finite action set.
         params: one system per copy (the trials).
         seed: seeds the learner's generator (first random arm) and, with ``seed + 1``, the env noise.
+        lams: optional per-copy lambda (``None`` entries: ln T) overriding ``config.lam``, so that both
+            regularisations of the paper's figures share one loop (the epoch schedule is the same).
     """
 
     def __init__(
-        self, config: DynLinUCBConfig, env: DynamicalLinearBandit, params: DynLinParams, seed: int = 0
+        self,
+        config: DynLinUCBConfig,
+        env: DynamicalLinearBandit,
+        params: DynLinParams,
+        seed: int = 0,
+        lams: list[float | None] | None = None,
     ) -> None:
+        if lams is not None and len(lams) != params.B.shape[0]:
+            raise ValueError(f"lams must give one lambda per copy ({params.B.shape[0]}); got {len(lams)}")
+        self.lams = None if lams is None else list(lams)
         self.config, self.env, self.params = config, env, params
         self.constants: Constants = resolve_constants(
             env,
@@ -176,20 +186,24 @@ class DynLinUCB:
         self.horizon = int(horizon)
         cfg, c = self.config, self.constants
         T = self.horizon
-        lam_value = math.log(T) if cfg.lam is None else float(cfg.lam)
-        if lam_value <= 0:
-            raise ValueError(f"lambda must be > 0; got {lam_value} (lam=None means ln T, so T must be > 1)")
+        choices = self.lams if self.lams is not None else [cfg.lam] * self.run.num_copies
+        lam_values = [math.log(T) if v is None else float(v) for v in choices]
+        for lam_value in lam_values:
+            if not lam_value > 0:
+                raise ValueError(
+                    f"lambda must be > 0; got {lam_value} (lam=None means ln T, so T must be > 1)"
+                )
         delta = 1.0 / T if cfg.delta is None else float(cfg.delta)
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1); got {delta}")
-        self.lam = torch.full_like(c.rho, lam_value)
+        self.lam = torch.tensor(lam_values, dtype=DTYPE, device=c.rho.device)
         self.log_inv_delta = torch.full_like(c.rho, math.log(1.0 / delta))
         self.c1, self.c2, self.sigma_bar_sq = dynlin_coefficients(c)
         if not cfg.transient_term:
             self.c2 = torch.zeros_like(self.c2)
         if self.v_inv is None:
             eye = torch.eye(self.d, dtype=DTYPE, device=self.env.device)
-            self.v_inv = (eye / lam_value).repeat(self.run.num_copies, 1, 1)
+            self.v_inv = eye / self.lam[:, None, None]
         self._extend_schedule(T)
 
     def _extend_schedule(self, rounds: int) -> None:
