@@ -7,7 +7,8 @@ walker off the edge.
 * State ``(x, y)``: progress ``x`` from 0 to 1 and height ``y`` above the edge (``y < 0``: fallen).
   Start ``(0, start_height)``; observation ``(x, y)``, float32.
 * Actions (3): step down / level / up, ``dy = -climb, 0, +climb``; every step also advances
-  ``x`` by ``1 / num_steps``.
+  ``x`` by ``1 / num_steps``. With ``continuous=True`` the action is a Box ``[-1, 1]`` (shape
+  ``(1,)``, clipped) and ``dy = climb * action``: the same task for Gaussian policies.
 * Dynamics: ``y' = y + dy + noise * N(0, 1)``, and with probability ``gust_prob`` a gust pushes
   ``y'`` down by a further ``gust_size``; ``y'`` is clipped to ``max_height``.
 * Reward per step: ``-(1 + height_cost * y')`` (low is cheap); a fall (``y' < 0``) pays
@@ -65,12 +66,13 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
             *terminates* by then, so by default there is no time limit.
         max_episode_steps: an optional time limit (``truncated`` at that many steps; ``None``:
             none), for wrappers that impose one.
+        continuous: Box actions in ``[-1, 1]`` (``dy = climb * action``) instead of 3 discrete ones.
     """
 
     name = "gusty_ledge"
 
     def __init__(self, device: torch.device | str = "cpu", num_steps: int = 10,
-                 max_episode_steps: int | None = None) -> None:
+                 max_episode_steps: int | None = None, continuous: bool = False) -> None:
         super().__init__(device)
         if num_steps < 1:
             raise ValueError(f"GustyLedge: num_steps = {num_steps} must be >= 1")
@@ -78,7 +80,11 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
         self.max_episode_steps = max_episode_steps
         self.observation_space = spaces.Box.make(
             torch.tensor([0.0, -1.0]), torch.tensor([1.0, 2.0]), device=self.device)
-        self.action_space = spaces.Discrete(3, device=self.device)
+        self.continuous = continuous
+        if continuous:  # dy = climb * clip(action, -1, 1)
+            self.action_space = spaces.Box.make(torch.tensor([-1.0]), torch.tensor([1.0]), device=self.device)
+        else:
+            self.action_space = spaces.Discrete(3, device=self.device)
         # A fall pays -fall_cost (20 by default); an ordinary step at most -(1 + 2 * 1) = -3, so
         # -10 separates the two under the default params (read by the ECRM agent's failure rate).
         self.failure_reward = -10.0
@@ -117,7 +123,10 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
              generator: torch.Generator) -> Step[GustyLedgeState]:
         """One step for every copy; fallen or arrived copies restart at once."""
         b = state.y.shape[0]
-        dy = (action.to(torch.float32) - 1.0) * params.climb
+        if self.continuous:
+            dy = action.to(torch.float32).reshape(b, -1)[:, 0].clamp(-1.0, 1.0) * params.climb
+        else:
+            dy = (action.to(torch.float32) - 1.0) * params.climb
         noise = torch.randn(b, generator=generator, device=self.device) * params.noise
         gust = torch.rand(b, generator=generator, device=self.device) < params.gust_prob
         y = torch.minimum(state.y + dy + noise - gust.float() * params.gust_size, params.max_height)

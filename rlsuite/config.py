@@ -102,6 +102,8 @@ class GustyLedgeEnvConfig(EnvConfig):
 
     num_steps: int = 10
     """Steps from start to goal (the episode length when nothing falls)."""
+    continuous: bool = False
+    """Box action in [-1, 1] (lateral move 0.1 a) instead of the three discrete moves."""
 
 
 @dataclass

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 VARIANTS = ("reinforce", "actor_critic", "npg")
 PARAMETERIZATIONS = ("softmax", "direct", "neural")
 ETA_WEIGHTINGS = ("uniform", "objective")
+NPG_FORMS = ("auto", "closed_form", "trpo")
+ETA_DECAYS = ("iteration", "visits")
 
 
 @dataclass
@@ -28,7 +30,8 @@ class ECRMConfig:
     trust-region step of ``rlsuite.learners.npg`` on the REINFORCE advantages)."""
     parameterization: str = "softmax"
     """``softmax`` (tabular logits), ``direct`` (tabular probabilities, projected onto the simplex)
-    or ``neural`` (MLPs; any env with discrete actions)."""
+    or ``neural`` (MLPs; any engine env: softmax actors for discrete actions, Gaussian actors for
+    Box actions)."""
     risk_weight: float = 0.5
     """lambda in [0, 1]: weight of CVaR in each stage's mean-CVaR."""
     alpha: float = 0.1
@@ -51,6 +54,11 @@ class ECRMConfig:
     constant step a quantile-regression iterate keeps oscillating around an atom of a discrete
     reward (and sitting above the atom costs ``1 / alpha - 1`` times more than below); 0 keeps it
     constant. Decays slower than 1/n (stochastic-approximation conditions)."""
+    eta_decay_by: str = "iteration"
+    """Tabular thresholds: ``n`` in the step's decay counts ``iteration``s, or a cell's own
+    ``visits`` (iterations whose batch updated it; the usual per-component stochastic-
+    approximation schedule: a cell the policy stopped visiting keeps a step size that can still
+    track its quantile when it is visited again, e.g. by exploring starts)."""
     eta_updates: int = 1
     """Threshold steps per iteration, on the same batch."""
     eta_weighting: str = "uniform"
@@ -60,6 +68,11 @@ class ECRMConfig:
     critic_lr: float = 0.5
     """Critic step size (actor-critic; tables: fraction of the TD error per iteration; networks:
     Adam's rate)."""
+    ac_natural: bool = False
+    """Actor-critic, tabular softmax: instead of the sampled-advantage Adam step, take the
+    closed-form natural step (``npg_form``'s, with ``npg_step_size``, ``ent_coef``, ``max_kl``)
+    on ``Q(s, a) = E[stage signal | s, a] + critic(s, a)``: a natural actor-critic whose pair
+    value is the SARSA critic (the NPG variant uses Monte-Carlo tables instead)."""
     critic_updates: int = 4
     """Critic steps per iteration (actor-critic)."""
     baseline: bool = True
@@ -70,8 +83,10 @@ class ECRMConfig:
     """Entropy regularization tau: adds ``-tau log pi(a_t | s_t)`` to every stage's reward
     (entropy-regularized NPG, notes 2.3); 0 for none."""
     log_barrier: float = 0.0
-    """Log-barrier regularizer kappa of the softmax PG analysis: adds
-    ``kappa / (S A) sum log pi`` to the objective (tabular softmax only)."""
+    """Log-barrier regularizer kappa of the softmax PG analysis (Agarwal et al. 2021 sec. 5.2;
+    the paper's setting 2): adds ``kappa / (S A) sum log pi`` of each table to the actor's
+    objective (``objective.log_barrier``), which keeps every probability bounded away from 0 at
+    its stationary points. Tabular softmax, REINFORCE or sampled actor-critic steps only."""
     direct_min_prob: float = 0.01
     """Direct parameterization: probabilities are projected onto {pi >= this} (exploration)."""
     share_first_policy: bool = False
@@ -80,12 +95,37 @@ class ECRMConfig:
     """The later-stage actor also sees eta(s_{t-1}, a_{t-1}) (neural only)."""
     discount_weighting: bool = True
     """Weight step t's score by gamma^t (the exact gradient of the discounted objective)."""
+    npg_form: str = "auto"
+    """NPG update: ``closed_form`` (tabular softmax: the exact natural gradient of a softmax table,
+    ``theta(s, .) <- (1 - step tau) theta(s, .) + step Q_tau(s, .)`` for every state with an
+    estimate, Cen et al.'s entropy-regularized NPG with ``tau = ent_coef``, the form the paper's
+    global convergence is proved for; ``Q_tau`` are Monte-Carlo tables of the risk-adjusted
+    reward-to-go, one per stage), ``trpo`` (the shared trust-region step of
+    ``rlsuite.learners.npg`` on the sampled REINFORCE advantages), ``auto`` (closed form for
+    softmax tables, trpo for networks)."""
+    npg_step_size: float = 1.0
+    """Closed-form NPG: the step on the logits (Cen et al.'s ``eta / (1 - gamma)``); ``step *
+    ent_coef`` must lie in [0, 1] (1: soft policy iteration)."""
+    npg_q_lr: float = 0.5
+    """Closed-form NPG: each visited cell's Q table moves this fraction towards the batch's mean
+    reward-to-go there (1: the batch estimate alone); a never visited cell has no estimate and
+    gets advantage 0."""
+    explore_starts: int = 0
+    """Closed-form NPG and actor-critic (tabular): this many extra episodes per iteration start
+    at a uniformly random reachable state with a uniformly random first action and go on with
+    the later-stage policy (exploring starts: the restart distribution nu of the sample-based NPG
+    analysis, Agarwal et al. 2021 sec. 6). They train the Q tables, the critic and the
+    thresholds only, never the actor's sampled step or the logged metrics; their steps count in
+    ``global_step``. 0: none."""
     max_kl: float = 0.01
-    """NPG: trust-region radius (mean KL over the batch's states)."""
+    """NPG (both forms) and the natural actor-critic: trust-region radius (mean KL over the
+    batch's states; the closed form uses its quadratic model)."""
     npg_damping: float = 1e-3
     """NPG: Fisher damping. Small: a tabular Fisher block is the state's visit frequency times
     ``diag(pi) - pi pi^T`` (~1/S), so TRPO's usual 0.1 would swamp it and turn the natural step
     into a tiny plain-gradient step (measured on CliffWalking: no progress in 1.5M steps)."""
+    init_log_std: float = -0.5
+    """Neural actors on a Box action space (Gaussian): initial log standard deviation."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden widths of the neural actor, threshold and critic MLPs."""
     failure_reward: float | None = None
@@ -101,7 +141,7 @@ class ECRMConfig:
 
     def __post_init__(self) -> None:
         checks = (("variant", VARIANTS), ("parameterization", PARAMETERIZATIONS),
-                  ("eta_weighting", ETA_WEIGHTINGS))
+                  ("eta_weighting", ETA_WEIGHTINGS), ("npg_form", NPG_FORMS), ("eta_decay_by", ETA_DECAYS))
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ECRMConfig.{name} = {getattr(self, name)!r}; expected one of {allowed}")
@@ -113,8 +153,26 @@ class ECRMConfig:
             raise ValueError(f"ECRMConfig.gamma = {self.gamma} must lie in [0, 1]")
         if self.variant == "npg" and self.parameterization == "direct":
             raise ValueError("ECRMConfig: variant='npg' needs parameterization 'softmax' or 'neural'")
+        if self.npg_form == "closed_form" and self.parameterization != "softmax":
+            raise ValueError("ECRMConfig.npg_form = 'closed_form' needs parameterization='softmax'")
+        if not 0.0 <= self.npg_step_size * self.ent_coef <= 1.0 or self.npg_step_size <= 0:
+            raise ValueError(f"ECRMConfig.npg_step_size = {self.npg_step_size} must be > 0 with "
+                             f"npg_step_size * ent_coef in [0, 1] (ent_coef = {self.ent_coef})")
+        if not 0.0 < self.npg_q_lr <= 1.0:
+            raise ValueError(f"ECRMConfig.npg_q_lr = {self.npg_q_lr} must lie in (0, 1]")
         if self.condition_on_prev and self.parameterization != "neural":
             raise ValueError("ECRMConfig.condition_on_prev needs parameterization='neural'")
+        if self.ac_natural and (self.variant != "actor_critic" or self.parameterization != "softmax"):
+            raise ValueError("ECRMConfig.ac_natural needs variant='actor_critic' and "
+                             "parameterization='softmax'")
+        if self.log_barrier < 0:
+            raise ValueError(f"ECRMConfig.log_barrier = {self.log_barrier} must be >= 0")
+        natural = self.variant == "npg" or self.ac_natural
+        if self.log_barrier and (self.parameterization != "softmax" or natural):
+            raise ValueError("ECRMConfig.log_barrier needs parameterization='softmax' with variant "
+                             "'reinforce' or 'actor_critic' (not ac_natural): the natural steps ignore it")
+        if self.explore_starts < 0:
+            raise ValueError(f"ECRMConfig.explore_starts = {self.explore_starts} must be >= 0")
         for name in ("chunk_steps", "max_episode_steps", "eta_updates", "critic_updates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ECRMConfig.{name} = {getattr(self, name)} must be >= 1")

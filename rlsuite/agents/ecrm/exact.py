@@ -39,17 +39,23 @@ from rlsuite.envs.tabular.mdp import TabularMDP
 from rlsuite.risk import mean_cvar, rockafellar_uryasev, value_at_risk
 
 
-def _check_policy(mdp: TabularMDP, policy: torch.Tensor, name: str) -> torch.Tensor:
+def _check_policy(
+    mdp: TabularMDP, policy: torch.Tensor, name: str, conditioned: bool = False
+) -> torch.Tensor:
     shape = (mdp.num_states, mdp.num_actions)
+    if conditioned:
+        shape = shape + shape
     if tuple(policy.shape) != shape:
-        raise ValueError(f"{name} has shape {tuple(policy.shape)}; expected [S, A] = {shape}")
+        want = "[S, A, S, A]" if conditioned else "[S, A]"
+        raise ValueError(f"{name} has shape {tuple(policy.shape)}; expected {want} = {shape}")
     pi = policy.to(torch.float64)
     if bool((pi.detach() < -1e-12).any()):
         raise ValueError(f"{name} has a negative probability: min {pi.detach().min().item():.3g}")
     sums = pi.detach().sum(-1)
     if bool(((sums - 1.0).abs() > 1e-6).any()):
-        bad = int(((sums - 1.0).abs() > 1e-6).nonzero()[0])
-        raise ValueError(f"{name}[{bad}] sums to {sums[bad].item():.10g}; expected 1")
+        bad = tuple(int(i) for i in ((sums - 1.0).abs() > 1e-6).nonzero()[0])
+        where = bad[0] if len(bad) == 1 else list(bad)
+        raise ValueError(f"{name}[{where}] sums to {sums[bad].item():.10g}; expected 1")
     return pi
 
 
@@ -75,19 +81,27 @@ def _horizon(mdp: TabularMDP, horizon: int | None) -> int | None:
 def next_reward_distribution(
     mdp: TabularMDP, policy: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The law of the next step's reward ``R'`` given ``(s, a)``, under ``policy``.
+    """The law of the next step's reward ``R'`` given ``(s, a)``, under ``policy`` (``[S, A]``, or
+    ``[S, A, S, A]`` conditioned on the previous pair: ``policy[s, a, s']`` is the action law at
+    ``s'`` after ``(s, a)``).
 
     Returns ``(values, probs)``, both ``[S, A, N]`` float64 with ``N = K * A * K + 1``: atom
     ``(k, a', k')`` is outcome ``k`` of ``(s, a)`` continuing to ``s'``, action ``a'`` there and its
     outcome ``k'``; the last atom is the value 0 with the probability that ``(s, a)`` terminates
     (the zero-reward absorbing stage). Differentiable in ``policy``.
     """
-    pi = _check_policy(mdp, policy, "policy")
+    conditioned = policy.dim() == 4
+    pi = _check_policy(mdp, policy, "policy", conditioned)
     s, a, k = mdp.num_states, mdp.num_actions, mdp.num_outcomes
     nxt = mdp.next_state  # [S, A, K]
     p_cont = torch.where(mdp.terminal, 0.0, mdp.prob)  # [S, A, K]
     values = mdp.reward[nxt]  # [S, A, K, A, K]: reward of outcome k' of (s', a')
-    probs = p_cont[..., None, None] * pi[nxt][..., None] * mdp.prob[nxt]
+    if conditioned:  # pi[s, a, s', a']: the action at s' after the pair (s, a)
+        rows = torch.arange(s).view(s, 1, 1), torch.arange(a).view(1, a, 1)
+        pi_next = pi[rows[0], rows[1], nxt]  # [S, A, K, A]
+    else:
+        pi_next = pi[nxt]
+    probs = p_cont[..., None, None] * pi_next[..., None] * mdp.prob[nxt]
     values = torch.cat([values.reshape(s, a, -1), torch.zeros(s, a, 1, dtype=torch.float64)], -1)
     probs = torch.cat([probs.reshape(s, a, -1), mdp.terminal_prob.unsqueeze(-1)], -1)
     assert values.shape[-1] == k * a * k + 1
@@ -119,17 +133,18 @@ def _stage_sum(
     gamma = mdp.gamma
     p_cont = mdp.P_continue  # [S, A, S]
     s, a = mdp.num_states, mdp.num_actions
+    # pi_c[s, a, s', a']: the action law at s' after the pair (s, a) (a stationary policy ignores (s, a)).
+    pi_c = policy if policy.dim() == 4 else policy.expand(s, a, s, a)
     if horizon is None:
         # W = per_pair + gamma M W with M[(s, a), (s', a')] = P_cont(s, a, s') pi(a' | s').
-        m = (p_cont.unsqueeze(-1) * policy.unsqueeze(0).unsqueeze(0)).reshape(s * a, s * a)
+        m = (p_cont.unsqueeze(-1) * pi_c).reshape(s * a, s * a)
         eye = torch.eye(s * a, dtype=torch.float64)
         w = torch.linalg.solve(eye - gamma * m, per_pair.reshape(s * a)).reshape(s, a)
     else:
         # W_h: the value of the stages after (s, a) when h stages remain; W_0 = 0.
         w = torch.zeros(s, a, dtype=torch.float64)
         for _ in range(horizon - 1):
-            v_next = (policy * w).sum(-1)  # [S]
-            w = per_pair + gamma * torch.einsum("sap,p->sa", p_cont, v_next)
+            w = per_pair + gamma * torch.einsum("sap,sapb,pb->sa", p_cont, pi_c, w)
     first = mdp.R + gamma * w
     return (mdp.initial.unsqueeze(-1) * first_policy * first).sum()
 
@@ -147,17 +162,73 @@ def exact_ecrm(
     Args:
         mdp: an episodic MDP; its ``horizon`` (or ``horizon``) is the number of stages. Without
             one, ``gamma < 1`` is required and the infinite sum is solved linearly.
-        policy: ``[S, A]`` action probabilities of every step after the first.
+        policy: ``[S, A]`` action probabilities of every step after the first, or ``[S, A, S, A]``
+            conditioned on the previous pair (``policy[s, a, s']``: the law at ``s'`` after
+            ``(s, a)``; the class that holds the exact optimum, notes 2.2).
         alpha: CVaR tail mass in ``(0, 1]``; ``1`` gives the mean.
         lam: risk weight in ``[0, 1]``; ``0`` gives the expected return.
-        first_policy: ``[S, A]`` first-step policy (default: ``policy``).
+        first_policy: ``[S, A]`` first-step policy (default: ``policy``; required for a
+            conditioned one).
         horizon: overrides ``mdp.horizon``.
     """
     _check_risk(alpha, lam)
     h = _horizon(mdp, horizon)
-    pi = _check_policy(mdp, policy, "policy")
+    conditioned = policy.dim() == 4
+    pi = _check_policy(mdp, policy, "policy", conditioned)
+    if conditioned and first_policy is None:
+        raise ValueError("exact_ecrm: a conditioned policy [S, A, S, A] needs first_policy [S, A]")
     pi1 = pi if first_policy is None else _check_policy(mdp, first_policy, "first_policy")
     return _stage_sum(mdp, pi, pi1, stage_risk(mdp, pi, alpha, lam), h)
+
+
+def optimal_conditioned_ecrm(
+    mdp: TabularMDP, alpha: float, lam: float, horizon: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """The exact optimum of the ECRM over policies that see the previous pair (finite horizon).
+
+    Returns ``(value, first_policy [S, A], rules)``: ``rules[h - 1]`` is the deterministic
+    ``[S, A, S, A]`` decision rule used when ``h`` stages remain after the pair's own (the
+    optimum is time-dependent in general; with ``horizon = 2`` there is one rule).
+
+    DP over remaining stages (notes 2.2: the optimum is Markov in ``(s_{t-1}, a_{t-1}, s_t)``).
+    With ``W_0 = 0`` and ``R'`` the next reward after ``(s, a)`` (0 w.p. the termination
+    probability), the RU form makes the choice at each pair an inner linear problem::
+
+        W_h(s, a) = max_eta [ lam eta + (lam / alpha) p_term(s, a) min(-eta, 0)
+                              + sum_s' P_cont(s, a, s') max_a' score_eta(s', a') ]
+        score_eta(s', a') = (1 - lam) R(s', a') + (lam / alpha) E_k min(r(s', a', k) - eta, 0)
+                            + gamma W_{h-1}(s', a')
+
+    For a fixed ``eta`` the best rule is deterministic (the objective is linear in it), and the
+    RU function of any rule is concave piecewise linear in ``eta`` with kinks at the reward
+    atoms, so the max over ``eta`` is attained on the atoms (every reward value and 0). The first
+    stage is risk neutral: ``first(s) = argmax_a R(s, a) + gamma W_{H-1}(s, a)``.
+    """
+    _check_risk(alpha, lam)
+    h = _horizon(mdp, horizon)
+    if h is None:
+        raise ValueError("optimal_conditioned_ecrm needs a finite horizon (mdp.horizon or horizon=H)")
+    s, a = mdp.num_states, mdp.num_actions
+    gamma, p_cont = mdp.gamma, mdp.P_continue
+    atoms = torch.unique(torch.cat([mdp.reward.reshape(-1), torch.zeros(1, dtype=torch.float64)]))
+    # shortfall[e, s', a'] = E_k min(r(s', a', k) - eta_e, 0)
+    below = (mdp.reward.unsqueeze(0) - atoms.view(-1, 1, 1, 1)).clamp(max=0.0)
+    shortfall = (mdp.prob.unsqueeze(0) * below).sum(-1)
+    w = torch.zeros(s, a, dtype=torch.float64)
+    rules: list[torch.Tensor] = []
+    for _ in range(h - 1):
+        score = (1.0 - lam) * mdp.R + (lam / alpha) * shortfall + gamma * w  # [E, S', A']
+        best, best_a = score.max(-1)  # [E, S']
+        own = lam * atoms.view(-1, 1, 1) + (lam / alpha) * mdp.terminal_prob.unsqueeze(0) * (
+            -atoms.view(-1, 1, 1)).clamp(max=0.0)  # [E, S, A]
+        per_eta = own + torch.einsum("sap,ep->esa", p_cont, best)  # [E, S, A]
+        w, e_star = per_eta.max(0)  # [S, A]
+        choice = best_a[e_star]  # [S, A, S']: the action at s' after (s, a)
+        rules.insert(0, torch.nn.functional.one_hot(choice, a).to(torch.float64))
+    first = mdp.R + gamma * w
+    first_policy = torch.nn.functional.one_hot(first.argmax(-1), a).to(torch.float64)
+    value = (mdp.initial * first.max(-1).values).sum()
+    return value, first_policy, rules
 
 
 def ru_objective(

@@ -99,3 +99,20 @@ def project_simplex(x: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     rho = cond.to(torch.int64).cumsum(-1).argmax(-1, keepdim=True)  # last True
     theta = css.gather(-1, rho) / (rho + 1).to(x.dtype)
     return (y - theta).clamp(min=0.0) + floor
+
+
+def log_barrier(logits: list[torch.Tensor], kappa: float) -> torch.Tensor:
+    """Agarwal et al.'s (2021, sec. 5.2) log-barrier regularizer of softmax tables, added to the
+    objective (rewards convention): ``sum_tables kappa / (S A) sum_{s, a} log pi(a | s)``.
+
+    Its gradient is ``kappa / (S A) (1 - A pi(a | s))`` per logit, which pushes every table row
+    towards uniform; at a stationary point of ``J + barrier`` every probability is bounded below,
+    ``pi(a|s) = (kappa / (S A)) / (kappa / S - g(s, a))`` where ``g(s, a) = dJ/dtheta(s, a) /
+    pi(a|s)`` (= ``d(s) A(s, a)``, the visit-weighted advantage), so no action's probability can
+    vanish, which is what the analysis needs for its gradient-domination bound
+    (Agarwal et al., Theorem 5.3).
+    """
+    total = torch.zeros((), dtype=logits[0].dtype, device=logits[0].device)
+    for table in logits:
+        total = total + kappa / table.numel() * torch.log_softmax(table, -1).sum()
+    return total
