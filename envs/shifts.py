@@ -17,6 +17,9 @@ actuator params appended to their params (flat dataclasses, so batching, indexin
 ``[-1, 1]`` (force ``= force_mag * a``, the pole-balancing equations, reward and termination of
 ``CartPole-v1``), since VGDF's SAC needs continuous actions. :func:`shifted_env` maps an engine env
 to its shift-capable twin and :func:`domain_params` builds the source and target params.
+
+The paper's own MuJoCo targets (broken joints, morphology XMLs) are gymnasium envs, in
+:mod:`rlsuite.envs.mujoco_shifts` (``mujoco`` extra).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.config` (VGDFConfig), :mod:`.filter` (fictitious value ensemble, FVP scores,
 rejection), :mod:`.model` (the target dynamics ensemble), :mod:`.update` (the SAC step with
-filtered source data and the optimistic actor), :mod:`.darc` (the DARC baseline), :mod:`.agent`
+filtered source data and the optimistic actor), :mod:`.darc` (the DARC baseline), :mod:`.domains`
+(source and target: two params of one engine env, or two gymnasium MuJoCo envs), :mod:`.agent`
 (the VGDF shell and its baselines).
 
 Import from the modules (``from rlsuite.agents.vgdf.agent import VGDF``): this package stays

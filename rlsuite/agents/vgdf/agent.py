@@ -1,8 +1,13 @@
-"""The VGDF agent (Xu et al. 2023, Algorithm 1) and its baselines on one engine env.
+"""The VGDF agent (Xu et al. 2023, Algorithm 1) and its baselines.
 
-Source and target domains are two params of the env's shift-capable twin
+By default the source and target domains are two params of one engine env's shift-capable twin
 (:mod:`rlsuite.envs.shifts`): the run's params are the source, ``config.target_shift`` overrides
-give the target. The clock is the source domain's: ``total_steps`` and ``global_step`` count
+give the target. For the paper's MuJoCo tasks they are two gymnasium envs instead
+(``domains=GymnasiumDomains.for_task("halfcheetah_broken_thigh", ...)``, see
+:mod:`rlsuite.agents.vgdf.domains` and :mod:`rlsuite.envs.mujoco_shifts`); gymnasium envs are
+stateful, so a checkpoint of such a run restores the learner but not the simulators.
+
+The clock is the source domain's: ``total_steps`` and ``global_step`` count
 source steps (the paper's 1 M), and one target step is taken per ``gamma_ratio`` source steps.
 
 Per iteration (the batched form of the code's one-source-step loop, ``script/train_vgdf.py``):
@@ -40,13 +45,13 @@ import torch
 from rlsuite.agents.vgdf import darc
 from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.config import VARIANTS, VGDFConfig
+from rlsuite.agents.vgdf.domains import ShiftDomains
 from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
 from rlsuite.agents.vgdf.update import vgdf_update
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.engine.interaction import Interaction
-from rlsuite.envs.shifts import TERMINAL_FNS, domain_params, shifted_env
 from rlsuite.learners.buffers import ReplayBuffer, concat
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
@@ -83,24 +88,34 @@ def _check(cfg: VGDFConfig) -> None:
 
 
 class VGDF:
-    """VGDF (or one of its baselines) on a continuous-action engine env with a shift-capable twin.
+    """VGDF (or one of its baselines) with a source and a target domain.
 
     Args:
-        config: hyperparameters and the target shift.
-        env: the engine env (Pendulum, ContinuousCartPole, or their shifted twins).
+        config: hyperparameters and (engine path) the target shift.
+        env: the engine env (Pendulum, ContinuousCartPole, or their shifted twins); the target is
+            the same env with ``config.target_shift``. Ignored when ``domains`` is given.
         params: the source domain's params; their batch size is the number of source copies.
         seed: seeds the networks, both domains' env streams and the agent's generator.
+        domains: the two domains, when they are not two params of one engine env: e.g.
+            :class:`rlsuite.agents.vgdf.domains.GymnasiumDomains` (two gymnasium MuJoCo envs; then
+            ``config.target_shift`` and ``config.target_envs`` are not used).
     """
 
-    def __init__(self, config: VGDFConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
+    def __init__(self, config: VGDFConfig, env: BatchedEnv | None = None, params: Any = None,
+                 seed: int = 0, domains: Any = None) -> None:
         _check(config)
         self.config = cfg = config
-        self.env = shifted_env(env)
-        self.device = env.device
-        self.num_source = tree.batch_size(params)
-        self.source_params = domain_params(env, params, self.num_source, {})
-        self.target_params = domain_params(env, params, cfg.target_envs, cfg.target_shift)
-        self.terminal = TERMINAL_FNS.get(type(self.env))
+        if domains is None:
+            if env is None or params is None:
+                raise ValueError("VGDF needs an env and its params, or domains=")
+            domains = ShiftDomains(env, params, cfg.target_envs, cfg.target_shift)
+        self.domains = domains
+        self.env = domains.source_env
+        self.device = self.env.device
+        self.source_params = domains.source_params
+        self.target_params = domains.target_params
+        self.num_source = tree.batch_size(self.source_params)
+        self.terminal = domains.terminal
         torch.manual_seed(seed)  # network initialisation
         sac_cfg = SACConfig(hidden_sizes=list(cfg.hidden_sizes), alpha=cfg.alpha)
         obs_space, act_space = self.env.observation_space, self.env.action_space
@@ -117,8 +132,8 @@ class VGDF:
         self.classifier_opt = torch.optim.Adam(self.classifiers.parameters(), lr=cfg.learning_rate)
         self.src_buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
         self.tar_buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
-        self.src = Interaction(self.env, self.source_params, seed)
-        self.tar = Interaction(self.env, self.target_params, seed + TARGET_SEED_OFFSET)
+        self.src = Interaction(domains.source_env, self.source_params, seed)
+        self.tar = Interaction(domains.target_env, self.target_params, seed + TARGET_SEED_OFFSET)
         self.generator = self.src.policy_generator  # every draw of the learner
         self.eval_generator = self.env.make_generator(seed + 2 * TARGET_SEED_OFFSET)
         self.source_steps = 0
@@ -292,9 +307,9 @@ class VGDF:
         episode each): ``{"eval/target_return", "eval/source_return"}``."""
         gen = generator or self.eval_generator
         out = {}
-        for name, shift in (("target", self.config.target_shift), ("source", {})):
-            params = domain_params(self.env, self.source_params, episodes, shift)
-            res = evaluate(lambda o: self.act(o, deterministic=True), self.env, params, 1, gen)
+        for name in ("target", "source"):
+            env, params = self.domains.eval_env(name, episodes)
+            res = evaluate(lambda o: self.act(o, deterministic=True), env, params, 1, gen)
             out[f"eval/{name}_return"] = float(res.mean_return.mean())
         return out
 
