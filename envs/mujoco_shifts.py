@@ -1,10 +1,11 @@
 """VGDF's MuJoCo target domains (Xu et al. 2023, App. D.2) as gymnasium ``*-v5`` envs.
 
 Needs the ``mujoco`` extra. The source domain is always the stock gymnasium env (``HalfCheetah-v5``,
-``Hopper-v5``, ``Walker2d-v5``); each target is registered with gymnasium under its own id
-(:data:`TASKS`, e.g. ``rlsuite/HalfCheetah-BrokenBackThigh-v5``), so ``gymnasium.make`` and the
-engine's :class:`rlsuite.engine.gym_import.GymnasiumEnv` build it like any other env once this
-module is imported (or without importing it first:
+``Hopper-v5``, ``Walker2d-v5``, ``Ant-v5`` with the official 27-dim observation); each target is
+registered with gymnasium under its own id (:data:`TASKS`, e.g.
+``rlsuite/HalfCheetah-BrokenBackThigh-v5``), so ``gymnasium.make`` and the engine's
+:class:`rlsuite.engine.gym_import.GymnasiumEnv` build it like any other env once this module is
+imported (or without importing it first:
 ``gymnasium.make("rlsuite.envs.mujoco_shifts:rlsuite/HalfCheetah-BrokenBackThigh-v5")``).
 
 **Kinematic shifts** ("broken joints", notes ``dynamics-shift.md`` B4.1; official code
@@ -85,6 +86,8 @@ class VGDFTask:
     base_xml: str | None = None
     """gymnasium asset the morphology edits start from."""
     edits: tuple[XmlEdit, ...] = ()
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+    """Constructor kwargs of both domains (Ant: the official 27-dim observation)."""
 
 
 def _capsule(fromto: str) -> dict[str, str]:
@@ -92,6 +95,8 @@ def _capsule(fromto: str) -> dict[str, str]:
 
 
 _POSE = ("axisangle", "pos")
+_ANT_KWARGS = (("include_cfrc_ext_in_observation", False),)
+"""Ant-v5 without the 78 contact-force entries: the 27-dim observation of the official Ant-v4."""
 
 TASKS: dict[str, VGDFTask] = {t.name: t for t in (
     # B4.1: config/vgdf/halfcheetah.yaml, "bt jnt lower/upper limit" x 0.01 on jnt_range[3].
@@ -138,6 +143,18 @@ TASKS: dict[str, VGDFTask] = {t.name: t for t in (
     # 1.05 -> 1.045 = centre -0.0025, half-length 0.0025; leg joint at 1.045 = leg z +0.695; leg
     # capsule 1.045 -> 0.3 = centre +0.3225, half-length 0.3725; foot joint at (0, 0, 0.3) = foot
     # (-0.2, 0, 0.3); foot capsule x 0 -> 0.2 at z 0.3 = centre (-0.1, 0, 0.3), half-length 0.1.
+    # B4.1: the official Ant task (Ant-v4, 27-dim observation without contact forces), hips of the
+    # front-left (hip_1) and front-right (hip_2) legs x 0.01.
+    VGDFTask("ant_broken_hips", "kinematic", "Ant-v5", "rlsuite/Ant-BrokenHips-v5", "Ant - broken hips",
+             joints=(JointScale("hip_1", 0.01, 0.01), JointScale("hip_2", 0.01, 0.01)),
+             env_kwargs=_ANT_KWARGS),
+    # env/assets/ant_morph.xml: the lower-leg capsules of the two front legs 0.4 -> 0.1 long along
+    # each axis of the leg plane; everything else as the stock model.
+    VGDFTask("ant_short_feet", "morphology", "Ant-v5", "rlsuite/Ant-ShortFeet-v5", "Ant - short feet",
+             base_xml="ant.xml", env_kwargs=_ANT_KWARGS, edits=(
+                 XmlEdit("geom", "left_ankle_geom", {"fromto": "0.0 0.0 0.0 0.1 0.1 0.0"}),
+                 XmlEdit("geom", "right_ankle_geom", {"fromto": "0.0 0.0 0.0 -0.1 0.1 0.0"}),
+             )),
     VGDFTask("walker_no_right_thigh", "morphology", "Walker2d-v5", "rlsuite/Walker2d-NoRightThigh-v5",
              "Walker - no right thigh", base_xml="walker2d_v5.xml", edits=(
                  XmlEdit("geom", "thigh_geom", {"pos": "0 0 -0.0025", "size": "0.05 0.0025"}),
@@ -147,7 +164,7 @@ TASKS: dict[str, VGDFTask] = {t.name: t for t in (
                  XmlEdit("geom", "foot_geom", {"pos": "-0.1 0 0.3"}),
              )),
 )}
-"""The paper's targets (App. D.2) for the three robots the suite covers (not Ant)."""
+"""The paper's targets (App. D.2): a kinematic and a morphology shift per robot."""
 
 
 def get_task(name: str) -> VGDFTask:
@@ -231,6 +248,7 @@ def build_target(task: str, **kwargs: Any) -> Any:
 
     t = get_task(task)
     creator = load_env_creator(gymnasium.spec(t.source_id).entry_point)
+    kwargs = {**dict(t.env_kwargs), **kwargs}
     if t.kind == "morphology":
         return creator(xml_file=str(asset_path(t)), **kwargs)
     env = creator(**kwargs)
@@ -254,6 +272,7 @@ def make_pair(task: str, **kwargs: Any) -> tuple[Any, Any]:
 
     register_gymnasium_ids()
     t = get_task(task)
+    kwargs = {**dict(t.env_kwargs), **kwargs}
     return gymnasium.make(t.source_id, **kwargs), gymnasium.make(t.target_id, **kwargs)
 
 
@@ -274,7 +293,15 @@ def walker_terminal(obs: torch.Tensor) -> torch.Tensor:
     return ~((z > 0.8) & (z < 2.0) & (angle > -1.0) & (angle < 1.0))
 
 
-TERMINAL_FNS = {"HalfCheetah-v5": None, "Hopper-v5": hopper_terminal, "Walker2d-v5": walker_terminal}
+def ant_terminal(obs: torch.Tensor) -> torch.Tensor:
+    """Ant-v5's termination on observations ``[..., 27]`` (``obs[0]`` = torso height): unhealthy
+    unless every entry is finite and ``0.2 <= z <= 1.0`` (gymnasium's ``healthy_z_range``)."""
+    z = obs[..., 0]
+    return ~(torch.isfinite(obs).all(-1) & (z >= 0.2) & (z <= 1.0))
+
+
+TERMINAL_FNS = {"HalfCheetah-v5": None, "Hopper-v5": hopper_terminal, "Walker2d-v5": walker_terminal,
+                "Ant-v5": ant_terminal}
 """Per source env: the predicate VGDF applies to fictitious next observations (None: never)."""
 
 register_gymnasium_ids()

@@ -55,7 +55,7 @@ NOTES_MASSES = {
 }
 
 
-@pytest.mark.parametrize("name", MORPH)
+@pytest.mark.parametrize("name", sorted(NOTES_MASSES))
 def test_morphology_masses_are_the_notes_values(name):
     source, target = (e.unwrapped.model for e in ms.make_pair(name))
     changed = NOTES_MASSES[name]
@@ -103,12 +103,32 @@ def test_morph_assets_are_package_data():
                    for g in globs["rlsuite.envs"]), rel
 
 
+def _capsule_mass(length: float, radius: float = 0.08, density: float = 5.0) -> float:
+    return density * (np.pi * radius**2 * length + 4 / 3 * np.pi * radius**3)
+
+
+def test_ant_short_feet_shortens_only_the_front_lower_legs():
+    # The ankle bodies are unnamed in ant.xml: find them through their capsules. By hand: density 5,
+    # radius 0.08, length 0.4 sqrt(2) -> 0.1 sqrt(2), so 5 (pi r^2 L + 4/3 pi r^3) = 0.06759 -> 0.02494.
+    source, target = (e.unwrapped.model for e in ms.make_pair("ant_short_feet"))
+    shortened = {source.geom_bodyid[_by_name(source, mujoco.mjtObj.mjOBJ_GEOM, g)]
+                 for g in ("left_ankle_geom", "right_ankle_geom")}
+    for b in range(source.nbody):
+        if b in shortened:
+            assert source.body_mass[b] == pytest.approx(_capsule_mass(0.4 * 2**0.5), rel=1e-9)
+            assert target.body_mass[b] == pytest.approx(_capsule_mass(0.1 * 2**0.5), rel=1e-9)
+        else:
+            assert target.body_mass[b] == source.body_mass[b]
+    assert source.nq == target.nq == 15 and ms.make_pair("ant_short_feet")[0].observation_space.shape == (27,)
+
+
 # -- kinematic ----------------------------------------------------------------------------------
 # Ranges in radians (notes B4.1, measured on the v5 models): joint -> target range.
 NOTES_RANGES = {
     "halfcheetah_broken_thigh": {"bthigh": (-0.0052, 0.0105)},
     "hopper_broken_joints": {"thigh_joint": (-0.002618, 0.0), "foot_joint": (-0.31416, 0.31416)},
     "walker_broken_right_foot": {"foot_joint": (-0.007854, 0.007854)},
+    "ant_broken_hips": {"hip_1": (-0.005236, 0.005236), "hip_2": (-0.005236, 0.005236)},
 }
 
 
@@ -189,9 +209,10 @@ def test_source_and_target_share_spaces_but_not_dynamics(name):
 
 
 @pytest.mark.parametrize("env_id,fn", [("Hopper-v5", ms.hopper_terminal),
-                                       ("Walker2d-v5", ms.walker_terminal)])
+                                       ("Walker2d-v5", ms.walker_terminal),
+                                       ("Ant-v5", ms.ant_terminal)])
 def test_terminal_predicates_agree_with_the_env(env_id, fn):
-    env = gymnasium.make(env_id)
+    env = gymnasium.make(env_id, **({"include_cfrc_ext_in_observation": False} if env_id == "Ant-v5" else {}))
     rng = np.random.default_rng(0)
     obs, _ = env.reset(seed=0)
     flags, preds = [], []

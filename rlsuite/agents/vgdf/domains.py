@@ -99,7 +99,7 @@ class GymnasiumDomains:
 
         t = mujoco_shifts.get_task(task)
         return cls(t.source_id, t.target_id, num_source, target_envs,
-                   mujoco_shifts.TERMINAL_FNS.get(t.source_id), device, **kwargs)
+                   mujoco_shifts.TERMINAL_FNS.get(t.source_id), device, **{**dict(t.env_kwargs), **kwargs})
 
     def eval_env(self, domain: str, copies: int) -> tuple[BatchedEnv, Any]:
         """A dedicated env of ``copies`` copies of ``domain`` (built once, then reused)."""
