@@ -12,7 +12,15 @@ from torch import nn
 
 from rlsuite.agents.hnpg import HNPG, HNPGConfig, npg_update
 from rlsuite.agents.hnpg.block_npg import block_conjugate_gradient, from_blocks, to_blocks
-from rlsuite.agents.hnpg.critic import CriticBatch, CriticSettings, fit_critic, fit_steps, offline_targets
+from rlsuite.agents.hnpg.critic import (
+    CriticBatch,
+    CriticSettings,
+    _adam_loop,
+    fit_critic,
+    fit_steps,
+    offline_targets,
+)
+from rlsuite.agents.hnpg.fisher import StackedGaussianFisher
 from rlsuite.agents.hnpg.nets import (
     StackedGaussianPolicy,
     StackedQ,
@@ -153,6 +161,56 @@ def test_block_step_equals_the_shared_trpo_step_on_each_policy() -> None:
         assert float(ref.kl[0]) == pytest.approx(float(result.kl[h]), rel=1e-10)
 
 
+def test_closed_form_gradient_and_fisher_equal_double_backprop() -> None:
+    states, actions, adv = _problem(h=3, n=50)
+    policy = _policy()
+    with torch.no_grad():  # move away from the init so that the bias and log-std terms matter
+        for p in policy.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(5), dtype=F64))
+    params = [*policy.mean_net.layers(), policy.log_std]
+    with torch.no_grad():
+        mean0 = policy(states)[0]
+        ls0 = policy.log_std.detach().clone()
+        lp0 = gaussian_log_prob(actions, mean0, ls0)
+
+    def surrogate():
+        mean, ls = policy(states)
+        return (adv * torch.exp(gaussian_log_prob(actions, mean, ls) - lp0)).mean(1)
+
+    def kl():
+        mean, ls = policy(states)
+        return gaussian_kl(mean0, ls0, mean, ls.expand_as(mean)).mean(1)
+
+    products = StackedGaussianFisher(policy.mean_net.layers(), policy.log_std, states)
+    assert torch.equal(products.mean, mean0)
+    grad_ref = to_blocks(list(torch.autograd.grad(surrogate().sum(), params)))
+    grad = to_blocks(products.surrogate_gradient(actions, adv))
+    assert torch.allclose(grad, grad_ref, rtol=1e-12, atol=1e-14)
+    fvp_ref = npg.fisher_vector_product(lambda: kl().sum(), params, 0.0)
+    v = torch.randn(grad_ref.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
+    flat = torch.cat([p.reshape(-1) for p in from_blocks(v, params)])
+    parts = torch.split(fvp_ref(flat), [p.numel() for p in params])
+    ref = to_blocks([t.reshape(p.shape) for t, p in zip(parts, params, strict=True)])
+    got = to_blocks(products.fisher_product(from_blocks(v, params)))
+    assert torch.allclose(got, ref, rtol=1e-11, atol=1e-13)
+    # block h of F v depends on block h of v only (independent policies)
+    v2 = v.clone()
+    v2[1] = 0.0
+    got2 = to_blocks(products.fisher_product(from_blocks(v2, params)))
+    assert torch.equal(got2[0], got[0]) and torch.equal(got2[1], torch.zeros_like(got2[1]))
+
+
+def test_closed_form_and_autograd_npg_steps_agree() -> None:
+    states, actions, adv = _problem()
+    cfg = npg.NPGConfig(max_kl=0.01, damping=0.1)
+    a, b = _policy(), _policy()
+    ra = npg_update(a, states, actions, adv, cfg, closed_form=True)
+    rb = npg_update(b, states, actions, adv, cfg, closed_form=False)
+    assert torch.equal(ra.step_fraction, rb.step_fraction)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("check_kl", [True, False])
 def test_npg_step_keeps_kl_in_bound_and_never_lowers_the_surrogate(check_kl: bool) -> None:
     # The HNPG policy on lock observations, with on-policy + offline-like states per step.
@@ -240,6 +298,22 @@ def test_hand_written_critic_gradient_and_adam_match_autograd(
     assert torch.allclose(on, ref_on.detach(), atol=1e-10) and torch.allclose(
         off, ref_off.detach(), atol=1e-10
     )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "l2", "steps"), [(torch.float32, 0.0, slice(1, 2)), (F64, 1e-2, slice(0, 3))]
+)
+def test_scripted_critic_loop_equals_eager_bit_for_bit(dtype: torch.dtype, l2: float, steps: slice) -> None:
+    assert isinstance(_adam_loop(True), torch.jit.ScriptFunction)  # the speed-up is really on
+    batch = _critic_batch()
+    target = torch.randn(steps.stop - steps.start, 30, dtype=F64)
+    out = []
+    for scripted in (True, False):
+        q = StackedQ(3, 4, 2, 16, 0.1, torch.Generator().manual_seed(0), dtype)
+        losses = fit_steps(q, steps, batch, target, CriticSettings(steps=7, l2=l2, scripted=scripted))
+        out.append((q.net.layers(), losses))
+    for a, b in zip(out[0][0] + list(out[0][1]), out[1][0] + list(out[1][1]), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_offline_targets_by_hand() -> None:
@@ -334,6 +408,35 @@ def test_agent_is_deterministic_and_resumes_exactly(tmp_path: Path) -> None:
         strict=True,
     ):
         assert torch.equal(p, q)
+
+
+def test_reproduce_script_resumes_a_stopped_run_exactly(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "reproduce_hnpg", Path(__file__).resolve().parents[1] / "scripts" / "reproduce_hnpg.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.CKPT_DIR = tmp_path / "ckpt"
+    saved: list[dict] = []
+    # stopped by the wall-clock limit after its first chunk, then continued from the checkpoint
+    first = script.run_one("hnpg", 3, 0, 4008, wall_limit=0.0, on_save=saved.append)
+    assert first["stopped_by"] == "wall_clock" and first["online_samples"] == 1002 and len(saved) == 1
+    resumed = script.run_one("hnpg", 3, 0, 4008, wall_limit=1e9)
+    assert resumed["stopped_by"] == "budget" and resumed["resumed"] == 1
+    ckpt = script.CKPT_DIR / "hnpg_H3_s0.pt"
+    ckpt.rename(tmp_path / "resumed.pt")
+    straight = script.run_one("hnpg", 3, 0, 4008, wall_limit=1e9)
+    assert straight["resumed"] == 0 and len(straight["curve"]) == len(resumed["curve"]) == 4
+    assert resumed["curve"] == straight["curve"]
+    a = torch.load(tmp_path / "resumed.pt", weights_only=True)["agent"]
+    b = torch.load(ckpt, weights_only=True)["agent"]
+    for part in ("policy", "q"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert a["successes"] == b["successes"] and a["policy_generator"].equal(b["policy_generator"])
+    assert resumed["wall_s"] >= first["wall_s"]  # the limits count every session's time
 
 
 def test_metrics_offline_batch_sizes_and_act() -> None:

@@ -42,8 +42,9 @@ from typing import Any
 
 import torch
 
-from rlsuite.agents.hnpg.block_npg import block_trpo_step
+from rlsuite.agents.hnpg.block_npg import block_trpo_step, from_blocks, to_blocks
 from rlsuite.agents.hnpg.critic import CriticBatch, CriticSettings, fit_critic
+from rlsuite.agents.hnpg.fisher import StackedGaussianFisher
 from rlsuite.agents.hnpg.nets import (
     StackedGaussianPolicy,
     StackedQ,
@@ -95,6 +96,8 @@ class HNPGConfig:
     """lambda of paper Eq. 1: weight of the on-policy Monte-Carlo loss (offline TD loss has 1)."""
     critic_l2: float = 0.0
     """L2 penalty on the critic's last parameter tensor (the official code's effective l2)."""
+    critic_scripted: bool = True
+    """Run the critic's Adam loop through TorchScript (bit-identical to eager, less overhead)."""
     critic_sweep: str = "backward"
     """``backward``: fit h = H-1 .. 0, each target from the freshly fitted f_{h+1} (official);
     ``parallel``: all targets from the iteration-start critics, one batched fit (faster)."""
@@ -117,6 +120,10 @@ class HNPGConfig:
     """Line-search fractions 1, 1/2, ..., 1/2^9."""
     accept_ratio: float = 0.1
     """Accept a fraction when actual / expected improvement exceeds this."""
+    npg_products: str = "closed_form"
+    """How the NPG step gets the surrogate gradient and Fisher-vector products: ``closed_form``
+    (Gaussian formulas, one forward- and one reverse-mode pass of the MLP per product, see
+    :mod:`rlsuite.agents.hnpg.fisher`) or ``autograd`` (double backprop, as the official code)."""
     linesearch_kl_check: bool = True
     """Also require measured KL <= max_kl in the line search (rlsuite's trpo_step rule; the
     official line search only checks the improvement)."""
@@ -138,6 +145,10 @@ class HNPGConfig:
     def __post_init__(self) -> None:
         if self.critic_sweep not in ("backward", "parallel"):
             raise ValueError(f"hnpg critic_sweep must be 'backward' or 'parallel', got {self.critic_sweep!r}")
+        if self.npg_products not in ("closed_form", "autograd"):
+            raise ValueError(
+                f"hnpg npg_products must be 'closed_form' or 'autograd', got {self.npg_products!r}"
+            )
         if self.offline_actor_actions not in ("policy", "dataset"):
             raise ValueError(
                 "hnpg offline_actor_actions must be 'policy' or 'dataset', "
@@ -279,6 +290,7 @@ class HNPG(InteractionCounters):
             config.hybrid,
             config.critic_l2,
             config.gamma,
+            config.critic_scripted,
         )
         self.train_returns: deque[float] = deque(maxlen=config.moving_average)
         self.test_returns: deque[float] = deque(maxlen=config.moving_average)
@@ -351,7 +363,15 @@ class HNPG(InteractionCounters):
                 states = torch.cat([obs, off["obs"]], 1)
                 actions = torch.cat([action, off_act], 1)
                 advantages = torch.cat([adv, off_adv], 1)
-        result = npg_update(self.policy, states, actions, advantages, self.npg, cfg.linesearch_kl_check)
+        result = npg_update(
+            self.policy,
+            states,
+            actions,
+            advantages,
+            self.npg,
+            cfg.linesearch_kl_check,
+            cfg.npg_products == "closed_form",
+        )
         stats = torch.stack(
             [
                 on_loss.mean().to(dt),
@@ -463,25 +483,53 @@ def npg_update(
     advantages: torch.Tensor,
     config: NPGConfig,
     check_kl: bool = True,
+    closed_form: bool = True,
 ):
     """The per-step TRPO updates of ``trpo.py`` ``update_policy`` for all ``H`` policies at once.
 
     Surrogate ``S_h = mean_i A_i exp(log pi(a_i|s_i) - log pi_old(a_i|s_i))`` over step h's states
     (no advantage normalisation, no entropy bonus); KL ``mean_i KL(pi_old(s_i) || pi(s_i))``.
+    ``closed_form`` takes the gradient and the Fisher products from
+    :class:`rlsuite.agents.hnpg.fisher.StackedGaussianFisher` instead of autograd.
     """
     params = [*policy.mean_net.layers(), policy.log_std]
+    gradient = fisher = None
     with torch.no_grad():
-        mean0, log_std0 = policy(states)
-        log_std0 = log_std0.clone()  # forward returns the parameter itself: freeze a copy
+        log_std0 = policy.log_std.detach().clone()  # freeze a copy of the parameter
+        if closed_form:
+            products = StackedGaussianFisher(policy.mean_net.layers(), policy.log_std, states)
+            mean0 = products.mean  # the same ops as policy(states): bit-identical
+            gradient = to_blocks(products.surrogate_gradient(actions, advantages))
+
+            def fisher(v: torch.Tensor) -> torch.Tensor:
+                return to_blocks(products.fisher_product(from_blocks(v, params)))
+
+        else:
+            mean0 = policy(states)[0]
         old_log_prob = gaussian_log_prob(actions, mean0, log_std0)
 
+    # With the closed-form products every surrogate()/kl() call runs without autograd, so the
+    # line search's surrogate and KL at the same trial parameters share one policy forward
+    # (keyed on the parameters' in-place version counters; seeded with the forward above).
+    cache: dict[str, Any] = {}
+    if closed_form:
+        cache["key"], cache["mean"] = tuple(p._version for p in params), mean0
+
+    def forward() -> tuple[torch.Tensor, torch.Tensor]:
+        if not closed_form or torch.is_grad_enabled():
+            return policy(states)
+        key = tuple(p._version for p in params)
+        if cache["key"] != key:
+            cache["key"], cache["mean"] = key, policy.mean_net(states)
+        return cache["mean"], policy.log_std
+
     def surrogate() -> torch.Tensor:
-        mean, log_std = policy(states)
+        mean, log_std = forward()
         ratio = torch.exp(gaussian_log_prob(actions, mean, log_std) - old_log_prob)
         return (advantages * ratio).mean(1)
 
     def kl() -> torch.Tensor:
-        mean, log_std = policy(states)
+        mean, log_std = forward()
         return gaussian_kl(mean0, log_std0, mean, log_std.expand_as(mean)).mean(1)
 
-    return block_trpo_step(params, surrogate, kl, config, check_kl)
+    return block_trpo_step(params, surrogate, kl, config, check_kl, gradient, fisher)

@@ -108,6 +108,8 @@ def block_trpo_step(
     kl: VectorClosure,
     config: NPGConfig,
     check_kl: bool = True,
+    gradient: torch.Tensor | None = None,
+    fisher: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> BlockNPGResult:
     """One trust-region natural-gradient step for each of ``H`` independent parameter blocks.
 
@@ -119,6 +121,10 @@ def block_trpo_step(
         config: the shared NPG settings (max_kl, damping, CG and line-search constants).
         check_kl: also require the measured KL <= max_kl to accept a fraction (as
             :func:`rlsuite.learners.npg.trpo_step` does; the official HNPG line search does not).
+        gradient: ``[H, P]`` gradient of ``surrogate()`` at the current parameters when known in
+            closed form (default: autograd).
+        fisher: ``v [H, P] -> F v`` without damping when known in closed form (default: double
+            backprop of ``kl()``, :func:`rlsuite.learners.npg.fisher_vector_product`).
 
     Returns:
         A :class:`BlockNPGResult`; rejected blocks are restored bit for bit.
@@ -127,12 +133,21 @@ def block_trpo_step(
     with torch.no_grad():
         old = to_blocks(plist).clone()
         before = surrogate().detach()
-    grads = torch.autograd.grad(surrogate().sum(), plist, allow_unused=True)
-    g = to_blocks([torch.zeros_like(p) if gr is None else gr for gr, p in zip(grads, plist, strict=True)])
-    fvp_flat = fisher_vector_product(lambda: kl().sum(), plist, config.damping)
+    if gradient is None:
+        grads = torch.autograd.grad(surrogate().sum(), plist, allow_unused=True)
+        g = to_blocks([torch.zeros_like(p) if gr is None else gr for gr, p in zip(grads, plist, strict=True)])
+    else:
+        g = gradient
+    if fisher is None:
+        fvp_flat = fisher_vector_product(lambda: kl().sum(), plist, config.damping)
 
-    def fvp(v: torch.Tensor) -> torch.Tensor:
-        return _from_param_major(fvp_flat(_param_major(v, plist)), plist)
+        def fvp(v: torch.Tensor) -> torch.Tensor:
+            return _from_param_major(fvp_flat(_param_major(v, plist)), plist)
+
+    else:
+
+        def fvp(v: torch.Tensor) -> torch.Tensor:
+            return fisher(v) + config.damping * v
 
     s = block_conjugate_gradient(fvp, g, config.cg_iters, config.cg_residual_tol)
     shs = (s * fvp(s)).sum(1)

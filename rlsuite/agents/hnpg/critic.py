@@ -19,6 +19,7 @@ exactly fitting each alone.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +59,8 @@ class CriticSettings:
     hybrid: bool = True
     l2: float = 0.0
     gamma: float = 1.0
+    scripted: bool = True
+    """Run the Adam loop through TorchScript (the same arithmetic, less interpreter overhead)."""
 
 
 def offline_targets(
@@ -107,12 +110,13 @@ def fit_steps(
     h = src[0][steps].shape[0]
     dt = src[0].dtype
     flat = torch.cat([t[steps].detach().reshape(h, -1) for t in src], 1).clone()
-    views, offset = [], 0
+    grad = torch.empty_like(flat)  # the gradient is written in place, block by block
+    views, grad_views, offset = [], [], 0
     for t in src:
         n = t[0].numel()
         views.append(flat[:, offset : offset + n].view(h, *t.shape[1:]))
+        grad_views.append(grad[:, offset : offset + n].view(h, *t.shape[1:]))
         offset += n
-    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
     x = torch.cat(
         [
             torch.cat([batch.on_obs[steps], batch.on_action[steps]], -1),
@@ -130,39 +134,96 @@ def fit_steps(
         ]
     )
     row_weight = row_weight.to(x.device).view(1, -1, 1)
-    layers = len(views) // 2
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    on_loss = off_loss = torch.zeros(h, dtype=dt)
-    for k in range(1, settings.steps + 1):
-        acts = [x]
-        for i in range(layers):
-            z = torch.baddbmm(views[2 * i + 1], acts[-1], views[2 * i])
-            acts.append(torch.sigmoid(2 * z).mul_(2).sub_(1) if i < layers - 1 else z)
-        resid = acts[-1] - y
-        if k == settings.steps:  # logged values only: the losses before the last update
-            sq = resid.squeeze(-1).pow(2)
-            on_loss, off_loss = sq[:, :n_on].mean(1), sq[:, n_on:].mean(1)
-        delta = resid * row_weight
-        grads: list[torch.Tensor] = []
-        for i in range(layers - 1, -1, -1):
-            grads.append(delta.sum(1, keepdim=True))  # bias
-            grads.append(torch.bmm(acts[i].transpose(1, 2), delta))  # weight
-            if i > 0:
-                a = acts[i]
-                delta = torch.bmm(delta, views[2 * i].transpose(1, 2)).mul_(1 - a * a)
-        grads.reverse()  # -> [W0, b0, W1, b1, ...]
-        g = torch.cat([t.reshape(h, -1) for t in grads], 1)
-        if settings.l2 > 0:  # trpo.py adds l2 * sum(p^2) of the last parameter tensor only
-            n_last = src[-1][0].numel()
-            g[:, -n_last:] += 2 * settings.l2 * flat[:, -n_last:]
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v.sqrt() / math.sqrt(1 - b2**k)).add_(eps)
-        flat.addcdiv_(m, denom, value=-settings.lr / (1 - b1**k))
+    n_last = src[-1][0].numel()
+    loop = _adam_loop(settings.scripted)
+    on_loss, off_loss = loop(
+        flat, grad, views, grad_views, x, y, row_weight, settings.steps, settings.lr, n_on, settings.l2,
+        n_last,
+    )
     with torch.no_grad():
         for dest, value in zip(src, views, strict=True):
             dest[steps] = value
     return on_loss, off_loss
+
+
+def adam_fit_loop(
+    flat: torch.Tensor,
+    grad: torch.Tensor,
+    views: list[torch.Tensor],
+    grad_views: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    row_weight: torch.Tensor,
+    steps: int,
+    lr: float,
+    n_on: int,
+    l2: float,
+    n_last: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` full-batch Adam steps of the stacked tanh MLPs ``views`` (``[W0, b0, ...]``, views
+    into the parameter block ``flat [H', P]``; ``grad_views`` view ``grad`` the same way) on the
+    weighted square loss ``sum_rows row_weight / 2 * (MLP(x) - y)^2``. Returns the last step's
+    per-``h`` on-policy (first ``n_on`` rows) and offline mean squared residuals.
+
+    Written for TorchScript (the same ops, run without the Python interpreter between them:
+    tests/test_hnpg.py checks scripted == eager bit for bit).
+    """
+    layers = len(views) // 2
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
+    weights_t = [views[2 * i].transpose(1, 2) for i in range(layers)]  # views: follow the updates
+    inputs_t = x.transpose(1, 2)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    on_loss = torch.zeros(flat.shape[0], dtype=flat.dtype)
+    off_loss = torch.zeros(flat.shape[0], dtype=flat.dtype)
+    for k in range(1, steps + 1):
+        # Forward, in place where a value is not needed again: tanh(z) = 2 sigmoid(2z) - 1.
+        acts = [x]
+        for i in range(layers):
+            z = torch.baddbmm(views[2 * i + 1], acts[-1], views[2 * i])
+            if i < layers - 1:
+                z.mul_(2).sigmoid_().mul_(2).sub_(1)
+            acts.append(z)
+        delta = acts[-1].sub_(y)  # the residual (the output is not needed again)
+        if k == steps:  # logged values only: the losses before the last update
+            sq = delta.squeeze(-1).pow(2)
+            on_loss, off_loss = sq[:, :n_on].mean(1), sq[:, n_on:].mean(1)
+        delta.mul_(row_weight)  # d loss / d out
+        for j in range(layers):
+            i = layers - 1 - j
+            torch.sum(delta, [1], keepdim=True, out=grad_views[2 * i + 1])  # bias
+            if i == 0:
+                torch.bmm(inputs_t, delta, out=grad_views[0])
+            else:
+                a = acts[i]
+                torch.bmm(a.transpose(1, 2), delta, out=grad_views[2 * i])
+                # tanh' = 1 - a^2, computed over a (no longer needed)
+                delta = torch.bmm(delta, weights_t[i]).mul_(a.mul_(a).neg_().add_(1))
+        if l2 > 0:  # trpo.py adds l2 * sum(p^2) of the last parameter tensor only
+            grad[:, -n_last:] += 2 * l2 * flat[:, -n_last:]
+        m.mul_(b1).add_(grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = v.sqrt().div_(math.sqrt(1 - b2**k)).add_(eps)
+        flat.addcdiv_(m, denom, value=-lr / (1 - b1**k))
+    return on_loss, off_loss
+
+
+_SCRIPTED: list = []
+
+
+def _adam_loop(scripted: bool):
+    """:func:`adam_fit_loop`, compiled with TorchScript on first use when ``scripted`` (about 1/3
+    less time per Adam step on the 68-row batches of H = 30, where interpreter overhead dominates;
+    falls back to the eager function if scripting is unavailable)."""
+    if not scripted:
+        return adam_fit_loop
+    if not _SCRIPTED:
+        try:
+            with warnings.catch_warnings():  # torch.jit.script is deprecated in favour of compile,
+                warnings.simplefilter("ignore")  # which takes ~30 s to build here (measured)
+                _SCRIPTED.append(torch.jit.script(adam_fit_loop))
+        except Exception:  # noqa: BLE001 - any TorchScript failure: run eagerly
+            _SCRIPTED.append(adam_fit_loop)
+    return _SCRIPTED[0]
 
 
 def fit_critic(

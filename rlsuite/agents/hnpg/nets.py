@@ -200,5 +200,10 @@ def state_value(
     with its 10 samples), for every step at once: ``obs [H, N, D] -> [H, N]``."""
     h, n, d = obs.shape
     rep = obs.unsqueeze(1).expand(h, samples, n, d).reshape(h, samples * n, d)
-    actions = policy.sample(rep, generator)
+    # The policy mean is computed once per state and repeated (the same numbers as running the
+    # policy on the repeated states); the noise has the repeated shape, drawn in the same order.
+    mean, log_std = policy(obs)
+    mean = mean.unsqueeze(1).expand(h, samples, n, mean.shape[-1]).reshape(h, samples * n, -1)
+    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    actions = mean + log_std.exp() * noise
     return q(rep, actions).reshape(h, samples, n).mean(1).to(obs.dtype)
