@@ -1,19 +1,23 @@
 """DηN vs the exact solver vs risk-neutral QR-DQN on the 4x4 stock gridworld
 (``rlsuite.envs.tabular.stock_grid``), for ``results/distributional_dp.md``.
 
-    .venv/bin/python scripts/deta_n_gridworld.py [--steps 40000] [--episodes 10000] [--seed 0]
+    .venv/bin/python scripts/deta_n_gridworld.py [--steps 40000] [--episodes 10000] [--seeds 0 1 2]
 
-1. Deterministic grid, return targeting: one DηN network (initial stocks drawn from
-   [-10, 2] during training) deployed at stocks -2, -4, -5, -8 (targets 2, 4, 5, 8); the exact
-   optimum of E -|G - target| from ``solve``; the risk-neutral baseline (same network and loss,
-   greedy by the mean, i.e. QR-DQN with an ignored stock input). Histograms of DηN's returns.
-2. Stochastic grid, CVaR: the exact CVaR-optimal policies' (mean, CVaR) for several levels (the
-   exact trade-off curve); one DηN network trained with ``min(x, 0)`` and deployed per level by
-   scoring initial stocks at the start state (RU); the risk-neutral baseline.
+1. Deterministic grid, return targeting: one DηN network (seed = the first of ``--seeds``)
+   deployed at stocks -2, -4, -5, -8 (targets 2, 4, 5, 8); the exact optimum of E -|G - target|
+   from ``solve``; the risk-neutral baseline, the suite's QR-DQN
+   (:func:`rlsuite.agents.distributional_dp.deta_n.risk_neutral_qrdqn`, same network and
+   schedule, greedy by the mean, on the time-unrolled grid). Histograms of DηN's returns.
+2. Stochastic grid, CVaR: the exact CVaR-optimal policies' (CVaR, mean) per level; per seed, one
+   DηN network trained with ``min(x, 0)`` and deployed per level at the initial stock that wins
+   the Rockafellar-Uryasev search on the network's predictions at the start state (and, beside,
+   the stock the same search picks on Monte-Carlo estimates), and one QR-DQN.
 
-Every empirical number is over ``--episodes`` evaluation episodes with a 95% CI (normal for
-expected utilities, percentile bootstrap for CVaR). Writes ``results/distributional_dp_grid.json``
-and the PNGs ``results/distributional_dp_histograms.png``, ``results/distributional_dp_tradeoff.png``.
+Every learned policy is scored twice: exactly (its return distribution by forward propagation on
+the MDP, :func:`rlsuite.agents.distributional_dp.deta_n.tabular_policy_returns`, no Monte-Carlo
+error) and empirically over ``--episodes`` episodes with a 95% CI (normal for means and expected
+utilities, percentile bootstrap for CVaR). Writes ``results/distributional_dp_grid.json`` and the
+PNGs ``results/distributional_dp_histograms.png``, ``results/distributional_dp_tradeoff.png``.
 """
 
 from __future__ import annotations
@@ -31,11 +35,24 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from rlsuite.agents.distributional_dp import CVaR, ReturnTargeting, solve  # noqa: E402
-from rlsuite.agents.distributional_dp.deta_n import DetaN, DetaNConfig, objective_ci  # noqa: E402
-from rlsuite.envs.tabular.stock_grid import stock_grid, stock_grid_env  # noqa: E402
+from rlsuite.agents.distributional_dp.deta_n import (  # noqa: E402
+    DetaN,
+    DetaNConfig,
+    greedy_returns,
+    objective_ci,
+    risk_neutral_qrdqn,
+    tabular_policy_returns,
+)
+from rlsuite.envs.tabular.stock_grid import stock_grid, stock_grid_env, unroll_time  # noqa: E402
 
 TARGETS = (2.0, 4.0, 5.0, 8.0)
 LEVELS = (0.1, 0.25, 0.5, 1.0)
+GRID = dict(stock_low=-14.0, stock_high=4.0, relabel_fraction=0.75, kappa=0.0, stock_grid_step=1.0)
+"""The grid runs' settings beyond DetaNConfig's defaults (conf/experiment/stockgrid_deta_n*.yaml):
+initial and relabelled stocks on [-14, 4] (targets up to 8, RU optima b* <= 7 for levels <= 0.5),
+pure quantile loss, integer RU candidates (every return of the grid is an integer)."""
+ROLLOUT_RU_EPISODES = 2000
+"""Greedy episodes per candidate of the second RU search (``deploy_episodes``), reported beside."""
 
 
 class Bar:
@@ -45,48 +62,20 @@ class Bar:
         self.bar = tqdm(total=total, desc=desc, unit="step")
         self.last = 0
 
-    def on_iteration(self, agent: DetaN, step: int, metrics: dict[str, float]) -> None:
+    def on_iteration(self, agent, step: int, metrics: dict[str, float]) -> None:
         self.bar.update(step - self.last)
         self.last = step
 
 
-def train(objective: str, stochastic: bool, steps: int, seed: int) -> tuple[DetaN, float]:
-    """One DηN run on the grid; returns the agent and its wall time."""
+def train(kind: str, objective: str, stochastic: bool, steps: int, seed: int):
+    """One run on the grid (``kind``: deta_n or qrdqn); returns the agent and its CPU time."""
     env = stock_grid_env(stochastic=stochastic)
-    agent = DetaN(DetaNConfig(objective=objective, target=4.0, level=0.25), env,
-                  env.default_params(16), seed=seed)
-    tic = time.perf_counter()
-    agent.learn(steps, Bar(steps, f"{objective} stochastic={stochastic}"))
-    return agent, time.perf_counter() - tic
-
-
-def plot_tradeoff(rows: list[dict], path: Path) -> None:
-    """CVaR at each level vs mean: exact optimum, DηN and the risk-neutral baseline per level
-    (each point's CVaR is at its own level; dotted lines join DηN to that level's optimum)."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    for r in rows:
-        ax.plot([r["exact_mean"], r["deta_n_mean"]], [r["exact_cvar"], r["deta_n_cvar"]], ":",
-                color="gray", lw=1)
-        ax.plot(r["exact_mean"], r["exact_cvar"], "ko")
-        ax.errorbar(r["deta_n_mean"], r["deta_n_cvar"],
-                    xerr=[[r["deta_n_mean"] - r["deta_n_mean_ci"][0]],
-                          [r["deta_n_mean_ci"][1] - r["deta_n_mean"]]],
-                    yerr=[[r["deta_n_cvar"] - r["deta_n_cvar_ci"][0]],
-                          [r["deta_n_cvar_ci"][1] - r["deta_n_cvar"]]], fmt="s", color="tab:blue")
-        ax.plot(r["risk_neutral_mean"], r["risk_neutral_cvar"], "x", color="tab:red")
-        for x, y in ((r["exact_mean"], r["exact_cvar"]), (r["risk_neutral_mean"], r["risk_neutral_cvar"])):
-            ax.annotate(f"{r['level']:g}", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.annotate(f"{r['level']:g}", (r["deta_n_mean"], r["deta_n_cvar"]), fontsize=7,
-                    xytext=(4, -10), textcoords="offset points", color="tab:blue")
-    ax.plot([], [], "ko", label="exact CVaR-optimal policy of the level")
-    ax.plot([], [], "s", color="tab:blue", label="DηN (one network, RU-deployed per level)")
-    ax.plot([], [], "x", color="tab:red", label="risk-neutral QR-DQN")
-    ax.set_xlabel("mean return")
-    ax.set_ylabel("CVaR at the annotated level")
-    ax.set_title("Stochastic 4x4 stock grid, 10^4 episodes per point (95% CIs)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    cfg = DetaNConfig(objective=objective, target=4.0, level=0.25, **GRID)
+    agent = (DetaN(cfg, env, env.default_params(16), seed=seed) if kind == "deta_n"
+             else risk_neutral_qrdqn(env, cfg, seed))
+    tic = time.process_time()
+    agent.learn(steps, Bar(steps, f"{kind} {objective} stochastic={stochastic} seed={seed}"))
+    return agent, time.process_time() - tic
 
 
 def ci_mean(g: torch.Tensor) -> list[float]:
@@ -95,44 +84,119 @@ def ci_mean(g: torch.Tensor) -> list[float]:
     return [float(g.mean()) - half, float(g.mean()) + half]
 
 
+def score(agent, mdp, stock: float, objective, episodes: int, gen: torch.Generator) -> dict:
+    """Exact and empirical objective and mean of ``agent``'s greedy policy deployed at ``stock``."""
+    r, p = tabular_policy_returns(agent, mdp, stock)
+    g = greedy_returns(agent.env, agent.act, episodes, stock, 1.0, gen)
+    return {"stock": stock, "exact": objective.evaluate(r, p), "exact_mean": float((r * p).sum()),
+            "empirical": objective.evaluate(g), "ci": list(objective_ci(objective, g, 0.0, gen)),
+            "mean": float(g.mean()), "mean_ci": ci_mean(g), "returns": g}
+
+
+def plot_tradeoff(rows: list[dict], path: Path) -> None:
+    """CVaR at each level vs mean (exact evaluation of each policy): the exact optimum, DηN per
+    seed and QR-DQN per seed; each point's CVaR is at its own level."""
+    fig, ax = plt.subplots(figsize=(5.8, 4.4))
+    for r in rows:
+        ax.plot(r["exact_mean"], r["exact_cvar"], "ko")
+        ax.annotate(f"{r['level']:g}", (r["exact_mean"], r["exact_cvar"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+        for d in r["deta_n"]:
+            ax.plot([r["exact_mean"], d["exact_mean"]], [r["exact_cvar"], d["exact"]], ":",
+                    color="gray", lw=0.8)
+            ax.plot(d["exact_mean"], d["exact"], "s", color="tab:blue", ms=4)
+        for q in r["qrdqn"]:
+            ax.plot(q["exact_mean"], q["exact"], "x", color="tab:red")
+            ax.annotate(f"{r['level']:g}", (q["exact_mean"], q["exact"]), fontsize=6, color="tab:red",
+                        xytext=(-14, -3), textcoords="offset points")
+    ax.plot([], [], "ko", label="exact CVaR-optimal policy of the level")
+    ax.plot([], [], "s", color="tab:blue", label="DηN, one network per seed, RU-deployed per level")
+    ax.plot([], [], "x", color="tab:red", label="risk-neutral QR-DQN, per seed")
+    ax.set_xlabel("mean return")
+    ax.set_ylabel("CVaR at the annotated level")
+    ax.set_title("Stochastic 4x4 stock grid: exact evaluation of each learned policy", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def fmt(v: float, ci: list[float] | None = None) -> str:
+    """``v [lo, hi]``."""
+    return f"{v:.3f}" if ci is None else f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def markdown_tables(data: dict) -> str:
+    """The tables of ``results/distributional_dp.md`` from the JSON."""
+    lines = ["| target | exact optimum | DηN exact | DηN empirical (95% CI) | DηN mean return | "
+             "QR-DQN exact | QR-DQN empirical (95% CI) | QR-DQN mean return |", "|---" * 8 + "|"]
+    for r in data["targeting"]["rows"]:
+        d, q = r["deta_n"], r["qrdqn"]
+        lines.append(f"| {r['target']:g} | {r['exact_optimum']:.3f} | {d['exact']:.3f} | "
+                     f"{fmt(d['empirical'], d['ci'])} | {d['mean']:.3f} | {q['exact']:.3f} | "
+                     f"{fmt(q['empirical'], q['ci'])} | {q['mean']:.3f} |")
+    lines += ["", "| level | exact CVaR (mean) | seed | DηN stock | DηN CVaR exact | DηN CVaR empirical "
+              "(95% CI) | DηN mean exact | DηN mean empirical (95% CI) | gap to optimum | "
+              "QR-DQN CVaR exact | QR-DQN CVaR empirical (95% CI) | QR-DQN mean empirical (95% CI) |",
+              "|---" * 12 + "|"]
+    for r in data["cvar"]["rows"]:
+        for d, q in zip(r["deta_n"], r["qrdqn"], strict=True):
+            gap = (f"{100 * (r['exact_cvar'] - d['exact']) / abs(r['exact_cvar']):.1f}%"
+                   if r["exact_cvar"] != 0 else f"{r['exact_cvar'] - d['exact']:.3f} (abs.)")
+            lines.append(
+                f"| {r['level']:g} | {r['exact_cvar']:.3f} ({r['exact_mean']:.3f}) | {d['seed']} | "
+                f"{d['stock']:g} | {d['exact']:.3f} | {fmt(d['empirical'], d['ci'])} | "
+                f"{d['exact_mean']:.3f} | {fmt(d['mean'], d['mean_ci'])} | {gap} | {q['exact']:.3f} | "
+                f"{fmt(q['empirical'], q['ci'])} | {fmt(q['mean'], q['mean_ci'])} |")
+    lines += ["", f"| level | seed | rollout-RU stock ({ROLLOUT_RU_EPISODES} episodes per candidate) | "
+              "its exact CVaR | its exact mean |", "|---" * 5 + "|"]
+    for r in data["cvar"]["rows"]:
+        for d in r["deta_n"]:
+            lines.append(f"| {r['level']:g} | {d['seed']} | {d['rollout_ru_stock']:g} | "
+                         f"{d['rollout_ru_exact']:.3f} | {d['rollout_ru_exact_mean']:.3f} |")
+    return "\n".join(lines)
+
+
+def strip(d: dict) -> dict:
+    """A score without its raw returns (for the JSON)."""
+    return {k: v for k, v in d.items() if k != "returns"}
+
+
 def main() -> None:
     """Train, evaluate, write JSON and plots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40_000)
     parser.add_argument("--episodes", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="results")
     parser.add_argument("--plot-only", action="store_true",
-                        help="redraw the trade-off plot from the JSON, no training")
+                        help="redraw the trade-off plot and print the tables from the JSON, no training")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     if args.plot_only:
         data = json.loads((out / "distributional_dp_grid.json").read_text())
         plot_tradeoff(data["cvar"]["rows"], out / "distributional_dp_tradeoff.png")
+        print(markdown_tables(data))
         return
-    gen = torch.Generator().manual_seed(args.seed + 12345)
+    gen = torch.Generator().manual_seed(args.seeds[0] + 12345)
     result: dict = {"command": f".venv/bin/python scripts/deta_n_gridworld.py --steps {args.steps} "
-                               f"--episodes {args.episodes} --seed {args.seed}"}
+                               f"--episodes {args.episodes} --seeds {' '.join(map(str, args.seeds))}",
+                    "settings": GRID}
+    cpu: dict[str, float] = {}
     # ---- 1. return targeting on the deterministic grid
-    det = stock_grid(stochastic=False)
-    deta, t_deta = train("target", False, args.steps, args.seed)
-    base, t_base = train("mean", False, args.steps, args.seed)
+    det, det_unrolled = stock_grid(stochastic=False), unroll_time(stock_grid(stochastic=False))
+    seed = args.seeds[0]
+    deta, cpu["deta_n target"] = train("deta_n", "target", False, args.steps, seed)
+    base, cpu["qrdqn deterministic"] = train("qrdqn", "mean", False, args.steps, seed)
     rows, hist = [], {}
     for target in TARGETS:
         objective = ReturnTargeting(target)
-        exact = solve(det, objective).value
-        g = deta.rollout_returns(args.episodes, gen, stock=-target)
-        gb = base.rollout_returns(args.episodes, gen, stock=-target)
-        hist[target] = g.tolist()
-        rows.append({
-            "target": target, "exact": exact,
-            "deta_n": objective.evaluate(g), "deta_n_ci": objective_ci(objective, g, 0.0, gen),
-            "deta_n_mean_return": float(g.mean()),
-            "risk_neutral": objective.evaluate(gb), "risk_neutral_ci": objective_ci(objective, gb, 0.0, gen),
-            "risk_neutral_mean_return": float(gb.mean()),
-        })
-    result["targeting"] = {"rows": rows, "train_seconds": {"deta_n": t_deta, "risk_neutral": t_base}}
+        d = score(deta, det, -target, objective, args.episodes, gen)
+        q = score(base, det_unrolled, 0.0, ReturnTargeting(target), args.episodes, gen)
+        hist[target] = d["returns"].tolist()
+        rows.append({"target": target, "exact_optimum": solve(det, objective).value,
+                     "deta_n": strip(d), "qrdqn": strip(q)})
+    result["targeting"] = {"rows": rows}
     fig, axes = plt.subplots(1, len(TARGETS), figsize=(3.2 * len(TARGETS), 2.8), sharey=True)
     for ax, target in zip(axes, TARGETS, strict=True):
         ax.hist(hist[target], bins=torch.arange(-8.5, 30.5, 1.0).tolist(), color="tab:blue")
@@ -142,30 +206,39 @@ def main() -> None:
     axes[0].set_ylabel(f"episodes (of {args.episodes})")
     fig.tight_layout()
     fig.savefig(out / "distributional_dp_histograms.png", dpi=120)
-    # ---- 2. CVaR on the stochastic grid
-    sto = stock_grid(stochastic=True)
-    deta_c, t_c = train("cvar", True, args.steps, args.seed)
-    base_c, t_bc = train("mean", True, args.steps, args.seed)
-    gb = base_c.rollout_returns(args.episodes, gen, stock=0.0)
+    # ---- 2. CVaR on the stochastic grid, one DηN and one QR-DQN per seed
+    sto, sto_unrolled = stock_grid(stochastic=True), unroll_time(stock_grid(stochastic=True))
+    agents = []
+    for s in args.seeds:
+        d_agent, cpu[f"deta_n cvar seed {s}"] = train("deta_n", "cvar", True, args.steps, s)
+        q_agent, cpu[f"qrdqn stochastic seed {s}"] = train("qrdqn", "mean", True, args.steps, s)
+        agents.append((s, d_agent, q_agent))
     cv_rows = []
     for level in LEVELS:
         objective = CVaR(level)
         sol = solve(sto, objective)
-        stock = deta_c.choose_stock(gen, objective=objective)
-        g = deta_c.rollout_returns(args.episodes, gen, stock=stock)
-        cv_rows.append({
-            "level": level, "exact_cvar": sol.value, "exact_mean": sol.mean,
-            "deta_n_stock": stock, "deta_n_cvar": objective.evaluate(g),
-            "deta_n_cvar_ci": objective_ci(objective, g, 0.0, gen),
-            "deta_n_mean": float(g.mean()), "deta_n_mean_ci": ci_mean(g),
-            "risk_neutral_cvar": objective.evaluate(gb),
-            "risk_neutral_cvar_ci": objective_ci(objective, gb, 0.0, gen),
-            "risk_neutral_mean": float(gb.mean()), "risk_neutral_mean_ci": ci_mean(gb),
-        })
-    result["cvar"] = {"rows": cv_rows, "train_seconds": {"deta_n": t_c, "risk_neutral": t_bc}}
+        row: dict = {"level": level, "exact_cvar": sol.value, "exact_mean": sol.mean,
+                     "exact_stock": float(sol.start_stock[0]), "deta_n": [], "qrdqn": []}
+        for s, d_agent, q_agent in agents:
+            stock = d_agent.choose_stock(gen, objective=objective)  # RU on the network
+            d_agent.config.deploy_episodes = ROLLOUT_RU_EPISODES  # RU on Monte-Carlo estimates
+            mc_stock = d_agent.choose_stock(gen, objective=objective)
+            d_agent.config.deploy_episodes = 0
+            r, p = tabular_policy_returns(d_agent, sto, mc_stock)
+            row["deta_n"].append({"seed": s, **strip(score(d_agent, sto, stock, objective,
+                                                            args.episodes, gen)),
+                                  "rollout_ru_stock": mc_stock,
+                                  "rollout_ru_exact": objective.evaluate(r, p),
+                                  "rollout_ru_exact_mean": float((r * p).sum())})
+            row["qrdqn"].append({"seed": s, **strip(score(q_agent, sto_unrolled, 0.0, objective,
+                                                           args.episodes, gen))})
+        cv_rows.append(row)
+    result["cvar"] = {"rows": cv_rows}
+    result["train_cpu_seconds"] = cpu
     plot_tradeoff(cv_rows, out / "distributional_dp_tradeoff.png")
-    (out / "distributional_dp_grid.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "command"}, indent=1)[:4000])
+    (out / "distributional_dp_grid.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown_tables(result))
+    print(json.dumps(cpu, indent=1))
 
 
 if __name__ == "__main__":

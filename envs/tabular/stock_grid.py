@@ -55,6 +55,26 @@ def stock_grid(stochastic: bool = False, horizon: int | None = 16, gamma: float 
     return TabularMDP(nxt, reward, prob, terminal, initial, gamma=gamma, horizon=horizon)
 
 
+def unroll_time(mdp: TabularMDP) -> TabularMDP:
+    """The finite-horizon ``mdp`` with the step count in the state: state ``t * S + s`` for
+    ``t < H``, and the horizon's time limit turned into termination (every outcome of step
+    ``H - 1`` is terminal). For learners that bootstrap through truncation (QR-DQN, as gymnasium's
+    TimeLimit semantics require): on this MDP their target is exact for the ``H``-step return,
+    and the optimal policy may depend on the steps left, as on the original MDP."""
+    if mdp.horizon is None:
+        raise ValueError("unroll_time: the MDP needs a finite horizon")
+    h, s_count = mdp.horizon, mdp.num_states
+    t = torch.arange(h).view(h, 1, 1, 1)
+    nxt = (t + 1).clamp(max=h - 1) * s_count + mdp.next_state.unsqueeze(0)  # [H, S, A, K]
+    terminal = mdp.terminal.unsqueeze(0) | (t == h - 1)
+    expand = lambda x: x.unsqueeze(0).expand(h, *x.shape).reshape(h * s_count, *x.shape[1:])  # noqa: E731
+    initial = torch.zeros(h * s_count, dtype=mdp.initial.dtype)
+    initial[:s_count] = mdp.initial
+    return TabularMDP(nxt.reshape(h * s_count, *nxt.shape[2:]), expand(mdp.reward), expand(mdp.prob),
+                      terminal.reshape(h * s_count, *nxt.shape[2:]), initial, gamma=mdp.gamma,
+                      horizon=h)
+
+
 def stock_grid_env(device: torch.device | str = "cpu", max_episode_steps: int | None = 16,
                    stochastic: bool = False, gamma: float = 1.0) -> TabularEnv:
     """``TabularEnv`` of :func:`stock_grid` (``rlsuite.envs.make("stockgrid")``)."""

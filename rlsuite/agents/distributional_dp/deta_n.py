@@ -15,15 +15,25 @@ The network reads the stock-augmented observation of :class:`rlsuite.envs.stock.
   regressed by the quantile Huber loss (:func:`rlsuite.learners.qrdqn.quantile_huber_loss`). The
   post-reward stock ``c'`` comes from the wrapper's ``final_obs``. With the time in the
   observation the time limit is part of the MDP, so ``done = terminated | truncated``;
-* every episode starts from a stock drawn uniformly from ``[stock_low, stock_high]``, so one
-  network serves every initial stock (return targets, RU candidates);
-* CVaR / mean-CVaR deployment (RU): score candidate initial stocks ``x`` on a grid at the start
-  states, ``(c0 - x) + mean_s0 max_a mean_i f(x + theta_i(s0, x, a))``, and deploy the best
-  (RIGOR's procedure, ``risk-sensitive.md`` 1.5). Since ``f = min(x, 0) / level`` ranks actions the
-  same for every level, one network trained with any level serves all levels.
+* every episode starts from a stock drawn uniformly from ``[stock_low, stock_high]``, and a
+  fraction ``relabel_fraction`` of every sampled batch gets new stocks from that range with the
+  next stock recomputed (:func:`relabel_stocks`, RIGOR's "stock editing"), so one network serves
+  every initial stock (return targets, RU candidates) from the same data;
+* CVaR / mean-CVaR deployment (RU): score candidate initial stocks ``x``
+  (:func:`stock_candidates`) by ``(c0 - x) + E f(x + G)``, read off the network at the start
+  states (``mean_s0 max_a mean_i f(x + theta_i(s0, x, a))``, RIGOR's procedure,
+  ``risk-sensitive.md`` 1.5) or estimated from greedy episodes (``deploy_episodes``), and deploy
+  the best. Since ``f = min(x, 0) / level`` ranks actions the same for every level, one network
+  trained with any level serves all levels.
 
-``objective="mean"`` is the risk-neutral baseline: the same network and loss, greedy by the mean
-(QR-DQN with an ignored stock input).
+The loss defaults to the Huber threshold ``kappa = 1`` (QR-DQN's); the grid presets use the pure
+quantile loss ``kappa = 0`` (the Stoix fork's): on the stochastic grid ``kappa = 1`` made the
+network's lower tails optimistic (Huber "quantiles" lean towards the centre), and the RU search
+picked stocks worth CVaR_0.1 of -1.8 to -2.2 (exact optimum 0); with ``kappa = 0`` it picked the
+optimal stock (``results/distributional_dp.md``).
+
+``objective="mean"`` is DηN greedy by the mean (QR-DQN with an ignored stock input). The
+risk-neutral baseline of the results is the suite's own QR-DQN, :func:`risk_neutral_qrdqn`.
 """
 
 from __future__ import annotations
@@ -43,9 +53,12 @@ from rlsuite.core import spaces
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.envs.stock import StockAugmentedEnv
+from rlsuite.envs.tabular import TabularEnv
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.qrdqn import (
+    QRDQN,
+    QRDQNConfig,
     QuantileNetwork,
     action_quantiles,
     linear_epsilon,
@@ -112,9 +125,50 @@ class DetaNConfig:
     max_grad_norm: float | None = 10.0
     """Global gradient-norm clip."""
     stock_grid: int = 241
-    """Candidate initial stocks scored for RU deployment (cvar, mean_cvar)."""
+    """Candidate initial stocks scored for RU deployment (cvar, mean_cvar), evenly spaced on
+    ``[stock_low, stock_high]`` (unless ``stock_grid_step`` is set)."""
+    stock_grid_step: float = 0.0
+    """If > 0, the RU candidates are the multiples of this step in ``[stock_low, stock_high]``
+    instead: RU's optimal ``b*`` is an atom of the optimal return (``risk-sensitive.md`` 1.3), so
+    when every return lies on a lattice (integer rewards, ``gamma = 1``) only lattice stocks can
+    be optimal, and a stock between two lattice points deploys a worse policy."""
+    deploy_episodes: int = 0
+    """RU candidate scoring (cvar, mean_cvar): 0 reads ``E f(x + G)`` off the network at the
+    start states; > 0 estimates it from that many greedy episodes deployed at each candidate
+    (see :meth:`DetaN.choose_stock`)."""
+    relabel_fraction: float = 0.0
+    """Fraction of each sampled batch whose stock is relabelled (see :func:`relabel_stocks`)."""
+    relabel_low: float | None = None
+    """Lower end of the relabelled stocks (``gamma^t``-scaled); None: ``stock_low``."""
+    relabel_high: float | None = None
+    """Upper end of the relabelled stocks; None: ``stock_high``."""
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
+
+
+def relabel_stocks(batch: Transitions, stock_col: int, gamma: float, low: float, high: float,
+                   fraction: float, generator: torch.Generator, clip: Any,
+                   time_col: int | None) -> Transitions:
+    """Stock relabelling ("stock editing", RIGOR; ``risk-sensitive.md`` 1.5 [T]): the first
+    ``round(fraction * N)`` transitions of the batch get the stock ``c~_t = gamma^-t u``,
+    ``u ~ U[low, high]``, and the next stock ``c~_{t+1} = clip((c~_t + r) / gamma)``, the wrapper's
+    recursion. Valid because neither the dynamics nor the rewards depend on the stock; it is the
+    same as relabelling the episode's initial stock to ``gamma^t c~_t - sum_k gamma^k r_{k+1}``,
+    so every stored transition trains the network at every stock of the range, not only at the
+    stock the behaviour policy happened to carry. ``time_col`` (the raw step count column, if the
+    observation has one) gives ``t``; without it ``gamma^-t`` is taken as 1."""
+    n = int(round(fraction * batch.obs.shape[0]))
+    if n <= 0:
+        return batch
+    u = low + (high - low) * torch.rand(n, generator=generator, device=batch.obs.device,
+                                        dtype=batch.obs.dtype)
+    if time_col is not None and gamma < 1.0:
+        u = u * gamma ** -batch.obs[:n, time_col]
+    obs, next_obs = batch.obs.clone(), batch.next_obs.clone()
+    obs[:n, stock_col] = u
+    next_obs[:n, stock_col] = clip((u + batch.reward[:n].to(u.dtype)) / gamma)
+    return Transitions(obs=obs, action=batch.action, reward=batch.reward, next_obs=next_obs,
+                       terminated=batch.terminated, truncated=batch.truncated, extras=batch.extras)
 
 
 class StockQuantileNetwork(nn.Module):
@@ -168,6 +222,8 @@ class DetaN(InteractionCounters):
     def __init__(self, config: DetaNConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         if not isinstance(env.action_space, spaces.Discrete):
             raise ValueError(f"DηN needs a Discrete action space, got {type(env.action_space).__name__}")
+        if not 0.0 <= config.relabel_fraction <= 1.0:
+            raise ValueError(f"DηN: relabel_fraction = {config.relabel_fraction} must lie in [0, 1]")
         if config.stock_low > config.stock_high:
             raise ValueError(f"DηN: stock_low = {config.stock_low} > stock_high = {config.stock_high}")
         self.config, self.seed = config, seed
@@ -219,6 +275,9 @@ class DetaN(InteractionCounters):
         steps_per_iter = self.interaction.num_envs * cfg.num_steps
         num_iterations = max(1, total_steps // steps_per_iter)
         time_in_obs = cfg.include_time
+        time_col = self.stock_col + 1 if cfg.include_time else None
+        relabel = (cfg.stock_low if cfg.relabel_low is None else cfg.relabel_low,
+                   cfg.stock_high if cfg.relabel_high is None else cfg.relabel_high)
         while self.iteration < num_iterations:
             tic = time.perf_counter()
             self.exploration_rate = linear_epsilon(self.global_step, total_steps, cfg)  # type: ignore[arg-type]
@@ -231,6 +290,10 @@ class DetaN(InteractionCounters):
             totals: dict[str, torch.Tensor] = {}
             for _ in range(max(due, 0)):
                 batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
+                if cfg.relabel_fraction > 0:
+                    batch = relabel_stocks(batch, self.stock_col, cfg.gamma, relabel[0], relabel[1],
+                                           cfg.relabel_fraction, self.policy_generator,
+                                           self.env._clip, time_col)
                 loss, stats = deta_n_loss(self.q_net, self.target_net, batch, self.objective,
                                           self.stock_col, cfg.gamma, self.tau_hat, cfg.kappa,
                                           time_in_obs)
@@ -261,7 +324,19 @@ class DetaN(InteractionCounters):
     def choose_stock(self, generator: torch.Generator, starts: int = 256,
                      objective: obj_lib.Objective | None = None) -> float:
         """The initial stock to deploy: ``dp_stock(c0)``, or for RU objectives the best
-        candidate on a grid over ``[stock_low, stock_high]`` scored at sampled start states.
+        candidate (:func:`stock_candidates`) scored at sampled start states.
+
+        A candidate ``x`` scores the Rockafellar-Uryasev objective ``(c0 - x) + E f(x + G)``
+        (``risk-sensitive.md`` 1.3, 1.5), with ``E f(x + G)`` read off the network,
+        ``mean_s0 max_a mean_i f(x + theta_i(s0, x, a))`` (``deploy_episodes = 0``), or estimated
+        from ``deploy_episodes`` greedy episodes deployed at ``x``. The network's estimate carries
+        the quantile representation's bias: on the stochastic grid even the exact fixed point of
+        the quantile-projected DP with 100 quantiles predicts CVaR_0.25 = 0.16 at the optimal
+        stock, whose policy has 1.01, and its RU search picks a stock worth 0.86
+        (``scripts/deta_n_quantile_dp.py``, ``results/distributional_dp.md``). Monte-Carlo
+        scores have no such bias but need many episodes per candidate. (Scoring a candidate by
+        the objective of the predicted distribution deployed there instead of RU's bound picked
+        worse stocks too.)
         ``objective`` (default: the agent's) may be another level's CVaR: the greedy policy of
         ``min(x, 0) / level`` does not depend on the level, only this choice does."""
         cfg = self.config
@@ -269,7 +344,15 @@ class DetaN(InteractionCounters):
         c0 = torch.tensor([cfg.initial_stock], dtype=torch.float64)
         if not objective.outer_search:
             return float(objective.dp_stock(c0)[0])
-        grid = torch.linspace(cfg.stock_low, cfg.stock_high, cfg.stock_grid, dtype=torch.float64)
+        grid = stock_candidates(cfg)
+        if cfg.deploy_episodes > 0:
+            m = cfg.deploy_episodes
+            g = greedy_returns(self.env, self.act, grid.shape[0] * m,
+                               grid.repeat_interleave(m).to(self.env.dtype), cfg.gamma, generator)
+            x = grid.repeat_interleave(m).view(-1, 1) + g.view(-1, 1)
+            expected = objective.utility(x).view(grid.shape[0], m).mean(1)
+            score = objective.outer_value(cfg.initial_stock, grid, expected)
+            return float(grid[int(score.argmax())])
         obs, _ = self.env.reset(self.env.wrap_params(self.base_env.default_params(starts), 0.0),
                                 generator)
         obs = obs.unsqueeze(0).repeat(grid.shape[0], 1, 1)  # [G, starts, D]
@@ -277,8 +360,7 @@ class DetaN(InteractionCounters):
         theta = self.q_net(obs.reshape(-1, obs.shape[-1])).double()
         stock = obs[..., self.stock_col].reshape(-1).double()
         best = objective_scores(objective, stock, theta).max(-1).values  # [G * starts]
-        score = objective.outer_value(cfg.initial_stock, grid,
-                                           best.view(grid.shape[0], -1).mean(1))
+        score = objective.outer_value(cfg.initial_stock, grid, best.view(grid.shape[0], -1).mean(1))
         return float(grid[int(score.argmax())])
 
     @torch.no_grad()
@@ -290,19 +372,7 @@ class DetaN(InteractionCounters):
             if self.deploy_stock is None:
                 self.deploy_stock = self.choose_stock(generator)
             stock = self.deploy_stock
-        params = self.env.wrap_params(self.base_env.default_params(episodes), stock)
-        obs, state = self.env.reset(params, generator)
-        returns = torch.zeros(episodes, dtype=torch.float64, device=self.device)
-        running = torch.ones(episodes, dtype=torch.bool, device=self.device)
-        limit = self.base_env.max_episode_steps or 10_000
-        for t in range(limit):
-            step = self.env.step(state, self.act(obs, deterministic=True), params, generator)
-            returns += torch.where(running, self.config.gamma**t * step.reward.double(), 0.0)
-            running &= ~(step.terminated | step.truncated)
-            obs, state = step.obs, step.state
-            if t % 16 == 15 and not bool(running.any()):
-                break
-        return returns.cpu()
+        return greedy_returns(self.env, self.act, episodes, stock, self.config.gamma, generator)
 
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
@@ -341,6 +411,65 @@ class DetaN(InteractionCounters):
         self.interaction.load_state_dict(data)
 
 
+@torch.no_grad()
+def greedy_returns(env: StockAugmentedEnv, act: Any, episodes: int, stock: float | torch.Tensor,
+                   gamma: float, generator: torch.Generator) -> torch.Tensor:
+    """Discounted returns ``[episodes]`` (float64, CPU) of ``act(obs, deterministic=True)`` on
+    ``env`` started at ``stock`` (a float or one per episode), one episode per copy, all copies
+    stepped at once."""
+    params = env.wrap_params(env.env.default_params(episodes), stock)
+    obs, state = env.reset(params, generator)
+    returns = torch.zeros(episodes, dtype=torch.float64, device=env.device)
+    running = torch.ones(episodes, dtype=torch.bool, device=env.device)
+    limit = env.max_episode_steps or 10_000
+    for t in range(limit):
+        step = env.step(state, act(obs, deterministic=True), params, generator)
+        returns += torch.where(running, gamma**t * step.reward.double(), 0.0)
+        running &= ~(step.terminated | step.truncated)
+        obs, state = step.obs, step.state
+        if t % 16 == 15 and not bool(running.any()):
+            break
+    return returns.cpu()
+
+
+def risk_neutral_qrdqn(env: TabularEnv, config: DetaNConfig, seed: int = 0,
+                       num_envs: int = 16) -> QRDQN:
+    """The risk-neutral baseline: the suite's :class:`~rlsuite.learners.qrdqn.QRDQN` (greedy by
+    the mean, no stock) on the same finite-horizon MDP, with DηN's network, loss and schedule
+    settings from ``config``. QR-DQN bootstraps through time limits (gymnasium semantics), so it
+    runs on :func:`~rlsuite.envs.tabular.stock_grid.unroll_time` of the MDP, where the time limit
+    is a termination and the step count is part of the (one-hot) state; its ``env`` is a
+    :class:`StockAugmentedEnv` with the stock fixed at 0 (the wrapper one-hot encodes the
+    state), so :func:`greedy_returns` and :func:`tabular_policy_returns` evaluate it as DηN."""
+    from rlsuite.envs.tabular.stock_grid import unroll_time
+
+    base = TabularEnv(unroll_time(env.mdp), device=env.device)
+    wrapped = StockAugmentedEnv(base, config.gamma, 0.0, include_time=False)
+    qcfg = QRDQNConfig(
+        n_quantiles=config.n_quantiles, kappa=config.kappa, hidden_sizes=list(config.hidden_sizes),
+        learning_rate=config.learning_rate, batch_size=config.batch_size,
+        buffer_size=config.buffer_size, learning_starts=config.learning_starts, gamma=config.gamma,
+        num_steps=config.num_steps, utd=config.utd, target_update_interval=1, tau=config.tau,
+        exploration_fraction=config.exploration_fraction,
+        exploration_initial_eps=config.exploration_initial_eps,
+        exploration_final_eps=config.exploration_final_eps, max_grad_norm=config.max_grad_norm)
+    return QRDQN(qcfg, wrapped, wrapped.default_params(num_envs), seed=seed)
+
+
+def stock_candidates(config: DetaNConfig) -> torch.Tensor:
+    """The RU candidate initial stocks ``[G]`` (float64): ``stock_grid`` evenly spaced points on
+    ``[stock_low, stock_high]``, or the multiples of ``stock_grid_step`` there."""
+    lo, hi = config.stock_low, config.stock_high
+    if config.stock_grid_step > 0:
+        k = torch.arange(math.ceil(lo / config.stock_grid_step - 1e-9),
+                         math.floor(hi / config.stock_grid_step + 1e-9) + 1, dtype=torch.float64)
+        if k.numel() == 0:
+            raise ValueError(f"DηN: no multiple of stock_grid_step = {config.stock_grid_step} in "
+                             f"[stock_low, stock_high] = [{lo}, {hi}]")
+        return k * config.stock_grid_step
+    return torch.linspace(lo, hi, config.stock_grid, dtype=torch.float64)
+
+
 def objective_ci(objective: obj_lib.Objective, returns: torch.Tensor, initial_stock: float,
                  generator: torch.Generator, resamples: int = 200) -> tuple[float, float]:
     """95% confidence interval of the empirical objective: normal for expected utilities (a
@@ -356,3 +485,49 @@ def objective_ci(objective: obj_lib.Objective, returns: torch.Tensor, initial_st
     idx = torch.randint(n, (resamples, n), generator=cpu_gen)
     values = torch.tensor([objective.evaluate(g[row], None, initial_stock) for row in idx])
     return float(values.quantile(0.025)), float(values.quantile(0.975))
+
+
+@torch.no_grad()
+def tabular_policy_returns(agent: DetaN | QRDQN, mdp: Any, initial_stock: float
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact return distribution ``(returns [n], probs [n])`` of the agent's greedy policy deployed
+    at ``initial_stock`` on a finite-horizon :class:`~rlsuite.envs.tabular.TabularMDP` (the MDP of
+    the agent's :class:`~rlsuite.envs.tabular.TabularEnv`), by forward propagation of the
+    ``(state, stock, return so far)`` atoms: the learned policy's objective without Monte-Carlo
+    error. The stock follows the wrapper's recursion and clipping; atoms are merged on equal
+    ``(state, stock, return)``, so the cost grows with the distinct stocks, not the paths."""
+    if mdp.horizon is None:
+        raise ValueError("tabular_policy_returns needs a finite-horizon MDP (mdp.horizon)")
+    mdp = mdp.to("cpu")
+    gamma, env = agent.config.gamma, agent.env
+    states = torch.nonzero(mdp.initial > 0).view(-1)
+    probs = mdp.initial[states].clone()
+    stock = env._clip(torch.full((states.shape[0],), float(initial_stock), dtype=env.dtype)).double()
+    acc = torch.zeros(states.shape[0], dtype=torch.float64)
+    done_r, done_p = [], []
+    for t in range(mdp.horizon):
+        time_t = torch.full((states.shape[0],), t, dtype=torch.int64)
+        obs = env.observe(states.to(agent.device), stock.to(env.dtype).to(agent.device),
+                          time_t.to(agent.device))
+        a = agent.act(obs, deterministic=True).cpu()
+        nxt, rew = mdp.next_state[states, a], mdp.reward[states, a]  # [M, K]
+        p = mdp.prob[states, a] * probs.unsqueeze(1)
+        ends = mdp.terminal[states, a] | (t == mdp.horizon - 1)
+        acc2 = acc.unsqueeze(1) + gamma**t * rew
+        stock2 = env._clip(((stock.unsqueeze(1) + rew) / gamma).to(env.dtype)).double()
+        live = p > 0
+        fin = live & ends
+        done_r.append(acc2[fin])
+        done_p.append(p[fin])
+        go = live & ~ends
+        if not bool(go.any()):
+            break
+        key = torch.stack([nxt[go].double(), (stock2[go] * 2**20).round(), (acc2[go] * 2**20).round()], 1)
+        uniq, inv = torch.unique(key, dim=0, return_inverse=True)
+        probs = torch.zeros(uniq.shape[0], dtype=torch.float64).index_add_(0, inv, p[go])
+        first = torch.full((uniq.shape[0],), -1, dtype=torch.int64).scatter_(
+            0, inv, torch.arange(inv.shape[0]))  # any member stands for its class
+        states, stock, acc = nxt[go][first], stock2[go][first], acc2[go][first]
+    r, p = torch.cat(done_r), torch.cat(done_p)
+    uniq, inv = torch.unique((r * 2**20).round(), return_inverse=True)
+    return uniq / 2**20, torch.zeros(uniq.shape[0], dtype=torch.float64).index_add_(0, inv, p)
