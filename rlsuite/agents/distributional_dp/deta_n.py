@@ -66,7 +66,7 @@ from rlsuite.learners.qrdqn import (
     quantile_midpoints,
     target_quantiles,
 )
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 
 @dataclass
@@ -285,10 +285,9 @@ class DetaN(InteractionCounters):
             data = self.interaction.collect(self._random_action if warmup else self.act,
                                             cfg.num_steps)
             self.buffer.add_rollout(data)
-            owed = cfg.utd * max(0, self.global_step - cfg.learning_starts)
-            due = int(owed + 1e-9) - self.num_updates
-            totals: dict[str, torch.Tensor] = {}
-            for _ in range(max(due, 0)):
+            due = updates_due(cfg.utd, self.global_step, cfg.learning_starts, self.num_updates)
+            totals = LossTotals()
+            for _ in range(due):
                 batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
                 if cfg.relabel_fraction > 0:
                     batch = relabel_stocks(batch, self.stock_col, cfg.gamma, relabel[0], relabel[1],
@@ -304,12 +303,8 @@ class DetaN(InteractionCounters):
                 self.optimizer.step()
                 polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
                 self.num_updates += 1
-                for k, v in stats.items():
-                    totals[k] = totals[k] + v if k in totals else v
-            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
-            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise TrainingDiverged(f"non-finite DηN loss at step {self.global_step}: {metrics}")
+                totals.add(stats)
+            metrics = totals.means("DηN", self.global_step)
             metrics.update(self.interaction.record_episodes(data))
             metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
             metrics["train/n_updates"] = float(self.num_updates)

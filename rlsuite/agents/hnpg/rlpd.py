@@ -36,7 +36,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import CORE_FIELDS, OfflineDataset, ReplayBuffer, Transitions, concat
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 OFFLINE_SEED_OFFSET = 7_919
 
@@ -163,22 +163,18 @@ class RLPD(InteractionCounters):
             tic = time.perf_counter()
             data = self.interaction.collect(self.act, 1)
             self.buffer.add_rollout(data)
-            due = int(cfg.utd * self.global_step + 1e-9) - self.num_updates
-            totals: dict[str, torch.Tensor] = {}
+            due = updates_due(cfg.utd, self.global_step, 0, self.num_updates)
+            totals = LossTotals()
             for _ in range(due):
                 parts = []
                 if n_off:
                     parts.append(self.offline.sample(n_off, self.generator))
                 if n_on:
                     parts.append(self.buffer.sample(n_on, self.generator))
-                stats = sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau, self.generator)
-                for k, v in stats.items():
-                    totals[k] = totals[k] + v if k in totals else v
-            self.num_updates += max(due, 0)
-            means = (torch.stack(list(totals.values())) / due).tolist() if totals else []
-            metrics = {f"train/{k}": v for k, v in zip(totals, means, strict=True)}
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise TrainingDiverged(f"non-finite RLPD loss at step {self.global_step}: {metrics}")
+                totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau,
+                                      self.generator))
+            self.num_updates += due
+            metrics = totals.means("RLPD", self.global_step)
             ended = data.terminated[0]
             if bool(ended.any()):
                 self.successes.extend((data.reward[0][ended] >= 1.0).float().tolist())

@@ -55,7 +55,7 @@ from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, concat
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingDiverged, TrainingHooks
 
 TARGET_SEED_OFFSET = 7_919
 """The target interaction's seed is the run seed plus this (its own env and policy streams)."""
@@ -280,13 +280,10 @@ class VGDF:
             slots = int(cfg.utd * self.source_steps + 1e-9)
             due = slots - self.update_slots if ready else 0
             self.update_slots = slots
-            totals: dict[str, torch.Tensor] = {}
+            totals = LossTotals()
             for _ in range(due):
-                for k, v in self._update().items():
-                    totals[k] = totals[k] + v if k in totals else v
-            if totals:
-                means = (torch.stack(list(totals.values())) / due).tolist()
-                metrics |= dict(zip(totals, means, strict=True))
+                totals.add(self._update())
+            metrics |= totals.means("VGDF", self.source_steps, prefix="")
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:
                 raise TrainingDiverged(f"non-finite VGDF metrics at step {self.source_steps}: {bad}")
