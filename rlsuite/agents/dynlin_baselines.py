@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from rlsuite.agents.dynlin_common import (
+    BanditCheckpoint,
     BanditRun,
     RoundKernel,
     dynlin_coefficients,
@@ -102,9 +103,11 @@ def _seed_gen(env: DynamicalLinearBandit, seed: int) -> torch.Generator:
     return torch.Generator(device=env.device).manual_seed(int(seed))
 
 
-class LinUCB:
+class LinUCB(BanditCheckpoint):
     """The Lin-UCB family on ``B`` trials; ``variants`` (one per copy) overrides ``config.variant``
     so that several variants share one loop."""
+
+    STATE_KEYS = ("V", "V_tilde", "v_inv", "b_vec", "h_hat", "arm", "Q", "c_arm")
 
     def __init__(
         self,
@@ -336,29 +339,6 @@ class LinUCB:
         """The run's regret, score first."""
         return self.run.metrics("lin_ucb")
 
-    def state_dict(self) -> dict[str, Any]:
-        """Statistics, counters, generators, trials."""
-        keys = ("V", "V_tilde", "v_inv", "b_vec", "h_hat", "arm", "Q", "c_arm")
-        return {
-            **{k: getattr(self, k, None) for k in keys},
-            "horizon": self.horizon,
-            "global_step": self.global_step,
-            "iteration": self.iteration,
-            "generator": self.generator.get_state(),
-            "run": self.run.state_dict(),
-        }
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        if data["horizon"] is not None:
-            self._setup(int(data["horizon"]))
-        for k in ("V", "V_tilde", "v_inv", "b_vec", "h_hat", "arm", "Q", "c_arm"):
-            if data.get(k) is not None:
-                setattr(self, k, data[k])
-        self.global_step, self.iteration = int(data["global_step"]), int(data["iteration"])
-        self.generator.set_state(data["generator"])
-        self.run.load_state_dict(data["run"])
-
 
 # -- Exp3 and Batch-Exp3 ------------------------------------------------------------------------------
 
@@ -379,8 +359,10 @@ class Exp3Config:
     """Rounds per iteration."""
 
 
-class Exp3:
+class Exp3(BanditCheckpoint):
     """Exp3 (``batched=False``) or Batch-Exp3 on ``B`` trials."""
+
+    STATE_KEYS = ("G", "p", "arm", "carry")
 
     def __init__(
         self, config: Exp3Config, env: DynamicalLinearBandit, params: DynLinParams, seed: int = 0
@@ -509,29 +491,6 @@ class Exp3:
         """The run's regret, score first."""
         return self.run.metrics(self.prefix)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Weights, probabilities, counters, generators, trials."""
-        return {
-            "G": self.G,
-            "p": self.p,
-            "arm": self.arm,
-            "carry": self.carry,
-            "horizon": self.horizon,
-            "global_step": self.global_step,
-            "iteration": self.iteration,
-            "generator": self.generator.get_state(),
-            "run": self.run.state_dict(),
-        }
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        if data["horizon"] is not None:
-            self._setup(int(data["horizon"]))
-        self.G, self.p, self.arm, self.carry = data["G"], data["p"], data["arm"], data["carry"]
-        self.global_step, self.iteration = int(data["global_step"]), int(data["iteration"])
-        self.generator.set_state(data["generator"])
-        self.run.load_state_dict(data["run"])
-
 
 # -- AR2 ---------------------------------------------------------------------------------------------
 
@@ -550,8 +509,10 @@ class AR2Config:
     """Rounds per iteration."""
 
 
-class AR2:
+class AR2(BanditCheckpoint):
     """AR2 on ``B`` trials (official ``AR2Agent``; see the module docstring)."""
+
+    STATE_KEYS = ("est", "tau", "tau_trig", "triggered", "last", "last_last", "s")
 
     def __init__(
         self, config: AR2Config, env: DynamicalLinearBandit, params: DynLinParams, seed: int = 0
@@ -700,30 +661,6 @@ class AR2:
         """The run's regret, score first."""
         return self.run.metrics("ar2")
 
-    def state_dict(self) -> dict[str, Any]:
-        """Estimates, triggers, counters, generators, trials."""
-        return {
-            "est": self.est,
-            "tau": self.tau,
-            "tau_trig": self.tau_trig,
-            "triggered": self.triggered,
-            "last": self.last,
-            "last_last": self.last_last,
-            "s": self.s,
-            "global_step": self.global_step,
-            "iteration": self.iteration,
-            "generator": self.generator.get_state(),
-            "run": self.run.state_dict(),
-        }
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        for k in ("est", "tau", "tau_trig", "triggered", "last", "last_last", "s"):
-            setattr(self, k, data[k])
-        self.global_step, self.iteration = int(data["global_step"]), int(data["iteration"])
-        self.generator.set_state(data["generator"])
-        self.run.load_state_dict(data["run"])
-
 
 # -- fixed policies ----------------------------------------------------------------------------------
 
@@ -741,7 +678,7 @@ class FixedPolicyConfig:
     """Rounds per iteration."""
 
 
-class FixedPolicy:
+class FixedPolicy(BanditCheckpoint):
     """A constant action on ``B`` trials, played in long closed-form holds."""
 
     HOLD = 1000
@@ -785,12 +722,3 @@ class FixedPolicy:
     def final_metrics(self, env: Any = None, params: Any = None, generator: Any = None) -> dict[str, float]:
         """The run's regret, score first."""
         return self.run.metrics(self.config.name)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Counters and trials."""
-        return {"global_step": self.global_step, "iteration": self.iteration, "run": self.run.state_dict()}
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.global_step, self.iteration = int(data["global_step"]), int(data["iteration"])
-        self.run.load_state_dict(data["run"])

@@ -129,6 +129,40 @@ def dynlin_coefficients(c: Constants) -> tuple[torch.Tensor, torch.Tensor, torch
     return c1, c2, sigma_bar_sq
 
 
+class BanditCheckpoint:
+    """The checkpoint logic every per-round bandit learner shares (mixin).
+
+    A learner lists its own statistics in ``STATE_KEYS``; the counters (``global_step``,
+    ``iteration``), its ``generator`` (if it has one), its ``horizon`` (if it has one: ``_setup`` is
+    re-run with it before the statistics are restored) and the trials (``run``) are handled here. A
+    statistic saved as None (not yet built) is left as the fresh learner has it.
+    """
+
+    STATE_KEYS: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Statistics, counters, generator state and the trials' state (weights-only loadable)."""
+        out: dict[str, Any] = {k: getattr(self, k, None) for k in self.STATE_KEYS}
+        out |= {"global_step": self.global_step, "iteration": self.iteration, "run": self.run.state_dict()}
+        if hasattr(self, "horizon"):
+            out["horizon"] = self.horizon
+        if hasattr(self, "generator"):
+            out["generator"] = self.generator.get_state()
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        if data.get("horizon") is not None:
+            self._setup(int(data["horizon"]))
+        for key in self.STATE_KEYS:
+            if data.get(key) is not None:
+                setattr(self, key, data[key])
+        self.global_step, self.iteration = int(data["global_step"]), int(data["iteration"])
+        if "generator" in data:
+            self.generator.set_state(data["generator"])
+        self.run.load_state_dict(data["run"])
+
+
 class BanditRun:
     """The trials' side of a run: hidden states, env noise, and regret books, for ``B`` copies.
 
