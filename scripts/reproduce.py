@@ -25,7 +25,8 @@ PAPERS: dict[str, tuple[str, list[list[str]]]] = {
         "Avila Pires et al. 2025, distributional DP with stock augmentation -> "
         "results/distributional_dp.md",
         [["scripts/bench_distributional_dp.py", "--repeats", "3", "--python-steps", "3"],
-         ["scripts/deta_n_gridworld.py", "--steps", "40000", "--episodes", "10000", "--seed", "0"]],
+         ["scripts/deta_n_gridworld.py", "--steps", "40000", "--episodes", "10000", "--seeds", "0", "1"],
+         ["scripts/deta_n_quantile_dp.py", "--quantiles", "50", "100", "200"]],
     ),
     "iwocs": (
         "Zouitine et al. 2024, IWOCS robust MDPs -> results/iwocs.md",
@@ -34,7 +35,17 @@ PAPERS: dict[str, tuple[str, list[list[str]]]] = {
     "hnpg": (
         "Zhou et al. 2023, hybrid NPG on the combination lock -> results/hnpg.md",
         [["scripts/reproduce_hnpg.py", "--agents", "hnpg", "trpo", "--horizons", "5",
-          "--seeds", "0", "1", "2"],
+          "--seeds", "0", "1", "2", "3", "4", "--budget", "200000"],
+         ["scripts/reproduce_hnpg.py", "--agents", "hnpg", "--horizons", "10", "--seeds", "0", "1", "2",
+          "--budget", "1000000"],
+         ["scripts/reproduce_hnpg.py", "--agents", "trpo", "--horizons", "10", "--seeds", "0",
+          "--budget", "200000"],
+         ["scripts/reproduce_hnpg.py", "--agents", "hnpg", "--horizons", "15", "--seeds", "0", "1", "2",
+          "--budget", "3000000"],
+         ["scripts/reproduce_hnpg.py", "--agents", "hnpg", "--horizons", "30", "--seeds", "0",
+          "--budget", "6000000"],
+         ["scripts/reproduce_hnpg.py", "--agents", "rlpd", "--horizons", "5", "--seeds", "0", "1",
+          "--budget", "100000", "--rlpd-hidden", "64", "64"],
          ["scripts/reproduce_hnpg.py", "--timing", "--horizons", "5", "10", "15", "30", "50"],
          ["scripts/reproduce_hnpg.py", "--report"]],
     ),
