@@ -134,8 +134,10 @@ def _tiny(**changes) -> IWOCSConfig:
 
 def test_iwocs_phases_trace_and_checkpoint_round_trip():
     env = envs.make("pendulum", max_episode_steps=50)  # short episodes: a faster test
-    # CMA-ES search (continuous: it does not re-find a solved model exactly)
-    cfg = _tiny(search="cmaes", cmaes_generations=1, cmaes_population=4)
+    # CMA-ES search (continuous: it does not re-find a solved model exactly); the first expert on
+    # the fallback's worst case (the nominal start is tested below)
+    cfg = _tiny(search="cmaes", cmaes_generations=1, cmaes_population=4,
+                initial_model="fallback_worst_case")
     agent = IWOCS(cfg, env, env.default_params(2), seed=0)
     logged = []
     agent.learn(10**6, SimpleNamespace(on_iteration=lambda a, s, m: logged.append((s, m))))
@@ -165,13 +167,23 @@ def test_iwocs_phases_trace_and_checkpoint_round_trip():
 
 
 def test_refinding_a_solved_model_stops_as_stalled():
-    """A one-point search grid always returns the box's low corner: the second search re-finds
-    the model expert 1 was trained on, so the loop stops instead of training a duplicate."""
+    """A one-point search grid always returns the box's low corner: the first expert is trained
+    on the nominal model (Algorithm 1's T_0, whatever the fallback's worst case), the second on
+    the corner; the next search re-finds the corner, so the loop stops instead of training a
+    duplicate."""
     env = envs.make("pendulum", max_episode_steps=50)
     agent = IWOCS(_tiny(search_points=1, num_iterations=5), env, env.default_params(2), seed=0)
     agent.learn(10**6)
-    assert agent.stop_reason == "stalled" and len(agent.experts) == 1
-    assert agent.experts[0].model == [0.5, 0.5]
+    assert agent.config.initial_model == "nominal"  # the default
+    assert agent.stop_reason == "stalled" and len(agent.experts) == 2
+    assert [e.model for e in agent.experts] == [[1.0, 1.0], [0.5, 0.5]]
+    assert agent.trace[0]["worst_params"] == {"m": 0.5, "l": 0.5}  # the fallback's, not used
+    assert agent.trace[1]["trained_on"] == [1.0, 1.0]
+    assert agent.global_step == 400 + 2 * 200
+    # with the fallback's worst case first, the corner is solved first and re-found at once
+    other = IWOCS(_tiny(search_points=1, num_iterations=5, initial_model="fallback_worst_case"),
+                  env, env.default_params(2), seed=0).learn(10**6)
+    assert other.stop_reason == "stalled" and [e.model for e in other.experts] == [[0.5, 0.5]]
 
 
 def test_bad_configs_are_rejected():
@@ -179,6 +191,8 @@ def test_bad_configs_are_rejected():
         IWOCSConfig(search="random")
     with pytest.raises(ValueError, match="thresholds"):
         IWOCSConfig(thresholds=[])
+    with pytest.raises(ValueError, match="initial_model = 'worst'"):
+        IWOCSConfig(initial_model="worst")
     cart = envs.make("cartpole")
     with pytest.raises(ValueError, match="box 'pendulum_mass_length' is for env 'pendulum'"):
         IWOCS(IWOCSConfig(), cart, cart.default_params(2))

@@ -1,39 +1,67 @@
 """Deep IWOCS learning check (slow tier): Pendulum, mass x length box, 3 seeds.
 
-Budget (the ``pendulum_iwocs`` preset, IWOCSConfig's defaults): per seed, DR SAC 8k steps + 2
-experts x 8k steps for IWOCS and 8k steps for the nominal SAC, about 3-4 min of CPU per seed
-(20-26 min wall per seed measured on the shared 2-core machine). The DR baseline is IWOCS's own
-fallback (the same DR SAC). This computes exactly what ``scripts/reproduce_iwocs.py --skip-tabular``
-computes (same seeds, configs and evaluation generators; seeded CPU runs are bit-identical), whose
-numbers are in ``results/iwocs.md``: mean worst case over seeds IWOCS -472, DR -771, nominal -305.
+IWOCS (IWOCSConfig's defaults: DR fallback 8k steps, then experts of 8k steps on the nominal model
+and on the composite's worst case, SAC utd 1) against a nominal SAC and an independently trained
+domain-randomized SAC, each given IWOCS's whole training budget in env steps (the paper's
+convention; search roll-outs are not counted). Worst case = min over the 10 x 10 grid of the mean
+return over 10 episodes, the same initial states for every method.
+
+This computes exactly what ``scripts/reproduce_iwocs.py --skip-tabular --seeds 0 1 2`` computes
+(same seeds, configs and evaluation generators; seeded CPU runs are bit-identical), whose numbers
+are in ``results/iwocs.md``: worst case per seed IWOCS -232 / -245 / -237, DR SAC -682 / -657 /
+-410, nominal SAC -1296 / -1214 / -1378. Cost: about 10 CPU-minutes per seed measured on the
+contended 2-core machine (IWOCS ~4.5, nominal ~3, DR ~2.5); the seeds run in two processes, so
+the file takes about two seeds' time.
 """
 
+import multiprocessing as mp
 import statistics
 
 import pytest
 
 import rlsuite.envs as envs
-from rlsuite.agents.iwocs.deep import IWOCS, IWOCSConfig, greedy_policy, train_nominal
+from rlsuite.agents.iwocs.deep import (
+    IWOCS,
+    IWOCSConfig,
+    greedy_policy,
+    train_domain_randomized,
+    train_nominal,
+)
 from rlsuite.agents.iwocs.search import grid_search
 
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(scope="module")
-def worst_cases() -> dict[str, list[float]]:
-    """Worst case over the 10 x 10 grid (10 episodes per point) per method and seed."""
+def _worst_for_seed(seed: int) -> dict[str, float]:
+    """Train IWOCS and both baselines for one seed; worst case over the 10 x 10 grid (10 episodes
+    per point) of each. Runs in a worker process (single-threaded, as the script's workers)."""
+    import torch
+
+    torch.set_num_threads(1)
     env = envs.make("pendulum")
     cfg = IWOCSConfig()
     nominal = env.default_params(1)
-    worst: dict[str, list[float]] = {"iwocs": [], "dr": [], "nominal": []}
-    for seed in SEEDS:
-        agent = IWOCS(cfg, env, env.default_params(4), seed).learn(10**9)
-        nom = train_nominal(cfg.sac, env, nominal, 4, 8000, seed)
-        for name, policy in (("iwocs", agent.composite()), ("dr", greedy_policy(agent.fallback)),
-                             ("nominal", greedy_policy(nom.nets))):
-            # the same initial states for every method (same generator seed)
-            res = grid_search(policy, env, agent.box, nominal, 10, 10, env.make_generator(10_000 + seed))
-            worst[name].append(res.worst_return)
+    agent = IWOCS(cfg, env, env.default_params(4), seed).learn(10**9)
+    budget = agent.global_step  # equal env steps for the baselines
+    nom = train_nominal(cfg.sac, env, nominal, 4, budget, seed)
+    dr = train_domain_randomized(cfg.sac, env, agent.box, nominal, 4, budget, seed + 50_000,
+                                 cfg.dr_resample_steps)
+    out = {}
+    for name, policy in (("iwocs", agent.composite()), ("dr", greedy_policy(dr.nets)),
+                         ("nominal", greedy_policy(nom.nets))):
+        # the same initial states for every method (same generator seed)
+        res = grid_search(policy, env, agent.box, nominal, 10, 10, env.make_generator(10_000 + seed))
+        out[name] = res.worst_return
+    return out
+
+
+@pytest.fixture(scope="module")
+def worst_cases() -> dict[str, list[float]]:
+    """Worst case per method and seed; the seeds run in two single-threaded processes (the CI box
+    has two cores), which changes nothing in the numbers: each seed's run is self-contained."""
+    with mp.get_context("spawn").Pool(2) as pool:
+        per_seed = pool.map(_worst_for_seed, SEEDS)
+    worst = {name: [r[name] for r in per_seed] for name in ("iwocs", "dr", "nominal")}
     print("\nworst case over the grid per seed:", {k: [round(v, 1) for v in w] for k, w in worst.items()})
     return worst
 
@@ -44,8 +72,5 @@ def test_iwocs_worst_case_at_least_domain_randomized(worst_cases):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "measured (results/iwocs.md): IWOCS -259/-862/-296 vs nominal -304/-329/-283 per seed; on "
-    "seed 1 the DR fallback is poorly trained (-1148) and the composite inherits it"))
 def test_iwocs_worst_case_at_least_nominal(worst_cases):
     assert statistics.fmean(worst_cases["iwocs"]) >= statistics.fmean(worst_cases["nominal"])
