@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ecrm_cases import safe_risky_mdp
 
 from rlsuite.agents.ecrm import exact_gradients, ru_objective, softmax_gradient
 from rlsuite.agents.ecrm import objective as obj
@@ -125,22 +126,6 @@ def test_config_rejects_bad_values_by_name() -> None:
 
 
 # -- learning -------------------------------------------------------------------------------------
-def _safe_risky() -> TabularMDP:
-    """Stage 1 at s0: action 0 (safe) -> s1, action 1 (risky) -> s2, reward 0. Stage 2: s1 pays
-    1; s2 pays 3 w.p. 0.8 and -4 w.p. 0.2 (mean 1.6). Risky is better iff
-    (1 - lam) 1.6 + lam CVaR_alpha > 1: at alpha = 0.1 iff lam < 3/28."""
-    nxt = torch.zeros(3, 2, 2, dtype=torch.long)
-    rew = torch.zeros(3, 2, 2, dtype=F64)
-    prob = torch.zeros(3, 2, 2, dtype=F64)
-    term = torch.zeros(3, 2, 2, dtype=torch.bool)
-    nxt[0, 0, 0], nxt[0, 1, 0] = 1, 2
-    prob[0, :, 0] = 1.0
-    rew[1, :, 0], prob[1, :, 0], term[1, :, 0] = 1.0, 1.0, True
-    rew[2, :, 0], prob[2, :, 0], term[2, :, :] = 3.0, 0.8, True
-    rew[2, :, 1], prob[2, :, 1] = -4.0, 0.2
-    return TabularMDP(nxt, rew, prob, term, torch.tensor([1.0, 0, 0]), gamma=1.0, horizon=2)
-
-
 @pytest.mark.parametrize(("variant", "param", "extra"), [
     ("reinforce", "softmax", {}), ("actor_critic", "softmax", {}), ("npg", "softmax", {}),
     ("npg", "softmax", {"ent_coef": 0.01}), ("reinforce", "softmax", {"eta_weighting": "objective"}),
@@ -148,7 +133,7 @@ def _safe_risky() -> TabularMDP:
     ("reinforce", "neural", {"condition_on_prev": True, "share_first_policy": True}),
 ])
 def test_first_step_switches_from_risky_to_safe_with_lambda(variant: str, param: str, extra: dict) -> None:
-    env = TabularEnv(_safe_risky())
+    env = TabularEnv(safe_risky_mdp())
     chosen = {}
     for lam in (0.0, 0.5):  # switch point at alpha = 0.1: 3/28
         cfg = ECRMConfig(variant=variant, parameterization=param, risk_weight=lam, alpha=0.1,

@@ -10,6 +10,7 @@ import itertools
 
 import pytest
 import torch
+from ecrm_cases import safe_risky_mdp
 
 from rlsuite.agents.ecrm import exact_ecrm, exact_gradients, optimal_conditioned_ecrm, softmax_gradient
 from rlsuite.agents.ecrm import objective as obj
@@ -228,24 +229,11 @@ def test_log_barrier_gradient_is_analytic() -> None:
         assert torch.allclose(gr, kappa / 15 * (1 - 3 * pi), atol=1e-12)
 
 
-def _safe_risky() -> TabularMDP:
-    nxt = torch.zeros(3, 2, 2, dtype=torch.long)
-    rew = torch.zeros(3, 2, 2, dtype=F64)
-    prob = torch.zeros(3, 2, 2, dtype=F64)
-    term = torch.zeros(3, 2, 2, dtype=torch.bool)
-    nxt[0, 0, 0], nxt[0, 1, 0] = 1, 2
-    prob[0, :, 0] = 1.0
-    rew[1, :, 0], prob[1, :, 0], term[1, :, 0] = 1.0, 1.0, True
-    rew[2, :, 0], prob[2, :, 0], term[2, :, :] = 3.0, 0.8, True
-    rew[2, :, 1], prob[2, :, 1] = -4.0, 0.2
-    return TabularMDP(nxt, rew, prob, term, torch.tensor([1.0, 0, 0]), gamma=1.0, horizon=2)
-
-
 def test_log_barrier_keeps_probabilities_at_the_predicted_floor() -> None:
     # Exact gradient ascent on J + barrier (safe/risky, lam 0.5, alpha 0.1: Q(risky) - Q(safe) =
     # -1.2 - 1 = -2.2 at s0, d(s0) = 1 for the first-step table). Stationarity of the risky logit,
     # pi (1 - pi)(-2.2) + kappa / (S A) (1 - 2 pi) = 0, fixes pi > 0; without the barrier pi -> 0.
-    mdp, alpha, lam, kappa = _safe_risky(), 0.1, 0.5, 0.3
+    mdp, alpha, lam, kappa = safe_risky_mdp(), 0.1, 0.5, 0.3
     root = (2.3 - (2.3**2 - 4 * 2.2 * 0.05) ** 0.5) / (2 * 2.2)  # 2.2 pi^2 - 2.3 pi + 0.05 = 0
     for k in (kappa, 0.0):
         th1 = torch.zeros(3, 2, dtype=F64, requires_grad=True)
@@ -274,7 +262,7 @@ def test_agent_log_barrier_keeps_the_risky_action_alive() -> None:
     # The sampled REINFORCE agent with the barrier settles near the stationary probability of the
     # exact test above; without it the dominated action's probability keeps falling.
     torch.set_num_threads(1)
-    env = TabularEnv(_safe_risky())
+    env = TabularEnv(safe_risky_mdp())
     out = {}
     for k in (0.3, 0.0):
         cfg = ECRMConfig(variant="reinforce", risk_weight=0.5, alpha=0.1, policy_lr=0.05, log_barrier=k,
