@@ -332,6 +332,10 @@ def _deep_lines(deep: dict[str, Any], title: str, note: list[str]) -> list[str]:
 def write_markdown(data: dict[str, Any], path: Path) -> None:
     """The results page."""
     lines = ["# IWOCS (Zouitine et al., arXiv 2410.06212) in rlsuite", "",
+             "Commands (from the repository root, after `bash scripts/setup.sh`): "
+             "`.venv/bin/python scripts/reproduce_iwocs.py --skip-deep` (tabular tables) and "
+             "`.venv/bin/python scripts/reproduce_iwocs.py --skip-tabular --seeds 0 1 2 --workers 3` "
+             "(deep tables); `.venv/bin/python scripts/reproduce.py iwocs` runs both.", "",
              "Machine: 2 shared CPU cores, one torch thread per process, other jobs running "
              "(timings are noisy).", ""]
     tab = data.get("tabular")

@@ -49,3 +49,11 @@ def test_every_results_file_quotes_the_command_that_produced_it() -> None:
         if md.name != "README.md" and not any((REPO / s).is_file() for s in scripts):
             missing.append(md.name)
     assert not missing, f"results files without a command naming an existing script: {missing}"
+
+
+def test_every_results_page_opens_with_its_command() -> None:
+    # A reader should not have to search the page: the command is within its first lines.
+    late = [md.name for md in sorted((REPO / "results").glob("*.md"))
+            if md.name != "README.md"
+            and not any(".venv/bin/python scripts/" in line for line in md.read_text().splitlines()[:8])]
+    assert not late, f"results pages whose first 8 lines quote no `.venv/bin/python scripts/...`: {late}"
