@@ -263,7 +263,38 @@ def linear_epsilon(step: int, total_steps: int, config: QRDQNConfig) -> float:
 
 
 # -- the agent --------------------------------------------------------------------------------
-class QRDQN(InteractionCounters):
+class QuantileAgentCheckpoint:
+    """Checkpointing shared by the quantile-critic agents (QR-DQN and DηN, which keeps the same
+    ``q_net`` / ``target_net`` / ``optimizer`` / ``buffer`` / ``interaction`` attributes)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a bit-exact resume needs (networks, optimizer, generators, replay buffer,
+        env state, counters) as tensors and plain data (weights-only loadable)."""
+        out: dict[str, Any] = {
+            "q_net": self.q_net.state_dict(),
+            "target_net": self.target_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "exploration_rate": self.exploration_rate,
+            "num_updates": self.num_updates,
+            **self.interaction.state_dict(),
+        }
+        # A snapshot, not live references (as PPO's and SAC's): the agent keeps training in place.
+        out = copy.deepcopy(out)
+        out["buffer"] = self.buffer.state_dict()  # already a copy of the filled rows
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
+        self.q_net.load_state_dict(data["q_net"])
+        self.target_net.load_state_dict(data["target_net"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.buffer.load_state_dict(data["buffer"])
+        self.exploration_rate = float(data["exploration_rate"])
+        self.num_updates = int(data["num_updates"])
+        self.interaction.load_state_dict(data)
+
+
+class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
     """QR-DQN agent on an engine env with a Discrete action space.
 
     Args:
@@ -362,30 +393,3 @@ class QRDQN(InteractionCounters):
             self.interaction.iteration += 1
             hooks.on_iteration(self, self.global_step, metrics)
         return self
-
-    # -- checkpointing ----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a bit-exact resume needs (networks, optimizer, generators, replay buffer,
-        env state, counters) as tensors and plain data (weights-only loadable)."""
-        out: dict[str, Any] = {
-            "q_net": self.q_net.state_dict(),
-            "target_net": self.target_net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "exploration_rate": self.exploration_rate,
-            "num_updates": self.num_updates,
-            **self.interaction.state_dict(),
-        }
-        # A snapshot, not live references (as PPO's and SAC's): the agent keeps training in place.
-        out = copy.deepcopy(out)
-        out["buffer"] = self.buffer.state_dict()  # already a copy of the filled rows
-        return out
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
-        self.q_net.load_state_dict(data["q_net"])
-        self.target_net.load_state_dict(data["target_net"])
-        self.optimizer.load_state_dict(data["optimizer"])
-        self.buffer.load_state_dict(data["buffer"])
-        self.exploration_rate = float(data["exploration_rate"])
-        self.num_updates = int(data["num_updates"])
-        self.interaction.load_state_dict(data)

@@ -59,6 +59,7 @@ from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.qrdqn import (
     QRDQN,
     QRDQNConfig,
+    QuantileAgentCheckpoint,
     QuantileNetwork,
     action_quantiles,
     linear_epsilon,
@@ -216,7 +217,7 @@ def deta_n_loss(online: nn.Module, target: nn.Module, batch: Transitions, object
     return loss, {"loss": loss.detach(), "q_mean": current.detach().mean()}
 
 
-class DetaN(InteractionCounters):
+class DetaN(QuantileAgentCheckpoint, InteractionCounters):
     """DηN on any engine env with a Discrete action space (see the module docstring)."""
 
     def __init__(self, config: DetaNConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
@@ -383,27 +384,6 @@ class DetaN(InteractionCounters):
             else float("nan"),
             "eval/episodes": float(g.shape[0]),
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizer, counters, buffer, interaction state (weights-only loadable)."""
-        out: dict[str, Any] = {
-            "q_net": self.q_net.state_dict(), "target_net": self.target_net.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "exploration_rate": self.exploration_rate,
-            "num_updates": self.num_updates, **self.interaction.state_dict(),
-        }
-        out = copy.deepcopy(out)
-        out["buffer"] = self.buffer.state_dict()
-        return out
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
-        self.q_net.load_state_dict(data["q_net"])
-        self.target_net.load_state_dict(data["target_net"])
-        self.optimizer.load_state_dict(data["optimizer"])
-        self.buffer.load_state_dict(data["buffer"])
-        self.exploration_rate = float(data["exploration_rate"])
-        self.num_updates = int(data["num_updates"])
-        self.interaction.load_state_dict(data)
 
 
 @torch.no_grad()
