@@ -1,7 +1,7 @@
 """DηN vs the exact solver vs risk-neutral QR-DQN on the 4x4 stock gridworld
 (``rlsuite.envs.tabular.stock_grid``), for ``results/distributional_dp.md``.
 
-    .venv/bin/python scripts/deta_n_gridworld.py [--steps 40000] [--episodes 10000] [--seeds 0 1 2]
+    .venv/bin/python scripts/deta_n_gridworld.py [--steps 120000] [--episodes 10000] [--seeds 0 1 2]
 
 1. Deterministic grid, return targeting: one DηN network (seed = the first of ``--seeds``)
    deployed at stocks -2, -4, -5, -8 (targets 2, 4, 5, 8); the exact optimum of E -|G - target|
@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -47,12 +49,17 @@ from rlsuite.envs.tabular.stock_grid import stock_grid, stock_grid_env, unroll_t
 
 TARGETS = (2.0, 4.0, 5.0, 8.0)
 LEVELS = (0.1, 0.25, 0.5, 1.0)
-GRID = dict(stock_low=-14.0, stock_high=4.0, relabel_fraction=0.75, kappa=0.0, stock_grid_step=1.0)
+GRID = dict(stock_low=-14.0, stock_high=4.0, relabel_fraction=0.75, kappa=0.0, stock_grid_step=1.0,
+            time_one_hot=True, utd=0.5, hidden_sizes=[256, 256])
 """The grid runs' settings beyond DetaNConfig's defaults (conf/experiment/stockgrid_deta_n*.yaml):
 initial and relabelled stocks on [-14, 4] (targets up to 8, RU optima b* <= 7 for levels <= 0.5),
-pure quantile loss, integer RU candidates (every return of the grid is an integer)."""
-ROLLOUT_RU_EPISODES = 2000
+pure quantile loss, integer RU candidates (every return of the grid is an integer), the step
+count also one-hot, 0.5 gradient steps per env step, a 256-256 network (the Stoix fork's); the
+results use 120k env steps (``--steps 120000``)."""
+ROLLOUT_RU_EPISODES = 30_000
 """Greedy episodes per candidate of the second RU search (``deploy_episodes``), reported beside."""
+ROLLOUT_RU_SHORTLIST = 5
+"""Candidates the second RU search scores by episodes: the network reading's best five."""
 
 
 class Bar:
@@ -67,15 +74,36 @@ class Bar:
         self.last = step
 
 
-def train(kind: str, objective: str, stochastic: bool, steps: int, seed: int):
-    """One run on the grid (``kind``: deta_n or qrdqn); returns the agent and its CPU time."""
+def build(kind: str, objective: str, stochastic: bool, seed: int):
+    """An untrained agent for the grid (``kind``: deta_n or qrdqn)."""
     env = stock_grid_env(stochastic=stochastic)
     cfg = DetaNConfig(objective=objective, target=4.0, level=0.25, **GRID)
-    agent = (DetaN(cfg, env, env.default_params(16), seed=seed) if kind == "deta_n"
-             else risk_neutral_qrdqn(env, cfg, seed))
+    return (DetaN(cfg, env, env.default_params(16), seed=seed) if kind == "deta_n"
+            else risk_neutral_qrdqn(env, cfg, seed))
+
+
+def train_job(job: tuple[str, str, bool, int, int]) -> tuple[dict, float]:
+    """Train one run (in a worker process): its network's weights and its CPU time."""
+    kind, objective, stochastic, steps, seed = job
+    torch.set_num_threads(1)
+    agent = build(kind, objective, stochastic, seed)
     tic = time.process_time()
     agent.learn(steps, Bar(steps, f"{kind} {objective} stochastic={stochastic} seed={seed}"))
-    return agent, time.process_time() - tic
+    return agent.q_net.state_dict(), time.process_time() - tic
+
+
+def train_all(jobs: list[tuple[str, str, bool, int, int]], workers: int) -> tuple[list, dict]:
+    """Train ``jobs`` on ``workers`` processes; the trained agents (rebuilt here with the
+    workers' weights: greedy acting needs nothing else) and the CPU seconds of each."""
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(train_job, jobs))
+    agents, cpu = [], {}
+    for (kind, objective, stochastic, _, seed), (weights, seconds) in zip(jobs, results, strict=True):
+        agent = build(kind, objective, stochastic, seed)
+        agent.q_net.load_state_dict(weights)
+        agents.append(agent)
+        cpu[f"{kind} {objective} {'stochastic' if stochastic else 'deterministic'} seed {seed}"] = seconds
+    return agents, cpu
 
 
 def ci_mean(g: torch.Tensor) -> list[float]:
@@ -105,12 +133,16 @@ def plot_tradeoff(rows: list[dict], path: Path) -> None:
             ax.plot([r["exact_mean"], d["exact_mean"]], [r["exact_cvar"], d["exact"]], ":",
                     color="gray", lw=0.8)
             ax.plot(d["exact_mean"], d["exact"], "s", color="tab:blue", ms=4)
+            ax.plot(d["rollout_ru_exact_mean"], d["rollout_ru_exact"], "s", mfc="none",
+                    color="tab:green", ms=6)
         for q in r["qrdqn"]:
             ax.plot(q["exact_mean"], q["exact"], "x", color="tab:red")
             ax.annotate(f"{r['level']:g}", (q["exact_mean"], q["exact"]), fontsize=6, color="tab:red",
                         xytext=(-14, -3), textcoords="offset points")
     ax.plot([], [], "ko", label="exact CVaR-optimal policy of the level")
     ax.plot([], [], "s", color="tab:blue", label="DηN, one network per seed, RU-deployed per level")
+    ax.plot([], [], "s", mfc="none", color="tab:green",
+            label="DηN, same network, RU scored by episodes")
     ax.plot([], [], "x", color="tab:red", label="risk-neutral QR-DQN, per seed")
     ax.set_xlabel("mean return")
     ax.set_ylabel("CVaR at the annotated level")
@@ -123,6 +155,12 @@ def plot_tradeoff(rows: list[dict], path: Path) -> None:
 def fmt(v: float, ci: list[float] | None = None) -> str:
     """``v [lo, hi]``."""
     return f"{v:.3f}" if ci is None else f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def gap_text(optimum: float, value: float) -> str:
+    """How far ``value`` falls below ``optimum``: in % of it, absolute when it is 0."""
+    return (f"{100 * (optimum - value) / abs(optimum):.1f}%" if optimum != 0
+            else f"{optimum - value:.3f} (abs.)")
 
 
 def markdown_tables(data: dict) -> str:
@@ -140,19 +178,22 @@ def markdown_tables(data: dict) -> str:
               "|---" * 12 + "|"]
     for r in data["cvar"]["rows"]:
         for d, q in zip(r["deta_n"], r["qrdqn"], strict=True):
-            gap = (f"{100 * (r['exact_cvar'] - d['exact']) / abs(r['exact_cvar']):.1f}%"
-                   if r["exact_cvar"] != 0 else f"{r['exact_cvar'] - d['exact']:.3f} (abs.)")
+            gap = gap_text(r["exact_cvar"], d["exact"])
             lines.append(
                 f"| {r['level']:g} | {r['exact_cvar']:.3f} ({r['exact_mean']:.3f}) | {d['seed']} | "
                 f"{d['stock']:g} | {d['exact']:.3f} | {fmt(d['empirical'], d['ci'])} | "
                 f"{d['exact_mean']:.3f} | {fmt(d['mean'], d['mean_ci'])} | {gap} | {q['exact']:.3f} | "
                 f"{fmt(q['empirical'], q['ci'])} | {fmt(q['mean'], q['mean_ci'])} |")
-    lines += ["", f"| level | seed | rollout-RU stock ({ROLLOUT_RU_EPISODES} episodes per candidate) | "
-              "its exact CVaR | its exact mean |", "|---" * 5 + "|"]
+    lines += ["", f"| level | exact CVaR | seed | rollout-RU stock ({ROLLOUT_RU_EPISODES} episodes for "
+              f"each of the network's best {ROLLOUT_RU_SHORTLIST}) | its CVaR exact | its CVaR "
+              "empirical (95% CI) | its mean exact | gap to optimum (exact) |", "|---" * 8 + "|"]
     for r in data["cvar"]["rows"]:
         for d in r["deta_n"]:
-            lines.append(f"| {r['level']:g} | {d['seed']} | {d['rollout_ru_stock']:g} | "
-                         f"{d['rollout_ru_exact']:.3f} | {d['rollout_ru_exact_mean']:.3f} |")
+            lines.append(f"| {r['level']:g} | {r['exact_cvar']:.3f} | {d['seed']} | "
+                         f"{d['rollout_ru_stock']:g} | {d['rollout_ru_exact']:.3f} | "
+                         f"{fmt(d['rollout_ru_empirical'], d['rollout_ru_ci'])} | "
+                         f"{d['rollout_ru_exact_mean']:.3f} | "
+                         f"{gap_text(r['exact_cvar'], d['rollout_ru_exact'])} |")
     return "\n".join(lines)
 
 
@@ -164,9 +205,10 @@ def strip(d: dict) -> dict:
 def main() -> None:
     """Train, evaluate, write JSON and plots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40_000)
+    parser.add_argument("--steps", type=int, default=120_000)
     parser.add_argument("--episodes", type=int, default=10_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2, help="training processes")
     parser.add_argument("--out", default="results")
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw the trade-off plot and print the tables from the JSON, no training")
@@ -182,12 +224,14 @@ def main() -> None:
     result: dict = {"command": f".venv/bin/python scripts/deta_n_gridworld.py --steps {args.steps} "
                                f"--episodes {args.episodes} --seeds {' '.join(map(str, args.seeds))}",
                     "settings": GRID}
-    cpu: dict[str, float] = {}
+    seed = args.seeds[0]
+    jobs = [("deta_n", "target", False, args.steps, seed), ("qrdqn", "mean", False, args.steps, seed)]
+    for s in args.seeds:
+        jobs += [("deta_n", "cvar", True, args.steps, s), ("qrdqn", "mean", True, args.steps, s)]
+    trained, cpu = train_all(jobs, args.workers)
     # ---- 1. return targeting on the deterministic grid
     det, det_unrolled = stock_grid(stochastic=False), unroll_time(stock_grid(stochastic=False))
-    seed = args.seeds[0]
-    deta, cpu["deta_n target"] = train("deta_n", "target", False, args.steps, seed)
-    base, cpu["qrdqn deterministic"] = train("qrdqn", "mean", False, args.steps, seed)
+    deta, base = trained[0], trained[1]
     rows, hist = [], {}
     for target in TARGETS:
         objective = ReturnTargeting(target)
@@ -208,11 +252,7 @@ def main() -> None:
     fig.savefig(out / "distributional_dp_histograms.png", dpi=120)
     # ---- 2. CVaR on the stochastic grid, one DηN and one QR-DQN per seed
     sto, sto_unrolled = stock_grid(stochastic=True), unroll_time(stock_grid(stochastic=True))
-    agents = []
-    for s in args.seeds:
-        d_agent, cpu[f"deta_n cvar seed {s}"] = train("deta_n", "cvar", True, args.steps, s)
-        q_agent, cpu[f"qrdqn stochastic seed {s}"] = train("qrdqn", "mean", True, args.steps, s)
-        agents.append((s, d_agent, q_agent))
+    agents = [(s, trained[2 + 2 * i], trained[3 + 2 * i]) for i, s in enumerate(args.seeds)]
     cv_rows = []
     for level in LEVELS:
         objective = CVaR(level)
@@ -221,15 +261,19 @@ def main() -> None:
                      "exact_stock": float(sol.start_stock[0]), "deta_n": [], "qrdqn": []}
         for s, d_agent, q_agent in agents:
             stock = d_agent.choose_stock(gen, objective=objective)  # RU on the network
-            d_agent.config.deploy_episodes = ROLLOUT_RU_EPISODES  # RU on Monte-Carlo estimates
+            # RU on Monte-Carlo estimates for the network's best candidates
+            d_agent.config.deploy_episodes = ROLLOUT_RU_EPISODES
+            d_agent.config.deploy_shortlist = ROLLOUT_RU_SHORTLIST
             mc_stock = d_agent.choose_stock(gen, objective=objective)
             d_agent.config.deploy_episodes = 0
-            r, p = tabular_policy_returns(d_agent, sto, mc_stock)
+            mc = score(d_agent, sto, mc_stock, objective, args.episodes, gen)
             row["deta_n"].append({"seed": s, **strip(score(d_agent, sto, stock, objective,
                                                             args.episodes, gen)),
                                   "rollout_ru_stock": mc_stock,
-                                  "rollout_ru_exact": objective.evaluate(r, p),
-                                  "rollout_ru_exact_mean": float((r * p).sum())})
+                                  "rollout_ru_exact": mc["exact"],
+                                  "rollout_ru_exact_mean": mc["exact_mean"],
+                                  "rollout_ru_empirical": mc["empirical"],
+                                  "rollout_ru_ci": mc["ci"]})
             row["qrdqn"].append({"seed": s, **strip(score(q_agent, sto_unrolled, 0.0, objective,
                                                            args.episodes, gen))})
         cv_rows.append(row)

@@ -25,7 +25,9 @@ PAPERS: dict[str, tuple[str, list[list[str]]]] = {
         "Avila Pires et al. 2025, distributional DP with stock augmentation -> "
         "results/distributional_dp.md",
         [["scripts/bench_distributional_dp.py", "--repeats", "3", "--python-steps", "3"],
-         ["scripts/deta_n_gridworld.py", "--steps", "40000", "--episodes", "10000", "--seeds", "0", "1"],
+         ["scripts/deta_n_gridworld.py", "--steps", "120000", "--episodes", "10000", "--seeds", "0", "1",
+          "2"],
+         ["scripts/deta_n_ablation.py", "--seeds", "0", "1", "2"],
          ["scripts/deta_n_quantile_dp.py", "--quantiles", "50", "100", "200"]],
     ),
     "iwocs": (

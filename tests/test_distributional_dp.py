@@ -384,9 +384,8 @@ class _FixedQuantiles(torch.nn.Module):
 
 
 def test_deta_n_target_uses_the_greedy_action_of_the_objective_at_the_post_reward_stock() -> None:
-    from rlsuite.agents.distributional_dp.deta_n import deta_n_loss, greedy_by_objective
+    from rlsuite.agents.distributional_dp.deta_n import QuantileHead, deta_n_loss, greedy_by_objective
     from rlsuite.learners.buffers import Transitions
-    from rlsuite.learners.qrdqn import quantile_midpoints
 
     # Action 0 returns 1 or 3 (mean 2); action 1 returns exactly 5 (the mean's choice).
     theta = torch.tensor([[[1.0, 3.0], [5.0, 5.0]]])
@@ -407,12 +406,12 @@ def test_deta_n_target_uses_the_greedy_action_of_the_objective_at_the_post_rewar
     # 1 + 0.5 * [5, 5]; row 1 is terminal: [1, 1].
     goal = torch.tensor([[3.5, 3.5], [1.0, 1.0]])
     online = _OnlineFromGoal(goal)
-    loss, _ = deta_n_loss(online, net, batch, objective, 1, gamma, quantile_midpoints(2), 0.0,
-                          time_in_obs=False)
+    head = QuantileHead(2, 0.0, torch.device("cpu"))
+    loss, _ = deta_n_loss(online, net, batch, objective, 1, gamma, head, time_in_obs=False)
     assert float(loss) == pytest.approx(0.0, abs=1e-7)
     wrong = _OnlineFromGoal(torch.tensor([[2.0, 2.0], [1.0, 1.0]]))  # the mean-greedy target
-    loss_wrong, _ = deta_n_loss(wrong, net, batch, ReturnTargeting(), 1, gamma,
-                                quantile_midpoints(2), 0.0, time_in_obs=False)
+    loss_wrong, _ = deta_n_loss(wrong, net, batch, ReturnTargeting(), 1, gamma, head,
+                                time_in_obs=False)
     assert float(loss_wrong) > 0.1
 
 

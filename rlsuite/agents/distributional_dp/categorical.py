@@ -50,10 +50,14 @@ def _interp(grid: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return lo, pos - lo
 
 
-def _project(atoms: torch.Tensor, targets: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
-    """Cramer projection of ``mass [..., J_in]`` at ``targets [..., J_in]`` onto ``atoms [J]``."""
+def cramer_projection(atoms: torch.Tensor, targets: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+    """Cramer projection (Bellemare et al. 2017, Rowland et al. 2018) of ``mass [..., J_in]`` at
+    ``targets [..., J_in]`` onto the evenly spaced ``atoms [J]``: each mass splits between its two
+    neighbouring atoms in proportion to its distance to each (a target beyond an end lands on
+    that end). A target on an atom keeps its whole mass there, so with integer atoms and integer
+    rewards at ``gamma = 1`` the projection is exact."""
     lo, w = _interp(atoms, targets)
-    out = torch.zeros(*mass.shape[:-1], atoms.shape[0], dtype=mass.dtype)
+    out = torch.zeros(*mass.shape[:-1], atoms.shape[0], dtype=mass.dtype, device=mass.device)
     out.scatter_add_(-1, lo, mass * (1 - w))
     hi = (lo + 1).clamp(max=atoms.shape[0] - 1)
     return out.scatter_add_(-1, hi, mass * w)
@@ -91,7 +95,7 @@ def solve_discounted(mdp: TabularMDP, objective: Objective, c0: float, dp_stock:
     r = mdp.reward.unsqueeze(-1)  # [S, A, K, 1]
     next_lo, next_w = _interp(stocks, (stocks.view(1, 1, 1, -1) + r) / g)  # [S, A, K, M]
     shifted = (r + g * atoms.view(1, 1, 1, -1)).unsqueeze(3)  # [S, A, K, 1, J]
-    terminal_dist = _project(atoms, r, torch.ones_like(r))  # [S, A, K, J]: delta_r projected
+    terminal_dist = cramer_projection(atoms, r, torch.ones_like(r))  # [S, A, K, J]: delta_r projected
     s_next = mdp.next_state.unsqueeze(-1).expand(-1, -1, -1, m_count)
     hi_idx = (next_lo + 1).clamp(max=m_count - 1)
     cont = (~mdp.terminal).unsqueeze(-1).unsqueeze(-1).to(torch.float64)
@@ -105,7 +109,7 @@ def solve_discounted(mdp: TabularMDP, objective: Objective, c0: float, dp_stock:
         chosen = chosen.squeeze(2)  # [S, M, J]
         nd = (chosen[s_next, next_lo] * (1 - next_w).unsqueeze(-1)
               + chosen[s_next, hi_idx] * next_w.unsqueeze(-1))  # [S, A, K, M, J]
-        proj = _project(atoms, shifted.expand_as(nd), nd)
+        proj = cramer_projection(atoms, shifted.expand_as(nd), nd)
         out = p * (cont * proj + (1 - cont) * terminal_dist.unsqueeze(3))
         return out.sum(2).permute(0, 2, 1, 3).contiguous()  # [S, M, A, J]
 

@@ -3,8 +3,10 @@ arXiv 2501.13028, section 6; ``risk-sensitive.md`` 1.5, reconstruction).
 
 The network reads the stock-augmented observation of :class:`rlsuite.envs.stock.StockAugmentedEnv`
 (one-hot state or flattened observation, the stock ``c`` scaled by ``stock_scale``, and with
-``include_time`` the step count over the time limit) and outputs ``N`` quantiles
-``theta_i(s, c, a)`` per action, as :class:`rlsuite.learners.qrdqn.QuantileNetwork`. Then:
+``include_time`` the step count over the time limit, and with ``time_one_hot`` the step count
+one-hot as well) and outputs ``N`` quantiles ``theta_i(s, c, a)`` per action, as
+:class:`rlsuite.learners.qrdqn.QuantileNetwork` (``representation="categorical"``: ``N`` logits
+of fixed atoms instead, :class:`CategoricalHead`). Then:
 
 * acting: epsilon-greedy on ``score(a) = mean_i f(c + theta_i(s, c, a))`` (ties within 1e-6 broken
   by the higher mean, then the lowest index, as the exact solver);
@@ -22,9 +24,10 @@ The network reads the stock-augmented observation of :class:`rlsuite.envs.stock.
 * CVaR / mean-CVaR deployment (RU): score candidate initial stocks ``x``
   (:func:`stock_candidates`) by ``(c0 - x) + E f(x + G)``, read off the network at the start
   states (``mean_s0 max_a mean_i f(x + theta_i(s0, x, a))``, RIGOR's procedure,
-  ``risk-sensitive.md`` 1.5) or estimated from greedy episodes (``deploy_episodes``), and deploy
-  the best. Since ``f = min(x, 0) / level`` ranks actions the same for every level, one network
-  trained with any level serves all levels.
+  ``risk-sensitive.md`` 1.5) or estimated from greedy episodes (``deploy_episodes``, for the
+  ``deploy_shortlist`` candidates the network ranks best), and deploy the best. Since
+  ``f = min(x, 0) / level`` ranks actions the same for every level, one network trained with any
+  level serves all levels.
 
 The loss defaults to the Huber threshold ``kappa = 1`` (QR-DQN's); the grid presets use the pure
 quantile loss ``kappa = 0`` (the Stoix fork's): on the stochastic grid ``kappa = 1`` made the
@@ -49,6 +52,7 @@ from torch import nn
 
 from rlsuite.agents.distributional_dp import objectives as obj_lib
 from rlsuite.agents.distributional_dp.agent import make_objective
+from rlsuite.agents.distributional_dp.categorical import cramer_projection
 from rlsuite.core import spaces
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
@@ -97,10 +101,28 @@ class DetaNConfig:
     """The network reads c / stock_scale."""
     include_time: bool = True
     """Give the network the step count (finite-horizon optimal policies depend on it)."""
+    time_one_hot: bool = False
+    """Also feed the step count one-hot (``max_episode_steps + 1`` inputs; needs
+    ``include_time`` and a time limit), besides ``t / max_episode_steps``: finite-horizon
+    policies switch at particular steps, which a ReLU network reads more easily from a one-hot
+    code than from one scalar (``results/distributional_dp.md``)."""
+    representation: str = "quantile"
+    """``quantile`` (QR-DQN's ``N`` quantile locations, quantile Huber loss) or ``categorical``
+    (C51-style probabilities on ``n_atoms`` fixed atoms evenly spaced on ``[atoms_low,
+    atoms_high]``, Cramer-projected targets, cross-entropy loss). See :class:`QuantileHead` and
+    :class:`CategoricalHead`. On the stock grids at 40k steps the categorical head returned the
+    target 5 exactly where quantiles missed it by 1, but deployed worse CVaR policies on the
+    stochastic grid (``scripts/deta_n_ablation.py``, ``results/distributional_dp.md``)."""
     n_quantiles: int = 50
-    """Quantiles per action (RIGOR: 50)."""
+    """Quantiles per action (RIGOR: 50), representation = quantile."""
     kappa: float = 1.0
     """Huber threshold of the quantile loss."""
+    n_atoms: int = 51
+    """Atoms per action, representation = categorical."""
+    atoms_low: float = -20.0
+    """Lowest return atom (returns below land on it), representation = categorical."""
+    atoms_high: float = 20.0
+    """Highest return atom, representation = categorical."""
     hidden_sizes: list[int] = field(default_factory=lambda: [128, 128])
     """Hidden widths of the ReLU quantile network."""
     learning_rate: float = 5e-4
@@ -137,6 +159,9 @@ class DetaNConfig:
     """RU candidate scoring (cvar, mean_cvar): 0 reads ``E f(x + G)`` off the network at the
     start states; > 0 estimates it from that many greedy episodes deployed at each candidate
     (see :meth:`DetaN.choose_stock`)."""
+    deploy_shortlist: int = 0
+    """With ``deploy_episodes > 0``: score by episodes only the ``deploy_shortlist`` candidates
+    that the network's reading ranks best (0: every candidate)."""
     relabel_fraction: float = 0.0
     """Fraction of each sampled batch whose stock is relabelled (see :func:`relabel_stocks`)."""
     relabel_low: float | None = None
@@ -173,48 +198,124 @@ def relabel_stocks(batch: Transitions, stock_col: int, gamma: float, low: float,
 
 
 class StockQuantileNetwork(nn.Module):
-    """QR-DQN's quantile network on the scaled stock-augmented observation."""
+    """QR-DQN's quantile network on the scaled stock-augmented observation (``[B, A, N]``
+    outputs: quantile locations, or logits of a categorical head)."""
 
     def __init__(self, obs_dim: int, scale: torch.Tensor, n_actions: int, n_quantiles: int,
-                 hidden: list[int]) -> None:
+                 hidden: list[int], time_col: int | None = None, time_steps: int = 0) -> None:
+        """``time_steps > 0``: the network also reads the raw step count in column ``time_col``
+        one-hot over ``0 .. time_steps`` (see ``DetaNConfig.time_one_hot``)."""
         super().__init__()
         self.register_buffer("scale", scale.float())
-        self.body = QuantileNetwork(obs_dim, n_actions, n_quantiles, hidden)
+        self.time_col, self.time_steps = time_col, time_steps
+        self.body = QuantileNetwork(obs_dim + (time_steps + 1 if time_steps else 0), n_actions,
+                                    n_quantiles, hidden)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Quantiles ``[B, A, N]``."""
-        return self.body(obs.float() * self.scale)
+        """Raw outputs ``[B, A, N]``."""
+        x = obs.float() * self.scale
+        if self.time_steps:
+            t = obs[:, self.time_col].round().long().clamp(0, self.time_steps)
+            x = torch.cat([x, nn.functional.one_hot(t, self.time_steps + 1).to(x.dtype)], 1)
+        return self.body(x)
 
 
-def objective_scores(objective: obj_lib.Objective, stock: torch.Tensor, quantiles: torch.Tensor
-                     ) -> torch.Tensor:
-    """``mean_i f(c + theta_i)``: ``[B, A]`` from stocks ``[B]`` and quantiles ``[B, A, N]``."""
-    x = stock.view(-1, 1, 1).to(quantiles.dtype) + quantiles
-    return objective.utility(x.unsqueeze(-1)).mean(-1)
+class QuantileHead:
+    """Quantile representation (QR-DQN): the ``N`` outputs are equally likely return values
+    ``theta_i``, regressed by the quantile Huber loss at the midpoints ``tau_hat``."""
+
+    def __init__(self, n_quantiles: int, kappa: float, device: torch.device) -> None:
+        self.size, self.kappa = n_quantiles, kappa
+        self.tau_hat = quantile_midpoints(n_quantiles, device)
+
+    def distribution(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(values, probs)`` of raw outputs ``[..., N]``; ``probs = None`` means uniform."""
+        return out, None
+
+    def loss(self, current: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
+             next_out: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Quantile Huber loss of ``current [B, N]`` towards ``r + gamma (1 - done) theta'``."""
+        goal = target_quantiles(reward, done, next_out, gamma)
+        return quantile_huber_loss(current, goal, self.tau_hat, self.kappa)
 
 
-def greedy_by_objective(objective: obj_lib.Objective, stock: torch.Tensor,
-                        quantiles: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+class CategoricalHead:
+    """Categorical representation (C51, Bellemare et al. 2017): the ``N`` outputs are logits of
+    the probabilities of fixed atoms ``z_j`` evenly spaced on ``[low, high]``; the target
+    ``law(r + gamma (1 - done) Z')`` is Cramer-projected onto the atoms
+    (:func:`~rlsuite.agents.distributional_dp.categorical.cramer_projection`) and the loss is
+    the cross-entropy. On a lattice (integer rewards, ``gamma = 1``, integer atoms covering the
+    returns) the projection is exact, so the loss's fixed point is the true return distribution,
+    while repeated quantile projections bias the tails that a CVaR search reads
+    (``scripts/deta_n_quantile_dp.py``)."""
+
+    def __init__(self, n_atoms: int, low: float, high: float, device: torch.device) -> None:
+        if n_atoms < 2 or not low < high:
+            raise ValueError(f"DηN categorical head: need n_atoms >= 2 and atoms_low < atoms_high, "
+                             f"got n_atoms = {n_atoms}, atoms_low = {low}, atoms_high = {high}")
+        self.size = n_atoms
+        self.atoms = torch.linspace(low, high, n_atoms, device=device)
+
+    def distribution(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(atoms broadcast to out, softmax(out))``."""
+        return self.atoms.expand_as(out), out.softmax(-1)
+
+    def loss(self, current: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
+             next_out: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Cross-entropy of the logits ``current [B, N]`` against the projected target."""
+        keep = (~done).to(self.atoms.dtype).unsqueeze(-1)
+        shifted = reward.to(self.atoms.dtype).unsqueeze(-1) + gamma * keep * self.atoms
+        goal = cramer_projection(self.atoms, shifted, next_out.softmax(-1))
+        return -(goal * current.log_softmax(-1)).sum(-1).mean()
+
+
+def make_head(config: DetaNConfig, device: torch.device) -> QuantileHead | CategoricalHead:
+    """The return representation named by ``config.representation``."""
+    if config.representation == "quantile":
+        return QuantileHead(config.n_quantiles, config.kappa, device)
+    if config.representation == "categorical":
+        return CategoricalHead(config.n_atoms, config.atoms_low, config.atoms_high, device)
+    raise ValueError(f"DηN: representation = {config.representation!r}; expected 'quantile' or "
+                     "'categorical'")
+
+
+def objective_scores(objective: obj_lib.Objective, stock: torch.Tensor, values: torch.Tensor,
+                     probs: torch.Tensor | None = None) -> torch.Tensor:
+    """``E f(c + Z)`` per action, ``sum_i p_i f(c + z_i)`` (``mean_i`` when ``probs`` is None,
+    quantiles): ``[B, A]`` from stocks ``[B]`` and values (and probs) ``[B, A, N]``."""
+    x = stock.view(-1, 1, 1).to(values.dtype) + values
+    utility = objective.utility(x.unsqueeze(-1))
+    return utility.mean(-1) if probs is None else (utility * probs.to(utility.dtype)).sum(-1)
+
+
+def distribution_mean(values: torch.Tensor, probs: torch.Tensor | None) -> torch.Tensor:
+    """``E Z`` per action: ``[B, A]`` from ``[B, A, N]``."""
+    return values.mean(-1) if probs is None else (values * probs).sum(-1)
+
+
+def greedy_by_objective(objective: obj_lib.Objective, stock: torch.Tensor, values: torch.Tensor,
+                        probs: torch.Tensor | None = None, tol: float = 1e-6) -> torch.Tensor:
     """``argmax_a`` of :func:`objective_scores`, ties broken by the higher mean: ``[B]``."""
-    score = objective_scores(objective, stock, quantiles)
+    score = objective_scores(objective, stock, values, probs)
     best = score.max(-1, keepdim=True).values
     tied = score >= best - tol * (1.0 + best.abs())
-    return torch.where(tied, quantiles.mean(-1), -torch.inf).argmax(-1)
+    return torch.where(tied, distribution_mean(values, probs), -torch.inf).argmax(-1)
 
 
 def deta_n_loss(online: nn.Module, target: nn.Module, batch: Transitions, objective: obj_lib.Objective,
-                stock_col: int, gamma: float, tau_hat: torch.Tensor, kappa: float,
+                stock_col: int, gamma: float, head: QuantileHead | CategoricalHead,
                 time_in_obs: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The DηN loss on one batch: the target's greedy-by-objective action at ``(s', c')``."""
     with torch.no_grad():
         next_all = target(batch.next_obs)
         next_stock = batch.next_obs[:, stock_col]
-        a_next = greedy_by_objective(objective, next_stock, next_all)
+        a_next = greedy_by_objective(objective, next_stock, *head.distribution(next_all))
         done = batch.terminated | batch.truncated if time_in_obs else batch.terminated
-        goal = target_quantiles(batch.reward, done, action_quantiles(next_all, a_next), gamma)
+        next_out = action_quantiles(next_all, a_next)
     current = action_quantiles(online(batch.obs), batch.action)
-    loss = quantile_huber_loss(current, goal, tau_hat, kappa)
-    return loss, {"loss": loss.detach(), "q_mean": current.detach().mean()}
+    loss = head.loss(current, batch.reward, done, next_out, gamma)
+    values, probs = head.distribution(current.detach())
+    return loss, {"loss": loss.detach(), "q_mean": distribution_mean(values, probs).mean()}
 
 
 class DetaN(QuantileAgentCheckpoint, InteractionCounters):
@@ -227,6 +328,9 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             raise ValueError(f"DηN: relabel_fraction = {config.relabel_fraction} must lie in [0, 1]")
         if config.stock_low > config.stock_high:
             raise ValueError(f"DηN: stock_low = {config.stock_low} > stock_high = {config.stock_high}")
+        if config.time_one_hot and not (config.include_time and env.max_episode_steps):
+            raise ValueError("DηN: time_one_hot = True needs include_time = True and an env with a "
+                             f"time limit (max_episode_steps = {env.max_episode_steps})")
         self.config, self.seed = config, seed
         self.objective = make_objective(config)  # type: ignore[arg-type]
         self.objective.check_gamma(config.gamma)
@@ -243,12 +347,14 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             scale[self.stock_col + 1] = 1.0 / max(1, env.max_episode_steps or 1)
         torch.manual_seed(seed)
         n_actions = env.action_space.n
-        self.q_net = StockQuantileNetwork(obs_dim, scale, n_actions, config.n_quantiles,
-                                          config.hidden_sizes).to(self.device)
+        self.head = make_head(config, self.device)
+        time_steps = (env.max_episode_steps or 0) if config.include_time and config.time_one_hot else 0
+        self.q_net = StockQuantileNetwork(obs_dim, scale, n_actions, self.head.size,
+                                          config.hidden_sizes, self.stock_col + 1,
+                                          time_steps).to(self.device)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate,
                                           eps=0.01 / config.batch_size)
-        self.tau_hat = quantile_midpoints(config.n_quantiles, self.device)
         self.buffer = ReplayBuffer.for_env(self.env, config.buffer_size)
         self.interaction = Interaction(self.env, self.params, seed)
         self.policy_generator = self.interaction.policy_generator
@@ -260,7 +366,8 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Greedy-by-objective actions on stock-augmented observations (epsilon-greedy unless
         ``deterministic``)."""
-        greedy = greedy_by_objective(self.objective, obs[:, self.stock_col], self.q_net(obs))
+        greedy = greedy_by_objective(self.objective, obs[:, self.stock_col],
+                                     *self.head.distribution(self.q_net(obs)))
         if deterministic:
             return greedy
         explore = torch.rand(obs.shape[0], generator=self.policy_generator, device=self.device)
@@ -295,8 +402,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
                                            cfg.relabel_fraction, self.policy_generator,
                                            self.env._clip, time_col)
                 loss, stats = deta_n_loss(self.q_net, self.target_net, batch, self.objective,
-                                          self.stock_col, cfg.gamma, self.tau_hat, cfg.kappa,
-                                          time_in_obs)
+                                          self.stock_col, cfg.gamma, self.head, time_in_obs)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm is not None:
@@ -341,23 +447,42 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         if not objective.outer_search:
             return float(objective.dp_stock(c0)[0])
         grid = stock_candidates(cfg)
+        score = self._network_ru_scores(objective, grid, starts, generator)
         if cfg.deploy_episodes > 0:
-            m = cfg.deploy_episodes
-            g = greedy_returns(self.env, self.act, grid.shape[0] * m,
-                               grid.repeat_interleave(m).to(self.env.dtype), cfg.gamma, generator)
-            x = grid.repeat_interleave(m).view(-1, 1) + g.view(-1, 1)
-            expected = objective.utility(x).view(grid.shape[0], m).mean(1)
-            score = objective.outer_value(cfg.initial_stock, grid, expected)
-            return float(grid[int(score.argmax())])
+            if 0 < cfg.deploy_shortlist < grid.shape[0]:
+                grid = grid[score.topk(cfg.deploy_shortlist).indices.sort().values]
+            score = self._rollout_ru_scores(objective, grid, cfg.deploy_episodes, generator)
+        return float(grid[int(score.argmax())])
+
+    def _network_ru_scores(self, objective: obj_lib.Objective, grid: torch.Tensor, starts: int,
+                           generator: torch.Generator) -> torch.Tensor:
+        """RU scores ``[G]`` of the candidates, ``E f(x + G)`` read off the network at ``starts``
+        sampled start states."""
         obs, _ = self.env.reset(self.env.wrap_params(self.base_env.default_params(starts), 0.0),
                                 generator)
         obs = obs.unsqueeze(0).repeat(grid.shape[0], 1, 1)  # [G, starts, D]
         obs[..., self.stock_col] = grid.view(-1, 1).to(obs.dtype)
-        theta = self.q_net(obs.reshape(-1, obs.shape[-1])).double()
+        values, probs = self.head.distribution(self.q_net(obs.reshape(-1, obs.shape[-1])).double())
         stock = obs[..., self.stock_col].reshape(-1).double()
-        best = objective_scores(objective, stock, theta).max(-1).values  # [G * starts]
-        score = objective.outer_value(cfg.initial_stock, grid, best.view(grid.shape[0], -1).mean(1))
-        return float(grid[int(score.argmax())])
+        best = objective_scores(objective, stock, values, probs).max(-1).values  # [G * starts]
+        return objective.outer_value(self.config.initial_stock, grid,
+                                     best.view(grid.shape[0], -1).mean(1))
+
+    def _rollout_ru_scores(self, objective: obj_lib.Objective, grid: torch.Tensor, episodes: int,
+                           generator: torch.Generator, chunk: int = 1 << 16) -> torch.Tensor:
+        """RU scores ``[G]`` with ``E f(x + G)`` the mean over ``episodes`` greedy episodes
+        deployed at each candidate ``x``, stepped ``chunk`` episodes at a time."""
+        expected = []
+        for x in grid.tolist():
+            total, left = 0.0, episodes
+            while left > 0:
+                n = min(chunk, left)
+                g = greedy_returns(self.env, self.act, n, x, self.config.gamma, generator)
+                total += float(objective.utility(x + g.view(-1, 1)).sum())
+                left -= n
+            expected.append(total / episodes)
+        return objective.outer_value(self.config.initial_stock, grid,
+                                     torch.tensor(expected, dtype=torch.float64))
 
     @torch.no_grad()
     def rollout_returns(self, episodes: int, generator: torch.Generator,
