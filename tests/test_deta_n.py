@@ -102,6 +102,35 @@ def test_one_hot_time_is_appended_to_the_scaled_observation() -> None:
     assert net.body.net[0].in_features == 3 + 17
 
 
+def test_rollout_ru_scores_the_network_shortlist_in_chunks() -> None:
+    env = stock_grid_env()  # deterministic: every episode at a stock has the same return
+    cfg = DetaNConfig(objective="cvar", level=0.5, stock_low=-4.0, stock_high=1.0,
+                      stock_grid_step=1.0, deploy_episodes=50, deploy_shortlist=3)
+    agent = DetaN(cfg, env, env.default_params(4), seed=0)
+    grid, objective = stock_candidates(cfg), agent.objective
+    # Chunked episodes give the same scores, and the scores are RU's (c0 - x) + E f(x + G).
+    chunked = agent._rollout_ru_scores(objective, grid, 50, torch.Generator().manual_seed(0), chunk=7)
+    whole = agent._rollout_ru_scores(objective, grid, 50, torch.Generator().manual_seed(0))
+    assert torch.equal(chunked, whole)
+    for x, score in zip(grid.tolist(), whole.tolist(), strict=True):
+        g = greedy_returns(agent.env, agent.act, 1, x, 1.0, torch.Generator().manual_seed(0))
+        assert score == pytest.approx(-x + min(x + float(g[0]), 0.0) / 0.5)
+    # Only the network's best three candidates are scored by episodes, and the best of them wins.
+    network = agent._network_ru_scores(objective, grid, 256, torch.Generator().manual_seed(1))
+    seen: list[list[float]] = []
+    real = agent._rollout_ru_scores
+
+    def spy(obj, candidates, episodes, generator):
+        seen.append(candidates.tolist())
+        return real(obj, candidates, episodes, generator)
+
+    agent._rollout_ru_scores = spy
+    stock = agent.choose_stock(torch.Generator().manual_seed(1))
+    assert seen == [sorted(grid[network.topk(3).indices].tolist())]
+    scores = dict(zip(grid.tolist(), whole.tolist(), strict=True))
+    assert stock == max(seen[0], key=scores.get)
+
+
 def test_deta_n_refuses_a_bad_representation_and_a_one_hot_time_without_a_limit() -> None:
     env = stock_grid_env()
     with pytest.raises(ValueError, match="representation = 'quantiles'"):
