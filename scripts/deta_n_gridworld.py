@@ -9,9 +9,11 @@
    (:func:`rlsuite.agents.distributional_dp.deta_n.risk_neutral_qrdqn`, same network and
    schedule, greedy by the mean, on the time-unrolled grid). Histograms of DηN's returns.
 2. Stochastic grid, CVaR: the exact CVaR-optimal policies' (CVaR, mean) per level; per seed, one
-   DηN network trained with ``min(x, 0)`` and deployed per level at the initial stock that wins
-   the Rockafellar-Uryasev search on the network's predictions at the start state (and, beside,
-   the stock the same search picks on Monte-Carlo estimates), and one QR-DQN.
+   DηN network trained with ``min(x, 0)`` and deployed per level three ways: at the initial stock
+   that wins the Rockafellar-Uryasev search on the network's predictions at the start state
+   (RIGOR's procedure); at the stock that wins the same search on Monte-Carlo estimates for the
+   network's best candidates; and at the (snapshot, stock) pair that wins it over the last five
+   snapshots of the network (the preset ``experiment=stockgrid_deta_n_cvar``); and one QR-DQN.
 
 Every learned policy is scored twice: exactly (its return distribution by forward propagation on
 the MDP, :func:`rlsuite.agents.distributional_dp.deta_n.tabular_policy_returns`, no Monte-Carlo
@@ -49,17 +51,23 @@ from rlsuite.envs.tabular.stock_grid import stock_grid, stock_grid_env, unroll_t
 
 TARGETS = (2.0, 4.0, 5.0, 8.0)
 LEVELS = (0.1, 0.25, 0.5, 1.0)
+ROLLOUT_RU_EPISODES = 30_000
+"""Greedy episodes per candidate of the RU searches by episodes (``deploy_episodes``)."""
+ROLLOUT_RU_SHORTLIST = 5
+"""Candidates per network that the RU searches score by episodes: the network reading's best five."""
+SNAPSHOTS = 5
+"""Networks the snapshot deployment chooses among (``deploy_snapshots``): the weights at about
+80k, 90k, ..., 120k env steps of a 120k run (``snapshot_interval`` 10k; the first iteration
+past each multiple)."""
 GRID = dict(stock_low=-14.0, stock_high=4.0, relabel_fraction=0.75, kappa=0.0, stock_grid_step=1.0,
-            time_one_hot=True, utd=0.5, hidden_sizes=[256, 256])
+            time_one_hot=True, utd=0.5, hidden_sizes=[256, 256],
+            deploy_episodes=ROLLOUT_RU_EPISODES, deploy_shortlist=ROLLOUT_RU_SHORTLIST,
+            deploy_snapshots=SNAPSHOTS, snapshot_interval=10_000)
 """The grid runs' settings beyond DetaNConfig's defaults (conf/experiment/stockgrid_deta_n*.yaml):
 initial and relabelled stocks on [-14, 4] (targets up to 8, RU optima b* <= 7 for levels <= 0.5),
 pure quantile loss, integer RU candidates (every return of the grid is an integer), the step
-count also one-hot, 0.5 gradient steps per env step, a 256-256 network (the Stoix fork's); the
-results use 120k env steps (``--steps 120000``)."""
-ROLLOUT_RU_EPISODES = 30_000
-"""Greedy episodes per candidate of the second RU search (``deploy_episodes``), reported beside."""
-ROLLOUT_RU_SHORTLIST = 5
-"""Candidates the second RU search scores by episodes: the network reading's best five."""
+count also one-hot, 0.5 gradient steps per env step, a 256-256 network (the Stoix fork's), the
+deployment settings of the CVaR preset; the results use 120k env steps (``--steps 120000``)."""
 
 
 class Bar:
@@ -82,25 +90,30 @@ def build(kind: str, objective: str, stochastic: bool, seed: int):
             else risk_neutral_qrdqn(env, cfg, seed))
 
 
-def train_job(job: tuple[str, str, bool, int, int]) -> tuple[dict, float]:
-    """Train one run (in a worker process): its network's weights and its CPU time."""
+def train_job(job: tuple[str, str, bool, int, int]) -> tuple[dict, list, float]:
+    """Train one run (in a worker process): its network's weights, its kept snapshots (DηN)
+    and its CPU time."""
     kind, objective, stochastic, steps, seed = job
     torch.set_num_threads(1)
     agent = build(kind, objective, stochastic, seed)
     tic = time.process_time()
     agent.learn(steps, Bar(steps, f"{kind} {objective} stochastic={stochastic} seed={seed}"))
-    return agent.q_net.state_dict(), time.process_time() - tic
+    return agent.q_net.state_dict(), getattr(agent, "snapshots", []), time.process_time() - tic
 
 
 def train_all(jobs: list[tuple[str, str, bool, int, int]], workers: int) -> tuple[list, dict]:
     """Train ``jobs`` on ``workers`` processes; the trained agents (rebuilt here with the
-    workers' weights: greedy acting needs nothing else) and the CPU seconds of each."""
+    workers' weights and snapshots: greedy acting and deployment need nothing else) and the CPU
+    seconds of each."""
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(train_job, jobs))
     agents, cpu = [], {}
-    for (kind, objective, stochastic, _, seed), (weights, seconds) in zip(jobs, results, strict=True):
+    for (kind, objective, stochastic, _, seed), (weights, snapshots, seconds) in zip(
+            jobs, results, strict=True):
         agent = build(kind, objective, stochastic, seed)
         agent.q_net.load_state_dict(weights)
+        if kind == "deta_n":
+            agent.snapshots = snapshots
         agents.append(agent)
         cpu[f"{kind} {objective} {'stochastic' if stochastic else 'deterministic'} seed {seed}"] = seconds
     return agents, cpu
@@ -135,6 +148,8 @@ def plot_tradeoff(rows: list[dict], path: Path) -> None:
             ax.plot(d["exact_mean"], d["exact"], "s", color="tab:blue", ms=4)
             ax.plot(d["rollout_ru_exact_mean"], d["rollout_ru_exact"], "s", mfc="none",
                     color="tab:green", ms=6)
+            ax.plot(d["snapshot_ru_exact_mean"], d["snapshot_ru_exact"], "D", mfc="none",
+                    color="tab:purple", ms=8)
         for q in r["qrdqn"]:
             ax.plot(q["exact_mean"], q["exact"], "x", color="tab:red")
             ax.annotate(f"{r['level']:g}", (q["exact_mean"], q["exact"]), fontsize=6, color="tab:red",
@@ -143,6 +158,8 @@ def plot_tradeoff(rows: list[dict], path: Path) -> None:
     ax.plot([], [], "s", color="tab:blue", label="DηN, one network per seed, RU-deployed per level")
     ax.plot([], [], "s", mfc="none", color="tab:green",
             label="DηN, same network, RU scored by episodes")
+    ax.plot([], [], "D", mfc="none", color="tab:purple",
+            label=f"DηN, best of {SNAPSHOTS} snapshots and stocks by episodes")
     ax.plot([], [], "x", color="tab:red", label="risk-neutral QR-DQN, per seed")
     ax.set_xlabel("mean return")
     ax.set_ylabel("CVaR at the annotated level")
@@ -184,16 +201,22 @@ def markdown_tables(data: dict) -> str:
                 f"{d['stock']:g} | {d['exact']:.3f} | {fmt(d['empirical'], d['ci'])} | "
                 f"{d['exact_mean']:.3f} | {fmt(d['mean'], d['mean_ci'])} | {gap} | {q['exact']:.3f} | "
                 f"{fmt(q['empirical'], q['ci'])} | {fmt(q['mean'], q['mean_ci'])} |")
-    lines += ["", f"| level | exact CVaR | seed | rollout-RU stock ({ROLLOUT_RU_EPISODES} episodes for "
-              f"each of the network's best {ROLLOUT_RU_SHORTLIST}) | its CVaR exact | its CVaR "
-              "empirical (95% CI) | its mean exact | gap to optimum (exact) |", "|---" * 8 + "|"]
-    for r in data["cvar"]["rows"]:
-        for d in r["deta_n"]:
-            lines.append(f"| {r['level']:g} | {r['exact_cvar']:.3f} | {d['seed']} | "
-                         f"{d['rollout_ru_stock']:g} | {d['rollout_ru_exact']:.3f} | "
-                         f"{fmt(d['rollout_ru_empirical'], d['rollout_ru_ci'])} | "
-                         f"{d['rollout_ru_exact_mean']:.3f} | "
-                         f"{gap_text(r['exact_cvar'], d['rollout_ru_exact'])} |")
+    for key, title in (("rollout_ru", f"rollout-RU stock ({ROLLOUT_RU_EPISODES} episodes for each of "
+                                      f"the final network's best {ROLLOUT_RU_SHORTLIST})"),
+                       ("snapshot_ru", f"snapshot-RU stock, network step ({ROLLOUT_RU_EPISODES} "
+                                       f"episodes for each of the best {ROLLOUT_RU_SHORTLIST} of "
+                                       f"each of {SNAPSHOTS} snapshots)")):
+        lines += ["", f"| level | exact CVaR | seed | {title} | its CVaR exact | its CVaR "
+                  "empirical (95% CI) | its mean exact | gap to optimum (exact) |", "|---" * 8 + "|"]
+        for r in data["cvar"]["rows"]:
+            for d in r["deta_n"]:
+                where = f"{d[key + '_stock']:g}" + (f", {d['snapshot_step']}" if key == "snapshot_ru"
+                                                    else "")
+                lines.append(f"| {r['level']:g} | {r['exact_cvar']:.3f} | {d['seed']} | {where} | "
+                             f"{d[key + '_exact']:.3f} | "
+                             f"{fmt(d[key + '_empirical'], d[key + '_ci'])} | "
+                             f"{d[key + '_exact_mean']:.3f} | "
+                             f"{gap_text(r['exact_cvar'], d[key + '_exact'])} |")
     return "\n".join(lines)
 
 
@@ -260,20 +283,24 @@ def main() -> None:
         row: dict = {"level": level, "exact_cvar": sol.value, "exact_mean": sol.mean,
                      "exact_stock": float(sol.start_stock[0]), "deta_n": [], "qrdqn": []}
         for s, d_agent, q_agent in agents:
-            stock = d_agent.choose_stock(gen, objective=objective)  # RU on the network
-            # RU on Monte-Carlo estimates for the network's best candidates
-            d_agent.config.deploy_episodes = ROLLOUT_RU_EPISODES
-            d_agent.config.deploy_shortlist = ROLLOUT_RU_SHORTLIST
-            mc_stock = d_agent.choose_stock(gen, objective=objective)
-            d_agent.config.deploy_episodes = 0
-            mc = score(d_agent, sto, mc_stock, objective, args.episodes, gen)
-            row["deta_n"].append({"seed": s, **strip(score(d_agent, sto, stock, objective,
-                                                            args.episodes, gen)),
-                                  "rollout_ru_stock": mc_stock,
-                                  "rollout_ru_exact": mc["exact"],
-                                  "rollout_ru_exact_mean": mc["exact_mean"],
-                                  "rollout_ru_empirical": mc["empirical"],
-                                  "rollout_ru_ci": mc["ci"]})
+            entry: dict = {"seed": s}
+            # Three deployments of the same run, each scored before the next one changes it:
+            # RU on the final network's reading (deploy_episodes = 0), RU by episodes for the
+            # final network's best candidates (deploy_snapshots = 1: the final weights), and RU
+            # by episodes over the snapshots (the preset).
+            for key, episodes, snapshots in (("", 0, 0), ("rollout_ru_", ROLLOUT_RU_EPISODES, 1),
+                                             ("snapshot_ru_", ROLLOUT_RU_EPISODES, SNAPSHOTS)):
+                d_agent.config.deploy_episodes, d_agent.config.deploy_snapshots = episodes, snapshots
+                stock = d_agent.choose_stock(gen, objective=objective)
+                got = strip(score(d_agent, sto, stock, objective, args.episodes, gen))
+                if not key:
+                    entry.update(got)
+                    continue
+                entry.update({key + "stock": stock, key + "exact": got["exact"],
+                              key + "exact_mean": got["exact_mean"],
+                              key + "empirical": got["empirical"], key + "ci": got["ci"]})
+            entry["snapshot_step"] = d_agent.deployed_step
+            row["deta_n"].append(entry)
             row["qrdqn"].append({"seed": s, **strip(score(q_agent, sto_unrolled, 0.0, objective,
                                                            args.episodes, gen))})
         cv_rows.append(row)

@@ -454,3 +454,23 @@ def test_deta_n_cli_run_deploys_at_c0_minus_target_and_checkpoints(tmp_path) -> 
     assert final["eval/objective_ci_low"] <= score <= final["eval/objective_ci_high"]
     payload = checkpoint.load(tmp_path)
     assert payload["agent"]["global_step"] == 512 and "q_net" in payload["agent"]
+
+
+def test_deta_n_cvar_preset_deploys_a_snapshot_chosen_by_episodes(tmp_path) -> None:
+    from rlsuite import checkpoint
+    from rlsuite.logging import read_metrics
+    from rlsuite.runner import compose, run
+
+    cfg = compose(["experiment=stockgrid_deta_n_cvar", "total_steps=512",
+                   "agent.learning_starts=256", "agent.rollout_episodes=64",
+                   "agent.hidden_sizes=[16]", "agent.deploy_episodes=64",
+                   "agent.snapshot_interval=128", "progress=false", "device=cpu",
+                   "tensorboard=false", f"run_dir={tmp_path}"])
+    assert cfg.agent.deploy_snapshots == 5 and cfg.agent.deploy_shortlist == 5
+    run(cfg)
+    final = read_metrics(tmp_path)[-1]
+    # Snapshots at 128, 256, 384 and 512 env steps compete; the stock is an integer of [-14, 4].
+    assert final["eval/deploy_network_step"] in (128.0, 256.0, 384.0, 512.0)
+    assert final["eval/deploy_stock"] in [float(x) for x in range(-14, 5)]
+    payload = checkpoint.load(tmp_path)
+    assert payload["agent"]["snapshots"]["steps"] == [128, 256, 384, 512]

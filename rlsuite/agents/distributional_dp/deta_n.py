@@ -25,7 +25,10 @@ of fixed atoms instead, :class:`CategoricalHead`). Then:
   (:func:`stock_candidates`) by ``(c0 - x) + E f(x + G)``, read off the network at the start
   states (``mean_s0 max_a mean_i f(x + theta_i(s0, x, a))``, RIGOR's procedure,
   ``risk-sensitive.md`` 1.5) or estimated from greedy episodes (``deploy_episodes``, for the
-  ``deploy_shortlist`` candidates the network ranks best), and deploy the best. Since
+  ``deploy_shortlist`` candidates the network ranks best), and deploy the best; with
+  ``deploy_snapshots`` the same search by episodes also chooses among the network's weights
+  kept at the last few ``snapshot_interval`` steps (this suite's addition, not the paper's:
+  late in training the greedy policy at a stock flips between good and fragile variants). Since
   ``f = min(x, 0) / level`` ranks actions the same for every level, one network trained with any
   level serves all levels.
 
@@ -162,6 +165,14 @@ class DetaNConfig:
     deploy_shortlist: int = 0
     """With ``deploy_episodes > 0``: score by episodes only the ``deploy_shortlist`` candidates
     that the network's reading ranks best (0: every candidate)."""
+    deploy_snapshots: int = 0
+    """With ``deploy_episodes > 0``: also keep the online network's weights every
+    ``snapshot_interval`` env steps (the last ``deploy_snapshots`` of them; the final weights are
+    always one), and let the deployment choose the network as well as the stock: every snapshot's
+    own shortlist is scored by episodes and the best (snapshot, stock) pair is deployed (see
+    :meth:`DetaN.choose_stock`). 0: deploy the final network."""
+    snapshot_interval: int = 10_000
+    """Env steps between two kept snapshots (``deploy_snapshots > 0``)."""
     relabel_fraction: float = 0.0
     """Fraction of each sampled batch whose stock is relabelled (see :func:`relabel_stocks`)."""
     relabel_low: float | None = None
@@ -331,6 +342,13 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         if config.time_one_hot and not (config.include_time and env.max_episode_steps):
             raise ValueError("DηN: time_one_hot = True needs include_time = True and an env with a "
                              f"time limit (max_episode_steps = {env.max_episode_steps})")
+        if config.deploy_snapshots < 0 or config.snapshot_interval <= 0:
+            raise ValueError(f"DηN: deploy_snapshots = {config.deploy_snapshots} must be >= 0 and "
+                             f"snapshot_interval = {config.snapshot_interval} > 0")
+        if config.deploy_snapshots > 0 and config.deploy_episodes <= 0:
+            raise ValueError(f"DηN: deploy_snapshots = {config.deploy_snapshots} needs "
+                             f"deploy_episodes > 0 (got {config.deploy_episodes}): the networks' "
+                             "own readings are biased differently, so only episodes can rank them")
         self.config, self.seed = config, seed
         self.objective = make_objective(config)  # type: ignore[arg-type]
         self.objective.check_gamma(config.gamma)
@@ -361,17 +379,29 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         self.exploration_rate = config.exploration_initial_eps
         self.num_updates = 0
         self.deploy_stock: float | None = None
+        self.snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
+        """``(env step, online weights)`` kept for the deployment (``deploy_snapshots``)."""
+        self.deployed_net: nn.Module | None = None
+        """The snapshot network that :meth:`choose_stock` chose (None: ``q_net``); greedy acting
+        uses it until the next :meth:`learn`."""
+        self.deployed_step: int | None = None
+        """The env step of the deployed network's weights."""
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Greedy-by-objective actions on stock-augmented observations (epsilon-greedy unless
         ``deterministic``)."""
-        greedy = greedy_by_objective(self.objective, obs[:, self.stock_col],
-                                     *self.head.distribution(self.q_net(obs)))
+        net = self.q_net if self.deployed_net is None else self.deployed_net
+        greedy = self._greedy(net, obs)
         if deterministic:
             return greedy
         explore = torch.rand(obs.shape[0], generator=self.policy_generator, device=self.device)
         return torch.where(explore < self.exploration_rate, self._random_action(obs), greedy)
+
+    def _greedy(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """Greedy-by-objective actions of ``net`` on stock-augmented observations."""
+        return greedy_by_objective(self.objective, obs[:, self.stock_col],
+                                   *self.head.distribution(net(obs)))
 
     def _random_action(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.randint(self.env.action_space.n, (obs.shape[0],),  # type: ignore[union-attr]
@@ -386,8 +416,10 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         time_col = self.stock_col + 1 if cfg.include_time else None
         relabel = (cfg.stock_low if cfg.relabel_low is None else cfg.relabel_low,
                    cfg.stock_high if cfg.relabel_high is None else cfg.relabel_high)
+        self.deployed_net = self.deployed_step = None  # acting and learning use q_net
         while self.iteration < num_iterations:
             tic = time.perf_counter()
+            step_before = self.global_step
             self.exploration_rate = linear_epsilon(self.global_step, total_steps, cfg)  # type: ignore[arg-type]
             warmup = self.global_step < cfg.learning_starts
             data = self.interaction.collect(self._random_action if warmup else self.act,
@@ -417,16 +449,43 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             metrics["train/n_updates"] = float(self.num_updates)
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
             self.interaction.iteration += 1
+            if self.global_step // cfg.snapshot_interval > step_before // cfg.snapshot_interval:
+                self._keep_snapshot()
             hooks.on_iteration(self, self.global_step, metrics)
+        if not self.snapshots or self.snapshots[-1][0] != self.global_step:
+            self._keep_snapshot()  # the final weights are always a candidate
         self.deploy_stock = None
         return self
+
+    def _keep_snapshot(self) -> None:
+        """Keep the online weights at this step (the last ``deploy_snapshots``; none if 0)."""
+        if self.config.deploy_snapshots > 0:
+            weights = {k: v.detach().clone() for k, v in self.q_net.state_dict().items()}
+            self.snapshots = [*self.snapshots, (self.global_step, weights)]
+            self.snapshots = self.snapshots[-self.config.deploy_snapshots:]
+
+    def state_dict(self) -> dict[str, Any]:
+        """:meth:`QuantileAgentCheckpoint.state_dict` plus the kept snapshots."""
+        out = super().state_dict()
+        out["snapshots"] = {"steps": [step for step, _ in self.snapshots],
+                            "weights": [copy.deepcopy(w) for _, w in self.snapshots]}
+        return out
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (checkpoints without snapshots load too)."""
+        super().load_state_dict(data)
+        kept = data.get("snapshots", {"steps": [], "weights": []})
+        self.snapshots = [(int(step), w) for step, w in zip(kept["steps"], kept["weights"],
+                                                             strict=True)]
+        self.deployed_net = self.deployed_step = None
 
     # -- deployment and evaluation ------------------------------------------------------------
     @torch.no_grad()
     def choose_stock(self, generator: torch.Generator, starts: int = 256,
                      objective: obj_lib.Objective | None = None) -> float:
         """The initial stock to deploy: ``dp_stock(c0)``, or for RU objectives the best
-        candidate (:func:`stock_candidates`) scored at sampled start states.
+        candidate (:func:`stock_candidates`) scored at sampled start states; with
+        ``deploy_snapshots`` also the network to deploy (:attr:`deployed_net`).
 
         A candidate ``x`` scores the Rockafellar-Uryasev objective ``(c0 - x) + E f(x + G)``
         (``risk-sensitive.md`` 1.3, 1.5), with ``E f(x + G)`` read off the network,
@@ -439,50 +498,104 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         scores have no such bias but need many episodes per candidate. (Scoring a candidate by
         the objective of the predicted distribution deployed there instead of RU's bound picked
         worse stocks too.)
+
+        With ``deploy_snapshots > 0`` every kept snapshot proposes its own shortlist, all
+        (snapshot, stock) pairs are scored by episodes, and the best pair wins (ties: the newest
+        snapshot, then the lowest stock); for objectives without an outer search each snapshot is
+        scored at ``dp_stock(c0)``. Late in training the greedy policy at a given stock can
+        flip between a good and a fragile variant from one snapshot to the next (on the
+        stochastic grid, seed 1: CVaR_0.25 of 1.009 with the 80k-step weights, 0.793 at best
+        with the final ones), and choosing by episodes keeps a good one
+        (``results/distributional_dp.md``). Every candidate is
+        scored on the same random stream (common random numbers), so their differences carry
+        less noise than their values.
+
         ``objective`` (default: the agent's) may be another level's CVaR: the greedy policy of
         ``min(x, 0) / level`` does not depend on the level, only this choice does."""
         cfg = self.config
         objective = objective or self.objective
+        self.deployed_net = self.deployed_step = None
         c0 = torch.tensor([cfg.initial_stock], dtype=torch.float64)
-        if not objective.outer_search:
+        by_episodes = cfg.deploy_episodes > 0
+        if not objective.outer_search and not (by_episodes and self.snapshots
+                                               and cfg.deploy_snapshots > 0):
             return float(objective.dp_stock(c0)[0])
-        grid = stock_candidates(cfg)
-        score = self._network_ru_scores(objective, grid, starts, generator)
-        if cfg.deploy_episodes > 0:
-            if 0 < cfg.deploy_shortlist < grid.shape[0]:
-                grid = grid[score.topk(cfg.deploy_shortlist).indices.sort().values]
-            score = self._rollout_ru_scores(objective, grid, cfg.deploy_episodes, generator)
-        return float(grid[int(score.argmax())])
+        stream = int(torch.randint(1 << 62, (1,), generator=generator, device=generator.device))
+        best: tuple[float, float, int, nn.Module] | None = None
+        for step, net in self._deployment_networks(by_episodes):
+            if objective.outer_search:
+                grid = stock_candidates(cfg)
+                score = self._network_ru_scores(objective, grid, starts, generator, net)
+                if by_episodes and 0 < cfg.deploy_shortlist < grid.shape[0]:
+                    grid = grid[score.topk(cfg.deploy_shortlist).indices.sort().values]
+            else:
+                grid = objective.dp_stock(c0)
+            if by_episodes:
+                score = self._rollout_scores(objective, grid, cfg.deploy_episodes, stream, net)
+            i = int(score.argmax())
+            if best is None or float(score[i]) > best[0]:
+                best = (float(score[i]), float(grid[i]), step, net)
+        assert best is not None
+        _, stock, self.deployed_step, net = best
+        self.deployed_net = None if net is self.q_net else net
+        return stock
+
+    def _deployment_networks(self, by_episodes: bool) -> list[tuple[int, nn.Module]]:
+        """``(env step, network)`` candidates for the deployment, newest first: the last
+        ``deploy_snapshots`` kept snapshots when they are scored by episodes, else the online
+        network alone (so lowering ``deploy_snapshots`` after training narrows the choice)."""
+        if not (by_episodes and self.snapshots and self.config.deploy_snapshots > 0):
+            return [(self.global_step, self.q_net)]
+        nets = []
+        for step, weights in reversed(self.snapshots[-self.config.deploy_snapshots:]):
+            net = copy.deepcopy(self.q_net).requires_grad_(False)
+            net.load_state_dict(weights)
+            nets.append((step, net))
+        return nets
 
     def _network_ru_scores(self, objective: obj_lib.Objective, grid: torch.Tensor, starts: int,
-                           generator: torch.Generator) -> torch.Tensor:
-        """RU scores ``[G]`` of the candidates, ``E f(x + G)`` read off the network at ``starts``
-        sampled start states."""
+                           generator: torch.Generator, net: nn.Module | None = None
+                           ) -> torch.Tensor:
+        """RU scores ``[G]`` of the candidates, ``E f(x + G)`` read off ``net`` (default:
+        ``q_net``) at ``starts`` sampled start states."""
+        net = self.q_net if net is None else net
         obs, _ = self.env.reset(self.env.wrap_params(self.base_env.default_params(starts), 0.0),
                                 generator)
         obs = obs.unsqueeze(0).repeat(grid.shape[0], 1, 1)  # [G, starts, D]
         obs[..., self.stock_col] = grid.view(-1, 1).to(obs.dtype)
-        values, probs = self.head.distribution(self.q_net(obs.reshape(-1, obs.shape[-1])).double())
+        values, probs = self.head.distribution(net(obs.reshape(-1, obs.shape[-1])).double())
         stock = obs[..., self.stock_col].reshape(-1).double()
         best = objective_scores(objective, stock, values, probs).max(-1).values  # [G * starts]
         return objective.outer_value(self.config.initial_stock, grid,
                                      best.view(grid.shape[0], -1).mean(1))
 
-    def _rollout_ru_scores(self, objective: obj_lib.Objective, grid: torch.Tensor, episodes: int,
-                           generator: torch.Generator, chunk: int = 1 << 16) -> torch.Tensor:
-        """RU scores ``[G]`` with ``E f(x + G)`` the mean over ``episodes`` greedy episodes
-        deployed at each candidate ``x``, stepped ``chunk`` episodes at a time."""
+    def _rollout_scores(self, objective: obj_lib.Objective, grid: torch.Tensor, episodes: int,
+                        stream: int, net: nn.Module | None = None, chunk: int = 1 << 16
+                        ) -> torch.Tensor:
+        """Scores ``[G]`` of ``net``'s (default: ``q_net``) greedy policy deployed at each
+        candidate stock ``x``, from ``episodes`` episodes stepped ``chunk`` at a time: RU's
+        ``(c0 - x) + E f(x + G)`` for outer-search objectives, else ``E f(x + G)``. Every
+        candidate's episodes draw from a generator seeded with ``stream`` (common random
+        numbers)."""
+        net = self.q_net if net is None else net
+
+        def act(obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+            return self._greedy(net, obs)
+
         expected = []
         for x in grid.tolist():
+            generator = torch.Generator(device=self.device).manual_seed(stream)
             total, left = 0.0, episodes
             while left > 0:
                 n = min(chunk, left)
-                g = greedy_returns(self.env, self.act, n, x, self.config.gamma, generator)
+                g = greedy_returns(self.env, act, n, x, self.config.gamma, generator)
                 total += float(objective.utility(x + g.view(-1, 1)).sum())
                 left -= n
             expected.append(total / episodes)
-        return objective.outer_value(self.config.initial_stock, grid,
-                                     torch.tensor(expected, dtype=torch.float64))
+        expected_utility = torch.tensor(expected, dtype=torch.float64)
+        if not objective.outer_search:
+            return expected_utility
+        return objective.outer_value(self.config.initial_stock, grid, expected_utility)
 
     @torch.no_grad()
     def rollout_returns(self, episodes: int, generator: torch.Generator,
@@ -507,6 +620,8 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             "eval/cvar": obj_lib.CVaR(self.config.level).evaluate(g),
             "eval/deploy_stock": float(self.deploy_stock) if self.deploy_stock is not None
             else float("nan"),
+            "eval/deploy_network_step": float(self.global_step if self.deployed_step is None
+                                              else self.deployed_step),
             "eval/episodes": float(g.shape[0]),
         }
 
