@@ -1,5 +1,5 @@
 """Which DηN settings close the gap to the exact optimum on the 4x4 stock gridworld, for the
-section "From 12-21% to within 5%" of ``results/distributional_dp.md``.
+section "What narrowed the gap" of ``results/distributional_dp.md``.
 
     .venv/bin/python scripts/deta_n_ablation.py [--seeds 0 1 2] [--workers 2]
 

@@ -134,9 +134,9 @@ def test_rollout_ru_scores_the_network_shortlist_in_chunks() -> None:
 
 
 def test_rollout_scores_use_common_random_numbers() -> None:
-    """Every candidate's episodes come from the same seeded stream: on the stochastic grid two
-    candidates deployed with the same policy get equal returns episode by episode, and the score
-    of a candidate does not depend on which candidates are scored before it."""
+    """Every candidate's episodes come from the same seeded stream: on the stochastic grid the
+    score of a candidate does not depend on which candidates are scored with it or before it,
+    and another stream gives other scores."""
     env = stock_grid_env(stochastic=True)
     cfg = DetaNConfig(objective="cvar", level=0.5, stock_low=-4.0, stock_high=1.0,
                       stock_grid_step=1.0, deploy_episodes=400)
@@ -195,6 +195,9 @@ def test_snapshots_are_kept_and_the_deployment_picks_the_best_one_by_episodes() 
     assert float(chosen[0]) == rewards[best]
     assert agent.final_metrics(env, env.default_params(4), torch.Generator().manual_seed(0))[
         "eval/deploy_network_step"] == agent.snapshots[best][0]
+    assert agent.deploy_stock == -2.0  # cached by final_metrics for this deployment
+    agent.choose_stock(torch.Generator().manual_seed(0))
+    assert agent.deploy_stock is None  # a new choice drops the cached stock with the network
     agent.learn(384)
     assert agent.deployed_net is None and agent.snapshots[-1][0] == 384
 

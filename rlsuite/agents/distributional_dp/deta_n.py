@@ -514,15 +514,16 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         ``min(x, 0) / level`` does not depend on the level, only this choice does."""
         cfg = self.config
         objective = objective or self.objective
-        self.deployed_net = self.deployed_step = None
+        # A new choice replaces the deployment (network and cached stock) as a whole.
+        self.deployed_net = self.deployed_step = self.deploy_stock = None
         c0 = torch.tensor([cfg.initial_stock], dtype=torch.float64)
         by_episodes = cfg.deploy_episodes > 0
-        if not objective.outer_search and not (by_episodes and self.snapshots
-                                               and cfg.deploy_snapshots > 0):
+        use_snapshots = by_episodes and bool(self.snapshots) and cfg.deploy_snapshots > 0
+        if not objective.outer_search and not use_snapshots:
             return float(objective.dp_stock(c0)[0])
         stream = int(torch.randint(1 << 62, (1,), generator=generator, device=generator.device))
         best: tuple[float, float, int, nn.Module] | None = None
-        for step, net in self._deployment_networks(by_episodes):
+        for step, net in self._deployment_networks(use_snapshots):
             if objective.outer_search:
                 grid = stock_candidates(cfg)
                 score = self._network_ru_scores(objective, grid, starts, generator, net)
@@ -540,11 +541,11 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         self.deployed_net = None if net is self.q_net else net
         return stock
 
-    def _deployment_networks(self, by_episodes: bool) -> list[tuple[int, nn.Module]]:
+    def _deployment_networks(self, use_snapshots: bool) -> list[tuple[int, nn.Module]]:
         """``(env step, network)`` candidates for the deployment, newest first: the last
-        ``deploy_snapshots`` kept snapshots when they are scored by episodes, else the online
-        network alone (so lowering ``deploy_snapshots`` after training narrows the choice)."""
-        if not (by_episodes and self.snapshots and self.config.deploy_snapshots > 0):
+        ``deploy_snapshots`` kept snapshots (so lowering ``deploy_snapshots`` after training
+        narrows the choice), or the online network alone."""
+        if not use_snapshots:
             return [(self.global_step, self.q_net)]
         nets = []
         for step, weights in reversed(self.snapshots[-self.config.deploy_snapshots:]):
