@@ -1,4 +1,4 @@
-"""Deep IWOCS learning check (slow tier): Pendulum, mass x length box, 3 seeds.
+"""Deep IWOCS learning check (slow tier): Pendulum, mass x length box, seed 0.
 
 IWOCS (IWOCSConfig's defaults: DR fallback 8k steps, then experts of 8k steps on the nominal model
 and on the composite's worst case, SAC utd 1) against a nominal SAC and an independently trained
@@ -10,8 +10,8 @@ This computes exactly what ``scripts/reproduce_iwocs.py --skip-tabular --seeds 0
 (same seeds, configs and evaluation generators; seeded CPU runs are bit-identical), whose numbers
 are in ``results/iwocs.md``: worst case per seed IWOCS -232 / -245 / -237, DR SAC -682 / -657 /
 -410, nominal SAC -1296 / -1214 / -1378. Cost: about 10 CPU-minutes per seed measured on the
-contended 2-core machine (IWOCS ~4.5, nominal ~3, DR ~2.5); the seeds run in two processes, so
-the file takes about two seeds' time.
+contended 2-core machine (IWOCS ~4.5, nominal ~3, DR ~2.5). CI runs seed 0 only (its margins,
+-232 against -682 and -1296, leave no doubt); the three-seed table comes from the script.
 """
 
 import multiprocessing as mp
@@ -29,7 +29,7 @@ from rlsuite.agents.iwocs.deep import (
 )
 from rlsuite.agents.iwocs.search import grid_search
 
-SEEDS = (0, 1, 2)
+SEEDS = (0,)
 
 
 def _worst_for_seed(seed: int) -> dict[str, float]:
@@ -57,9 +57,9 @@ def _worst_for_seed(seed: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def worst_cases() -> dict[str, list[float]]:
-    """Worst case per method and seed; the seeds run in two single-threaded processes (the CI box
-    has two cores), which changes nothing in the numbers: each seed's run is self-contained."""
-    with mp.get_context("spawn").Pool(2) as pool:
+    """Worst case per method and seed, each seed in a single-threaded worker process (as the
+    script's workers), which changes nothing in the numbers: each seed's run is self-contained."""
+    with mp.get_context("spawn").Pool(min(2, len(SEEDS))) as pool:
         per_seed = pool.map(_worst_for_seed, SEEDS)
     worst = {name: [r[name] for r in per_seed] for name in ("iwocs", "dr", "nominal")}
     print("\nworst case over the grid per seed:", {k: [round(v, 1) for v in w] for k, w in worst.items()})
