@@ -319,7 +319,7 @@ class ECRM(InteractionCounters):
                 stats["baseline_loss"] = self._update_baseline(obs, first_v, eta_prev_v, g)
         if not (self.closed_form_npg or (cfg.variant == "actor_critic" and cfg.ac_natural)):
             stats.update(self._actor_step(obs, first_v, eta_prev_v, action, adv, weight, old_logp))
-        # ---- metrics (one host sync)
+        # ---- metrics (one host sync for the scalars, one for the episode window)
         returns = ep.returns()
         values: dict[str, torch.Tensor] = {
             "ecrm/objective_estimate": (disc * k_risk).sum(0).mean(),
