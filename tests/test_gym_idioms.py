@@ -29,6 +29,9 @@ RENDERED = ["rlsuite/CartPole-v0", "rlsuite/ContinuousCartPole-v0", "rlsuite/Pen
 # -- SB3 and RL Zoo build rlsuite envs by id ------------------------------------------------------
 
 
+# The bounds warnings gymnasium's own CartPole-v1 and Pendulum-v1 raise as well.
+@pytest.mark.filterwarnings("ignore:.*infinity.*:UserWarning",
+                            "ignore:.*symmetric and normalized.*:UserWarning")
 @pytest.mark.parametrize("env_id", RENDERED)
 def test_sb3_check_env_with_rgb_array_rendering(env_id: str) -> None:
     env = gymnasium.make(env_id, render_mode="rgb_array")
@@ -63,11 +66,12 @@ def test_rl_zoo_style_env_creation(tmp_path) -> None:
     a monitor dir and ``vec_env_cls=DummyVecEnv`` (rl_zoo3 itself is not needed to make the same call)."""
     vec = make_vec_env(
         env_id="rlsuite/CartPole-v0", n_envs=2, seed=3,
-        env_kwargs={"max_episode_steps": 10},
+        env_kwargs={"max_episode_steps": 10, "dtype": torch.float64},  # gymnasium's and the engine's
         monitor_dir=str(tmp_path), wrapper_class=gymnasium.wrappers.TimeAwareObservation,
         vec_env_cls=DummyVecEnv, vec_env_kwargs={}, monitor_kwargs={},
     )
     assert isinstance(vec, DummyVecEnv)
+    assert vec.envs[0].unwrapped.vector.engine.dtype == torch.float64
     obs = vec.reset()
     assert obs.shape == (2, 5) and obs[:, 4].tolist() == [0.0, 0.0]  # the time feature
     ends = []
