@@ -260,6 +260,34 @@ def test_clip_action_on_pendulum() -> None:
     assert [r.ravel().tolist() for r in received] == [[2.0, -2.0], [-2.0, 0.5]]
 
 
+BOTH_MODES = [
+    (vw.RecordEpisodeStatistics, {}), (vw.NormalizeReward, {}), (vw.DictInfoToList, {}),
+    (vw.TransformReward, {"func": lambda r: 2 * r}), (vw.ClipReward, {"min_reward": -1.0}),
+    (vw.ClipAction, {}), (vw.RescaleAction, {"min_action": np.float32(-1), "max_action": np.float32(1)}),
+]
+OBSERVATION = [
+    (vw.NormalizeObservation, {}), (vw.FlattenObservation, {}),
+    (vw.DtypeObservation, {"dtype": np.float32}), (vw.TransformObservation, {"func": lambda o: o}),
+]
+
+
+@pytest.mark.parametrize("wrapper, kwargs", BOTH_MODES + OBSERVATION,
+                         ids=[w.__name__ for w, _ in BOTH_MODES + OBSERVATION])
+def test_which_wrappers_take_which_mode(wrapper, kwargs) -> None:
+    """The table in rlsuite/engine/numpy_vector.py's docstring."""
+    for mode in ("next_step", "same_step"):
+        env = _numpy_vec("rlsuite/Pendulum-v0", num_envs=2, autoreset_mode=mode, max_episode_steps=3)
+        if mode == "same_step" and (wrapper, kwargs) in OBSERVATION:
+            with pytest.raises(ValueError, match="NEXT_STEP"):
+                wrapper(env, **kwargs)
+            continue
+        wrapped = wrapper(env, **kwargs)
+        wrapped.reset(seed=0)
+        for _ in range(4):  # across an episode's end
+            obs = wrapped.step(np.zeros((2, 1), dtype=np.float32))[0]
+        assert np.all(np.isfinite(obs))
+
+
 # -- rgb_array frames -----------------------------------------------------------------------------
 
 

@@ -18,11 +18,13 @@ observation ones (``NormalizeObservation``, every ``VectorObservationWrapper``) 
 No ``info["episode"]`` is written: ``gymnasium.wrappers.vector.RecordEpisodeStatistics`` adds it
 (it raises when the key is already there).
 
-Which gymnasium 1.x vector wrappers take which mode (checked against ``gymnasium/wrappers/vector``):
-``RecordEpisodeStatistics``, ``NormalizeReward``, ``DictInfoToList``, the action wrappers
-(``ClipAction``, ``RescaleAction``, ``TransformAction``) and the per-observation transforms
-(``TransformObservation``, ``FlattenObservation``...) take both; ``NormalizeObservation`` and
-any subclass of ``VectorObservationWrapper`` take ``next_step`` only.
+Which gymnasium 1.x vector wrappers take which mode (``gymnasium/wrappers/vector``, checked with
+gymnasium 1.4): ``RecordEpisodeStatistics``, ``NormalizeReward``, ``DictInfoToList``, the reward
+wrappers (``TransformReward``, ``ClipReward``) and the action wrappers (``ClipAction``,
+``RescaleAction``, ``TransformAction``) take both; every observation wrapper
+(``NormalizeObservation``, ``TransformObservation``, ``FlattenObservation``, ``DtypeObservation``...,
+all subclasses of ``VectorObservationWrapper``) takes ``next_step`` only, which is why it is the
+default here.
 """
 
 from __future__ import annotations
