@@ -77,6 +77,26 @@ class Logger:
         if self._writer is not None:
             self._writer.add_text(tag, text)
 
+    def write_hparams(self, config: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        """The run's hyperparameters and final metrics for TensorBoard's HParams dashboard.
+
+        ``config`` is flattened to dotted keys (``agent.learning_rate``); values that are not a
+        number, string or bool (None, lists) are written as their ``str``. The three hparams
+        plugin summaries go into this run's own event file, not the fresh subdirectory
+        ``SummaryWriter.add_hparams`` makes, so a run stays one TensorBoard run; the dashboard
+        reads each metric's values from the scalars of the same tag (``log`` them as well).
+        """
+        if self._writer is None:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        flat = flatten_config(config)
+        experiment, session_start, session_end = hparams(
+            flat, {tag: float(value) for tag, value in metrics.items()}
+        )
+        for summary in (experiment, session_start, session_end):
+            self._writer.file_writer.add_summary(summary)
+
     def _rewrite(self) -> None:
         with self.csv_path.open("w", newline="") as f:
             writer = csv.DictWriter(f, self._columns, restval="")
@@ -93,6 +113,21 @@ class Logger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, float | int | str | bool]:
+    """``{"agent": {"lr": 3e-4}}`` -> ``{"agent.lr": 3e-4}``; anything but a number, string or
+    bool (None, a list) becomes its ``str`` (the types the hparams plugin stores)."""
+    flat: dict[str, float | int | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:

@@ -174,6 +174,7 @@ def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> f
     hooks.save(agent)
     metrics = _final_eval(agent, env, cfg)
     logger.log(agent.global_step, metrics)
+    logger.write_hparams(resolved, metrics)
     logger.close()
     key = next(iter(metrics))
     score = metrics[key]

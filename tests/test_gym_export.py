@@ -203,8 +203,11 @@ def test_single_env_params_option_and_errors() -> None:
     )
     env.reset(seed=2, options={"params": heavy})
     assert env.vector.params is heavy
-    with pytest.raises(ValueError, match="do not render"):
+    # TypeError: what SB3's make_vec_env catches to retry without render_mode
+    with pytest.raises(TypeError, match=r"render_mode='human' is not a render mode of 'cartpole'"):
         TorchSingleEnv("cartpole", render_mode="human")
+    with pytest.raises(TypeError, match=r"render_mode='rgb_array' .* 'taxi' .*render_modes: \[\]"):
+        TorchSingleEnv("taxi", render_mode="rgb_array")
     with pytest.raises(TypeError, match="only be given with an env name"):
         TorchVectorEnv(envs.make("cartpole"), 2, device="cpu")
 

@@ -9,8 +9,11 @@
 * :func:`register_gymnasium_envs` registers every env of :mod:`rlsuite.envs` as
   ``rlsuite/<Name>-v0``, so ``gymnasium.make_vec(id, num_envs=N, device=...)`` returns a
   :class:`TorchVectorEnv` (through the spec's ``vector_entry_point``) and ``gymnasium.make(id)``
-  a :class:`TorchSingleEnv` (through its ``entry_point``). Importing :mod:`rlsuite.envs` registers
-  them; ``gymnasium.make("rlsuite.envs:rlsuite/CartPole-v0")`` does the import itself.
+  a :class:`TorchSingleEnv` (through its ``entry_point``); ``make_vec(id, num_envs=N,
+  numpy=True)`` returns the numpy :class:`~rlsuite.engine.numpy_vector.NumpyVectorEnv`, on which
+  gymnasium's vector wrappers (RecordEpisodeStatistics, NormalizeObservation...) compose.
+  Importing :mod:`rlsuite.envs` registers them; ``gymnasium.make("rlsuite.envs:rlsuite/CartPole-v0")``
+  does the import itself.
 
 Two departures from gymnasium's numpy vector envs, both so that a step never waits on the host
 (no ``.any()`` on a CUDA tensor to decide whether a key exists):
@@ -203,11 +206,20 @@ class TorchSingleEnv(gymnasium.Env):
     Args:
         env: an engine env, or the registry name of one.
         params: params for one copy (``B == 1``); ``reset(options={"params": p})`` swaps them.
-        render_mode: must be None (rlsuite envs do not render).
+        render_mode: None, or a mode of ``metadata["render_modes"]`` (``"rgb_array"`` for the
+            envs :mod:`rlsuite.engine.render` draws: cartpole, its continuous variant,
+            pendulum, acrobot).
         **env_kwargs: constructor kwargs for a named env.
+
+    Raises:
+        TypeError: for a ``render_mode`` this env does not have. TypeError, not ValueError, is
+            what Python raises for a keyword a constructor does not take, and it is the error
+            SB3's ``make_vec_env`` / ``PPO("MlpPolicy", id)`` (and so RL Zoo) catch to retry
+            without their default ``render_mode="rgb_array"``: such an env is then built, and
+            only a video recorder finds that it has no frames.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": [], "render_fps": None}
 
     def __init__(
         self,
@@ -217,12 +229,21 @@ class TorchSingleEnv(gymnasium.Env):
         render_mode: str | None = None,
         **env_kwargs: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r}: rlsuite envs do not render")
-        self.render_mode = None
         self.vector = TorchVectorEnv(
             env, 1, params=params, record_episode_statistics=False, **env_kwargs
         )
+        from rlsuite.engine import render
+
+        self._renderer = render.renderer_for(self.vector.engine)
+        self.metadata = dict(type(self).metadata)
+        if self._renderer is not None:
+            self.metadata.update(render_modes=["rgb_array"], render_fps=self._renderer.fps)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise TypeError(
+                f"render_mode={render_mode!r} is not a render mode of {self.vector.engine.name!r} "
+                f"(its render_modes: {self.metadata['render_modes']})"
+            )
+        self.render_mode = render_mode
         self.observation_space = self.vector.single_observation_space
         self.action_space = self.vector.single_action_space
         self._obs_space = self.vector.engine.observation_space
@@ -248,9 +269,15 @@ class TorchSingleEnv(gymnasium.Env):
         obs = _convert.single_to_numpy(info["final_obs"], self._obs_space)
         return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
 
-    def render(self) -> None:
-        """rlsuite envs do not render; returns None."""
-        return None
+    def render(self) -> np.ndarray | None:
+        """An ``[H, W, 3]`` uint8 frame of the current state with ``render_mode="rgb_array"``;
+        None without a render mode (gymnasium's convention)."""
+        if self.render_mode is None:
+            return None
+        if self.vector.state is None:
+            raise RuntimeError("TorchSingleEnv.render() called before reset()")
+        assert self._renderer is not None
+        return self._renderer.draw(self.vector.state, self.vector.params)
 
 
 # -- registration ---------------------------------------------------------------------------------
@@ -332,5 +359,21 @@ def register_gymnasium_envs() -> list[str]:
     return ids
 
 
+def make_vector_env(
+    env: str | BatchedEnv, num_envs: int | None = None, *, numpy: bool = False, **kwargs: Any
+) -> gymnasium.vector.VectorEnv:
+    """``gymnasium.make_vec``'s entry point for the registered ids.
+
+    ``numpy=False`` (default): a :class:`TorchVectorEnv` (torch tensors, same-step autoreset).
+    ``numpy=True``: a :class:`~rlsuite.engine.numpy_vector.NumpyVectorEnv` (numpy arrays, next-step
+    autoreset unless ``autoreset_mode="same_step"``), which gymnasium's vector wrappers accept.
+    """
+    if numpy:
+        from rlsuite.engine.numpy_vector import NumpyVectorEnv
+
+        return NumpyVectorEnv(env, num_envs, **kwargs)
+    return TorchVectorEnv(env, num_envs, **kwargs)
+
+
 _SINGLE_ENTRY = f"{__name__}:make_single_env"
-_VECTOR_ENTRY = f"{__name__}:TorchVectorEnv"
+_VECTOR_ENTRY = f"{__name__}:make_vector_env"

@@ -8,17 +8,15 @@ optimizers and training loop; it holds one :class:`Interaction` and exposes ``gl
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import torch
 
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.episode_window import EpisodeWindow
 from rlsuite.engine.rollout import Policy, Rollout, RolloutState, collect, start
 
-EPISODE_WINDOW = 100
-"""Finished episodes averaged into ``rollout/ep_rew_mean`` (SB3's ``stats_window_size``)."""
 POLICY_SEED_OFFSET = 1_000_003
 """The policy generator's seed is the run seed plus this, so it never equals the env's stream."""
 
@@ -43,8 +41,7 @@ class Interaction:
         self.state: RolloutState | None = None
         self.global_step = 0
         self.iteration = 0
-        self.recent_returns: deque[float] = deque(maxlen=EPISODE_WINDOW)
-        self.recent_lengths: deque[float] = deque(maxlen=EPISODE_WINDOW)
+        self.episodes = EpisodeWindow()
 
     def collect(self, policy: Policy, num_steps: int) -> Rollout:
         """Step all copies ``num_steps`` times (starting them on the first call); count the steps."""
@@ -60,14 +57,7 @@ class Interaction:
         """Add the rollout's finished episodes to the window (one host sync); return the
         ``rollout/ep_rew_mean`` and ``rollout/ep_len_mean`` metrics (empty before any episode)."""
         returns, lengths = data.finished_episodes()
-        self.recent_returns.extend(returns.tolist())
-        self.recent_lengths.extend(lengths.float().tolist())
-        if not self.recent_returns:
-            return {}
-        return {
-            "rollout/ep_rew_mean": sum(self.recent_returns) / len(self.recent_returns),
-            "rollout/ep_len_mean": sum(self.recent_lengths) / len(self.recent_lengths),
-        }
+        return self.episodes.add(returns, lengths)
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain data only (the agent deep-copies its whole state dict)."""
@@ -76,8 +66,7 @@ class Interaction:
             "policy_generator": self.policy_generator.get_state(),
             "global_step": self.global_step,
             "iteration": self.iteration,
-            "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths),
+            **self.episodes.state_dict(),
         }
         if self.state is not None:
             out["rollout_state"] = tree.flatten(self.state)
@@ -89,8 +78,7 @@ class Interaction:
         self.policy_generator.set_state(data["policy_generator"])
         self.global_step = int(data["global_step"])
         self.iteration = int(data["iteration"])
-        self.recent_returns = deque(data["recent_returns"], maxlen=EPISODE_WINDOW)
-        self.recent_lengths = deque(data["recent_lengths"], maxlen=EPISODE_WINDOW)
+        self.episodes.load_state_dict(data)
         self.state = None
         if "rollout_state" in data:
             # The structure comes from a throwaway reset whose generator is not the agent's.

@@ -18,7 +18,8 @@ One iteration (notes 2.4, rewards convention)::
     softmax / neural actors: Adam; direct: gradient ascent + projection onto the simplex
 
 Logged: ``ecrm/objective_estimate`` (mean of sum_t gamma^t k_t, a lower bound on the ECRM that is
-tight when eta = VaR), ``ecrm/exact_ecrm`` (tabular), ``rollout/ep_rew_mean``,
+tight when eta = VaR), ``ecrm/exact_ecrm`` (tabular), ``rollout/ep_rew_mean`` and
+``rollout/ep_len_mean`` (over the last 100 episodes, :mod:`rlsuite.engine.episode_window`),
 ``ecrm/return_cvar`` (CVaR_alpha of the episode return), ``ecrm/failure_rate``, ``ecrm/eta_*``.
 """
 
@@ -318,11 +319,9 @@ class ECRM(InteractionCounters):
                 stats["baseline_loss"] = self._update_baseline(obs, first_v, eta_prev_v, g)
         if not (self.closed_form_npg or (cfg.variant == "actor_critic" and cfg.ac_natural)):
             stats.update(self._actor_step(obs, first_v, eta_prev_v, action, adv, weight, old_logp))
-        # ---- metrics (one host sync)
+        # ---- metrics (one host sync for the scalars, one for the episode window)
         returns = ep.returns()
         values: dict[str, torch.Tensor] = {
-            "rollout/ep_rew_mean": returns.mean(),
-            "rollout/ep_len_mean": valid.float().sum(0).mean(),
             "ecrm/objective_estimate": (disc * k_risk).sum(0).mean(),
             "ecrm/return_cvar": cvar(returns.double(), None, alpha).float(),
             **{f"ecrm/{k}": v for k, v in eta_stats.items()},
@@ -333,6 +332,8 @@ class ECRM(InteractionCounters):
             values["ecrm/failure_rate"] = fail.float().mean()
         host = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
         metrics = dict(zip(values, host, strict=True))
+        # rollout/ep_rew_mean / ep_len_mean: the last 100 episodes, as in every agent
+        metrics.update(self.interaction.episodes.add(returns, valid.sum(0)))
         bad = [k for k in metrics if k.startswith("train/") and not math.isfinite(metrics[k])]
         if bad or any(not math.isfinite(p) for p in self._param_check()):
             raise TrainingDiverged(f"non-finite ECRM update at step {self.global_step}: {bad or 'params'}")

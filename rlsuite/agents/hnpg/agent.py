@@ -22,7 +22,8 @@ Each iteration (official ``main.py`` loop and ``trpo.py`` ``update_params``):
 ``hybrid=False`` is the paper's TRPO baseline (the official ``HYBRID = False``): critics fitted on
 on-policy returns only, policies updated on on-policy states only.
 
-Logged tags: ``rollout/ep_rew_mean`` (this iteration's mean training return), ``eval/mean_reward``
+Logged tags: ``rollout/ep_rew_mean`` and ``rollout/ep_len_mean`` (over the last 100 training
+episodes, :mod:`rlsuite.engine.episode_window`, as in every agent), ``eval/mean_reward``
 (this iteration's test return), ``hnpg/train_return_ma`` and ``hnpg/test_return_ma`` (official
 ``train_episode_reward`` / ``test_episode_reward``), ``hnpg/success_rate``, ``hnpg/success_rate_ma``,
 ``hnpg/test_success_rate``, ``hnpg/online_samples`` (official ``env_steps``; evaluation episodes are
@@ -413,9 +414,9 @@ class HNPG(InteractionCounters):
             if self.solved_at is None and success_ma > cfg.stop_success:
                 self.solved_at = self.global_step
             elapsed = time.perf_counter() - tic
+            metrics.update(self.interaction.record_episodes(data))
             metrics.update(
                 {
-                    "rollout/ep_rew_mean": ep_return,
                     "eval/mean_reward": test_return,
                     "hnpg/train_return_ma": sum(self.train_returns) / len(self.train_returns),
                     "hnpg/test_return_ma": sum(self.test_returns) / len(self.test_returns),
