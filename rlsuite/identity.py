@@ -153,8 +153,8 @@ def check_same_run(recorded: RunIdentity, current: RunIdentity, run_dir: str | P
         raise RunMismatch(
             f"{run_dir} holds another run ({what}): {describe(diff)}. Only "
             f"{', '.join(allow) or 'nothing keyed'} may change on resume (and the unkeyed "
-            f"{', '.join(NON_IDENTITY_KEYS)}); choose another run_dir, or resume=null in an "
-            f"emptied one")
+            f"{', '.join(NON_IDENTITY_KEYS)}). Give this run a run_dir of its own (in a sweep: "
+            f"leave run_dir unset, or make it depend on the swept keys)")
 
 
 def read_claim(run_dir: str | Path) -> RunIdentity | None:
