@@ -107,8 +107,10 @@ def _load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DictConfig, identit
     resolved = _resolved(saved)
     if "identity" in payload:
         recorded = identity.RunIdentity.from_dict(payload["identity"], where)
-        identity.check_same_run(recorded, identity.make(resolved, recorded.code), run_dir,
-                                f"{where}: its config and its identity disagree", allow=())
+        diff = identity.differences(recorded, identity.make(resolved, recorded.code))
+        if diff:  # the config was edited after the run wrote it
+            raise ValueError(f"{where}: its config and its identity disagree: "
+                             f"{identity.describe(diff)}")
     else:
         recorded = identity.make(resolved)  # no record of the code: assume this version
     return payload, saved, recorded
