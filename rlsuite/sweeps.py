@@ -83,6 +83,13 @@ class JobLedger(Launcher):
         return returns
 
     def _launch_alone(self, overrides: list[str], num: int) -> tuple[JobReturn, str | None]:
+        sweep_dir = OmegaConf.select(getattr(self.inner, "config", None) or OmegaConf.create(),
+                                     "hydra.sweep.dir")
+        if sweep_dir is not None:  # finished before the launcher failed: no need to start it
+            done = _job_outcome(LaunchedJob(num, overrides), Path(sweep_dir))
+            if done.score is not None:
+                return JobReturn(overrides=overrides, status=JobStatus.COMPLETED,
+                                 _return_value=done.score), None
         try:
             [ret] = self.inner.launch([overrides], num)
             return ret, None
@@ -120,6 +127,14 @@ def write_job_record(config: DictConfig) -> Path:
 
 def _job_outcome(job: LaunchedJob, sweep_dir: Path) -> report.RunRecord:
     """The job's run as a :class:`rlsuite.report.RunRecord` whose ``result`` is the job's own."""
+    try:
+        return _read_job_outcome(job, sweep_dir)
+    except Exception as err:  # noqa: BLE001  (an unreadable record must not lose the summary)
+        return report.RunRecord(sweep_dir / f"job {job.num}", {}, {
+            "status": jobs.FAILED, "error": f"unreadable job record ({type(err).__name__}: {err})"})
+
+
+def _read_job_outcome(job: LaunchedJob, sweep_dir: Path) -> report.RunRecord:
     record_path = _job_record_path(sweep_dir, job.num)
     record = json.loads(record_path.read_text()) if record_path.exists() else None
     run_dir = Path(record["run_dir"]) if record else sweep_dir / f"job {job.num}"
