@@ -133,7 +133,7 @@ def _resume_config(cfg: DictConfig, source: Path) -> tuple[DictConfig, dict[str,
     return saved, payload
 
 
-def _auto_resume(cfg: DictConfig, run_dir: Path, current: identity.RunIdentity
+def _auto_resume(run_dir: Path, current: identity.RunIdentity
                  ) -> tuple[float | None, dict[str, Any] | None]:
     """``resume=auto``: ``(score, None)`` when ``run_dir`` records this run completed (same key),
     ``(None, checkpoint)`` when it holds this run's checkpoint (only :data:`RESUMABLE_KEYS`
@@ -167,7 +167,7 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(cfg.run_dir)
     current = identity.make(_resolved(cfg))
     if cfg.resume == "auto":
-        score, payload = _auto_resume(cfg, run_dir, current)
+        score, payload = _auto_resume(run_dir, current)
         if score is not None:
             return score
     # Refusals above and here happen before the try: they must not overwrite the records of the
