@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LaunchedJob:
-    """One job as the launcher saw it: its number, overrides, score and, if its process or the
-    launcher failed, the error."""
+    """One job as the launcher saw it: its number, its overrides and, if its process died or the
+    launcher failed on it, the error."""
 
     num: int
     overrides: list[str]
@@ -203,6 +203,7 @@ class SweepSummary(Callback):
         from hydra.core.plugins import Plugins
 
         plugins = Plugins.instance()
+        vars(plugins).pop("instantiate_launcher", None)  # a previous sweep that raised kept its
         original = plugins.instantiate_launcher
         launched = self.launched
 
