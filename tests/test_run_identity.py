@@ -127,7 +127,7 @@ def _tamper(run_dir: Path, edit) -> None:
     (lambda p: p["config"]["env"].update(name="${oc.env:HOME}"), "interpolation"),
     (lambda p: p["config"]["agent"].update(learning_rate=0.5),
      "its config and its identity disagree: agent.learning_rate"),
-])
+], ids=["unknown_key", "wrong_type", "interpolation", "edited_value"])
 def test_crafted_checkpoint_config_is_refused(tmp_path: Path, edit, message) -> None:
     run(_cfg(tmp_path, "total_steps=128"))
     config_yaml = (tmp_path / "config.yaml").read_text()
