@@ -1,8 +1,9 @@
 """Atomic checkpoints that load without executing code.
 
 A checkpoint is one ``torch.save`` file holding only tensors and plain data (dicts, lists, numbers,
-strings): the agent's ``state_dict`` (networks, optimizers, generator states, env state, counters)
-and the run's config as a plain dict. It is written to a temporary file in the same directory,
+strings): the agent's ``state_dict`` (networks, optimizers, generator states, env state, counters),
+the run's config as a plain dict and its identity (:mod:`rlsuite.identity`: key, keyed config,
+code version). It is written to a temporary file in the same directory,
 flushed to disk and renamed over the old one, so a run killed mid-write leaves the previous
 checkpoint intact. Loading uses ``torch.load(weights_only=True)``: nothing in the file is executed.
 """
@@ -25,9 +26,25 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def save(path: str | Path, agent_state: dict[str, Any], config: dict[str, Any]) -> Path:
-    """Write ``{agent, config, format}`` to ``path`` atomically (temp file + fsync + rename)."""
-    return atomic_save(path, {"format": FORMAT_VERSION, "agent": agent_state, "config": config})
+def save(path: str | Path, agent_state: dict[str, Any], config: dict[str, Any],
+         identity: dict[str, Any] | None = None) -> Path:
+    """Write ``{agent, config, identity, format}`` to ``path`` atomically (temp file + fsync +
+    rename). ``identity`` is :meth:`rlsuite.identity.RunIdentity.to_dict` (None: not recorded)."""
+    payload = {"format": FORMAT_VERSION, "agent": agent_state, "config": config}
+    if identity is not None:
+        payload["identity"] = identity
+    return atomic_save(path, payload)
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Delete the temp files that :func:`atomic_save` left in ``directory`` when its process was
+    killed mid-write (``kill -9``: no ``finally`` runs); return what was removed. Call it only
+    where no other process is writing (a run's own checkpoint directory, at start or resume)."""
+    directory = Path(directory)
+    stale = sorted(directory.glob(".*.tmp")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_save(path: str | Path, payload: Any) -> Path:

@@ -26,6 +26,10 @@ class Logger:
         config: the resolved config, saved as ``config.yaml`` (skipped when None).
         tensorboard: also write TensorBoard event files.
         resume: append to an existing ``metrics.csv`` instead of starting a new one.
+        rewind_to: with ``resume``, the step the run resumes from (its checkpoint's): rows logged
+            after it (by a run killed between checkpoints) are dropped from ``metrics.csv``, and
+            TensorBoard is told to purge its later points (``purge_step``), so the resumed curve
+            has no duplicated or out-of-order steps.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class Logger:
         config: Mapping[str, Any] | None = None,
         tensorboard: bool = True,
         resume: bool = False,
+        rewind_to: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +50,9 @@ class Logger:
                 reader = csv.DictReader(f)
                 self._columns = list(reader.fieldnames or [STEP_COLUMN])
                 self._rows = list(reader)
+            if rewind_to is not None:
+                self._rows = [r for r in self._rows if int(r[STEP_COLUMN]) <= rewind_to]
+                self._rewrite()
         elif self.csv_path.exists():
             self.csv_path.unlink()
         if config is not None:
@@ -53,7 +61,8 @@ class Logger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir))
+            purge = rewind_to + 1 if resume and rewind_to is not None else None
+            self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge)
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         """Record ``metrics`` at env step ``step``."""

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlsuite import jobs
+from rlsuite import identity, jobs
 from rlsuite.logging import read_metrics
 
 SCORE_KEYS = ("eval/mean_reward", "eval/score")
@@ -173,7 +173,8 @@ def group_runs(records: Sequence[RunRecord],
     return groups
 
 
-IGNORED_KEYS = ("seed", "run_dir", "resume", "progress", "tensorboard", "threads", "checkpoint_every")
+# Seeds are replicates of one cell; the rest never change what a run computes (rlsuite.identity).
+IGNORED_KEYS = ("seed", *identity.NON_IDENTITY_KEYS)
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

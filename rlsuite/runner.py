@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import rlsuite.envs as envs
-from rlsuite import agents, checkpoint, jobs
+from rlsuite import agents, checkpoint, identity, jobs
 from rlsuite.core import params as params_lib
 from rlsuite.core.env import BatchedEnv
 from rlsuite.core.threads import configure_threads
@@ -23,8 +23,10 @@ from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
 
-# Keys the command that resumes a run may change (taken from that command, not the checkpoint).
-RESUME_OVERRIDES = ("total_steps", "progress", "threads", "device")
+# Keys the command that resumes a run may change (taken from that command, not the checkpoint):
+# the keyed ones a resume may change, and every key outside the identity (rlsuite.identity).
+RESUME_OVERRIDES = (*identity.RESUMABLE_KEYS,
+                    *(k for k in identity.NON_IDENTITY_KEYS if k not in ("run_dir", "resume")))
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
@@ -60,8 +62,10 @@ class RunHooks(TrainingHooks):
 
     def __init__(self, logger: Logger, ckpt_path: Path, config: dict, total_steps: int,
                  every: int, start_step: int, progress: bool,
-                 guard: jobs.PreemptionGuard | None = None) -> None:
+                 guard: jobs.PreemptionGuard | None = None,
+                 identity: dict | None = None) -> None:
         self.logger, self.ckpt_path, self.config, self.every = logger, ckpt_path, config, every
+        self.identity = identity
         self.guard = guard
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True,
                         disable=not progress, dynamic_ncols=True, file=sys.stderr)
@@ -79,76 +83,119 @@ class RunHooks(TrainingHooks):
             self.guard.check(lambda: self.save(agent))
 
     def save(self, agent: Any) -> None:
-        checkpoint.save(self.ckpt_path, agent.state_dict(), self.config)
+        checkpoint.save(self.ckpt_path, agent.state_dict(), self.config, self.identity)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def _resume_source(cfg: DictConfig) -> Path | None:
-    """The run directory to continue from: ``resume=<dir>``, or with ``resume=auto`` the run's own
-    directory when it already holds a checkpoint (a requeued or relaunched sweep job)."""
-    if cfg.resume is None:
-        return None
-    if cfg.resume != "auto":
-        return Path(cfg.resume)
-    own = Path(cfg.run_dir)
-    return own if (checkpoint.checkpoint_dir(own) / checkpoint.LATEST).exists() else None
+_ABSENT = object()
+
+
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def _load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DictConfig, identity.RunIdentity]:
+    """A run directory's checkpoint, its config validated against the schemas, and the identity
+    it was written under (recomputed from its config for checkpoints that predate identities)."""
+    payload = checkpoint.load(run_dir)
+    where = f"checkpoint {checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST}"
+    saved = identity.validate_config(payload.get("config"), where)
+    resolved = _resolved(saved)
+    if "identity" in payload:
+        recorded = identity.RunIdentity.from_dict(payload["identity"], where)
+        diff = identity.differences(recorded, identity.make(resolved, recorded.code))
+        if diff:  # the config was edited after the run wrote it
+            raise ValueError(f"{where}: its config and its identity disagree: "
+                             f"{identity.describe(diff)}")
+    else:
+        recorded = identity.make(resolved)  # no record of the code: assume this version
+    return payload, saved, recorded
 
 
 def _resume_config(cfg: DictConfig, source: Path) -> tuple[DictConfig, dict[str, Any]]:
-    payload = checkpoint.load(source)
-    saved = payload["config"]  # the resolved config of the run, as plain data
-    current = OmegaConf.to_container(cfg, resolve=False)
-    assert isinstance(current, dict)
-    ignored = set(RESUME_OVERRIDES) | {"resume", "run_dir"}
-    changed = sorted(k for k in current if k not in ignored and k in saved and current[k] != saved[k])
-    if changed:
-        print(f"rlsuite: resuming {source}: keeping the checkpoint's {changed}", file=sys.stderr)
-    merged = OmegaConf.create(saved)
+    """``resume=<dir>``: the checkpoint's (validated) config, with the command's values for the
+    keys a resume may change (:data:`RESUME_OVERRIDES`); it runs in ``<dir>``."""
+    payload, saved, _ = _load_checkpoint(source)
+    current = _resolved(cfg)
+    changed = identity.differences(identity.make(_resolved(saved)), identity.make(current))
+    kept = sorted(k for k in changed if k not in RESUME_OVERRIDES)
+    if kept:
+        print(f"rlsuite: resuming {source}: keeping the checkpoint's {kept}", file=sys.stderr)
     for key in RESUME_OVERRIDES:
-        merged[key] = cfg[key]
-    merged.resume = str(source)
-    merged.run_dir = str(source)
-    return merged, payload
+        if OmegaConf.select(saved, key, default=_ABSENT) is not _ABSENT:  # env.compile: some envs
+            OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
+    saved.resume = str(source)
+    saved.run_dir = str(source)
+    return saved, payload
+
+
+def _auto_resume(run_dir: Path, current: identity.RunIdentity
+                 ) -> tuple[float | None, dict[str, Any] | None]:
+    """``resume=auto``: ``(score, None)`` when ``run_dir`` records this run completed (same key),
+    ``(None, checkpoint)`` when it holds this run's checkpoint (only :data:`RESUMABLE_KEYS`
+    changed), ``(None, None)`` when it holds neither. Anything of another run: RunMismatch."""
+    done = jobs.read_result(run_dir)
+    if done and done.get("status") == jobs.COMPLETED and "identity" in done:
+        recorded = identity.RunIdentity.from_dict(done["identity"], str(run_dir / jobs.RESULT_FILE))
+        if not identity.differences(recorded, current):
+            print(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
+            return float(done["score"]), None
+        identity.check_same_run(recorded, current, run_dir, jobs.RESULT_FILE)
+    if not (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
+        return None, None
+    payload, _, recorded = _load_checkpoint(run_dir)
+    identity.check_same_run(recorded, current, run_dir, "its checkpoint")
+    return None, payload
 
 
 def run(cfg: DictConfig) -> float:
     """Train and evaluate as ``cfg`` says; return the final score (see :func:`_final_eval`).
 
     The outcome is recorded in ``<run_dir>/result.json`` (:mod:`rlsuite.jobs`): completed with the
-    score, failed with the error, or preempted. A run whose directory already records completion
-    for the same ``total_steps`` returns that score without training again (relaunched sweeps).
+    score, failed with the error, or preempted. With ``resume=auto`` a run directory that records
+    this run (same identity, :mod:`rlsuite.identity`) completed returns that score without
+    training again (relaunched sweeps), one with its checkpoint continues from it, and one holding
+    another run is refused (:class:`rlsuite.identity.RunMismatch`, naming the keys that differ).
     """
-    source = _resume_source(cfg)
-    run_dir = source if source is not None else Path(cfg.run_dir)
-    done = jobs.read_result(run_dir) if cfg.resume == "auto" else None
-    if done and done["status"] == jobs.COMPLETED and done.get("total_steps") == int(cfg.total_steps):
-        print(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
-        return float(done["score"])
+    payload = None
+    if cfg.resume is not None and cfg.resume != "auto":
+        cfg, payload = _resume_config(cfg, Path(cfg.resume))
+    run_dir = Path(cfg.run_dir)
+    current = identity.make(_resolved(cfg))
+    if cfg.resume == "auto":
+        score, payload = _auto_resume(run_dir, current)
+        if score is not None:
+            return score
+    # Refusals above and here happen before the try: they must not overwrite the records of the
+    # run that owns the directory.
+    identity.claim(run_dir, current)
     guard = jobs.PreemptionGuard()
     try:
         with guard:
-            return _run(cfg, source, guard)
+            return _run(cfg, payload, current, guard)
     except jobs.Preempted as err:
-        jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), total_steps=int(cfg.total_steps))
+        jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), total_steps=int(cfg.total_steps),
+                          identity=current.to_dict())
         print(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there",
               file=sys.stderr)
         guard.forward(err.signum)
     except BaseException as err:
-        jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err))
+        jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err),
+                          identity=current.to_dict())
         raise
 
 
-def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> float:
-    payload = None
-    if source is not None:
-        cfg, payload = _resume_config(cfg, source)
+def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIdentity,
+         guard: jobs.PreemptionGuard) -> float:
     device = jobs.pick_device(cfg.device, jobs.job_number())
     configure_threads(int(cfg.threads), device)
     run_dir = Path(cfg.run_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
+    checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
+    resolved = _resolved(cfg)
     env = build_env(cfg.env, device)
     params = build_params(env, cfg.env, cfg.num_envs)
     spec = agents.get(cfg.agent.name)
@@ -156,11 +203,13 @@ def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> f
     agent = spec.build(agent_cfg, env, params, int(cfg.seed))
     if payload is not None:
         agent.load_state_dict(payload["agent"])
-    logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None)
+    # A resumed run rewinds its logs to the checkpoint: rows logged after it are redone.
+    logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None,
+                    rewind_to=agent.global_step if payload is not None else None)
     logger.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
     hooks = RunHooks(logger, checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST, resolved,
                      int(cfg.total_steps), int(cfg.checkpoint_every), agent.global_step,
-                     bool(cfg.progress), guard)
+                     bool(cfg.progress), guard, ident.to_dict())
     try:
         agent.learn(int(cfg.total_steps), hooks)
     except BaseException as err:
@@ -179,7 +228,8 @@ def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> f
     key = next(iter(metrics))
     score = metrics[key]
     jobs.write_result(run_dir, jobs.COMPLETED, metric=key, score=score, metrics=metrics,
-                      global_step=agent.global_step, total_steps=int(cfg.total_steps))
+                      global_step=agent.global_step, total_steps=int(cfg.total_steps),
+                      identity=ident.to_dict())
     print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
           f"{agent.global_step} steps; run dir {run_dir}")
     return score

@@ -166,6 +166,56 @@ def test_joblib_sweep_survives_a_failing_job_and_reports(tmp_path: Path) -> None
     assert "Invalid learning rate" in text
 
 
+def test_sweep_jobs_sharing_a_run_dir_are_refused_not_merged(tmp_path: Path) -> None:
+    shared, sweep = tmp_path / "shared", tmp_path / "sweep"
+    out = _cli(["-m", "seed=0,1", *QUICK, "num_envs=8", f"run_dir={shared}",
+                f"hydra.sweep.dir={sweep}"])
+    assert out.returncode == 1, out.stderr[-3000:]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [(s["job"], s["status"], s["run_dir"]) for s in summary] == [
+        (0, "completed", str(shared)), (1, "failed", str(shared))]
+    assert "seed: 0 there, 1 here" in summary[1]["error"] and summary[1]["score"] is None
+    assert jobs.read_result(shared)["identity"]["config"]["seed"] == 0  # seed 0's, untouched
+
+
+def test_sweep_summary_lists_a_failed_job_outside_the_sweep_dir(tmp_path: Path) -> None:
+    elsewhere, sweep = tmp_path / "elsewhere" / "run", tmp_path / "sweep"
+    out = _cli(["-m", "agent.learning_rate=-1.0", *QUICK, f"run_dir={elsewhere}",
+                f"hydra.sweep.dir={sweep}"])
+    assert out.returncode == 1, out.stderr[-3000:]  # the only job failed: not a success
+    [row] = json.loads((sweep / "summary.json").read_text())
+    assert row["run_dir"] == str(elsewhere) and row["status"] == "failed"
+    assert "Invalid learning rate" in row["error"]
+    assert "1 jobs: 0 completed, 1 did not." in (sweep / "summary.md").read_text()
+
+
+def test_a_sweep_without_jobs_is_not_a_success(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from rlsuite.sweeps import SweepSummary
+
+    callback = SweepSummary()
+    with pytest.raises(SystemExit) as exit_:
+        callback.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert exit_.value.code == 1
+    assert json.loads((tmp_path / "summary.json").read_text()) == []
+
+
+def test_joblib_sweep_survives_a_killed_worker(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}  # the test-only callback below
+    out = subprocess.run(
+        [*CLI, "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1", *QUICK,
+         "num_envs=8", f"hydra.sweep.dir={sweep}",
+         "+hydra.callbacks.kill._target_=sweep_hooks.KillWorker", "+hydra.callbacks.kill.seed=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 1, out.stderr[-3000:]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [(s["job"], s["status"]) for s in summary] == [(0, "completed"), (1, "failed")]
+    assert "TerminatedWorkerError" in summary[1]["error"]
+    assert summary[0]["score"] == jobs.read_result(summary[0]["run_dir"])["score"]
+
+
 def test_preempted_run_checkpoints_and_resumes(tmp_path: Path) -> None:
     args = ["agent=ppo", "env=cartpole", "total_steps=400000", "num_envs=8", "agent.num_steps=32",
             "progress=false", "tensorboard=false", "checkpoint_every=1000", "eval_episodes=4",

@@ -1,0 +1,251 @@
+"""Run identity: when two runs are the same experiment, and may share a run directory.
+
+A run is keyed by
+
+- its resolved config, minus :data:`NON_IDENTITY_KEYS` (where output goes, how progress is shown,
+  threads and device: keys that do not change what the run computes), and
+- the code version: the package version (``rlsuite.__version__``).
+
+The git commit of the code and whether the tree had uncommitted changes are *recorded* beside the
+key (``code``: ``version``, ``commit``, ``dirty``; ``commit`` is None outside a git checkout) but
+not compared: a requeued job must be able to resume after an unrelated commit, and a dirty tree
+has no name that could be compared anyway. A change that alters results should bump the version.
+
+The key (a hash) and the keyed config travel in ``identity.json`` (written when a run claims its
+directory), in ``result.json`` and in every checkpoint, so a mismatch can be shown key by key.
+``resume=auto`` continues a run, or returns its recorded score, only when the keys agree; of the
+keyed config only :data:`RESUMABLE_KEYS` may differ (extending a run), anything else is refused
+with an error naming the keys and both values. A run directory belongs to one identity: a run of
+another identity (a second sweep job given the same ``run_dir``) is refused there.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IDENTITY_FILE = "identity.json"
+
+NON_IDENTITY_KEYS = ("run_dir", "resume", "progress", "threads", "checkpoint_every", "device",
+                     "tensorboard", "env.compile")
+"""Dotted config keys outside the identity: output location, resume mode, progress bar, CPU
+threads, checkpoint cadence, device, TensorBoard, and fusing the env with ``torch.compile``. They
+never change the experiment (device and compile change float rounding, not the experiment), so
+a resume takes them from the command that resumes."""
+
+RESUMABLE_KEYS = ("total_steps",)
+"""Keyed settings a resume may change: the budget, so a finished run can be extended."""
+
+
+class RunMismatch(ValueError):
+    """A run directory holds another run (its identity differs in the keys named)."""
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """The key of a run, the keyed config it hashes, and the code that ran it."""
+
+    key: str
+    config: dict[str, Any]
+    code: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``result.json``, ``identity.json`` and checkpoints."""
+        return {"key": self.key, "config": copy.deepcopy(self.config), "code": dict(self.code)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "record") -> RunIdentity:
+        """Read a stored identity, checking that its key is the hash of what it holds."""
+        if not (isinstance(data, Mapping) and isinstance(data.get("config"), Mapping)
+                and isinstance(data.get("code"), Mapping) and isinstance(data.get("key"), str)):
+            raise ValueError(f"{where}: malformed run identity {data!r:.200}")
+        made = make(data["config"], data["code"])
+        if made.key != data["key"]:
+            raise ValueError(f"{where}: identity key {data['key']} is not the hash of its config "
+                             f"({made.key}); the record was edited")
+        return made
+
+
+def keyed_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """``resolved`` without :data:`NON_IDENTITY_KEYS` (a deep copy)."""
+    out = copy.deepcopy(dict(resolved))
+    for dotted in NON_IDENTITY_KEYS:
+        *parents, last = dotted.split(".")
+        node: Any = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """``{version, commit, dirty}`` of the running rlsuite; commit/dirty None outside git."""
+    import rlsuite
+
+    here = Path(rlsuite.__file__).resolve().parent
+    commit: str | None = None
+    dirty: bool | None = None
+    try:
+        git = ["git", "-C", str(here)]
+        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never touch the index
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True, env=env).stdout.strip() or None
+        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True, env=env)
+        dirty = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass  # an installed wheel, or no git: only the version identifies the code
+    return {"version": rlsuite.__version__, "commit": commit, "dirty": dirty}
+
+
+def make(resolved: Mapping[str, Any], code: Mapping[str, Any] | None = None) -> RunIdentity:
+    """The identity of a run with resolved config ``resolved`` (run by ``code``, default: this
+    code). The key hashes the keyed config and the code *version* only (see the module doc)."""
+    code = dict(code_version() if code is None else code)
+    config = keyed_config(resolved)
+    blob = json.dumps({"config": config, "version": code.get("version")}, sort_keys=True,
+                      default=str, separators=(",", ":"))
+    return RunIdentity(hashlib.sha256(blob.encode()).hexdigest()[:16], config, code)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, Mapping) or not node:
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flatten(value, f"{prefix}{key}."
+                             if isinstance(value, Mapping) and value else f"{prefix}{key}"))
+    return flat
+
+
+def differences(old: RunIdentity, new: RunIdentity) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ, ``{key: (old, new)}``; the code version as ``code.version``."""
+    a, b = _flatten(old.config), _flatten(new.config)
+    absent = "<absent>"
+    diff = {k: (a.get(k, absent), b.get(k, absent)) for k in sorted({*a, *b})
+            if a.get(k, absent) != b.get(k, absent)}
+    if old.code.get("version") != new.code.get("version"):
+        diff["code.version"] = (old.code.get("version"), new.code.get("version"))
+    return diff
+
+
+def describe(diff: Mapping[str, tuple[Any, Any]]) -> str:
+    """``key: old -> new`` for each difference, comma-separated."""
+    return ", ".join(f"{k}: {old!r} there, {new!r} here" for k, (old, new) in diff.items())
+
+
+def check_same_run(recorded: RunIdentity, current: RunIdentity, run_dir: str | Path,
+                   what: str, allow: tuple[str, ...] = RESUMABLE_KEYS) -> None:
+    """Raise :class:`RunMismatch` unless ``recorded`` (from ``what`` in ``run_dir``) and
+    ``current`` differ at most in the keys ``allow``."""
+    diff = {k: v for k, v in differences(recorded, current).items() if k not in allow}
+    if diff:
+        raise RunMismatch(
+            f"{run_dir} holds another run ({what}): {describe(diff)}. Only "
+            f"{', '.join(allow) or 'nothing keyed'} may change on resume (and the unkeyed "
+            f"{', '.join(NON_IDENTITY_KEYS)}). Give this run a run_dir of its own (in a sweep: "
+            f"leave run_dir unset, or make it depend on the swept keys)")
+
+
+def read_claim(run_dir: str | Path) -> RunIdentity | None:
+    """The identity recorded in ``run_dir/identity.json``, or None when there is none."""
+    path = Path(run_dir) / IDENTITY_FILE
+    if not path.exists():
+        return None
+    return RunIdentity.from_dict(json.loads(path.read_text()), str(path))
+
+
+def claim(run_dir: str | Path, current: RunIdentity) -> None:
+    """Make ``run_dir`` this run's: create ``identity.json`` (exclusively, so two jobs started at
+    once into one directory cannot both win), or check the one there and record ``current``."""
+    path = Path(run_dir) / IDENTITY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(current.to_dict(), indent=2, default=str) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        recorded = read_claim(run_dir)
+        assert recorded is not None
+        check_same_run(recorded, current, run_dir, IDENTITY_FILE)
+        tmp = path.with_name(f".{IDENTITY_FILE}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # the new budget, if the run was extended
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _env_schema(name: str) -> type:
+    """The schema dataclass the env preset ``conf/env/<name>.yaml`` composes with."""
+    from importlib import resources
+
+    import yaml
+
+    from rlsuite.config import ENV_SCHEMAS
+
+    preset = resources.files("rlsuite.conf").joinpath("env", f"{name}.yaml")
+    if not isinstance(name, str) or "/" in name or not preset.is_file():
+        raise ValueError(f"env.name={name!r}: no such env preset in conf/env/")
+    defaults = (yaml.safe_load(preset.read_text()) or {}).get("defaults") or []
+    schemas = [d for d in defaults if isinstance(d, str) and d in ENV_SCHEMAS]
+    if len(schemas) != 1:
+        raise ValueError(f"conf/env/{name}.yaml names no single env schema")
+    return ENV_SCHEMAS[schemas[0]]
+
+
+def _reject_interpolations(node: Any, path: str = "") -> None:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ValueError(f"config key {path}{key!r} is not a string")
+            _reject_interpolations(value, f"{path}{key}.")
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            _reject_interpolations(value, f"{path}{i}.")
+    elif isinstance(node, str) and "${" in node:
+        # A saved config is resolved: an interpolation here would run a resolver (oc.env, ...).
+        raise ValueError(f"config key {path.rstrip('.')} holds an interpolation {node!r}")
+
+
+def validate_config(saved: Any, where: str = "checkpoint") -> Any:
+    """``saved`` (a run's resolved config as plain data, e.g. from a checkpoint) checked against
+    the structured schemas, as Hydra checks a composed one: :class:`rlsuite.config.RunConfig` at
+    the top, the agent's config class from the agent registry, the env preset's schema. Unknown
+    keys, wrong types, unknown agents or envs and interpolations raise ValueError naming the key.
+    Returns the validated DictConfig (struct mode)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rlsuite import agents
+    from rlsuite.config import RunConfig
+
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"{where}: the config is not a mapping")
+    _reject_interpolations(saved)
+    agent, env = saved.get("agent"), saved.get("env")
+    if not isinstance(agent, Mapping) or not isinstance(env, Mapping):
+        raise ValueError(f"{where}: the config has no agent or env section")
+    if agent.get("name") not in agents.names():
+        raise ValueError(f"{where}: agent.name={agent.get('name')!r} is not a registered agent")
+    schema = OmegaConf.structured(RunConfig)
+    schema.agent = OmegaConf.structured(agents.get(agent["name"]).config_cls)
+    schema.env = OmegaConf.structured(_env_schema(env.get("name")))
+    OmegaConf.set_struct(schema, True)
+    try:
+        merged = OmegaConf.merge(schema, dict(saved))
+    except OmegaConfBaseException as err:
+        raise ValueError(f"{where}: invalid config: {err}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ValueError(f"{where}: the config lacks {missing}")
+    return merged

@@ -1,0 +1,156 @@
+"""Run identity: a run directory holds one run, resume continues only that run, and a resumed run's
+logs and checkpoint directory carry nothing of the part that was lost."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from rlsuite import checkpoint, identity, jobs
+from rlsuite.logging import read_metrics
+from rlsuite.runner import compose, run
+
+SMALL = ["num_envs=8", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=2",
+         "eval_episodes=4", "progress=false", "tensorboard=false", "device=cpu"]
+
+
+def _cfg(run_dir: Path, *extra: str):
+    return compose([*SMALL, f"run_dir={run_dir}", *extra])
+
+
+def _resolved(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_identity_keys_what_changes_the_numbers_and_nothing_else(tmp_path: Path) -> None:
+    base = _resolved(_cfg(tmp_path, "total_steps=256"))
+    key = identity.make(base).key
+    bookkeeping = {"run_dir": "/elsewhere", "resume": None, "progress": True, "threads": 4,
+                   "checkpoint_every": 7, "device": "cuda", "tensorboard": True}
+    assert identity.make({**base, **bookkeeping}).key == key
+    compiled = copy.deepcopy(base)
+    compiled["env"]["compile"] = True
+    assert identity.make(compiled).key == key
+    for change in ({"seed": 1}, {"total_steps": 512}, {"num_envs": 16}, {"eval_episodes": 8}):
+        assert identity.make({**base, **change}).key != key, change
+    tuned = copy.deepcopy(base)
+    tuned["agent"]["learning_rate"] = 1e-4
+    assert identity.make(tuned).key != key
+    # The code: the version is keyed, the commit (and a dirty tree) only recorded.
+    code = identity.code_version()
+    assert identity.make(base, {**code, "commit": "0" * 40, "dirty": True}).key == key
+    assert identity.make(base, {**code, "version": "9.9"}).key != key
+    diff = identity.differences(identity.make(tuned), identity.make({**base, "seed": 3}))
+    assert diff == {"agent.learning_rate": (1e-4, base["agent"]["learning_rate"]), "seed": (0, 3)}
+
+
+def test_reused_run_dir_does_not_hand_back_another_runs_score(tmp_path: Path) -> None:
+    score = run(_cfg(tmp_path, "total_steps=128"))
+    before = (tmp_path / "result.json").read_text()
+    assert jobs.read_result(tmp_path)["identity"]["config"]["agent"]["name"] == "ppo"
+    other = compose(["agent=qrdqn", "env=acrobot", "total_steps=4096", "progress=false",
+                     "tensorboard=false", f"run_dir={tmp_path}"])
+    with pytest.raises(identity.RunMismatch) as err:
+        run(other)
+    message = str(err.value)
+    assert "agent.name: 'ppo' there, 'qrdqn' here" in message
+    assert "env.name: 'cartpole' there, 'acrobot' here" in message
+    with pytest.raises(identity.RunMismatch, match="seed: 0 there, 1 here"):
+        run(_cfg(tmp_path, "total_steps=128", "seed=1"))
+    assert (tmp_path / "result.json").read_text() == before  # the owner's record is untouched
+    assert run(_cfg(tmp_path, "total_steps=128", "threads=2")) == score  # unkeyed: same run
+
+
+def test_resume_extends_the_budget_but_refuses_other_changes(tmp_path: Path) -> None:
+    run(_cfg(tmp_path, "total_steps=256", "checkpoint_every=1"))
+    with pytest.raises(identity.RunMismatch) as err:
+        run(_cfg(tmp_path, "total_steps=256", "agent.learning_rate=1e-4"))
+    assert "agent.learning_rate: 0.001 there, 0.0001 here" in str(err.value)
+    assert "total_steps" not in str(err.value).split(". Only")[0]
+    run(_cfg(tmp_path, "total_steps=512", "checkpoint_every=3"))  # extend, another cadence
+    record = jobs.read_result(tmp_path)
+    assert record["global_step"] == 512 and record["identity"]["config"]["total_steps"] == 512
+    steps = [int(r["step"]) for r in read_metrics(tmp_path)]
+    assert steps == [128, 256, 256, 384, 512, 512]  # the first run's evaluation stays at 256
+    assert json.loads((tmp_path / identity.IDENTITY_FILE).read_text())["config"]["total_steps"] == 512
+
+
+def test_killed_run_resumes_with_rewound_logs_and_no_stale_temp(tmp_path: Path, monkeypatch,
+                                                                interrupt_run) -> None:
+    full_dir, part_dir = tmp_path / "full", tmp_path / "part"
+    common = ["total_steps=768", "checkpoint_every=2", "tensorboard=true"]
+    run(_cfg(full_dir, *common))
+    # Killed after iteration 3; the last checkpoint is iteration 2's, so iteration 3 is redone.
+    interrupt_run(3)
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(part_dir, *common))
+    monkeypatch.undo()
+    assert [int(r["step"]) for r in read_metrics(part_dir)] == [128, 256, 384]
+    stale = checkpoint.checkpoint_dir(part_dir) / ".latest.pt.abc123.tmp"
+    stale.write_bytes(b"")  # what a kill -9 during a checkpoint write leaves behind
+    run(_cfg(part_dir, *common))
+    assert not stale.exists()
+    assert sorted(p.name for p in checkpoint.checkpoint_dir(part_dir).iterdir()) == ["latest.pt"]
+    full, part = read_metrics(full_dir), read_metrics(part_dir)
+    assert [r["step"] for r in part] == [r["step"] for r in full]  # 6 iterations + evaluation
+    for a, b in zip(full, part, strict=True):
+        assert {k: v for k, v in a.items() if not k.startswith("time/")} == \
+            {k: v for k, v in b.items() if not k.startswith("time/")}
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(part_dir))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("rollout/ep_rew_mean")]
+    assert steps == [128, 256, 384, 512, 640, 768]  # iteration 3's first point purged
+    reference = EventAccumulator(str(full_dir))
+    reference.Reload()
+    assert [e.value for e in events.Scalars("rollout/ep_rew_mean")] == \
+        [e.value for e in reference.Scalars("rollout/ep_rew_mean")]
+
+
+def _tamper(run_dir: Path, edit) -> None:
+    path = checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["config"].update(note="<script>"), "Key 'note' not in 'RunConfig'"),
+    (lambda p: p["config"]["agent"].update(learning_rate="fast"), "agent.learning_rate"),
+    (lambda p: p["config"]["env"].update(name="${oc.env:HOME}"), "interpolation"),
+    (lambda p: p["config"]["agent"].update(learning_rate=0.5),
+     "its config and its identity disagree: agent.learning_rate"),
+], ids=["unknown_key", "wrong_type", "interpolation", "edited_value"])
+def test_crafted_checkpoint_config_is_refused(tmp_path: Path, edit, message) -> None:
+    run(_cfg(tmp_path, "total_steps=128"))
+    config_yaml = (tmp_path / "config.yaml").read_text()
+    _tamper(tmp_path, edit)
+    for resume in (f"resume={tmp_path}", "resume=auto"):
+        with pytest.raises(ValueError, match=message.replace("$", r"\$")):
+            run(_cfg(tmp_path, "total_steps=256", resume))
+    assert (tmp_path / "config.yaml").read_text() == config_yaml
+
+
+def test_checkpoint_without_identity_is_checked_by_its_config(tmp_path: Path) -> None:
+    """A weights-only checkpoint with no identity (older, or crafted) cannot change the run."""
+    run(_cfg(tmp_path, "total_steps=128"))
+    (tmp_path / identity.IDENTITY_FILE).unlink()
+    (tmp_path / "result.json").unlink()
+
+    def strip(payload: dict) -> None:
+        del payload["identity"]
+        payload["config"]["agent"]["learning_rate"] = 0.5
+
+    _tamper(tmp_path, strip)
+    with pytest.raises(identity.RunMismatch, match="agent.learning_rate: 0.5 there, 0.001 here"):
+        run(_cfg(tmp_path, "total_steps=256"))
+    # resume=<dir> runs the checkpoint's (validated) config, and says what it kept.
+    run(_cfg(tmp_path, "total_steps=256", f"resume={tmp_path}"))
+    assert OmegaConf.load(tmp_path / "config.yaml").agent.learning_rate == 0.5
