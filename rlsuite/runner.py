@@ -6,6 +6,7 @@ Used by the CLI (``rlsuite agent=... env=...``) and from Python with a config co
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import rlsuite.envs as envs
-from rlsuite import agents, checkpoint, jobs
+from rlsuite import agents, checkpoint, env_params, jobs
 from rlsuite.core import params as params_lib
 from rlsuite.core.env import BatchedEnv
 from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
+
+# The CLI's job logging (conf/hydra/job_logging/rlsuite.yaml) shows these on the terminal as bare
+# lines and keeps them in the job's rlsuite.log.
+log = logging.getLogger(__name__)
 
 # Keys the command that resumes a run may change (taken from that command, not the checkpoint).
 RESUME_OVERRIDES = ("total_steps", "progress", "threads", "device")
@@ -51,7 +56,7 @@ def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
 def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
     """Default params for ``num_envs`` copies with the config's overrides applied."""
     params = env.default_params(num_envs)
-    overrides = dict(env_cfg.get("params") or {})
+    overrides = env_params.overrides(env_cfg.get("params"))
     return params_lib.with_values(params, **overrides) if overrides else params
 
 
@@ -104,7 +109,7 @@ def _resume_config(cfg: DictConfig, source: Path) -> tuple[DictConfig, dict[str,
     ignored = set(RESUME_OVERRIDES) | {"resume", "run_dir"}
     changed = sorted(k for k in current if k not in ignored and k in saved and current[k] != saved[k])
     if changed:
-        print(f"rlsuite: resuming {source}: keeping the checkpoint's {changed}", file=sys.stderr)
+        log.warning(f"rlsuite: resuming {source}: keeping the checkpoint's {changed}")
     merged = OmegaConf.create(saved)
     for key in RESUME_OVERRIDES:
         merged[key] = cfg[key]
@@ -124,7 +129,7 @@ def run(cfg: DictConfig) -> float:
     run_dir = source if source is not None else Path(cfg.run_dir)
     done = jobs.read_result(run_dir) if cfg.resume == "auto" else None
     if done and done["status"] == jobs.COMPLETED and done.get("total_steps") == int(cfg.total_steps):
-        print(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
+        log.info(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
         return float(done["score"])
     guard = jobs.PreemptionGuard()
     try:
@@ -132,8 +137,7 @@ def run(cfg: DictConfig) -> float:
             return _run(cfg, source, guard)
     except jobs.Preempted as err:
         jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), total_steps=int(cfg.total_steps))
-        print(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there",
-              file=sys.stderr)
+        log.warning(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there")
         guard.forward(err.signum)
     except BaseException as err:
         jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err))
@@ -179,8 +183,8 @@ def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> f
     score = metrics[key]
     jobs.write_result(run_dir, jobs.COMPLETED, metric=key, score=score, metrics=metrics,
                       global_step=agent.global_step, total_steps=int(cfg.total_steps))
-    print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
-          f"{agent.global_step} steps; run dir {run_dir}")
+    log.info(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
+             f"{agent.global_step} steps; run dir {run_dir}")
     return score
 
 
