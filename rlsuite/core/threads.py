@@ -2,12 +2,12 @@
 
 Why one (measured on this project's 2-vCPU machine while another process kept one core busy): an
 intra-op-parallel op runs an OpenMP team whose barrier waits for a thread the scheduler has parked,
-so two threads ran 10-100x *slower* than one (a CartPole step at B = 16384: 0.42 M vs 19 M env-
-steps/s; a tabular step: 0.65 M vs 34 M; a 4 MB copy: 1 vs 127 GB/s; PPO: 958 vs 66 k env-steps/s).
-With one thread the rate stays within ~10% whatever the neighbours do. Batched env steps are
-elementwise and memory-light, so a second thread has little to win even on an idle machine. More
-threads pay off only for very large batches (B >~ 1M) or large matrix products, on cores nothing
-else uses: ask for them explicitly.
+so two threads ran 10-100x *slower* than one (a CartPole step at B = 16384: 0.42 M vs 19 M
+env-steps/s; a tabular step: 0.65 M vs 34 M; a 4 MB copy: 1 vs 127 GB/s; PPO: 958 vs 66 k
+env-steps/s). With one thread the rate stays within ~10% whatever the neighbours do. Batched env
+steps are elementwise and memory-light, so a second thread has little to win even on an idle
+machine. More threads pay off only for very large batches (B >~ 1M) or large matrix products, on
+cores nothing else uses: ask for them explicitly.
 
 Importing ``rlsuite`` applies the same default to library use (:func:`configure_on_import`): one
 thread, unless ``RLSUITE_THREADS`` says otherwise (``0`` leaves torch alone) or the user chose a
