@@ -26,14 +26,14 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, list[report.RunRecord]]:
     sweep_dir = Path(sweep_dir)
     records = report.find_runs([sweep_dir])
     by = report.varying_keys(records)
-    cells = report.summarize(records, by, reps=1000)
+    cells = report.summarize(records, by)
     bad = report.failures(records)
     lines = [f"# Sweep {sweep_dir}", "",
              f"{len(records)} jobs: {len(records) - len(bad)} completed, {len(bad)} did not.", ""]
     if bad:
         lines += ["## Jobs that did not complete", ""]
         lines += [f"- {line}" for line in report.failure_lines(records)] + [""]
-    lines += ["## Scores", "", report.markdown_table(cells, by)]
+    lines += ["## Scores", "", report.method_text(), "", report.markdown_table(cells, by)]
     path = sweep_dir / "summary.md"
     path.write_text("\n".join(lines))
     payload = [{"run_dir": str(r.path), "status": r.status, "score": r.score,
