@@ -70,3 +70,17 @@ def test_missing_extra_stops_the_command_before_hydra(tmp_path: Path) -> None:
     assert "pip install 'rlsuite[ray]'" in out.stderr
     assert "Could not load" not in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_slurm_job_and_job_log_are_named_rlsuite() -> None:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"])
+    assert cfg.hydra.job.name == "rlsuite"
+    assert cfg.hydra.launcher.name == "rlsuite"  # submitit's Slurm job name
+    from omegaconf import OmegaConf
+
+    filename = OmegaConf.to_container(cfg.hydra.job_logging, resolve=False)["handlers"]["file"]["filename"]
+    assert filename.endswith("/${hydra.job.name}.log")
