@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import sys
+from collections.abc import Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,10 +21,56 @@ import rlsuite.config  # noqa: F401  (registers the structured schemas before co
 from rlsuite.jobs import PreemptionExit
 from rlsuite.runner import run
 
+log = logging.getLogger(__name__)
+
+# (config group, choice) -> (modules it imports, the extra that installs them). The launcher and
+# sweeper presets name Hydra plugins that are optional dependencies; without them Hydra only says
+# "Could not load 'hydra/launcher/ray'", so the command checks first and names the install line.
+_JOBLIB = (("hydra_plugins.hydra_joblib_launcher", "joblib"), "sweeps")
+_SUBMITIT = (("hydra_plugins.hydra_submitit_launcher", "submitit"), "sweeps")
+_RAY = (("hydra_plugins.hydra_ray_launcher", "ray"), "ray")
+_OPTUNA = (("hydra_plugins.hydra_optuna_sweeper", "optuna"), "sweeps")
+EXTRAS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    ("hydra/launcher", "parallel"): _JOBLIB, ("hydra/launcher", "joblib"): _JOBLIB,
+    ("hydra/launcher", "slurm"): _SUBMITIT, ("hydra/launcher", "slurm_local"): _SUBMITIT,
+    ("hydra/launcher", "submitit_slurm"): _SUBMITIT, ("hydra/launcher", "submitit_local"): _SUBMITIT,
+    ("hydra/launcher", "ray_local"): _RAY, ("hydra/launcher", "ray_cluster"): _RAY,
+    ("hydra/launcher", "ray"): _RAY,
+    ("hydra/sweeper", "optuna"): _OPTUNA, ("search", "*"): _OPTUNA,  # every search= preset is Optuna
+}
+
+
+class BelowWarning(logging.Filter):
+    """Passes records below WARNING: the job log sends those to stdout and the rest to stderr
+    (``conf/hydra/job_logging/rlsuite.yaml``), as the messages were printed before."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True for DEBUG and INFO records."""
+        return record.levelno < logging.WARNING
+
+
+def missing_extra(args: Sequence[str]) -> str | None:
+    """The error to show when an override in ``args`` selects a launcher or sweeper whose optional
+    dependency is not installed (``hydra/launcher=ray_local`` without the ``ray`` extra); None when
+    everything it selects is importable."""
+    for arg in args:
+        group, sep, choice = arg.lstrip("+~").partition("=")
+        if not sep:
+            continue
+        need = EXTRAS.get((group, choice)) or EXTRAS.get((group, "*"))
+        if need is None:
+            continue
+        modules, extra = need
+        absent = [m for m in modules if importlib.util.find_spec(m) is None]
+        if absent:
+            return (f"rlsuite: {arg} needs {', '.join(absent)}, which is not installed; install "
+                    f"it with:\n    pip install 'rlsuite[{extra}]'")
+    return None
+
 
 @hydra.main(version_base="1.3", config_path="pkg://rlsuite.conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Entry point of the console script; returns the final evaluation score for sweepers.
+def hydra_main(cfg: DictConfig) -> float:
+    """The Hydra app; returns the final evaluation score for sweepers.
 
     In a sweep a failing job must not take the others down: its error is already recorded in
     its ``result.json`` (by :func:`rlsuite.runner.run`), so here it becomes a NaN score (Optuna
@@ -34,9 +83,17 @@ def main(cfg: DictConfig) -> float:
     except PreemptionExit:
         raise
     except (Exception, SystemExit) as err:
-        print(f"rlsuite: job {HydraConfig.get().job.num} failed ({type(err).__name__}: {err}); "
-              f"the sweep goes on", file=sys.stderr)
+        log.error(f"rlsuite: job {HydraConfig.get().job.num} failed ({type(err).__name__}: {err}); "
+                  f"the sweep goes on")
         return float("nan")
+
+
+def main() -> None:
+    """Entry point of the ``rlsuite`` console script: check optional extras, then run Hydra."""
+    hint = missing_extra(sys.argv[1:])
+    if hint is not None:
+        raise SystemExit(hint)
+    hydra_main()
 
 
 if __name__ == "__main__":

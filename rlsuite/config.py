@@ -33,8 +33,9 @@ class EnvConfig:
 
     name: str = MISSING
     """Registry name (``rlsuite.envs.names()``)."""
-    params: dict[str, float] = field(default_factory=dict)
-    """Per-copy physics overrides applied to every copy, e.g. ``{gravity: 12.0}``."""
+    params: Any = field(default_factory=dict)
+    """Per-copy physics overrides applied to every copy, e.g. ``{g: 12.0}``; typed per env by
+    :mod:`rlsuite.env_params` (every scalar field, None keeps the env's default)."""
 
 
 @dataclass
@@ -183,8 +184,9 @@ class RunConfig:
     """Env copies stepped in parallel (B)."""
     total_steps: int = 500_000
     """Env steps to train for, summed over copies."""
-    run_dir: str = "${hydra:runtime.output_dir}"
-    """Where logs, config and checkpoints go (Hydra's output dir by default)."""
+    run_dir: str | None = "${hydra:runtime.output_dir}"
+    """Where logs, config and checkpoints go (Hydra's output dir by default; None where Hydra has
+    none, as in ``rlsuite --cfg job --resolve``)."""
     resume: str | None = "auto"
     """``auto``: continue from ``run_dir``'s checkpoint if it has one (a requeued or relaunched
     sweep job; a run already completed there returns its recorded score); a run directory:
@@ -278,12 +280,16 @@ def register_configs() -> None:
 
     OmegaConf.register_new_resolver("rlsuite.gpus_per_job", gpus_per_job, replace=True)
     OmegaConf.register_new_resolver("rlsuite.shorten", shorten, replace=True)
+    from rlsuite.env_params import PARAMS_SCHEMAS, schema_name
+
+    # Stored outside the ``agent``/``env`` groups (the YAML files extend them as
+    # ``/ppo_schema@_here_``) so they are not listed as choices by ``--help`` or shell completion.
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    for name, node in AGENT_SCHEMAS.items():
-        cs.store(group="agent", name=name, node=node)
-    for name, node in ENV_SCHEMAS.items():
-        cs.store(group="env", name=name, node=node)
+    for name, node in {**AGENT_SCHEMAS, **ENV_SCHEMAS}.items():
+        cs.store(name=name, node=node)
+    for env, node in PARAMS_SCHEMAS.items():
+        cs.store(name=schema_name(env), node=node)
 
 
 register_configs()

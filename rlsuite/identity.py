@@ -185,22 +185,27 @@ def claim(run_dir: str | Path, current: RunIdentity) -> None:
         f.write(text)
 
 
-def _env_schema(name: str) -> type:
-    """The schema dataclass the env preset ``conf/env/<name>.yaml`` composes with."""
+def _env_schemas(name: str) -> tuple[type, type | None]:
+    """The schema dataclasses the env preset ``conf/env/<name>.yaml`` composes with: the env's
+    (``/<x>_env_schema@_here_``) and, where the preset has one, its params' (``@params``)."""
     from importlib import resources
 
     import yaml
 
     from rlsuite.config import ENV_SCHEMAS
+    from rlsuite.env_params import PARAMS_SCHEMAS, schema_name
 
     preset = resources.files("rlsuite.conf").joinpath("env", f"{name}.yaml")
     if not isinstance(name, str) or "/" in name or not preset.is_file():
         raise ValueError(f"env.name={name!r}: no such env preset in conf/env/")
     defaults = (yaml.safe_load(preset.read_text()) or {}).get("defaults") or []
-    schemas = [d for d in defaults if isinstance(d, str) and d in ENV_SCHEMAS]
+    entries = [d.lstrip("/").partition("@") for d in defaults if isinstance(d, str)]
+    schemas = [ENV_SCHEMAS[n] for n, _, pkg in entries if n in ENV_SCHEMAS and pkg in ("", "_here_")]
     if len(schemas) != 1:
         raise ValueError(f"conf/env/{name}.yaml names no single env schema")
-    return ENV_SCHEMAS[schemas[0]]
+    by_name = {schema_name(env): node for env, node in PARAMS_SCHEMAS.items()}
+    params = [by_name[n] for n, _, pkg in entries if n in by_name and pkg == "params"]
+    return schemas[0], (params[0] if params else None)
 
 
 def _reject_interpolations(node: Any, path: str = "") -> None:
@@ -239,7 +244,10 @@ def validate_config(saved: Any, where: str = "checkpoint") -> Any:
         raise ValueError(f"{where}: agent.name={agent.get('name')!r} is not a registered agent")
     schema = OmegaConf.structured(RunConfig)
     schema.agent = OmegaConf.structured(agents.get(agent["name"]).config_cls)
-    schema.env = OmegaConf.structured(_env_schema(env.get("name")))
+    env_schema, params_schema = _env_schemas(env.get("name"))
+    schema.env = OmegaConf.structured(env_schema)
+    if params_schema is not None:
+        schema.env.params = OmegaConf.structured(params_schema)
     OmegaConf.set_struct(schema, True)
     try:
         merged = OmegaConf.merge(schema, dict(saved))

@@ -6,6 +6,7 @@ Used by the CLI (``rlsuite agent=... env=...``) and from Python with a config co
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import rlsuite.envs as envs
-from rlsuite import agents, checkpoint, identity, jobs
+from rlsuite import agents, checkpoint, env_params, identity, jobs
 from rlsuite.core import params as params_lib
 from rlsuite.core.env import BatchedEnv
 from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
+
+# The CLI's job logging (conf/hydra/job_logging/rlsuite.yaml) shows these on the terminal as bare
+# lines and keeps them in the job's rlsuite.log.
+log = logging.getLogger(__name__)
 
 # Keys the command that resumes a run may change (taken from that command, not the checkpoint):
 # the keyed ones a resume may change, and every key outside the identity (rlsuite.identity).
@@ -53,7 +58,7 @@ def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
 def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
     """Default params for ``num_envs`` copies with the config's overrides applied."""
     params = env.default_params(num_envs)
-    overrides = dict(env_cfg.get("params") or {})
+    overrides = env_params.overrides(env_cfg.get("params"))
     return params_lib.with_values(params, **overrides) if overrides else params
 
 
@@ -124,7 +129,7 @@ def _resume_config(cfg: DictConfig, source: Path) -> tuple[DictConfig, dict[str,
     changed = identity.differences(identity.make(_resolved(saved)), identity.make(current))
     kept = sorted(k for k in changed if k not in RESUME_OVERRIDES)
     if kept:
-        print(f"rlsuite: resuming {source}: keeping the checkpoint's {kept}", file=sys.stderr)
+        log.warning(f"rlsuite: resuming {source}: keeping the checkpoint's {kept}")
     for key in RESUME_OVERRIDES:
         if OmegaConf.select(saved, key, default=_ABSENT) is not _ABSENT:  # env.compile: some envs
             OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
@@ -142,7 +147,7 @@ def _auto_resume(run_dir: Path, current: identity.RunIdentity
     if done and done.get("status") == jobs.COMPLETED and "identity" in done:
         recorded = identity.RunIdentity.from_dict(done["identity"], str(run_dir / jobs.RESULT_FILE))
         if not identity.differences(recorded, current):
-            print(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
+            log.info(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
             return float(done["score"]), None
         identity.check_same_run(recorded, current, run_dir, jobs.RESULT_FILE)
     if not (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
@@ -180,8 +185,7 @@ def run(cfg: DictConfig) -> float:
     except jobs.Preempted as err:
         jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), total_steps=int(cfg.total_steps),
                           identity=current.to_dict())
-        print(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there",
-              file=sys.stderr)
+        log.warning(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there")
         guard.forward(err.signum)
     except BaseException as err:
         jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err),
@@ -230,8 +234,8 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     jobs.write_result(run_dir, jobs.COMPLETED, metric=key, score=score, metrics=metrics,
                       global_step=agent.global_step, total_steps=int(cfg.total_steps),
                       identity=ident.to_dict())
-    print(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
-          f"{agent.global_step} steps; run dir {run_dir}")
+    log.info(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
+             f"{agent.global_step} steps; run dir {run_dir}")
     return score
 
 

@@ -169,14 +169,14 @@ def write_summary(sweep_dir: str | Path, launched: Sequence[LaunchedJob]
     ordered = sorted(launched, key=lambda j: j.num)
     records = [_job_outcome(job, sweep_dir) for job in ordered]
     by = report.varying_keys(records)
+    cells = report.summarize(records, by)
     bad = report.failures(records)
     lines = [f"# Sweep {sweep_dir}", "",
              f"{len(records)} jobs: {len(records) - len(bad)} completed, {len(bad)} did not.", ""]
     if bad:
         lines += ["## Jobs that did not complete", ""]
         lines += [f"- {line}" for line in report.failure_lines(records)] + [""]
-    cells = report.summarize(records, by, reps=1000)
-    lines += ["## Scores", "", report.markdown_table(cells, by)]
+    lines += ["## Scores", "", report.method_text(), "", report.markdown_table(cells, by)]
     path = sweep_dir / "summary.md"
     path.write_text("\n".join(lines))
     payload = [{"job": job.num, "overrides": job.overrides, "run_dir": str(r.path),

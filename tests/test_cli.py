@@ -133,6 +133,11 @@ def test_console_script_runs_from_any_directory(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "eval/mean_reward" in out.stdout
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+    # the final line shows bare on the terminal, and the job log (named after the app) keeps it
+    assert out.stdout.splitlines()[-1].startswith("rlsuite: ppo on pendulum: eval/mean_reward = ")
+    job_log = (tmp_path / "run" / "rlsuite.log").read_text()
+    assert "[rlsuite.runner][INFO] - rlsuite: ppo on pendulum: eval/mean_reward = " in job_log
+    assert not (tmp_path / "run" / "cli.log").exists()
 
 
 def test_multirun_basic_launcher(tmp_path: Path) -> None:

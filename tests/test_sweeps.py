@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -123,15 +124,16 @@ def test_search_preset_selects_optuna_and_its_agent() -> None:
 # -- runs as jobs ---------------------------------------------------------------------------------
 
 
-def test_completed_run_is_recorded_and_not_rerun(tmp_path: Path, capsys) -> None:
+def test_completed_run_is_recorded_and_not_rerun(tmp_path: Path, caplog) -> None:
     cfg = compose(["agent=ppo", "env=cartpole", *QUICK, "num_envs=8", f"run_dir={tmp_path}"])
     score = run(cfg)
     record = jobs.read_result(tmp_path)
     assert record["status"] == "completed" and record["score"] == score
     assert record["metric"] == "eval/mean_reward"
     rows = len(read_metrics(tmp_path))
-    assert run(cfg) == score  # relaunch: the recorded result, no second training
-    assert "already completed" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="rlsuite"):
+        assert run(cfg) == score  # relaunch: the recorded result, no second training
+    assert "already completed" in caplog.text
     assert len(read_metrics(tmp_path)) == rows
 
 

@@ -1,14 +1,18 @@
 """How many CPU threads torch's ops use: one by default, for env stepping and small networks.
 
-Why one (``shared/notes/performance.md``, "Main overheads", item 1, measured on this project's
-2-vCPU machine while another process kept one core busy): an intra-op-parallel op runs an OpenMP
-team whose barrier waits for a thread the scheduler has parked, so two threads ran 10-100x
-*slower* than one (a CartPole step at B = 16384: 0.42 M vs 19 M env-steps/s; a tabular step:
-0.65 M vs 34 M; a 4 MB copy: 1 vs 127 GB/s; PPO: 958 vs 66 k env-steps/s). With one thread the
-rate stays within ~10% whatever the neighbours do. Batched env steps are elementwise and
-memory-light, so a second thread has little to win even on an idle machine. More threads pay off
-only for very large batches (B >~ 1M) or large matrix products, on cores nothing else uses:
-ask for them explicitly.
+Why one (measured on this project's 2-vCPU machine while another process kept one core busy): an
+intra-op-parallel op runs an OpenMP team whose barrier waits for a thread the scheduler has parked,
+so two threads ran 10-100x *slower* than one (a CartPole step at B = 16384: 0.42 M vs 19 M
+env-steps/s; a tabular step: 0.65 M vs 34 M; a 4 MB copy: 1 vs 127 GB/s; PPO: 958 vs 66 k
+env-steps/s). With one thread the rate stays within ~10% whatever the neighbours do. Batched env
+steps are elementwise and memory-light, so a second thread has little to win even on an idle
+machine. More threads pay off only for very large batches (B >~ 1M) or large matrix products, on
+cores nothing else uses: ask for them explicitly.
+
+Importing ``rlsuite`` applies the same default to library use (:func:`configure_on_import`): one
+thread, unless ``RLSUITE_THREADS`` says otherwise (``0`` leaves torch alone) or the user chose a
+count for OpenMP/MKL (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), which torch then follows. A
+``torch.set_num_threads(n)`` after the import wins as usual.
 
 Compiled CPU code is specialised to the thread count in effect when it compiles (a compiled env
 recompiles when the count changes), so set the count once, before stepping.
@@ -16,7 +20,14 @@ recompiles when the count changes), so set the count once, before stepping.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import torch
+
+THREADS_VARIABLE = "RLSUITE_THREADS"
+# Variables through which a user has already chosen a thread count for torch's CPU ops.
+USER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def default_threads(device: torch.device | str = "cpu") -> int | None:
@@ -44,4 +55,38 @@ def configure_threads(num_threads: int | None = None, device: torch.device | str
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     torch.set_num_threads(num_threads)
+    return torch.get_num_threads()
+
+
+def import_threads(environ: Mapping[str, str] | None = None) -> int | None:
+    """The thread count ``import rlsuite`` sets, from the environment; None leaves torch's own.
+
+    ``RLSUITE_THREADS=n`` gives ``n`` (``0``: leave torch alone); otherwise a set
+    ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` leaves torch alone (it already follows them);
+    otherwise 1 (see the module docstring for why).
+
+    Raises:
+        ValueError: if ``RLSUITE_THREADS`` is not a non-negative integer.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get(THREADS_VARIABLE, "").strip()
+    if value:
+        try:
+            count = int(value)
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise ValueError(f"{THREADS_VARIABLE} must be a non-negative integer (0: leave torch's "
+                             f"thread count alone), got {value!r}")
+        return count or None
+    if any(environ.get(name, "").strip() for name in USER_THREAD_VARIABLES):
+        return None
+    return 1
+
+
+def configure_on_import() -> int:
+    """Apply :func:`import_threads` to torch; return the count in effect."""
+    count = import_threads()
+    if count is not None:
+        torch.set_num_threads(count)
     return torch.get_num_threads()
