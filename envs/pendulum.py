@@ -93,6 +93,8 @@ class Pendulum(ClassicControlEnv[PendulumState, PendulumParams]):
     """
 
     name = "pendulum"
+    finite_params = ("g",)
+    positive_params = ("max_speed", "max_torque", "dt", "m", "l")
     state_cls = PendulumState
     state_fields = ("th", "thdot")
 

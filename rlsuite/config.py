@@ -8,11 +8,12 @@ value of the wrong type fails when the config is composed, naming the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from rlsuite import validation as v
 from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
 from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
 from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
@@ -36,6 +37,10 @@ class EnvConfig:
     params: dict[str, float] = field(default_factory=dict)
     """Per-copy physics overrides applied to every copy, e.g. ``{gravity: 12.0}``."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "params": v.mapping_of(v.FINITE),
+    }
+
 
 @dataclass
 class ClassicEnvConfig(EnvConfig):
@@ -48,6 +53,10 @@ class ClassicEnvConfig(EnvConfig):
     dtype: str = "float32"
     """State dtype: float32 or float64."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "max_episode_steps": v.optional(v.POSITIVE_INT), "compile": v.FLAG, "dtype": v.DTYPE,
+    }
+
 
 @dataclass
 class TabularEnvConfig(EnvConfig):
@@ -57,6 +66,10 @@ class TabularEnvConfig(EnvConfig):
     """Time limit (gymnasium's registration for the toy-text envs)."""
     gamma: float = 1.0
     """Discount stored in the MDP (used by the exact solvers)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "max_episode_steps": v.optional(v.POSITIVE_INT), "gamma": v.UNIT,
+    }
 
 
 @dataclass
@@ -68,6 +81,10 @@ class FrozenLakeEnvConfig(TabularEnvConfig):
     success_rate: float = 1.0 / 3.0
     """Probability of the intended move on slippery ice."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "is_slippery": v.FLAG, "success_rate": v.UNIT,
+    }
+
 
 @dataclass
 class CliffWalkingEnvConfig(TabularEnvConfig):
@@ -76,6 +93,10 @@ class CliffWalkingEnvConfig(TabularEnvConfig):
     max_episode_steps: int | None = 200
     is_slippery: bool = False
     """gymnasium's slippery variant."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "is_slippery": v.FLAG,
+    }
 
 
 @dataclass
@@ -94,6 +115,11 @@ class StochasticCliffEnvConfig(TabularEnvConfig):
     exploring_starts: bool = False
     """Start uniformly on the non-cliff, non-goal cells (for training on-policy learners)."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "slip": v.UNIT, "step_cost": v.FINITE, "cliff_cost": v.FINITE, "cliff_terminates": v.FLAG,
+        "exploring_starts": v.FLAG,
+    }
+
 
 @dataclass
 class GustyLedgeEnvConfig(EnvConfig):
@@ -104,6 +130,10 @@ class GustyLedgeEnvConfig(EnvConfig):
     """Steps from start to goal (the episode length when nothing falls)."""
     continuous: bool = False
     """Box action in [-1, 1] (lateral move 0.1 a) instead of the three discrete moves."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "num_steps": v.POSITIVE_INT, "continuous": v.FLAG,
+    }
 
 
 @dataclass
@@ -116,6 +146,10 @@ class TaxiEnvConfig(TabularEnvConfig):
     rainy_probability: float = 0.8
     """Success probability of a move when rainy."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "is_rainy": v.FLAG, "rainy_probability": v.UNIT,
+    }
+
 
 @dataclass
 class StockGridEnvConfig(TabularEnvConfig):
@@ -125,6 +159,10 @@ class StockGridEnvConfig(TabularEnvConfig):
     """Episode cap (16, as the Stoix fork's replication of the paper's section 7.1)."""
     stochastic: bool = False
     """Our stochastic variant (a +2 / -1 gamble at (0, 3), a 3 / 0 terminal at (2, 2))."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "stochastic": v.FLAG,
+    }
 
 
 @dataclass
@@ -140,6 +178,11 @@ class RandomMDPEnvConfig(TabularEnvConfig):
     gamma: float = 0.99
     terminal_prob: float = 0.0
     """Probability that an outcome is terminal."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "num_states": v.POSITIVE_INT, "num_actions": v.POSITIVE_INT,
+        "num_outcomes": v.optional(v.POSITIVE_INT), "seed": v.SEED, "terminal_prob": v.UNIT,
+    }
 
 
 @dataclass
@@ -165,6 +208,13 @@ class CombinationLockEnvConfig(EnvConfig):
     """Softmax temperature from action vector to latent action (official 0.1)."""
     max_episode_steps: int | None = None
     """Optional extra time limit (episodes already end after H steps)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "horizon": v.POSITIVE_INT, "seed": v.SEED, "num_latent_actions": v.POSITIVE_INT,
+        "reward_mode": v.choice("final", "transition"), "dense": v.FLAG, "p_switch": v.UNIT,
+        "anti_reward": v.FINITE, "anti_reward_prob": v.UNIT, "noise_std": v.NONNEG,
+        "temperature": v.POSITIVE, "max_episode_steps": v.optional(v.POSITIVE_INT),
+    }
 
 
 @dataclass
@@ -200,6 +250,15 @@ class RunConfig:
     tensorboard: bool = True
     """Write TensorBoard event files (metrics.csv is always written)."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "seed": v.SEED,
+        "device": v.pattern(r"auto|cpu|mps|cuda(:\d+)?", "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
+        "num_envs": v.POSITIVE_INT, "total_steps": v.POSITIVE_INT, "run_dir": v.TEXT,
+        "resume": v.optional(v.TEXT), "threads": v.POSITIVE_INT,
+        "checkpoint_every": v.POSITIVE_INT, "eval_episodes": v.POSITIVE_INT, "progress": v.FLAG,
+        "tensorboard": v.FLAG,
+    }
+
 
 @dataclass
 class DynLinEnvConfig(EnvConfig):
@@ -209,6 +268,10 @@ class DynLinEnvConfig(EnvConfig):
     """Noise std (official noise_sigma: 0.01 in the main text, 0.001 and 0.1 in the supplement)."""
     max_episode_steps: int | None = None
     """Optional time limit (None: the bandit never resets)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "sigma": v.NONNEG, "max_episode_steps": v.optional(v.POSITIVE_INT),
+    }
 
 
 @dataclass
@@ -223,6 +286,11 @@ class DynLinRandomEnvConfig(DynLinEnvConfig):
     """rho(A) of the generated system."""
     system_seed: int = 0
     """Seed of the system itself (not of the run)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "n": v.POSITIVE_INT, "d": v.POSITIVE_INT,
+        "spectral_radius": v.real(0.0, 1.0, high_open=True), "system_seed": v.SEED,
+    }
 
 
 ENV_SCHEMAS: dict[str, type[EnvConfig]] = {

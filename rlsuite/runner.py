@@ -17,11 +17,13 @@ from tqdm import tqdm
 import rlsuite.envs as envs
 from rlsuite import agents, checkpoint, jobs
 from rlsuite.core import params as params_lib
+from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.validation import ConfigError, check_fields
 
 # Keys the command that resumes a run may change (taken from that command, not the checkpoint).
 RESUME_OVERRIDES = ("total_steps", "progress", "threads", "device")
@@ -38,6 +40,20 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
         return hydra_compose(config_name="config", overrides=overrides or [])
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Check every field of a composed run config against its schema's rules, before anything is
+    built: the top-level keys (:class:`rlsuite.config.RunConfig`), then ``agent`` and ``env`` by
+    the schema each was composed from. Raises :class:`~rlsuite.validation.ConfigError` naming
+    the dotted field (``agent.num_minibatches=0: must be a positive integer``)."""
+    from rlsuite.config import RunConfig
+
+    check_fields(RunConfig, cfg)
+    for group in ("agent", "env"):
+        schema = OmegaConf.get_type(cfg[group])
+        if schema is not None and schema is not dict:
+            check_fields(schema, cfg[group], group)
+
+
 def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
     """The engine env described by an env config (every field but ``name``/``params`` is a kwarg)."""
     kwargs = {k: v for k, v in dict(env_cfg).items() if k not in ("name", "params")}
@@ -52,7 +68,17 @@ def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
     """Default params for ``num_envs`` copies with the config's overrides applied."""
     params = env.default_params(num_envs)
     overrides = dict(env_cfg.get("params") or {})
-    return params_lib.with_values(params, **overrides) if overrides else params
+    names = sorted(name for name, _ in tree.tensor_items(params))
+    for name, value in overrides.items():
+        if name not in names:
+            raise ConfigError(f"env.params.{name}", value,
+                              f"unknown param of {env_cfg.name}; it has {names}")
+    params = params_lib.with_values(params, **overrides) if overrides else params
+    try:  # the physical ranges (positive masses, finite gravity), before anything is built on them
+        env.check_params(params, num_envs)
+    except ConfigError as err:
+        raise err.under("env") from None
+    return params
 
 
 class RunHooks(TrainingHooks):
@@ -120,6 +146,7 @@ def run(cfg: DictConfig) -> float:
     score, failed with the error, or preempted. A run whose directory already records completion
     for the same ``total_steps`` returns that score without training again (relaunched sweeps).
     """
+    check_config(cfg)  # a bad value stops here: no run directory, result or checkpoint is written
     source = _resume_source(cfg)
     run_dir = source if source is not None else Path(cfg.run_dir)
     done = jobs.read_result(run_dir) if cfg.resume == "auto" else None
@@ -135,6 +162,8 @@ def run(cfg: DictConfig) -> float:
         print(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there",
               file=sys.stderr)
         guard.forward(err.signum)
+    except ConfigError:  # refused before anything ran (see _run): nothing to record
+        raise
     except BaseException as err:
         jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err))
         raise
@@ -152,8 +181,11 @@ def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> f
     env = build_env(cfg.env, device)
     params = build_params(env, cfg.env, cfg.num_envs)
     spec = agents.get(cfg.agent.name)
-    agent_cfg = spec.config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
-    agent = spec.build(agent_cfg, env, params, int(cfg.seed))
+    try:  # the agent's own cross-field checks (e.g. PPO's minibatch split of num_envs * num_steps)
+        agent_cfg = spec.config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
+        agent = spec.build(agent_cfg, env, params, int(cfg.seed))
+    except ConfigError as err:
+        raise err.under("agent") from None
     if payload is not None:
         agent.load_state_dict(payload["agent"])
     logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None)
@@ -167,8 +199,10 @@ def _run(cfg: DictConfig, source: Path | None, guard: jobs.PreemptionGuard) -> f
         hooks.close()
         logger.close()
         if isinstance(err, TrainingDiverged):
-            raise SystemExit(f"rlsuite: training stopped: {err}. The last good checkpoint is "
-                             f"{hooks.ckpt_path} (resume=<run dir> continues from it).") from err
+            last = (f"The last good checkpoint is {hooks.ckpt_path} (resume=<run dir> continues "
+                    f"from it)." if hooks.ckpt_path.exists() else
+                    "It diverged before its first checkpoint, so none was written.")
+            raise SystemExit(f"rlsuite: training stopped: {err}. {last}") from err
         raise
     hooks.close()
     hooks.save(agent)

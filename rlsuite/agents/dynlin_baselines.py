@@ -51,11 +51,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from rlsuite import validation as v
 from rlsuite.agents.dynlin_common import (
     BanditCheckpoint,
     BanditRun,
@@ -65,7 +66,7 @@ from rlsuite.agents.dynlin_common import (
     oful_radius,
     resolve_constants,
 )
-from rlsuite.agents.dynlin_ucb import epoch_lengths
+from rlsuite.agents.dynlin_ucb import RHO_BAR, epoch_lengths
 from rlsuite.envs.dynamical_bandit import (
     BUDGET,
     DTYPE,
@@ -97,6 +98,15 @@ class LinUCBConfig:
     """Action-norm bound of the ``*_one`` radii (official: the daily budget 1.5)."""
     log_every: int = 10_000
     """Rounds per iteration."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "variant": v.choice(*LINUCB_VARIANTS), "horizon": v.optional(v.POSITIVE_INT),
+        "rho_bar": v.optional(RHO_BAR), "sigma": v.optional(v.NONNEG), "budget": v.POSITIVE,
+        "log_every": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 def _seed_gen(env: DynamicalLinearBandit, seed: int) -> torch.Generator:
@@ -358,6 +368,14 @@ class Exp3Config:
     log_every: int = 10_000
     """Rounds per iteration."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "batched": v.FLAG, "horizon": v.optional(v.POSITIVE_INT), "rho_bar": v.optional(RHO_BAR),
+        "log_every": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
+
 
 class Exp3(BanditCheckpoint):
     """Exp3 (``batched=False``) or Batch-Exp3 on ``B`` trials."""
@@ -507,6 +525,13 @@ class AR2Config:
     """Noise std; None: the env's state-noise std."""
     log_every: int = 10_000
     """Rounds per iteration."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "rho_bar": v.optional(RHO_BAR), "sigma": v.optional(v.NONNEG), "log_every": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 class AR2(BanditCheckpoint):
@@ -676,6 +701,13 @@ class FixedPolicyConfig:
     """clairvoyant, myopic or expert."""
     log_every: int = 10_000
     """Rounds per iteration."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "policy": v.choice("clairvoyant", "myopic", "expert"), "log_every": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 class FixedPolicy(BanditCheckpoint):

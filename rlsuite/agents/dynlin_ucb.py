@@ -38,10 +38,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as v
 from rlsuite.agents.dynlin_common import (
     BanditRun,
     Constants,
@@ -56,6 +57,10 @@ from rlsuite.training import TrainingDiverged, TrainingHooks
 
 NO_EPOCHS_BELOW = 1e-6
 """``rho_bar`` below this: every round is its own epoch (official DynLinUCBAgent's epsilon)."""
+
+
+RHO_BAR = v.real(0.0, 1.0, low_open=True, high_open=True)
+"""A bound on the spectral radius of a stable system: in (0, 1) (ln(1 / rho) divides)."""
 
 
 @dataclass
@@ -90,6 +95,18 @@ class DynLinUCBConfig:
     """First epoch one round longer, as the official 0-based counter makes it."""
     log_every: int = 10_000
     """Rounds per iteration (one logging call and one possible checkpoint)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "lam": v.optional(v.POSITIVE), "delta": v.optional(v.real(0.0, 1.0, low_open=True, high_open=True)),
+        "horizon": v.optional(v.POSITIVE_INT), "rho_bar": v.optional(RHO_BAR),
+        "phi_bar": v.optional(v.POSITIVE), "omega_bar": v.optional(v.NONNEG),
+        "theta_bar": v.optional(v.NONNEG), "b_bar": v.optional(v.NONNEG),
+        "u_bar": v.optional(v.NONNEG), "sigma": v.optional(v.NONNEG), "transient_term": v.FLAG,
+        "official_schedule": v.FLAG, "log_every": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 def epoch_exponent(m: torch.Tensor, rho_bar: float) -> torch.Tensor:

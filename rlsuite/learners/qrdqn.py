@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -46,6 +46,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
+from rlsuite import validation as v
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 
@@ -89,6 +90,18 @@ class QRDQNConfig:
     """Epsilon after the decay."""
     max_grad_norm: float | None = None
     """Global gradient-norm clip (None: no clipping, as SB3-contrib's default)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "n_quantiles": v.POSITIVE_INT, "kappa": v.NONNEG, "hidden_sizes": v.SIZES,
+        "learning_rate": v.POSITIVE, "adam_eps": v.optional(v.POSITIVE), "batch_size": v.POSITIVE_INT,
+        "buffer_size": v.POSITIVE_INT, "learning_starts": v.NONNEG_INT, "gamma": v.UNIT,
+        "num_steps": v.POSITIVE_INT, "utd": v.POSITIVE, "target_update_interval": v.POSITIVE_INT,
+        "tau": v.UNIT_OPEN_LOW, "exploration_fraction": v.UNIT, "exploration_initial_eps": v.UNIT,
+        "exploration_final_eps": v.UNIT, "max_grad_norm": v.optional(v.POSITIVE),
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 class QuantileNetwork(nn.Module):

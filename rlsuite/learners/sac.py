@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -33,6 +33,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, polyak_update
+from rlsuite import validation as v
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -69,6 +70,16 @@ class SACConfig:
     """Entropy target of the tuned temperature; None means -dim(A) (the paper's heuristic)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "buffer_size": v.POSITIVE_INT, "learning_starts": v.NONNEG_INT, "num_steps": v.POSITIVE_INT,
+        "utd": v.POSITIVE, "batch_size": v.POSITIVE_INT, "gamma": v.UNIT, "tau": v.UNIT_OPEN_LOW,
+        "learning_rate": v.POSITIVE, "alpha": v.optional(v.NONNEG), "init_alpha": v.POSITIVE,
+        "target_entropy": v.optional(v.FINITE), "hidden_sizes": v.SIZES,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:

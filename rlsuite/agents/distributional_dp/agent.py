@@ -13,12 +13,13 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as v
 from rlsuite.agents.distributional_dp import objectives as obj_lib
-from rlsuite.agents.distributional_dp.solver import Solution, solve
+from rlsuite.agents.distributional_dp.solver import METHODS, Solution, solve
 from rlsuite.core.env import BatchedEnv
 from rlsuite.envs.stock import StockAugmentedEnv
 from rlsuite.envs.tabular import TabularEnv, TabularMDP
@@ -55,6 +56,16 @@ class DistributionalDPConfig:
     """Return atoms of the discounted solver."""
     rollout_episodes: int = 10_000
     """Episodes of the stock-augmented policy for the empirical objective (one per env copy)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "objective": v.choice(*OBJECTIVES), "level": v.UNIT_OPEN_LOW, "mean_weight": v.UNIT,
+        "target": v.FINITE, "initial_stock": v.FINITE, "method": v.choice(*METHODS),
+        "gamma": v.optional(v.UNIT), "stock_resolution": v.optional(v.POSITIVE),
+        "num_stocks": v.integer(2), "num_atoms": v.integer(2), "rollout_episodes": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
 
 
 def make_objective(config: DistributionalDPConfig) -> obj_lib.Objective:

@@ -48,13 +48,14 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from rlsuite import validation as v
 from rlsuite.agents.distributional_dp import objectives as obj_lib
-from rlsuite.agents.distributional_dp.agent import make_objective
+from rlsuite.agents.distributional_dp.agent import OBJECTIVES, make_objective
 from rlsuite.agents.distributional_dp.categorical import cramer_projection
 from rlsuite.core import spaces
 from rlsuite.core.env import BatchedEnv
@@ -181,6 +182,33 @@ class DetaNConfig:
     """Upper end of the relabelled stocks; None: ``stock_high``."""
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
+
+    CHECKS: ClassVar[v.Checks] = {
+        "objective": v.choice(*OBJECTIVES), "level": v.UNIT_OPEN_LOW, "mean_weight": v.UNIT,
+        "target": v.FINITE, "initial_stock": v.FINITE, "gamma": v.UNIT, "stock_low": v.FINITE,
+        "stock_high": v.FINITE, "stock_scale": v.POSITIVE, "include_time": v.FLAG,
+        "time_one_hot": v.FLAG, "representation": v.choice("quantile", "categorical"),
+        "n_quantiles": v.POSITIVE_INT, "kappa": v.NONNEG, "n_atoms": v.integer(2),
+        "atoms_low": v.FINITE, "atoms_high": v.FINITE, "hidden_sizes": v.SIZES,
+        "learning_rate": v.POSITIVE, "batch_size": v.POSITIVE_INT, "buffer_size": v.POSITIVE_INT,
+        "learning_starts": v.NONNEG_INT, "num_steps": v.POSITIVE_INT, "utd": v.POSITIVE,
+        "tau": v.UNIT_OPEN_LOW, "exploration_fraction": v.UNIT, "exploration_initial_eps": v.UNIT,
+        "exploration_final_eps": v.UNIT, "max_grad_norm": v.optional(v.POSITIVE),
+        "stock_grid": v.POSITIVE_INT, "stock_grid_step": v.NONNEG, "deploy_episodes": v.NONNEG_INT,
+        "deploy_shortlist": v.NONNEG_INT, "deploy_snapshots": v.NONNEG_INT,
+        "snapshot_interval": v.POSITIVE_INT, "relabel_fraction": v.UNIT,
+        "relabel_low": v.optional(v.FINITE), "relabel_high": v.optional(v.FINITE),
+        "rollout_episodes": v.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        v.validate(self)
+        if self.stock_low > self.stock_high:
+            raise v.ConfigError("stock_low", self.stock_low,
+                                f"must be at most stock_high = {self.stock_high}")
+        if self.atoms_low >= self.atoms_high:
+            raise v.ConfigError("atoms_low", self.atoms_low,
+                                f"must be below atoms_high = {self.atoms_high}")
 
 
 def relabel_stocks(batch: Transitions, stock_col: int, gamma: float, low: float, high: float,

@@ -38,7 +38,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -59,6 +59,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import OfflineDataset
 from rlsuite.learners.npg import NPGConfig
 from rlsuite.learners.returns import discounted_returns, gae
+from rlsuite import validation as v
 from rlsuite.training import TrainingDiverged, TrainingHooks
 
 OFFLINE_SEED_OFFSET = 7_919
@@ -142,33 +143,23 @@ class HNPGConfig:
     """Critic dtype: float32 halves the critic fit's cost (the official code uses float64; the
     regression to returns in [0, 1] does not need it)."""
 
+    CHECKS: ClassVar[v.Checks] = {
+        "hybrid": v.FLAG, "batch_steps": v.POSITIVE_INT, "offline_episodes": v.POSITIVE_INT,
+        "offline_epsilon": v.optional(v.UNIT), "policy_hidden": v.POSITIVE_INT,
+        "critic_hidden": v.POSITIVE_INT, "out_scale": v.POSITIVE, "init_log_std": v.FINITE,
+        "critic_lr": v.POSITIVE, "critic_steps": v.POSITIVE_INT, "critic_on_weight": v.NONNEG,
+        "critic_l2": v.NONNEG, "critic_scripted": v.FLAG,
+        "critic_sweep": v.choice("backward", "parallel"), "gamma": v.UNIT, "gae_lambda": v.UNIT,
+        "value_samples": v.POSITIVE_INT, "offline_actor_actions": v.choice("policy", "dataset"),
+        "max_kl": v.POSITIVE, "damping": v.NONNEG, "cg_iters": v.POSITIVE_INT,
+        "backtrack_iters": v.POSITIVE_INT, "accept_ratio": v.FINITE,
+        "npg_products": v.choice("closed_form", "autograd"), "linesearch_kl_check": v.FLAG,
+        "eval_episodes": v.POSITIVE_INT, "moving_average": v.POSITIVE_INT, "stop_success": v.UNIT,
+        "stop_on_success": v.FLAG, "dtype": v.DTYPE, "critic_dtype": v.DTYPE,
+    }
+
     def __post_init__(self) -> None:
-        if self.critic_sweep not in ("backward", "parallel"):
-            raise ValueError(f"hnpg critic_sweep must be 'backward' or 'parallel', got {self.critic_sweep!r}")
-        if self.npg_products not in ("closed_form", "autograd"):
-            raise ValueError(
-                f"hnpg npg_products must be 'closed_form' or 'autograd', got {self.npg_products!r}"
-            )
-        if self.offline_actor_actions not in ("policy", "dataset"):
-            raise ValueError(
-                "hnpg offline_actor_actions must be 'policy' or 'dataset', "
-                f"got {self.offline_actor_actions!r}"
-            )
-        for name in ("dtype", "critic_dtype"):
-            if getattr(self, name) not in ("float32", "float64"):
-                raise ValueError(f"hnpg {name} must be float32 or float64, got {getattr(self, name)!r}")
-        for name in (
-            "batch_steps",
-            "offline_episodes",
-            "critic_steps",
-            "value_samples",
-            "eval_episodes",
-            "moving_average",
-            "policy_hidden",
-            "critic_hidden",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"hnpg {name} must be >= 1, got {getattr(self, name)}")
+        v.validate(self)
 
 
 class StepSampler:

@@ -27,7 +27,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -36,6 +36,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import CORE_FIELDS, OfflineDataset, ReplayBuffer, Transitions, concat
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
+from rlsuite import validation as v
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 OFFLINE_SEED_OFFSET = 7_919
@@ -78,12 +79,18 @@ class RLPDConfig:
     """Stop once the moving-average success rate exceeds this."""
     stop_on_success: bool = True
 
+    CHECKS: ClassVar[v.Checks] = {
+        "num_envs": v.POSITIVE_INT, "offline_episodes": v.POSITIVE_INT,
+        "offline_epsilon": v.optional(v.UNIT), "batch_size": v.POSITIVE_INT,
+        "offline_fraction": v.UNIT, "utd": v.POSITIVE, "gamma": v.UNIT, "tau": v.UNIT_OPEN_LOW,
+        "actor_lr": v.POSITIVE, "critic_lr": v.POSITIVE, "alpha_lr": v.POSITIVE,
+        "init_alpha": v.POSITIVE, "hidden_sizes": v.SIZES, "buffer_size": v.POSITIVE_INT,
+        "action_bound": v.POSITIVE, "success_window": v.POSITIVE_INT, "stop_success": v.UNIT,
+        "stop_on_success": v.FLAG,
+    }
+
     def __post_init__(self) -> None:
-        if not 0.0 <= self.offline_fraction <= 1.0:
-            raise ValueError(f"rlpd offline_fraction must be in [0, 1], got {self.offline_fraction}")
-        for name in ("num_envs", "batch_size", "offline_episodes", "success_window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"rlpd {name} must be >= 1, got {getattr(self, name)}")
+        v.validate(self)
 
 
 class RLPD(InteractionCounters):

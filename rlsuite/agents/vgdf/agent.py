@@ -42,9 +42,10 @@ from typing import Any
 
 import torch
 
+from rlsuite import validation as v
 from rlsuite.agents.vgdf import darc
 from rlsuite.agents.vgdf import filter as vfilter
-from rlsuite.agents.vgdf.config import VARIANTS, VGDFConfig
+from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.agents.vgdf.domains import ShiftDomains
 from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
 from rlsuite.agents.vgdf.update import vgdf_update
@@ -59,32 +60,6 @@ from rlsuite.training import LossTotals, TrainingDiverged, TrainingHooks
 
 TARGET_SEED_OFFSET = 7_919
 """The target interaction's seed is the run seed plus this (its own env and policy streams)."""
-
-
-def _check(cfg: VGDFConfig) -> None:
-    checks = [
-        ("variant", cfg.variant, cfg.variant in VARIANTS),
-        ("gamma_ratio", cfg.gamma_ratio, cfg.gamma_ratio >= 1),
-        ("target_envs", cfg.target_envs, cfg.target_envs >= 1),
-        ("keep_fraction", cfg.keep_fraction, 0.0 < cfg.keep_fraction <= 1.0),
-        ("utd", cfg.utd, cfg.utd >= 0),
-        ("batch_size", cfg.batch_size, cfg.batch_size >= 1),
-        ("policy_delay", cfg.policy_delay, cfg.policy_delay >= 1),
-        ("model_train_freq", cfg.model_train_freq, cfg.model_train_freq >= 1),
-        ("model_gate", cfg.model_gate, cfg.model_gate in ("target", "source")),
-        ("fve_members", cfg.fve_members, cfg.fve_members in ("all", "elites")),
-        ("fictitious_next_state", cfg.fictitious_next_state,
-         cfg.fictitious_next_state in vfilter.NEXT_STATE_MODES),
-        ("fictitious_reward", cfg.fictitious_reward, cfg.fictitious_reward in vfilter.REWARD_MODES),
-        ("fictitious_action", cfg.fictitious_action, cfg.fictitious_action in vfilter.ACTION_MODES),
-        ("src_loss_normalisation", cfg.src_loss_normalisation,
-         cfg.src_loss_normalisation in vfilter.NORMALISATIONS),
-        ("eval_every", cfg.eval_every, cfg.eval_every >= 1),
-        ("eval_episodes", cfg.eval_episodes, cfg.eval_episodes >= 1),
-    ]
-    for name, value, ok in checks:
-        if not ok:
-            raise ValueError(f"VGDFConfig.{name} = {value!r} is invalid")
 
 
 class VGDF:
@@ -103,7 +78,7 @@ class VGDF:
 
     def __init__(self, config: VGDFConfig, env: BatchedEnv | None = None, params: Any = None,
                  seed: int = 0, domains: Any = None) -> None:
-        _check(config)
+        v.validate(config)  # a config mutated after construction is checked again
         self.config = cfg = config
         if domains is None:
             if env is None or params is None:
