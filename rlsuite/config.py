@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
 from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
 from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
@@ -37,8 +37,8 @@ class EnvConfig:
     params: dict[str, float] = field(default_factory=dict)
     """Per-copy physics overrides applied to every copy, e.g. ``{gravity: 12.0}``."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "params": v.mapping_of(v.FINITE),
+    CHECKS: ClassVar[rules.Checks] = {
+        "params": rules.mapping_of(rules.FINITE),
     }
 
 
@@ -53,8 +53,9 @@ class ClassicEnvConfig(EnvConfig):
     dtype: str = "float32"
     """State dtype: float32 or float64."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "max_episode_steps": v.optional(v.POSITIVE_INT), "compile": v.FLAG, "dtype": v.DTYPE,
+    CHECKS: ClassVar[rules.Checks] = {
+        "max_episode_steps": rules.optional(rules.POSITIVE_INT), "compile": rules.FLAG,
+        "dtype": rules.DTYPE,
     }
 
 
@@ -67,8 +68,8 @@ class TabularEnvConfig(EnvConfig):
     gamma: float = 1.0
     """Discount stored in the MDP (used by the exact solvers)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "max_episode_steps": v.optional(v.POSITIVE_INT), "gamma": v.UNIT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "max_episode_steps": rules.optional(rules.POSITIVE_INT), "gamma": rules.UNIT,
     }
 
 
@@ -81,8 +82,8 @@ class FrozenLakeEnvConfig(TabularEnvConfig):
     success_rate: float = 1.0 / 3.0
     """Probability of the intended move on slippery ice."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "is_slippery": v.FLAG, "success_rate": v.UNIT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "is_slippery": rules.FLAG, "success_rate": rules.UNIT,
     }
 
 
@@ -94,8 +95,8 @@ class CliffWalkingEnvConfig(TabularEnvConfig):
     is_slippery: bool = False
     """gymnasium's slippery variant."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "is_slippery": v.FLAG,
+    CHECKS: ClassVar[rules.Checks] = {
+        "is_slippery": rules.FLAG,
     }
 
 
@@ -115,9 +116,9 @@ class StochasticCliffEnvConfig(TabularEnvConfig):
     exploring_starts: bool = False
     """Start uniformly on the non-cliff, non-goal cells (for training on-policy learners)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "slip": v.UNIT, "step_cost": v.FINITE, "cliff_cost": v.FINITE, "cliff_terminates": v.FLAG,
-        "exploring_starts": v.FLAG,
+    CHECKS: ClassVar[rules.Checks] = {
+        "slip": rules.UNIT, "step_cost": rules.FINITE, "cliff_cost": rules.FINITE,
+        "cliff_terminates": rules.FLAG, "exploring_starts": rules.FLAG,
     }
 
 
@@ -131,8 +132,8 @@ class GustyLedgeEnvConfig(EnvConfig):
     continuous: bool = False
     """Box action in [-1, 1] (lateral move 0.1 a) instead of the three discrete moves."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "num_steps": v.POSITIVE_INT, "continuous": v.FLAG,
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_steps": rules.POSITIVE_INT, "continuous": rules.FLAG,
     }
 
 
@@ -146,8 +147,8 @@ class TaxiEnvConfig(TabularEnvConfig):
     rainy_probability: float = 0.8
     """Success probability of a move when rainy."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "is_rainy": v.FLAG, "rainy_probability": v.UNIT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "is_rainy": rules.FLAG, "rainy_probability": rules.UNIT,
     }
 
 
@@ -160,8 +161,8 @@ class StockGridEnvConfig(TabularEnvConfig):
     stochastic: bool = False
     """Our stochastic variant (a +2 / -1 gamble at (0, 3), a 3 / 0 terminal at (2, 2))."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "stochastic": v.FLAG,
+    CHECKS: ClassVar[rules.Checks] = {
+        "stochastic": rules.FLAG,
     }
 
 
@@ -179,9 +180,10 @@ class RandomMDPEnvConfig(TabularEnvConfig):
     terminal_prob: float = 0.0
     """Probability that an outcome is terminal."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "num_states": v.POSITIVE_INT, "num_actions": v.POSITIVE_INT,
-        "num_outcomes": v.optional(v.POSITIVE_INT), "seed": v.SEED, "terminal_prob": v.UNIT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_states": rules.POSITIVE_INT, "num_actions": rules.POSITIVE_INT,
+        "num_outcomes": rules.optional(rules.POSITIVE_INT), "seed": rules.SEED,
+        "terminal_prob": rules.UNIT,
     }
 
 
@@ -209,11 +211,11 @@ class CombinationLockEnvConfig(EnvConfig):
     max_episode_steps: int | None = None
     """Optional extra time limit (episodes already end after H steps)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "horizon": v.POSITIVE_INT, "seed": v.SEED, "num_latent_actions": v.POSITIVE_INT,
-        "reward_mode": v.choice("final", "transition"), "dense": v.FLAG, "p_switch": v.UNIT,
-        "anti_reward": v.FINITE, "anti_reward_prob": v.UNIT, "noise_std": v.NONNEG,
-        "temperature": v.POSITIVE, "max_episode_steps": v.optional(v.POSITIVE_INT),
+    CHECKS: ClassVar[rules.Checks] = {
+        "horizon": rules.POSITIVE_INT, "seed": rules.SEED, "num_latent_actions": rules.POSITIVE_INT,
+        "reward_mode": rules.choice("final", "transition"), "dense": rules.FLAG, "p_switch": rules.UNIT,
+        "anti_reward": rules.FINITE, "anti_reward_prob": rules.UNIT, "noise_std": rules.NONNEG,
+        "temperature": rules.POSITIVE, "max_episode_steps": rules.optional(rules.POSITIVE_INT),
     }
 
 
@@ -250,13 +252,13 @@ class RunConfig:
     tensorboard: bool = True
     """Write TensorBoard event files (metrics.csv is always written)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "seed": v.SEED,
-        "device": v.pattern(r"auto|cpu|mps|cuda(:\d+)?", "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
-        "num_envs": v.POSITIVE_INT, "total_steps": v.POSITIVE_INT, "run_dir": v.TEXT,
-        "resume": v.optional(v.TEXT), "threads": v.POSITIVE_INT,
-        "checkpoint_every": v.POSITIVE_INT, "eval_episodes": v.POSITIVE_INT, "progress": v.FLAG,
-        "tensorboard": v.FLAG,
+    CHECKS: ClassVar[rules.Checks] = {
+        "seed": rules.SEED,
+        "device": rules.pattern(r"auto|cpu|mps|cuda(:\d+)?", "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
+        "num_envs": rules.POSITIVE_INT, "total_steps": rules.POSITIVE_INT, "run_dir": rules.TEXT,
+        "resume": rules.optional(rules.TEXT), "threads": rules.POSITIVE_INT,
+        "checkpoint_every": rules.POSITIVE_INT, "eval_episodes": rules.POSITIVE_INT,
+        "progress": rules.FLAG, "tensorboard": rules.FLAG,
     }
 
 
@@ -269,8 +271,8 @@ class DynLinEnvConfig(EnvConfig):
     max_episode_steps: int | None = None
     """Optional time limit (None: the bandit never resets)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "sigma": v.NONNEG, "max_episode_steps": v.optional(v.POSITIVE_INT),
+    CHECKS: ClassVar[rules.Checks] = {
+        "sigma": rules.NONNEG, "max_episode_steps": rules.optional(rules.POSITIVE_INT),
     }
 
 
@@ -287,9 +289,9 @@ class DynLinRandomEnvConfig(DynLinEnvConfig):
     system_seed: int = 0
     """Seed of the system itself (not of the run)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "n": v.POSITIVE_INT, "d": v.POSITIVE_INT,
-        "spectral_radius": v.real(0.0, 1.0, high_open=True), "system_seed": v.SEED,
+    CHECKS: ClassVar[rules.Checks] = {
+        "n": rules.POSITIVE_INT, "d": rules.POSITIVE_INT,
+        "spectral_radius": rules.real(0.0, 1.0, high_open=True), "system_seed": rules.SEED,
     }
 
 

@@ -20,6 +20,7 @@ def check_finite(
     metrics: Mapping[str, torch.Tensor | float],
     params: Iterable[tuple[str, torch.Tensor]] = (),
     actions: torch.Tensor | None = None,
+    unchecked: Mapping[str, torch.Tensor | float] | None = None,
 ) -> dict[str, float]:
     """``metrics`` as host floats, after checking them, ``params`` and ``actions`` for NaN/inf.
 
@@ -27,7 +28,8 @@ def check_finite(
     and all of them come back with the metrics in one host sync, the one the iteration already
     makes to log its losses. ``params`` are ``(name, tensor)`` pairs (``module.named_parameters()``);
     ``actions`` the iteration's actions (a discrete policy's integer actions are always finite and
-    may be left out).
+    may be left out). ``unchecked`` values come back in the same sync without the check (a
+    statistic that is legitimately NaN, e.g. a return CVaR when no episode ended).
 
     Raises:
         TrainingDiverged: naming ``who`` (the agent), ``step`` and every non-finite quantity,
@@ -36,6 +38,7 @@ def check_finite(
             written stays the last good one.
     """
     names = list(metrics)
+    metrics = {**(unchecked or {}), **metrics}
     device_values = [v for v in metrics.values() if isinstance(v, torch.Tensor)]
     named = list(params)
     flags = [torch.isfinite(p.detach()).all() for _, p in named]

@@ -196,8 +196,8 @@ UNIT_OPEN_LOW = real(0.0, 1.0, low_open=True)
 """CVaR levels and Polyak rates: (0, 1]."""
 FLAG = Rule(lambda v: isinstance(v, bool), "must be true or false")
 TEXT = Rule(lambda v: isinstance(v, str), "must be a string")
-SIZES = list_of(POSITIVE_INT, non_empty=True)
-"""Hidden layer widths."""
+SIZES = list_of(POSITIVE_INT)
+"""Hidden layer widths (empty: a linear map)."""
 DTYPE = choice("float32", "float64")
 
 

@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.dynlin_common import (
     BanditCheckpoint,
     BanditRun,
@@ -99,14 +99,14 @@ class LinUCBConfig:
     log_every: int = 10_000
     """Rounds per iteration."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "variant": v.choice(*LINUCB_VARIANTS), "horizon": v.optional(v.POSITIVE_INT),
-        "rho_bar": v.optional(RHO_BAR), "sigma": v.optional(v.NONNEG), "budget": v.POSITIVE,
-        "log_every": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "variant": rules.choice(*LINUCB_VARIANTS), "horizon": rules.optional(rules.POSITIVE_INT),
+        "rho_bar": rules.optional(RHO_BAR), "sigma": rules.optional(rules.NONNEG),
+        "budget": rules.POSITIVE, "log_every": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 def _seed_gen(env: DynamicalLinearBandit, seed: int) -> torch.Generator:
@@ -368,13 +368,13 @@ class Exp3Config:
     log_every: int = 10_000
     """Rounds per iteration."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "batched": v.FLAG, "horizon": v.optional(v.POSITIVE_INT), "rho_bar": v.optional(RHO_BAR),
-        "log_every": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "batched": rules.FLAG, "horizon": rules.optional(rules.POSITIVE_INT),
+        "rho_bar": rules.optional(RHO_BAR), "log_every": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class Exp3(BanditCheckpoint):
@@ -526,12 +526,13 @@ class AR2Config:
     log_every: int = 10_000
     """Rounds per iteration."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "rho_bar": v.optional(RHO_BAR), "sigma": v.optional(v.NONNEG), "log_every": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "rho_bar": rules.optional(RHO_BAR), "sigma": rules.optional(rules.NONNEG),
+        "log_every": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class AR2(BanditCheckpoint):
@@ -702,12 +703,12 @@ class FixedPolicyConfig:
     log_every: int = 10_000
     """Rounds per iteration."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "policy": v.choice("clairvoyant", "myopic", "expert"), "log_every": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "policy": rules.choice("clairvoyant", "myopic", "expert"), "log_every": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class FixedPolicy(BanditCheckpoint):

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.dynlin_common import (
     BanditRun,
     Constants,
@@ -59,7 +59,7 @@ NO_EPOCHS_BELOW = 1e-6
 """``rho_bar`` below this: every round is its own epoch (official DynLinUCBAgent's epsilon)."""
 
 
-RHO_BAR = v.real(0.0, 1.0, low_open=True, high_open=True)
+RHO_BAR = rules.real(0.0, 1.0, low_open=True, high_open=True)
 """A bound on the spectral radius of a stable system: in (0, 1) (ln(1 / rho) divides)."""
 
 
@@ -96,17 +96,18 @@ class DynLinUCBConfig:
     log_every: int = 10_000
     """Rounds per iteration (one logging call and one possible checkpoint)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "lam": v.optional(v.POSITIVE), "delta": v.optional(v.real(0.0, 1.0, low_open=True, high_open=True)),
-        "horizon": v.optional(v.POSITIVE_INT), "rho_bar": v.optional(RHO_BAR),
-        "phi_bar": v.optional(v.POSITIVE), "omega_bar": v.optional(v.NONNEG),
-        "theta_bar": v.optional(v.NONNEG), "b_bar": v.optional(v.NONNEG),
-        "u_bar": v.optional(v.NONNEG), "sigma": v.optional(v.NONNEG), "transient_term": v.FLAG,
-        "official_schedule": v.FLAG, "log_every": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "lam": rules.optional(rules.POSITIVE),
+        "delta": rules.optional(rules.real(0.0, 1.0, low_open=True, high_open=True)),
+        "horizon": rules.optional(rules.POSITIVE_INT), "rho_bar": rules.optional(RHO_BAR),
+        "phi_bar": rules.optional(rules.POSITIVE), "omega_bar": rules.optional(rules.NONNEG),
+        "theta_bar": rules.optional(rules.NONNEG), "b_bar": rules.optional(rules.NONNEG),
+        "u_bar": rules.optional(rules.NONNEG), "sigma": rules.optional(rules.NONNEG),
+        "transient_term": rules.FLAG, "official_schedule": rules.FLAG, "log_every": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 def epoch_exponent(m: torch.Tensor, rho_bar: float) -> torch.Tensor:

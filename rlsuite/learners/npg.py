@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 
 Closure = Callable[[], torch.Tensor]
 ParamsLike = nn.Module | Iterable[torch.Tensor]
@@ -63,14 +63,15 @@ class NPGConfig:
     accept_ratio: float = 0.1
     """Accept a fraction only if actual / expected surrogate improvement exceeds this."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "max_kl": v.POSITIVE, "damping": v.NONNEG, "cg_iters": v.POSITIVE_INT,
-        "cg_residual_tol": v.NONNEG, "backtrack_iters": v.POSITIVE_INT,
-        "backtrack_coef": v.real(0.0, 1.0, low_open=True, high_open=True), "accept_ratio": v.FINITE,
+    CHECKS: ClassVar[rules.Checks] = {
+        "max_kl": rules.POSITIVE, "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT,
+        "cg_residual_tol": rules.NONNEG, "backtrack_iters": rules.POSITIVE_INT,
+        "backtrack_coef": rules.real(0.0, 1.0, low_open=True, high_open=True),
+        "accept_ratio": rules.FINITE,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 @dataclass(frozen=True)

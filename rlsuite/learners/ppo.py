@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
@@ -67,16 +67,17 @@ class PPOConfig:
     init_log_std: float = 0.0
     """Initial log standard deviation of Gaussian policies."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "num_steps": v.POSITIVE_INT, "learning_rate": v.POSITIVE, "anneal_lr": v.FLAG,
-        "gamma": v.UNIT, "gae_lambda": v.UNIT, "num_minibatches": v.POSITIVE_INT,
-        "update_epochs": v.POSITIVE_INT, "norm_adv": v.FLAG, "clip_coef": v.POSITIVE,
-        "ent_coef": v.FINITE, "vf_coef": v.NONNEG, "max_grad_norm": v.POSITIVE,
-        "target_kl": v.optional(v.POSITIVE), "hidden_sizes": v.SIZES, "init_log_std": v.FINITE,
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_steps": rules.POSITIVE_INT, "learning_rate": rules.POSITIVE, "anneal_lr": rules.FLAG,
+        "gamma": rules.UNIT, "gae_lambda": rules.UNIT, "num_minibatches": rules.POSITIVE_INT,
+        "update_epochs": rules.POSITIVE_INT, "norm_adv": rules.FLAG, "clip_coef": rules.POSITIVE,
+        "ent_coef": rules.FINITE, "vf_coef": rules.NONNEG, "max_grad_norm": rules.POSITIVE,
+        "target_kl": rules.optional(rules.POSITIVE), "hidden_sizes": rules.SIZES,
+        "init_log_std": rules.FINITE,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class ActorCritic(nn.Module):
@@ -187,7 +188,7 @@ class PPO(InteractionCounters):
         self.num_envs = tree.batch_size(params)
         batch = self.num_envs * config.num_steps
         if batch % config.num_minibatches:
-            raise v.ConfigError("num_minibatches", config.num_minibatches,
+            raise rules.ConfigError("num_minibatches", config.num_minibatches,
                                 f"must divide num_envs * num_steps = {batch}")
         torch.manual_seed(seed)  # network initialisation
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)

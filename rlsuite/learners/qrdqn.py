@@ -41,12 +41,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
-from rlsuite import validation as v
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 
@@ -91,17 +91,18 @@ class QRDQNConfig:
     max_grad_norm: float | None = None
     """Global gradient-norm clip (None: no clipping, as SB3-contrib's default)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "n_quantiles": v.POSITIVE_INT, "kappa": v.NONNEG, "hidden_sizes": v.SIZES,
-        "learning_rate": v.POSITIVE, "adam_eps": v.optional(v.POSITIVE), "batch_size": v.POSITIVE_INT,
-        "buffer_size": v.POSITIVE_INT, "learning_starts": v.NONNEG_INT, "gamma": v.UNIT,
-        "num_steps": v.POSITIVE_INT, "utd": v.POSITIVE, "target_update_interval": v.POSITIVE_INT,
-        "tau": v.UNIT_OPEN_LOW, "exploration_fraction": v.UNIT, "exploration_initial_eps": v.UNIT,
-        "exploration_final_eps": v.UNIT, "max_grad_norm": v.optional(v.POSITIVE),
+    CHECKS: ClassVar[rules.Checks] = {
+        "n_quantiles": rules.POSITIVE_INT, "kappa": rules.NONNEG, "hidden_sizes": rules.SIZES,
+        "learning_rate": rules.POSITIVE, "adam_eps": rules.optional(rules.POSITIVE),
+        "batch_size": rules.POSITIVE_INT, "buffer_size": rules.POSITIVE_INT,
+        "learning_starts": rules.NONNEG_INT, "gamma": rules.UNIT, "num_steps": rules.POSITIVE_INT,
+        "utd": rules.POSITIVE, "target_update_interval": rules.POSITIVE_INT, "tau": rules.UNIT_OPEN_LOW,
+        "exploration_fraction": rules.UNIT, "exploration_initial_eps": rules.UNIT,
+        "exploration_final_eps": rules.UNIT, "max_grad_norm": rules.optional(rules.POSITIVE),
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class QuantileNetwork(nn.Module):
@@ -398,7 +399,7 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
                 self.num_updates += 1
                 totals.add(stats)
             # ---- bookkeeping (the one host sync per iteration)
-            metrics = totals.means("QR-DQN", self.global_step)
+            metrics = totals.means("QR-DQN", self.global_step, params=self.q_net.named_parameters())
             metrics.update(self.interaction.record_episodes(data))
             metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
             metrics["train/n_updates"] = float(self.num_updates)

@@ -28,12 +28,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, polyak_update
-from rlsuite import validation as v
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -71,15 +71,16 @@ class SACConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "buffer_size": v.POSITIVE_INT, "learning_starts": v.NONNEG_INT, "num_steps": v.POSITIVE_INT,
-        "utd": v.POSITIVE, "batch_size": v.POSITIVE_INT, "gamma": v.UNIT, "tau": v.UNIT_OPEN_LOW,
-        "learning_rate": v.POSITIVE, "alpha": v.optional(v.NONNEG), "init_alpha": v.POSITIVE,
-        "target_entropy": v.optional(v.FINITE), "hidden_sizes": v.SIZES,
+    CHECKS: ClassVar[rules.Checks] = {
+        "buffer_size": rules.POSITIVE_INT, "learning_starts": rules.NONNEG_INT,
+        "num_steps": rules.POSITIVE_INT, "utd": rules.POSITIVE, "batch_size": rules.POSITIVE_INT,
+        "gamma": rules.UNIT, "tau": rules.UNIT_OPEN_LOW, "learning_rate": rules.POSITIVE,
+        "alpha": rules.optional(rules.NONNEG), "init_alpha": rules.POSITIVE,
+        "target_entropy": rules.optional(rules.FINITE), "hidden_sizes": rules.SIZES,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
@@ -349,7 +350,7 @@ class SAC(InteractionCounters):
                                       self.policy_generator))
             self.num_updates += due
             # ---- bookkeeping (the one host sync per iteration)
-            metrics = totals.means("SAC", self.global_step)
+            metrics = totals.means("SAC", self.global_step, params=self.nets.named_parameters())
             metrics.update(self.interaction.record_episodes(data))
             metrics["train/n_updates"] = float(self.num_updates)
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)

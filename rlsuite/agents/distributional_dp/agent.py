@@ -17,13 +17,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp import objectives as obj_lib
 from rlsuite.agents.distributional_dp.solver import METHODS, Solution, solve
 from rlsuite.core.env import BatchedEnv
 from rlsuite.envs.stock import StockAugmentedEnv
 from rlsuite.envs.tabular import TabularEnv, TabularMDP
-from rlsuite.training import TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 OBJECTIVES = ("mean", "cvar", "mean_cvar", "threshold", "target")
 
@@ -57,15 +57,16 @@ class DistributionalDPConfig:
     rollout_episodes: int = 10_000
     """Episodes of the stock-augmented policy for the empirical objective (one per env copy)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "objective": v.choice(*OBJECTIVES), "level": v.UNIT_OPEN_LOW, "mean_weight": v.UNIT,
-        "target": v.FINITE, "initial_stock": v.FINITE, "method": v.choice(*METHODS),
-        "gamma": v.optional(v.UNIT), "stock_resolution": v.optional(v.POSITIVE),
-        "num_stocks": v.integer(2), "num_atoms": v.integer(2), "rollout_episodes": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
+        "target": rules.FINITE, "initial_stock": rules.FINITE, "method": rules.choice(*METHODS),
+        "gamma": rules.optional(rules.UNIT), "stock_resolution": rules.optional(rules.POSITIVE),
+        "num_stocks": rules.integer(2), "num_atoms": rules.integer(2),
+        "rollout_episodes": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 def make_objective(config: DistributionalDPConfig) -> obj_lib.Objective:
@@ -134,10 +135,7 @@ class DistributionalDP:
             "distributional_dp/iterations": float(sol.iterations),
             "distributional_dp/solve_seconds": self.solve_seconds,
         }
-        if not all(math.isfinite(v) for v in metrics.values()):
-            from rlsuite.training import TrainingDiverged
-
-            raise TrainingDiverged(f"distributional_dp: non-finite solution {metrics}")
+        metrics = check_finite("distributional_dp", self.global_step, metrics)
         hooks.on_iteration(self, self.global_step, metrics)
         return self
 

@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp import objectives as obj_lib
 from rlsuite.agents.distributional_dp.agent import OBJECTIVES, make_objective
 from rlsuite.agents.distributional_dp.categorical import cramer_projection
@@ -183,31 +183,33 @@ class DetaNConfig:
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "objective": v.choice(*OBJECTIVES), "level": v.UNIT_OPEN_LOW, "mean_weight": v.UNIT,
-        "target": v.FINITE, "initial_stock": v.FINITE, "gamma": v.UNIT, "stock_low": v.FINITE,
-        "stock_high": v.FINITE, "stock_scale": v.POSITIVE, "include_time": v.FLAG,
-        "time_one_hot": v.FLAG, "representation": v.choice("quantile", "categorical"),
-        "n_quantiles": v.POSITIVE_INT, "kappa": v.NONNEG, "n_atoms": v.integer(2),
-        "atoms_low": v.FINITE, "atoms_high": v.FINITE, "hidden_sizes": v.SIZES,
-        "learning_rate": v.POSITIVE, "batch_size": v.POSITIVE_INT, "buffer_size": v.POSITIVE_INT,
-        "learning_starts": v.NONNEG_INT, "num_steps": v.POSITIVE_INT, "utd": v.POSITIVE,
-        "tau": v.UNIT_OPEN_LOW, "exploration_fraction": v.UNIT, "exploration_initial_eps": v.UNIT,
-        "exploration_final_eps": v.UNIT, "max_grad_norm": v.optional(v.POSITIVE),
-        "stock_grid": v.POSITIVE_INT, "stock_grid_step": v.NONNEG, "deploy_episodes": v.NONNEG_INT,
-        "deploy_shortlist": v.NONNEG_INT, "deploy_snapshots": v.NONNEG_INT,
-        "snapshot_interval": v.POSITIVE_INT, "relabel_fraction": v.UNIT,
-        "relabel_low": v.optional(v.FINITE), "relabel_high": v.optional(v.FINITE),
-        "rollout_episodes": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
+        "target": rules.FINITE, "initial_stock": rules.FINITE, "gamma": rules.UNIT,
+        "stock_low": rules.FINITE, "stock_high": rules.FINITE, "stock_scale": rules.POSITIVE,
+        "include_time": rules.FLAG, "time_one_hot": rules.FLAG,
+        "representation": rules.choice("quantile", "categorical"), "n_quantiles": rules.POSITIVE_INT,
+        "kappa": rules.NONNEG, "n_atoms": rules.integer(2), "atoms_low": rules.FINITE,
+        "atoms_high": rules.FINITE, "hidden_sizes": rules.SIZES, "learning_rate": rules.POSITIVE,
+        "batch_size": rules.POSITIVE_INT, "buffer_size": rules.POSITIVE_INT,
+        "learning_starts": rules.NONNEG_INT, "num_steps": rules.POSITIVE_INT, "utd": rules.POSITIVE,
+        "tau": rules.UNIT_OPEN_LOW, "exploration_fraction": rules.UNIT,
+        "exploration_initial_eps": rules.UNIT, "exploration_final_eps": rules.UNIT,
+        "max_grad_norm": rules.optional(rules.POSITIVE), "stock_grid": rules.POSITIVE_INT,
+        "stock_grid_step": rules.NONNEG, "deploy_episodes": rules.NONNEG_INT,
+        "deploy_shortlist": rules.NONNEG_INT, "deploy_snapshots": rules.NONNEG_INT,
+        "snapshot_interval": rules.POSITIVE_INT, "relabel_fraction": rules.UNIT,
+        "relabel_low": rules.optional(rules.FINITE), "relabel_high": rules.optional(rules.FINITE),
+        "rollout_episodes": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
         if self.stock_low > self.stock_high:
-            raise v.ConfigError("stock_low", self.stock_low,
+            raise rules.ConfigError("stock_low", self.stock_low,
                                 f"must be at most stock_high = {self.stock_high}")
         if self.atoms_low >= self.atoms_high:
-            raise v.ConfigError("atoms_low", self.atoms_low,
+            raise rules.ConfigError("atoms_low", self.atoms_low,
                                 f"must be below atoms_high = {self.atoms_high}")
 
 
@@ -471,7 +473,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
                 polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
                 self.num_updates += 1
                 totals.add(stats)
-            metrics = totals.means("DηN", self.global_step)
+            metrics = totals.means("DηN", self.global_step, params=self.q_net.named_parameters())
             metrics.update(self.interaction.record_episodes(data))
             metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
             metrics["train/n_updates"] = float(self.num_updates)

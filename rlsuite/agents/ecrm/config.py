@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 
 VARIANTS = ("reinforce", "actor_critic", "npg")
 PARAMETERIZATIONS = ("softmax", "direct", "neural")
@@ -142,43 +142,44 @@ class ECRMConfig:
     """Tabular MDPs with a horizon: log the exact ECRM of the current policy every this many
     iterations (0: never)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "variant": v.choice(*VARIANTS), "parameterization": v.choice(*PARAMETERIZATIONS),
-        "risk_weight": v.UNIT, "alpha": v.UNIT_OPEN_LOW, "gamma": v.UNIT,
-        "chunk_steps": v.POSITIVE_INT, "max_episode_steps": v.POSITIVE_INT,
-        "policy_lr": v.POSITIVE, "eta_lr": v.POSITIVE, "eta_lr_decay": v.NONNEG,
-        "eta_decay_by": v.choice(*ETA_DECAYS), "eta_updates": v.POSITIVE_INT,
-        "eta_weighting": v.choice(*ETA_WEIGHTINGS), "critic_lr": v.POSITIVE, "ac_natural": v.FLAG,
-        "critic_updates": v.POSITIVE_INT, "baseline": v.FLAG, "baseline_lr": v.POSITIVE,
-        "ent_coef": v.NONNEG, "log_barrier": v.NONNEG,
-        "direct_min_prob": v.real(0.0, 1.0, high_open=True), "share_first_policy": v.FLAG,
-        "condition_on_prev": v.FLAG, "discount_weighting": v.FLAG,
-        "npg_form": v.choice(*NPG_FORMS), "npg_step_size": v.POSITIVE, "npg_q_lr": v.UNIT_OPEN_LOW,
-        "explore_starts": v.NONNEG_INT, "max_kl": v.POSITIVE, "npg_damping": v.NONNEG,
-        "init_log_std": v.FINITE, "hidden_sizes": v.SIZES, "failure_reward": v.optional(v.FINITE),
-        "warm_start_temperature": v.FINITE, "exact_every": v.NONNEG_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "variant": rules.choice(*VARIANTS), "parameterization": rules.choice(*PARAMETERIZATIONS),
+        "risk_weight": rules.UNIT, "alpha": rules.UNIT_OPEN_LOW, "gamma": rules.UNIT,
+        "chunk_steps": rules.POSITIVE_INT, "max_episode_steps": rules.POSITIVE_INT,
+        "policy_lr": rules.POSITIVE, "eta_lr": rules.POSITIVE, "eta_lr_decay": rules.NONNEG,
+        "eta_decay_by": rules.choice(*ETA_DECAYS), "eta_updates": rules.POSITIVE_INT,
+        "eta_weighting": rules.choice(*ETA_WEIGHTINGS), "critic_lr": rules.POSITIVE,
+        "ac_natural": rules.FLAG, "critic_updates": rules.POSITIVE_INT, "baseline": rules.FLAG,
+        "baseline_lr": rules.POSITIVE, "ent_coef": rules.NONNEG, "log_barrier": rules.NONNEG,
+        "direct_min_prob": rules.real(0.0, 1.0, high_open=True), "share_first_policy": rules.FLAG,
+        "condition_on_prev": rules.FLAG, "discount_weighting": rules.FLAG,
+        "npg_form": rules.choice(*NPG_FORMS), "npg_step_size": rules.POSITIVE,
+        "npg_q_lr": rules.UNIT_OPEN_LOW, "explore_starts": rules.NONNEG_INT, "max_kl": rules.POSITIVE,
+        "npg_damping": rules.NONNEG, "init_log_std": rules.FINITE, "hidden_sizes": rules.SIZES,
+        "failure_reward": rules.optional(rules.FINITE), "warm_start_temperature": rules.FINITE,
+        "exact_every": rules.NONNEG_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)  # single-field ranges and choices; the combinations below
+        rules.validate(self)  # single-field ranges and choices; the combinations below
         if self.variant == "npg" and self.parameterization == "direct":
-            raise v.ConfigError("parameterization", self.parameterization,
+            raise rules.ConfigError("parameterization", self.parameterization,
                                 "must be 'softmax' or 'neural' with variant='npg'")
         if self.npg_form == "closed_form" and self.parameterization != "softmax":
-            raise v.ConfigError("npg_form", self.npg_form, "needs parameterization='softmax'")
+            raise rules.ConfigError("npg_form", self.npg_form, "needs parameterization='softmax'")
         if not 0.0 <= self.npg_step_size * self.ent_coef <= 1.0:
-            raise v.ConfigError("npg_step_size", self.npg_step_size,
+            raise rules.ConfigError("npg_step_size", self.npg_step_size,
                                 f"npg_step_size * ent_coef must lie in [0, 1] (ent_coef = {self.ent_coef})")
         if self.condition_on_prev and self.parameterization != "neural":
-            raise v.ConfigError("condition_on_prev", True, "needs parameterization='neural'")
+            raise rules.ConfigError("condition_on_prev", True, "needs parameterization='neural'")
         if self.ac_natural and (self.variant != "actor_critic" or self.parameterization != "softmax"):
-            raise v.ConfigError("ac_natural", True,
+            raise rules.ConfigError("ac_natural", True,
                                 "needs variant='actor_critic' and parameterization='softmax'")
         natural = self.variant == "npg" or self.ac_natural
         if self.log_barrier and (self.parameterization != "softmax" or natural):
-            raise v.ConfigError("log_barrier", self.log_barrier,
+            raise rules.ConfigError("log_barrier", self.log_barrier,
                                 "needs parameterization='softmax' with variant 'reinforce' or "
                                 "'actor_critic' (not ac_natural): the natural steps ignore it")
         if self.warm_start_temperature and self.parameterization != "softmax":
-            raise v.ConfigError("warm_start_temperature", self.warm_start_temperature,
+            raise rules.ConfigError("warm_start_temperature", self.warm_start_temperature,
                                 "needs parameterization='softmax'")

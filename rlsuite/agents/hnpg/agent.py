@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.hnpg.block_npg import block_trpo_step, from_blocks, to_blocks
 from rlsuite.agents.hnpg.critic import CriticBatch, CriticSettings, fit_critic
 from rlsuite.agents.hnpg.fisher import StackedGaussianFisher
@@ -59,8 +60,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import OfflineDataset
 from rlsuite.learners.npg import NPGConfig
 from rlsuite.learners.returns import discounted_returns, gae
-from rlsuite import validation as v
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 OFFLINE_SEED_OFFSET = 7_919
 """The offline dataset is collected with seed ``run seed + OFFLINE_SEED_OFFSET``."""
@@ -143,23 +143,24 @@ class HNPGConfig:
     """Critic dtype: float32 halves the critic fit's cost (the official code uses float64; the
     regression to returns in [0, 1] does not need it)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "hybrid": v.FLAG, "batch_steps": v.POSITIVE_INT, "offline_episodes": v.POSITIVE_INT,
-        "offline_epsilon": v.optional(v.UNIT), "policy_hidden": v.POSITIVE_INT,
-        "critic_hidden": v.POSITIVE_INT, "out_scale": v.POSITIVE, "init_log_std": v.FINITE,
-        "critic_lr": v.POSITIVE, "critic_steps": v.POSITIVE_INT, "critic_on_weight": v.NONNEG,
-        "critic_l2": v.NONNEG, "critic_scripted": v.FLAG,
-        "critic_sweep": v.choice("backward", "parallel"), "gamma": v.UNIT, "gae_lambda": v.UNIT,
-        "value_samples": v.POSITIVE_INT, "offline_actor_actions": v.choice("policy", "dataset"),
-        "max_kl": v.POSITIVE, "damping": v.NONNEG, "cg_iters": v.POSITIVE_INT,
-        "backtrack_iters": v.POSITIVE_INT, "accept_ratio": v.FINITE,
-        "npg_products": v.choice("closed_form", "autograd"), "linesearch_kl_check": v.FLAG,
-        "eval_episodes": v.POSITIVE_INT, "moving_average": v.POSITIVE_INT, "stop_success": v.UNIT,
-        "stop_on_success": v.FLAG, "dtype": v.DTYPE, "critic_dtype": v.DTYPE,
+    CHECKS: ClassVar[rules.Checks] = {
+        "hybrid": rules.FLAG, "batch_steps": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
+        "offline_epsilon": rules.optional(rules.UNIT), "policy_hidden": rules.POSITIVE_INT,
+        "critic_hidden": rules.POSITIVE_INT, "out_scale": rules.POSITIVE, "init_log_std": rules.FINITE,
+        "critic_lr": rules.POSITIVE, "critic_steps": rules.POSITIVE_INT,
+        "critic_on_weight": rules.NONNEG, "critic_l2": rules.NONNEG, "critic_scripted": rules.FLAG,
+        "critic_sweep": rules.choice("backward", "parallel"), "gamma": rules.UNIT,
+        "gae_lambda": rules.UNIT, "value_samples": rules.POSITIVE_INT,
+        "offline_actor_actions": rules.choice("policy", "dataset"), "max_kl": rules.POSITIVE,
+        "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT, "backtrack_iters": rules.POSITIVE_INT,
+        "accept_ratio": rules.FINITE, "npg_products": rules.choice("closed_form", "autograd"),
+        "linesearch_kl_check": rules.FLAG, "eval_episodes": rules.POSITIVE_INT,
+        "moving_average": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
+        "dtype": rules.DTYPE, "critic_dtype": rules.DTYPE,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class StepSampler:
@@ -392,8 +393,8 @@ class HNPG(InteractionCounters):
             tic = time.perf_counter()
             data = self.interaction.collect(self._step_policy(self.generator), self.horizon)
             metrics = self._update(data)
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise TrainingDiverged(f"non-finite HNPG loss at step {self.global_step}: {metrics}")
+            metrics = check_finite("HNPG", self.global_step, metrics,
+                                   [*self.policy.named_parameters(), *self.q.named_parameters()])
             ep_return = float(data.reward.sum(0).mean())
             success = float((data.reward[-1] >= 1.0).float().mean())
             test_return, test_success = self._evaluate()

@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import CORE_FIELDS, OfflineDataset, ReplayBuffer, Transitions, concat
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
-from rlsuite import validation as v
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 OFFLINE_SEED_OFFSET = 7_919
@@ -79,18 +79,18 @@ class RLPDConfig:
     """Stop once the moving-average success rate exceeds this."""
     stop_on_success: bool = True
 
-    CHECKS: ClassVar[v.Checks] = {
-        "num_envs": v.POSITIVE_INT, "offline_episodes": v.POSITIVE_INT,
-        "offline_epsilon": v.optional(v.UNIT), "batch_size": v.POSITIVE_INT,
-        "offline_fraction": v.UNIT, "utd": v.POSITIVE, "gamma": v.UNIT, "tau": v.UNIT_OPEN_LOW,
-        "actor_lr": v.POSITIVE, "critic_lr": v.POSITIVE, "alpha_lr": v.POSITIVE,
-        "init_alpha": v.POSITIVE, "hidden_sizes": v.SIZES, "buffer_size": v.POSITIVE_INT,
-        "action_bound": v.POSITIVE, "success_window": v.POSITIVE_INT, "stop_success": v.UNIT,
-        "stop_on_success": v.FLAG,
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
+        "offline_epsilon": rules.optional(rules.UNIT), "batch_size": rules.POSITIVE_INT,
+        "offline_fraction": rules.UNIT, "utd": rules.POSITIVE, "gamma": rules.UNIT,
+        "tau": rules.UNIT_OPEN_LOW, "actor_lr": rules.POSITIVE, "critic_lr": rules.POSITIVE,
+        "alpha_lr": rules.POSITIVE, "init_alpha": rules.POSITIVE, "hidden_sizes": rules.SIZES,
+        "buffer_size": rules.POSITIVE_INT, "action_bound": rules.POSITIVE,
+        "success_window": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
 
 
 class RLPD(InteractionCounters):
@@ -181,7 +181,7 @@ class RLPD(InteractionCounters):
                 totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau,
                                       self.generator))
             self.num_updates += due
-            metrics = totals.means("RLPD", self.global_step)
+            metrics = totals.means("RLPD", self.global_step, params=self.nets.named_parameters())
             ended = data.terminated[0]
             if bool(ended.any()):
                 self.successes.extend((data.reward[0][ended] >= 1.0).float().tolist())

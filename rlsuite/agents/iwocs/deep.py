@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.iwocs.boxes import BOXES, UncertaintyBox, get_box
 from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
@@ -51,7 +52,6 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SAC, SACConfig, SACNetworks
-from rlsuite import validation as v
 from rlsuite.training import TrainingHooks
 
 
@@ -116,25 +116,25 @@ class IWOCSConfig:
     eval_episodes: int = 10
     """Episodes per evaluation grid point."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "box": v.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": v.SIZES,
-        "predictor_hidden_sizes": v.SIZES, "heads_learning_rate": v.POSITIVE,
-        "dr_steps": v.POSITIVE_INT, "dr_resample_steps": v.POSITIVE_INT,
-        "model_steps": v.POSITIVE_INT, "num_iterations": v.NONNEG_INT,
-        "initial_model": v.choice(*INITIAL_MODELS), "search": v.choice("grid", "cmaes"),
-        "search_points": v.POSITIVE_INT, "search_episodes": v.POSITIVE_INT,
-        "cmaes_generations": v.POSITIVE_INT, "cmaes_population": v.POSITIVE_INT,
-        "thresholds": v.list_of(v.POSITIVE, non_empty=True), "repeat_tol": v.NONNEG,
-        "eval_points": v.POSITIVE_INT, "eval_episodes": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "box": rules.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": rules.SIZES,
+        "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
+        "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,
+        "model_steps": rules.POSITIVE_INT, "num_iterations": rules.NONNEG_INT,
+        "initial_model": rules.choice(*INITIAL_MODELS), "search": rules.choice("grid", "cmaes"),
+        "search_points": rules.POSITIVE_INT, "search_episodes": rules.POSITIVE_INT,
+        "cmaes_generations": rules.POSITIVE_INT, "cmaes_population": rules.POSITIVE_INT,
+        "thresholds": rules.list_of(rules.POSITIVE, non_empty=True), "repeat_tol": rules.NONNEG,
+        "eval_points": rules.POSITIVE_INT, "eval_episodes": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
         if isinstance(self.sac, dict):  # from Hydra: the nested group arrives as a mapping
             try:
                 self.sac = SACConfig(**self.sac)
-            except v.ConfigError as err:
+            except rules.ConfigError as err:
                 raise err.under("sac") from None
-        v.validate(self)
+        rules.validate(self)
 
 
 class _LastMetrics(TrainingHooks):

@@ -36,13 +36,12 @@ Logged tags: ``rollout/ep_rew_mean`` (source episodes), ``vgdf/target_ep_rew_mea
 from __future__ import annotations
 
 import copy
-import math
 import time
 from typing import Any
 
 import torch
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.vgdf import darc
 from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.config import VGDFConfig
@@ -56,7 +55,7 @@ from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, concat
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
-from rlsuite.training import LossTotals, TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingHooks, check_finite
 
 TARGET_SEED_OFFSET = 7_919
 """The target interaction's seed is the run seed plus this (its own env and policy streams)."""
@@ -78,7 +77,7 @@ class VGDF:
 
     def __init__(self, config: VGDFConfig, env: BatchedEnv | None = None, params: Any = None,
                  seed: int = 0, domains: Any = None) -> None:
-        v.validate(config)  # a config mutated after construction is checked again
+        rules.validate(config)  # a config mutated after construction is checked again
         self.config = cfg = config
         if domains is None:
             if env is None or params is None:
@@ -258,10 +257,9 @@ class VGDF:
             totals = LossTotals()
             for _ in range(due):
                 totals.add(self._update())
-            metrics |= totals.means("VGDF", self.source_steps, prefix="")
-            bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-            if bad:
-                raise TrainingDiverged(f"non-finite VGDF metrics at step {self.source_steps}: {bad}")
+            metrics |= totals.means("VGDF", self.source_steps, prefix="",
+                                    params=self.nets.named_parameters())
+            metrics = check_finite("VGDF", self.source_steps, metrics)  # the model fit's metrics
             # ---- evaluation in both domains
             if before // cfg.eval_every != self.source_steps // cfg.eval_every:
                 self.last_eval = self.evaluate_domains(cfg.eval_episodes)

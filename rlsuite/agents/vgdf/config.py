@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from rlsuite import validation as v
+from rlsuite import validation as rules
 from rlsuite.agents.vgdf import filter as vfilter
 
 VARIANTS = ("vgdf", "mix", "zero_shot", "target_only", "darc")
@@ -114,31 +114,35 @@ class VGDFConfig:
     eval_episodes: int = 5
     """Episodes per domain per evaluation (paper: 5)."""
 
-    CHECKS: ClassVar[v.Checks] = {
-        "variant": v.choice(*VARIANTS), "target_shift": v.TEXT, "gamma_ratio": v.POSITIVE_INT,
-        "target_envs": v.POSITIVE_INT, "keep_fraction": v.UNIT_OPEN_LOW,
-        "warmup_steps": v.NONNEG_INT, "utd": v.NONNEG, "batch_size": v.POSITIVE_INT,
-        "random_steps": v.NONNEG_INT, "gamma": v.UNIT, "tau": v.UNIT_OPEN_LOW,
-        "learning_rate": v.POSITIVE, "alpha": v.optional(v.NONNEG), "hidden_sizes": v.SIZES,
-        "policy_delay": v.POSITIVE_INT, "grad_clip": v.POSITIVE, "optimistic_exploration": v.FLAG,
-        "buffer_size": v.POSITIVE_INT, "ensemble_size": v.POSITIVE_INT,
-        "num_elites": v.POSITIVE_INT, "fve_members": v.choice("all", "elites"),
-        "model_hidden": v.SIZES, "model_learning_rate": v.POSITIVE,
-        "model_weight_decay": v.list_of(v.NONNEG, non_empty=True), "learn_logvar_bounds": v.FLAG,
-        "model_train_freq": v.POSITIVE_INT, "model_batch_size": v.POSITIVE_INT,
-        "model_holdout_ratio": v.real(0.0, 1.0, high_open=True), "model_patience": v.POSITIVE_INT,
-        "model_patience_decay": v.POSITIVE_INT, "model_max_epochs": v.optional(v.POSITIVE_INT),
-        "model_gate": v.choice("target", "source"),
-        "fictitious_next_state": v.choice(*vfilter.NEXT_STATE_MODES),
-        "fictitious_reward": v.choice(*vfilter.REWARD_MODES),
-        "fictitious_action": v.choice(*vfilter.ACTION_MODES),
-        "src_loss_normalisation": v.choice(*vfilter.NORMALISATIONS), "darc_hidden": v.SIZES,
-        "darc_noise": v.NONNEG, "darc_warmup": v.NONNEG_INT, "eval_every": v.POSITIVE_INT,
-        "eval_episodes": v.POSITIVE_INT,
+    CHECKS: ClassVar[rules.Checks] = {
+        "variant": rules.choice(*VARIANTS), "target_shift": rules.TEXT,
+        "gamma_ratio": rules.POSITIVE_INT, "target_envs": rules.POSITIVE_INT,
+        "keep_fraction": rules.UNIT_OPEN_LOW, "warmup_steps": rules.NONNEG_INT, "utd": rules.NONNEG,
+        "batch_size": rules.POSITIVE_INT, "random_steps": rules.NONNEG_INT, "gamma": rules.UNIT,
+        "tau": rules.UNIT_OPEN_LOW, "learning_rate": rules.POSITIVE,
+        "alpha": rules.optional(rules.NONNEG), "hidden_sizes": rules.SIZES,
+        "policy_delay": rules.POSITIVE_INT, "grad_clip": rules.POSITIVE,
+        "optimistic_exploration": rules.FLAG, "buffer_size": rules.POSITIVE_INT,
+        "ensemble_size": rules.POSITIVE_INT, "num_elites": rules.POSITIVE_INT,
+        "fve_members": rules.choice("all", "elites"), "model_hidden": rules.SIZES,
+        "model_learning_rate": rules.POSITIVE,
+        "model_weight_decay": rules.list_of(rules.NONNEG, non_empty=True),
+        "learn_logvar_bounds": rules.FLAG, "model_train_freq": rules.POSITIVE_INT,
+        "model_batch_size": rules.POSITIVE_INT,
+        "model_holdout_ratio": rules.real(0.0, 1.0, high_open=True),
+        "model_patience": rules.POSITIVE_INT, "model_patience_decay": rules.POSITIVE_INT,
+        "model_max_epochs": rules.optional(rules.POSITIVE_INT),
+        "model_gate": rules.choice("target", "source"),
+        "fictitious_next_state": rules.choice(*vfilter.NEXT_STATE_MODES),
+        "fictitious_reward": rules.choice(*vfilter.REWARD_MODES),
+        "fictitious_action": rules.choice(*vfilter.ACTION_MODES),
+        "src_loss_normalisation": rules.choice(*vfilter.NORMALISATIONS), "darc_hidden": rules.SIZES,
+        "darc_noise": rules.NONNEG, "darc_warmup": rules.NONNEG_INT, "eval_every": rules.POSITIVE_INT,
+        "eval_episodes": rules.POSITIVE_INT,
     }
 
     def __post_init__(self) -> None:
-        v.validate(self)
+        rules.validate(self)
         if self.num_elites > self.ensemble_size:
-            raise v.ConfigError("num_elites", self.num_elites,
+            raise rules.ConfigError("num_elites", self.num_elites,
                                 f"must be at most ensemble_size = {self.ensemble_size}")
