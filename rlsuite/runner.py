@@ -52,6 +52,10 @@ def check_config(cfg: DictConfig) -> None:
         schema = OmegaConf.get_type(cfg[group])
         if schema is not None and schema is not dict:
             check_fields(schema, cfg[group], group)
+    try:  # the agent config's own cross-field checks (its __post_init__), still before any build
+        agents.get(cfg.agent.name).config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
+    except ConfigError as err:
+        raise err.under("agent") from None
 
 
 def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
