@@ -12,6 +12,9 @@ Every config dataclass declares its constraints next to its fields::
         def __post_init__(self) -> None:
             validate(self)
 
+        def check_combinations(self) -> None:  # optional: rules across fields
+            ...
+
 :func:`check_fields` applies the rules (a class inherits and may override its bases' rules) to a
 dataclass instance or to a composed Hydra node, so the same table serves the library constructor
 (``PPOConfig(num_steps=0)`` raises) and the CLI (:mod:`rlsuite.runner` checks the composed
@@ -245,8 +248,16 @@ def _plain(value: Any) -> Any:
 
 
 def validate(config: Any, prefix: str = "") -> None:
-    """Check a config dataclass instance against its class's rules (call from ``__post_init__``)."""
+    """Check a config dataclass instance against its class's rules, then its combinations of
+    fields (its ``check_combinations()`` method, if it has one). Call from ``__post_init__``, and
+    again where a config may have been changed after construction."""
     check_fields(type(config), config, prefix)
+    combinations = getattr(config, "check_combinations", None)
+    if combinations is not None:
+        try:
+            combinations()
+        except ConfigError as err:
+            raise err.under(prefix) from None
 
 
 def unchecked_fields(cls: type, exempt: Iterable[str] = ("name",)) -> list[str]:

@@ -205,6 +205,9 @@ class DetaNConfig:
 
     def __post_init__(self) -> None:
         rules.validate(self)
+
+    def check_combinations(self) -> None:
+        """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
         if self.stock_low > self.stock_high:
             raise rules.ConfigError("stock_low", self.stock_low,
                                 f"must be at most stock_high = {self.stock_high}")
@@ -365,10 +368,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
     def __init__(self, config: DetaNConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         if not isinstance(env.action_space, spaces.Discrete):
             raise ValueError(f"DηN needs a Discrete action space, got {type(env.action_space).__name__}")
-        if not 0.0 <= config.relabel_fraction <= 1.0:
-            raise ValueError(f"DηN: relabel_fraction = {config.relabel_fraction} must lie in [0, 1]")
-        if config.stock_low > config.stock_high:
-            raise ValueError(f"DηN: stock_low = {config.stock_low} > stock_high = {config.stock_high}")
+        rules.validate(config)  # again: a config may have been changed after construction
         if config.time_one_hot and not (config.include_time and env.max_episode_steps):
             raise ValueError("DηN: time_one_hot = True needs include_time = True and an env with a "
                              f"time limit (max_episode_steps = {env.max_episode_steps})")

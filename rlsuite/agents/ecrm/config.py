@@ -161,7 +161,10 @@ class ECRMConfig:
     }
 
     def __post_init__(self) -> None:
-        rules.validate(self)  # single-field ranges and choices; the combinations below
+        rules.validate(self)
+
+    def check_combinations(self) -> None:
+        """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
         if self.variant == "npg" and self.parameterization == "direct":
             raise rules.ConfigError("parameterization", self.parameterization,
                                 "must be 'softmax' or 'neural' with variant='npg'")

@@ -143,6 +143,9 @@ class VGDFConfig:
 
     def __post_init__(self) -> None:
         rules.validate(self)
+
+    def check_combinations(self) -> None:
+        """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
         if self.num_elites > self.ensemble_size:
             raise rules.ConfigError("num_elites", self.num_elites,
                                 f"must be at most ensemble_size = {self.ensemble_size}")
