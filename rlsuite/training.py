@@ -33,8 +33,8 @@ def check_finite(
 
     Raises:
         TrainingDiverged: naming ``who`` (the agent), ``step`` and every non-finite quantity,
-            e.g. ``PPO diverged at step 4096: non-finite loss train/value_loss=nan; parameter
-            actor.0.weight``. Callers raise before their hooks run, so the last checkpoint
+            e.g. ``PPO diverged at step 4096: non-finite loss train/value_loss=nan,
+            train/approx_kl=nan; parameter actor.0.weight, actor.0.bias``. Callers raise before their hooks run, so the last checkpoint
             written stays the last good one.
     """
     names = list(metrics)
@@ -54,8 +54,12 @@ def check_finite(
     host = iter(packed[: len(device_values)])
     out = {k: next(host) if isinstance(v, torch.Tensor) else float(v) for k, v in metrics.items()}
     ok = packed[len(device_values):]
-    bad = [f"loss {k}={out[k]}" for k in names if not math.isfinite(out[k])]
-    bad += [f"parameter {name}" for (name, _), good in zip(named, ok, strict=False) if not good]
+    losses = [f"{k}={out[k]}" for k in names if not math.isfinite(out[k])]
+    weights = [name for (name, _), good in zip(named, ok, strict=False) if not good]
+    bad = [f"loss {', '.join(losses)}"] if losses else []
+    if weights:  # the first few names say where; a whole network's list would bury the message
+        more = f" and {len(weights) - 4} more" if len(weights) > 5 else ""
+        bad.append(f"parameter {', '.join(weights[:4] if more else weights)}{more}")
     if actions is not None and actions.is_floating_point() and not ok[-1]:
         bad.append("action")
     if bad:

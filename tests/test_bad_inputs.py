@@ -305,6 +305,19 @@ def test_ppo_divergence_through_the_runner_names_the_quantity(tmp_path: Path) ->
     assert not (tmp_path / "checkpoints" / "latest.pt").exists()
 
 
+@pytest.mark.parametrize(("who", "overrides"), [
+    ("SAC", "agent=sac env=pendulum agent.learning_starts=8 agent.batch_size=8 agent.hidden_sizes=[8] "
+            "agent.buffer_size=1000"),
+    ("QR-DQN", "agent=qrdqn agent.learning_starts=8 agent.batch_size=8 agent.n_quantiles=4 "
+               "agent.hidden_sizes=[8]"),
+])
+def test_off_policy_learners_diverge_through_the_same_path(tmp_path: Path, who: str, overrides: str) -> None:
+    cfg = compose([*overrides.split(), "agent.learning_rate=1e20", "num_envs=4", "total_steps=200",
+                   f"run_dir={tmp_path}", *QUIET])
+    with pytest.raises(SystemExit, match=rf"{who} diverged at step \d+: non-finite loss train/"):
+        run(cfg)
+
+
 def test_check_finite_names_losses_parameters_and_actions() -> None:
     net = torch.nn.Linear(2, 1)
     assert check_finite("X", 3, {"a": torch.tensor(1.5), "b": 2.0}, net.named_parameters()) == \
