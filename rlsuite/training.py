@@ -34,8 +34,8 @@ def check_finite(
     Raises:
         TrainingDiverged: naming ``who`` (the agent), ``step`` and every non-finite quantity,
             e.g. ``PPO diverged at step 4096: non-finite loss train/value_loss=nan,
-            train/approx_kl=nan; parameter actor.0.weight, actor.0.bias``. Callers raise before their hooks run, so the last checkpoint
-            written stays the last good one.
+            train/approx_kl=nan; parameter actor.0.weight, actor.0.bias``. Callers raise before
+            their hooks run, so the last checkpoint written stays the last good one.
     """
     names = list(metrics)
     metrics = {**(unchecked or {}), **metrics}
