@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from rlsuite.learners.npg import NPGConfig
 from rlsuite.learners.ppo import PPO, PPOConfig
 from rlsuite.learners.qrdqn import QRDQNConfig
 from rlsuite.learners.sac import SACConfig
-from rlsuite.runner import compose, run
+from rlsuite.runner import check_config, compose, run
 from rlsuite.training import TrainingDiverged, TrainingHooks, check_finite
 from rlsuite.validation import ConfigError, rules_of, unchecked_fields
 
@@ -261,6 +262,16 @@ def test_every_schema_field_has_a_rule_and_the_defaults_pass(name: str) -> None:
             if defaults[field_name] == "???" or str(defaults[field_name]).startswith("${"):
                 continue
             rule.check(field_name, defaults[field_name])
+
+
+EXPERIMENTS = sorted(p.name.removesuffix(".yaml")
+                     for p in (resources.files("rlsuite.conf") / "experiment").iterdir()
+                     if p.name.endswith(".yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_preset_passes_validation(tmp_path: Path, name: str) -> None:
+    check_config(compose([f"experiment={name}", f"run_dir={tmp_path}"]))
 
 
 # -- divergence ---------------------------------------------------------------------------------------
