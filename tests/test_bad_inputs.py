@@ -124,7 +124,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("env=random_mdp env.num_states=0", "env.num_states=0"),
     ("agent=hnpg env=comblock env.reward_mode=dense", "env.reward_mode='dense'"),
     # bandits
-    ("agent=dynlin_ucb env=dynlin_synthetic agent.rho_bar=1.0", "agent.rho_bar=1.0: must be in (0.0, 1.0)"),
+    ("agent=dynlin_ucb env=dynlin_synthetic agent.rho_bar=1.0", "agent.rho_bar=1.0: must be in [0.0, 1.0)"),
     ("agent=lin_ucb env=dynlin_synthetic agent.variant=ucb", "agent.variant='ucb'"),
     ("agent=dynlin_ucb env=dynlin_random env.spectral_radius=1.2", "env.spectral_radius=1.2"),
 ]

@@ -59,8 +59,8 @@ NO_EPOCHS_BELOW = 1e-6
 """``rho_bar`` below this: every round is its own epoch (official DynLinUCBAgent's epsilon)."""
 
 
-RHO_BAR = rules.real(0.0, 1.0, low_open=True, high_open=True)
-"""A bound on the spectral radius of a stable system: in (0, 1) (ln(1 / rho) divides)."""
+RHO_BAR = rules.real(0.0, 1.0, high_open=True)
+"""A bound on the spectral radius of a stable system: in [0, 1) (0: no dynamics, plain LinUCB)."""
 
 
 @dataclass

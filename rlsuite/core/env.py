@@ -72,6 +72,8 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
     """Params fields that must be finite in every copy (checked by :meth:`check_params`)."""
     positive_params: tuple[str, ...] = ()
     """Params fields that must be finite and > 0 in every copy (masses, lengths, time steps)."""
+    nonnegative_params: tuple[str, ...] = ()
+    """Params fields that must be finite and >= 0 in every copy (speed and torque limits)."""
     check_actions: bool = os.environ.get("RLSUITE_CHECK_ACTIONS", "0") not in ("", "0")
     """Refuse action values outside the action space in ``step`` (:meth:`check_action_values`).
     Off by default for the classic-control envs: the test needs a host sync per step, which the
@@ -96,10 +98,11 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
 
     def check_params(self, params: P, batch_size: int | None = None) -> None:
         """Raise a ValueError naming the field if ``params`` does not fit this env: shapes, dtypes
-        and device, then the values of :attr:`finite_params` and :attr:`positive_params` (one
+        and device, then the values of :attr:`finite_params`, :attr:`positive_params` and
+        :attr:`nonnegative_params` (one
         host sync; envs call this at ``reset``, never per step)."""
         validate_params(params, self.default_params(1), batch_size)
-        check_values(params, self.finite_params, self.positive_params)
+        check_values(params, self.finite_params, self.positive_params, self.nonnegative_params)
 
     def check_action_values(self, action: torch.Tensor) -> None:
         """Raise a ValueError naming the first copy whose action lies outside the action space:

@@ -69,10 +69,11 @@ def _common_batch(params: Any, reference: Any) -> int | None:
     return max(sizes, key=sizes.count) if sizes else None
 
 
-def check_values(params: Any, finite: Iterable[str] = (), positive: Iterable[str] = ()) -> None:
+def check_values(params: Any, finite: Iterable[str] = (), positive: Iterable[str] = (),
+                 nonnegative: Iterable[str] = ()) -> None:
     """Raise a :class:`~rlsuite.validation.ConfigError` (a ValueError) naming the first field of
-    ``finite`` with a NaN/inf entry or of ``positive`` with an entry that is not a finite
-    positive number, and that entry's value and copy.
+    ``finite`` with a NaN/inf entry, of ``positive`` with an entry that is not a finite positive
+    number, or of ``nonnegative`` with one below 0 or NaN/inf, and that entry's value and copy.
 
     Physical constants are checked once, where an env starts (``reset``): the test is one device
     reduction per field and a single host sync for all of them. Names that ``params`` lacks are
@@ -83,6 +84,8 @@ def check_values(params: Any, finite: Iterable[str] = (), positive: Iterable[str
     checks = [(name, "must be finite", lambda t: torch.isfinite(t)) for name in finite]
     checks += [(name, "must be positive and finite", lambda t: torch.isfinite(t) & (t > 0))
                for name in positive]
+    checks += [(name, "must be non-negative and finite", lambda t: torch.isfinite(t) & (t >= 0))
+               for name in nonnegative]
     checks = [(n, req, ok) for n, req, ok in checks if isinstance(getattr(params, n, None), torch.Tensor)]
     if not checks:
         return
