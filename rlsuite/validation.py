@@ -35,7 +35,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
-    "ConfigError", "Rule", "Checks", "check_fields", "validate", "integer", "real", "choice",
+    "ConfigError", "Rule", "Checks", "check_fields", "validate", "rules_of", "unchecked_fields",
+    "integer", "real", "choice",
     "optional", "pattern", "list_of", "mapping_of", "POSITIVE_INT", "NONNEG_INT", "INT", "POSITIVE",
     "NONNEG", "FINITE", "UNIT", "UNIT_OPEN_LOW", "FLAG", "TEXT", "SIZES", "DTYPE", "SEED",
 ]
