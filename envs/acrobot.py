@@ -189,6 +189,9 @@ class Acrobot(ClassicControlEnv[AcrobotState, AcrobotParams]):
     """
 
     name = "acrobot"
+    positive_params = ("link_length_1", "link_mass_1", "link_mass_2", "link_com_pos_1",
+                       "link_com_pos_2", "link_moi_1", "link_moi_2")
+    nonnegative_params = ("max_vel_1", "max_vel_2")
     state_cls = AcrobotState
     state_fields = ("theta1", "theta2", "dtheta1", "dtheta2")
 

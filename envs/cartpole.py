@@ -93,6 +93,8 @@ class CartPole(ClassicControlEnv[CartPoleState, CartPoleParams]):
     """
 
     name = "cartpole"
+    finite_params = ("gravity", "force_mag")
+    positive_params = ("masscart", "masspole", "length", "tau")
     state_cls = CartPoleState
     state_fields = ("x", "x_dot", "theta", "theta_dot")
 

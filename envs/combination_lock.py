@@ -255,6 +255,8 @@ class CombinationLock(BatchedEnv[CombinationLockState, CombinationLockParams]):
             raise ValueError(
                 f"CombinationLock action has shape {tuple(action.shape)}; expected ({b}, {self.num_actions})"
             )
+        if self.check_actions:  # opt-in (a host sync): see BatchedEnv.check_actions
+            self.check_action_values(action)
         s, h = state.latent, state.h
         chosen = self.latent_action(action, params, generator)
         u = torch.rand((2, b), generator=generator, device=self.device)

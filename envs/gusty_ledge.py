@@ -123,6 +123,8 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
              generator: torch.Generator) -> Step[GustyLedgeState]:
         """One step for every copy; fallen or arrived copies restart at once."""
         b = state.y.shape[0]
+        if self.check_actions:  # opt-in (a host sync): see BatchedEnv.check_actions
+            self.check_action_values(action)
         if self.continuous:
             dy = action.to(torch.float32).reshape(b, -1)[:, 0].clamp(-1.0, 1.0) * params.climb
         else:

@@ -93,6 +93,9 @@ class Pendulum(ClassicControlEnv[PendulumState, PendulumParams]):
     """
 
     name = "pendulum"
+    finite_params = ("g",)
+    positive_params = ("dt", "m", "l")
+    nonnegative_params = ("max_speed", "max_torque")  # 0: a pendulum that cannot move / act
     state_cls = PendulumState
     state_fields = ("th", "thdot")
 

@@ -18,8 +18,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import rlsuite.config  # noqa: F401  (registers the structured schemas before composition)
+from rlsuite import jobs
 from rlsuite.jobs import PreemptionExit
 from rlsuite.runner import run
+from rlsuite.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +75,24 @@ def hydra_main(cfg: DictConfig) -> float:
     """The Hydra app; returns the final evaluation score for sweepers.
 
     In a sweep a failing job must not take the others down: its error is already recorded in
-    its ``result.json`` (by :func:`rlsuite.runner.run`), so here it becomes a NaN score (Optuna
-    marks such a trial failed) and the sweep summary lists it. A preemption exit passes through.
+    its ``result.json`` (by :func:`rlsuite.runner.run`; a config refused before the run started,
+    here), so it becomes a NaN score (Optuna marks such a trial failed) and the sweep summary
+    lists it. A preemption exit passes through.
     """
     if HydraConfig.get().mode != RunMode.MULTIRUN:
-        return run(cfg)
+        try:
+            return run(cfg)
+        except ConfigError as err:  # the field, value and what is allowed; no traceback to read
+            raise SystemExit(f"rlsuite: invalid config: {err}") from err
     try:
         return run(cfg)
     except PreemptionExit:
         raise
+    except ConfigError as err:  # refused before the run recorded anything: record it for the summary
+        jobs.write_result(cfg.run_dir, jobs.FAILED, **jobs.failure_fields(err))
+        print(f"rlsuite: job {HydraConfig.get().job.num} failed ({type(err).__name__}: {err}); "
+              f"the sweep goes on", file=sys.stderr)
+        return float("nan")
     except (Exception, SystemExit) as err:
         log.error(f"rlsuite: job {HydraConfig.get().job.num} failed ({type(err).__name__}: {err}); "
                   f"the sweep goes on")

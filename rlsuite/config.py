@@ -8,11 +8,12 @@ value of the wrong type fails when the config is composed, naming the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
 from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
 from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
@@ -37,6 +38,10 @@ class EnvConfig:
     """Per-copy physics overrides applied to every copy, e.g. ``{g: 12.0}``; typed per env by
     :mod:`rlsuite.env_params` (every scalar field, None keeps the env's default)."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "params": rules.mapping_of(rules.optional(rules.FINITE)),  # None: the env's default
+    }
+
 
 @dataclass
 class ClassicEnvConfig(EnvConfig):
@@ -49,6 +54,11 @@ class ClassicEnvConfig(EnvConfig):
     dtype: str = "float32"
     """State dtype: float32 or float64."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "max_episode_steps": rules.optional(rules.POSITIVE_INT), "compile": rules.FLAG,
+        "dtype": rules.DTYPE,
+    }
+
 
 @dataclass
 class TabularEnvConfig(EnvConfig):
@@ -58,6 +68,10 @@ class TabularEnvConfig(EnvConfig):
     """Time limit (gymnasium's registration for the toy-text envs)."""
     gamma: float = 1.0
     """Discount stored in the MDP (used by the exact solvers)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "max_episode_steps": rules.optional(rules.POSITIVE_INT), "gamma": rules.UNIT,
+    }
 
 
 @dataclass
@@ -69,6 +83,10 @@ class FrozenLakeEnvConfig(TabularEnvConfig):
     success_rate: float = 1.0 / 3.0
     """Probability of the intended move on slippery ice."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "is_slippery": rules.FLAG, "success_rate": rules.UNIT,
+    }
+
 
 @dataclass
 class CliffWalkingEnvConfig(TabularEnvConfig):
@@ -77,6 +95,10 @@ class CliffWalkingEnvConfig(TabularEnvConfig):
     max_episode_steps: int | None = 200
     is_slippery: bool = False
     """gymnasium's slippery variant."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "is_slippery": rules.FLAG,
+    }
 
 
 @dataclass
@@ -95,6 +117,11 @@ class StochasticCliffEnvConfig(TabularEnvConfig):
     exploring_starts: bool = False
     """Start uniformly on the non-cliff, non-goal cells (for training on-policy learners)."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "slip": rules.UNIT, "step_cost": rules.FINITE, "cliff_cost": rules.FINITE,
+        "cliff_terminates": rules.FLAG, "exploring_starts": rules.FLAG,
+    }
+
 
 @dataclass
 class GustyLedgeEnvConfig(EnvConfig):
@@ -105,6 +132,10 @@ class GustyLedgeEnvConfig(EnvConfig):
     """Steps from start to goal (the episode length when nothing falls)."""
     continuous: bool = False
     """Box action in [-1, 1] (lateral move 0.1 a) instead of the three discrete moves."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_steps": rules.POSITIVE_INT, "continuous": rules.FLAG,
+    }
 
 
 @dataclass
@@ -117,6 +148,10 @@ class TaxiEnvConfig(TabularEnvConfig):
     rainy_probability: float = 0.8
     """Success probability of a move when rainy."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "is_rainy": rules.FLAG, "rainy_probability": rules.UNIT,
+    }
+
 
 @dataclass
 class StockGridEnvConfig(TabularEnvConfig):
@@ -126,6 +161,10 @@ class StockGridEnvConfig(TabularEnvConfig):
     """Episode cap (16, as the Stoix fork's replication of the paper's section 7.1)."""
     stochastic: bool = False
     """Our stochastic variant (a +2 / -1 gamble at (0, 3), a 3 / 0 terminal at (2, 2))."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "stochastic": rules.FLAG,
+    }
 
 
 @dataclass
@@ -141,6 +180,12 @@ class RandomMDPEnvConfig(TabularEnvConfig):
     gamma: float = 0.99
     terminal_prob: float = 0.0
     """Probability that an outcome is terminal."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_states": rules.POSITIVE_INT, "num_actions": rules.POSITIVE_INT,
+        "num_outcomes": rules.optional(rules.POSITIVE_INT), "seed": rules.SEED,
+        "terminal_prob": rules.UNIT,
+    }
 
 
 @dataclass
@@ -166,6 +211,13 @@ class CombinationLockEnvConfig(EnvConfig):
     """Softmax temperature from action vector to latent action (official 0.1)."""
     max_episode_steps: int | None = None
     """Optional extra time limit (episodes already end after H steps)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "horizon": rules.POSITIVE_INT, "seed": rules.SEED, "num_latent_actions": rules.POSITIVE_INT,
+        "reward_mode": rules.choice("final", "transition"), "dense": rules.FLAG, "p_switch": rules.UNIT,
+        "anti_reward": rules.FINITE, "anti_reward_prob": rules.UNIT, "noise_std": rules.NONNEG,
+        "temperature": rules.POSITIVE, "max_episode_steps": rules.optional(rules.POSITIVE_INT),
+    }
 
 
 @dataclass
@@ -202,6 +254,15 @@ class RunConfig:
     tensorboard: bool = True
     """Write TensorBoard event files (metrics.csv is always written)."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "seed": rules.SEED,
+        "device": rules.pattern(r"auto|cpu|mps|cuda(:\d+)?", "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
+        "num_envs": rules.POSITIVE_INT, "total_steps": rules.POSITIVE_INT, "run_dir": rules.TEXT,
+        "resume": rules.optional(rules.TEXT), "threads": rules.POSITIVE_INT,
+        "checkpoint_every": rules.POSITIVE_INT, "eval_episodes": rules.POSITIVE_INT,
+        "progress": rules.FLAG, "tensorboard": rules.FLAG,
+    }
+
 
 @dataclass
 class DynLinEnvConfig(EnvConfig):
@@ -211,6 +272,10 @@ class DynLinEnvConfig(EnvConfig):
     """Noise std (official noise_sigma: 0.01 in the main text, 0.001 and 0.1 in the supplement)."""
     max_episode_steps: int | None = None
     """Optional time limit (None: the bandit never resets)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "sigma": rules.NONNEG, "max_episode_steps": rules.optional(rules.POSITIVE_INT),
+    }
 
 
 @dataclass
@@ -225,6 +290,11 @@ class DynLinRandomEnvConfig(DynLinEnvConfig):
     """rho(A) of the generated system."""
     system_seed: int = 0
     """Seed of the system itself (not of the run)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "n": rules.POSITIVE_INT, "d": rules.POSITIVE_INT,
+        "spectral_radius": rules.real(0.0, 1.0, high_open=True), "system_seed": rules.SEED,
+    }
 
 
 ENV_SCHEMAS: dict[str, type[EnvConfig]] = {

@@ -18,11 +18,13 @@ from tqdm import tqdm
 import rlsuite.envs as envs
 from rlsuite import agents, checkpoint, env_params, identity, jobs
 from rlsuite.core import params as params_lib
+from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.validation import ConfigError, check_fields
 
 # The CLI's job logging (conf/hydra/job_logging/rlsuite.yaml) shows these on the terminal as bare
 # lines and keeps them in the job's rlsuite.log.
@@ -45,6 +47,24 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
         return hydra_compose(config_name="config", overrides=overrides or [])
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Check every field of a composed run config against its schema's rules, before anything is
+    built: the top-level keys (:class:`rlsuite.config.RunConfig`), then ``agent`` and ``env`` by
+    the schema each was composed from. Raises :class:`~rlsuite.validation.ConfigError` naming
+    the dotted field (``agent.num_minibatches=0: must be a positive integer``)."""
+    from rlsuite.config import RunConfig
+
+    check_fields(RunConfig, cfg)
+    for group in ("agent", "env"):
+        schema = OmegaConf.get_type(cfg[group])
+        if schema is not None and schema is not dict:
+            check_fields(schema, cfg[group], group)
+    try:  # the agent config's own cross-field checks (its __post_init__), still before any build
+        agents.get(cfg.agent.name).config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
+    except ConfigError as err:
+        raise err.under("agent") from None
+
+
 def build_env(env_cfg: Any, device: torch.device) -> BatchedEnv:
     """The engine env described by an env config (every field but ``name``/``params`` is a kwarg)."""
     kwargs = {k: v for k, v in dict(env_cfg).items() if k not in ("name", "params")}
@@ -59,7 +79,17 @@ def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
     """Default params for ``num_envs`` copies with the config's overrides applied."""
     params = env.default_params(num_envs)
     overrides = env_params.overrides(env_cfg.get("params"))
-    return params_lib.with_values(params, **overrides) if overrides else params
+    names = sorted(name for name, _ in tree.tensor_items(params))
+    for name, value in overrides.items():
+        if name not in names:
+            raise ConfigError(f"env.params.{name}", value,
+                              f"unknown param of {env_cfg.name}; it has {names}")
+    params = params_lib.with_values(params, **overrides) if overrides else params
+    try:  # the physical ranges (positive masses, finite gravity), before anything is built on them
+        env.check_params(params, num_envs)
+    except ConfigError as err:
+        raise err.under("env") from None
+    return params
 
 
 class RunHooks(TrainingHooks):
@@ -166,6 +196,7 @@ def run(cfg: DictConfig) -> float:
     training again (relaunched sweeps), one with its checkpoint continues from it, and one holding
     another run is refused (:class:`rlsuite.identity.RunMismatch`, naming the keys that differ).
     """
+    check_config(cfg)  # a bad value stops here: no run directory, result or checkpoint is written
     payload = None
     if cfg.resume is not None and cfg.resume != "auto":
         cfg, payload = _resume_config(cfg, Path(cfg.resume))
@@ -175,9 +206,6 @@ def run(cfg: DictConfig) -> float:
         score, payload = _auto_resume(run_dir, current)
         if score is not None:
             return score
-    # Refusals above and here happen before the try: they must not overwrite the records of the
-    # run that owns the directory.
-    identity.claim(run_dir, current)
     guard = jobs.PreemptionGuard()
     try:
         with guard:
@@ -187,6 +215,10 @@ def run(cfg: DictConfig) -> float:
                           identity=current.to_dict())
         log.warning(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there")
         guard.forward(err.signum)
+    except (ConfigError, identity.RunMismatch):
+        # Refused before anything ran (see _run): nothing to record, and a directory that holds
+        # another run keeps that run's records.
+        raise
     except BaseException as err:
         jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err),
                           identity=current.to_dict())
@@ -198,13 +230,19 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     device = jobs.pick_device(cfg.device, jobs.job_number())
     configure_threads(int(cfg.threads), device)
     run_dir = Path(cfg.run_dir)
-    checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
     resolved = _resolved(cfg)
     env = build_env(cfg.env, device)
     params = build_params(env, cfg.env, cfg.num_envs)
     spec = agents.get(cfg.agent.name)
-    agent_cfg = spec.config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
-    agent = spec.build(agent_cfg, env, params, int(cfg.seed))
+    try:  # the agent's own cross-field checks (e.g. PPO's minibatch split of num_envs * num_steps)
+        agent_cfg = spec.config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
+        agent = spec.build(agent_cfg, env, params, int(cfg.seed))
+    except ConfigError as err:
+        raise err.under("agent") from None
+    # Claimed only now, after every check that can refuse the config, so a refused run leaves no
+    # directory behind; claiming refuses a directory that holds another run (RunMismatch).
+    identity.claim(run_dir, ident)
+    checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
     if payload is not None:
         agent.load_state_dict(payload["agent"])
     # A resumed run rewinds its logs to the checkpoint: rows logged after it are redone.
@@ -220,8 +258,10 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
         hooks.close()
         logger.close()
         if isinstance(err, TrainingDiverged):
-            raise SystemExit(f"rlsuite: training stopped: {err}. The last good checkpoint is "
-                             f"{hooks.ckpt_path} (resume=<run dir> continues from it).") from err
+            last = (f"The last good checkpoint is {hooks.ckpt_path} (resume=<run dir> continues "
+                    f"from it)." if hooks.ckpt_path.exists() else
+                    "It diverged before its first checkpoint, so none was written.")
+            raise SystemExit(f"rlsuite: training stopped: {err}. {last}") from err
         raise
     hooks.close()
     hooks.save(agent)

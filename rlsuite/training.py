@@ -3,13 +3,68 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss or parameter became NaN/inf; the run stops before the bad state is checkpointed."""
+    """A loss, parameter or action became NaN/inf; the run stops before the bad state is
+    checkpointed. Raised by :func:`check_finite` (every learner's one divergence path)."""
+
+
+def check_finite(
+    who: str,
+    step: int,
+    metrics: Mapping[str, torch.Tensor | float],
+    params: Iterable[tuple[str, torch.Tensor]] = (),
+    actions: torch.Tensor | None = None,
+    unchecked: Mapping[str, torch.Tensor | float] | None = None,
+) -> dict[str, float]:
+    """``metrics`` as host floats, after checking them, ``params`` and ``actions`` for NaN/inf.
+
+    Call once per iteration (not per step or per update): every check is a device reduction,
+    and all of them come back with the metrics in one host sync, the one the iteration already
+    makes to log its losses. ``params`` are ``(name, tensor)`` pairs (``module.named_parameters()``);
+    ``actions`` the iteration's actions (a discrete policy's integer actions are always finite and
+    may be left out). ``unchecked`` values come back in the same sync without the check (a
+    statistic that is legitimately NaN, e.g. a return CVaR when no episode ended).
+
+    Raises:
+        TrainingDiverged: naming ``who`` (the agent), ``step`` and every non-finite quantity,
+            e.g. ``PPO diverged at step 4096: non-finite loss train/value_loss=nan,
+            train/approx_kl=nan; parameter actor.0.weight, actor.0.bias``. Callers raise before
+            their hooks run, so the last checkpoint written stays the last good one.
+    """
+    names = list(metrics)
+    metrics = {**(unchecked or {}), **metrics}
+    device_values = [v for v in metrics.values() if isinstance(v, torch.Tensor)]
+    named = list(params)
+    flags = [torch.isfinite(p.detach()).all() for _, p in named]
+    if actions is not None and actions.is_floating_point():
+        flags.append(torch.isfinite(actions).all())
+    packed: list[float] = []
+    if device_values or flags:
+        stacked = [v.detach().reshape(()).to(torch.float64) for v in device_values]
+        stacked += [f.to(torch.float64) for f in flags]
+        if len({t.device for t in stacked}) > 1:  # metrics on the CPU beside a GPU model's flags
+            stacked = [t.cpu() for t in stacked]
+        packed = torch.stack(stacked).tolist()  # the one host sync
+    host = iter(packed[: len(device_values)])
+    out = {k: next(host) if isinstance(v, torch.Tensor) else float(v) for k, v in metrics.items()}
+    ok = packed[len(device_values):]
+    losses = [f"{k}={out[k]}" for k in names if not math.isfinite(out[k])]
+    weights = [name for (name, _), good in zip(named, ok, strict=False) if not good]
+    bad = [f"loss {', '.join(losses)}"] if losses else []
+    if weights:  # the first few names say where; a whole network's list would bury the message
+        more = f" and {len(weights) - 4} more" if len(weights) > 5 else ""
+        bad.append(f"parameter {', '.join(weights[:4] if more else weights)}{more}")
+    if actions is not None and actions.is_floating_point() and not ok[-1]:
+        bad.append("action")
+    if bad:
+        raise TrainingDiverged(f"{who} diverged at step {step}: non-finite {'; '.join(bad)}")
+    return out
 
 
 class TrainingHooks:
@@ -46,16 +101,13 @@ class LossTotals:
             self.sums[key] = self.sums[key] + value if key in self.sums else value
         self.count += 1
 
-    def means(self, who: str, step: int, prefix: str = "train/") -> dict[str, float]:
+    def means(self, who: str, step: int, prefix: str = "train/",
+              params: Iterable[tuple[str, torch.Tensor]] = ()) -> dict[str, float]:
         """``{prefix + key: mean}`` as host floats ({} when nothing was added).
 
-        Raises TrainingDiverged (naming ``who`` and ``step``) on a NaN/inf, before any caller can
-        checkpoint the bad state.
+        Raises TrainingDiverged (naming ``who``, ``step`` and the quantity) when a mean or one of
+        ``params`` (``(name, tensor)`` pairs) is NaN/inf, before any caller can checkpoint the
+        bad state (:func:`check_finite`, in the same single host sync).
         """
-        if not self.sums:
-            return {}
-        values = (torch.stack(list(self.sums.values())) / self.count).tolist()
-        metrics = {f"{prefix}{key}": v for key, v in zip(self.sums, values, strict=True)}
-        if not all(math.isfinite(v) for v in metrics.values()):
-            raise TrainingDiverged(f"non-finite {who} loss at step {step}: {metrics}")
-        return metrics
+        means = {f"{prefix}{key}": value / self.count for key, value in self.sums.items()}
+        return check_finite(who, step, means, params)

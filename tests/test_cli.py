@@ -117,7 +117,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, mo
         return loss, stats
 
     monkeypatch.setattr(ppo, "ppo_loss", poisoned)
-    with pytest.raises(SystemExit, match="non-finite PPO loss"):
+    with pytest.raises(SystemExit, match="PPO diverged at step 384: non-finite loss train/value_loss=nan"):
         run(_cfg(tmp_path, "total_steps=1024"))
     payload = checkpoint.load(tmp_path)
     assert payload["agent"]["global_step"] == 256

@@ -204,16 +204,16 @@ def test_snapshots_are_kept_and_the_deployment_picks_the_best_one_by_episodes() 
 
 def test_deta_n_refuses_a_bad_representation_and_a_one_hot_time_without_a_limit() -> None:
     env = stock_grid_env()
-    with pytest.raises(ValueError, match="representation = 'quantiles'"):
+    with pytest.raises(ValueError, match="representation='quantiles'"):
         DetaN(DetaNConfig(representation="quantiles"), env, env.default_params(2))
-    with pytest.raises(ValueError, match="atoms_low = 3.0"):
+    with pytest.raises(ValueError, match="atoms_low=3.0"):
         DetaN(DetaNConfig(representation="categorical", atoms_low=3.0, atoms_high=1.0), env,
               env.default_params(2))
     with pytest.raises(ValueError, match="time_one_hot"):
         DetaN(DetaNConfig(time_one_hot=True, include_time=False), env, env.default_params(2))
     with pytest.raises(ValueError, match="deploy_snapshots = 3 needs deploy_episodes > 0"):
         DetaN(DetaNConfig(deploy_snapshots=3), env, env.default_params(2))
-    with pytest.raises(ValueError, match="snapshot_interval = 0"):
+    with pytest.raises(ValueError, match="snapshot_interval=0"):
         DetaN(DetaNConfig(deploy_snapshots=3, deploy_episodes=10, snapshot_interval=0), env,
               env.default_params(2))
 

@@ -187,11 +187,11 @@ def test_refinding_a_solved_model_stops_as_stalled():
 
 
 def test_bad_configs_are_rejected():
-    with pytest.raises(ValueError, match="search = 'random'"):
+    with pytest.raises(ValueError, match="search='random'"):
         IWOCSConfig(search="random")
     with pytest.raises(ValueError, match="thresholds"):
         IWOCSConfig(thresholds=[])
-    with pytest.raises(ValueError, match="initial_model = 'worst'"):
+    with pytest.raises(ValueError, match="initial_model='worst'"):
         IWOCSConfig(initial_model="worst")
     cart = envs.make("cartpole")
     with pytest.raises(ValueError, match="box 'pendulum_mass_length' is for env 'pendulum'"):

@@ -47,7 +47,7 @@ def test_gaussian_policy_actions_are_clipped_to_the_box() -> None:
 
 def test_rejects_indivisible_minibatches() -> None:
     env = envs.make("cartpole")
-    with pytest.raises(ValueError, match="num_minibatches = 3"):
+    with pytest.raises(ValueError, match="num_minibatches=3: must divide num_envs"):
         PPO(PPOConfig(num_steps=16, num_minibatches=3), env, env.default_params(8))
 
 

@@ -3,8 +3,8 @@ one setting (resamples, seed) shared by the sweep summary and ``rlsuite-report``
 
 from __future__ import annotations
 
-import math
 import json
+import math
 from pathlib import Path
 
 import numpy as np

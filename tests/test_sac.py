@@ -239,7 +239,7 @@ def test_non_finite_loss_stops_before_the_hook(monkeypatch) -> None:
 
     monkeypatch.setattr(sac, "critic_loss", poisoned)
     rec = _Record()
-    with pytest.raises(TrainingDiverged, match="non-finite SAC loss at step 48"):
+    with pytest.raises(TrainingDiverged, match="SAC diverged at step 48: non-finite loss train/critic_loss"):
         _agent(0).learn(96, rec)
     assert len(rec.rows) == 5  # two warm-up iterations + three clean ones
 

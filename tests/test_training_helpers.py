@@ -29,5 +29,5 @@ def test_loss_totals_average_and_prefix():
 def test_loss_totals_raise_on_non_finite_naming_learner_and_step():
     totals = LossTotals()
     totals.add({"critic_loss": torch.tensor(math.nan)})
-    with pytest.raises(TrainingDiverged, match=r"non-finite SAC loss at step 1234"):
+    with pytest.raises(TrainingDiverged, match=r"SAC diverged at step 1234: non-finite loss train/critic"):
         totals.means("SAC", 1234)

@@ -65,7 +65,7 @@ def test_baselines_use_their_own_data() -> None:
     darc, rec = _agent(variant="darc"), Recorder()
     darc.learn(400, rec)
     assert any("darc/classifier_loss" in m for _, m in rec.rows)
-    with pytest.raises(ValueError, match="VGDFConfig.variant = 'bogus'"):
+    with pytest.raises(ValueError, match="variant='bogus': must be one of"):
         _agent(variant="bogus")
 
 

@@ -51,11 +51,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.dynlin_common import (
     BanditCheckpoint,
     BanditRun,
@@ -65,7 +66,7 @@ from rlsuite.agents.dynlin_common import (
     oful_radius,
     resolve_constants,
 )
-from rlsuite.agents.dynlin_ucb import epoch_lengths
+from rlsuite.agents.dynlin_ucb import RHO_BAR, epoch_lengths
 from rlsuite.envs.dynamical_bandit import (
     BUDGET,
     DTYPE,
@@ -97,6 +98,15 @@ class LinUCBConfig:
     """Action-norm bound of the ``*_one`` radii (official: the daily budget 1.5)."""
     log_every: int = 10_000
     """Rounds per iteration."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "variant": rules.choice(*LINUCB_VARIANTS), "horizon": rules.optional(rules.POSITIVE_INT),
+        "rho_bar": rules.optional(RHO_BAR), "sigma": rules.optional(rules.NONNEG),
+        "budget": rules.POSITIVE, "log_every": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 def _seed_gen(env: DynamicalLinearBandit, seed: int) -> torch.Generator:
@@ -358,6 +368,14 @@ class Exp3Config:
     log_every: int = 10_000
     """Rounds per iteration."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "batched": rules.FLAG, "horizon": rules.optional(rules.POSITIVE_INT),
+        "rho_bar": rules.optional(RHO_BAR), "log_every": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
+
 
 class Exp3(BanditCheckpoint):
     """Exp3 (``batched=False``) or Batch-Exp3 on ``B`` trials."""
@@ -507,6 +525,14 @@ class AR2Config:
     """Noise std; None: the env's state-noise std."""
     log_every: int = 10_000
     """Rounds per iteration."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "rho_bar": rules.optional(RHO_BAR), "sigma": rules.optional(rules.NONNEG),
+        "log_every": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 class AR2(BanditCheckpoint):
@@ -676,6 +702,13 @@ class FixedPolicyConfig:
     """clairvoyant, myopic or expert."""
     log_every: int = 10_000
     """Rounds per iteration."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "policy": rules.choice("clairvoyant", "myopic", "expert"), "log_every": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 class FixedPolicy(BanditCheckpoint):

@@ -566,7 +566,7 @@ def learn_loop(agent: Any, total_steps: int, hooks: Any, prefix: str) -> None:
     up to a round, then one metrics dict per ``agent.config.log_every`` rounds goes to the hooks."""
     import time
 
-    from rlsuite.training import TrainingDiverged
+    from rlsuite.training import check_finite
 
     run: BanditRun = agent.run
     b = run.num_copies
@@ -585,7 +585,6 @@ def learn_loop(agent: Any, total_steps: int, hooks: Any, prefix: str) -> None:
             f"{prefix}/realized_regret": float(run.realized_regret().mean()),
         }
         metrics.update(agent._extra_metrics())
-        if not all(math.isfinite(v) for v in metrics.values()):
-            raise TrainingDiverged(f"non-finite {prefix} metrics at round {run.t}: {metrics}")
+        metrics = check_finite(prefix, agent.global_step, metrics)
         if hooks is not None:
             hooks.on_iteration(agent, agent.global_step, metrics)

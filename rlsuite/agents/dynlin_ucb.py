@@ -38,10 +38,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.dynlin_common import (
     BanditRun,
     Constants,
@@ -56,6 +57,10 @@ from rlsuite.training import TrainingDiverged, TrainingHooks
 
 NO_EPOCHS_BELOW = 1e-6
 """``rho_bar`` below this: every round is its own epoch (official DynLinUCBAgent's epsilon)."""
+
+
+RHO_BAR = rules.real(0.0, 1.0, high_open=True)
+"""A bound on the spectral radius of a stable system: in [0, 1) (0: no dynamics, plain LinUCB)."""
 
 
 @dataclass
@@ -90,6 +95,19 @@ class DynLinUCBConfig:
     """First epoch one round longer, as the official 0-based counter makes it."""
     log_every: int = 10_000
     """Rounds per iteration (one logging call and one possible checkpoint)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "lam": rules.optional(rules.POSITIVE),
+        "delta": rules.optional(rules.real(0.0, 1.0, low_open=True, high_open=True)),
+        "horizon": rules.optional(rules.POSITIVE_INT), "rho_bar": rules.optional(RHO_BAR),
+        "phi_bar": rules.optional(rules.POSITIVE), "omega_bar": rules.optional(rules.NONNEG),
+        "theta_bar": rules.optional(rules.NONNEG), "b_bar": rules.optional(rules.NONNEG),
+        "u_bar": rules.optional(rules.NONNEG), "sigma": rules.optional(rules.NONNEG),
+        "transient_term": rules.FLAG, "official_schedule": rules.FLAG, "log_every": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 def epoch_exponent(m: torch.Tensor, rho_bar: float) -> torch.Tensor:

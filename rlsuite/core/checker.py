@@ -21,6 +21,7 @@ single, stateful envs; this is the same idea for stateless batched ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ def check_env(
     run = _run(env, params, seed, num_steps)
     _check_determinism(env, params, seed, num_steps, run, randomized)
     _check_actions_rejected(env, params, seed)
+    _check_action_values_rejected(env, params, seed)
     _check_time_limit_by_injection(env, params, seed)
     _check_final_obs_is_pre_reset(env, params, seed)
 
@@ -399,6 +401,35 @@ def _check_actions_rejected(env: BatchedEnv, params: Any, seed: int) -> None:
             f"step() accepted an action of shape {tuple(action.shape)} ({what}); expected "
             f"{(b, *shape)}: it must raise a ValueError"
         )
+
+
+def _check_action_values_rejected(env: BatchedEnv, params: Any, seed: int) -> None:
+    """With ``env.check_actions`` on (the debug switch), an action value outside the space (a
+    Discrete index ``n``, a NaN in a Box) must raise a ValueError that says it is the action."""
+    b = tree.batch_size(params)
+    generator = env.make_generator(seed)
+    _, state = env.reset(params, generator)
+    action = env.action_space.batched(b).sample(torch.Generator(device=env.device).manual_seed(0))
+    if isinstance(env.action_space, spaces.Discrete):
+        action[0] = env.action_space.n
+        what = f"index {env.action_space.n}"
+    else:
+        action = action.clone()
+        action.reshape(b, -1)[0, 0] = math.nan
+        what = "a NaN entry"
+    previous = env.check_actions
+    env.check_actions = True
+    try:
+        env.step(state, action, params, generator)
+    except ValueError as err:
+        if "action" not in str(err):
+            raise EnvCheckError(f"step() rejected an action with {what} but its error does not "
+                                f"say it is the action: {err!r}") from err
+        return
+    finally:
+        env.check_actions = previous
+    raise EnvCheckError(f"step() with check_actions=True accepted an action with {what}; call "
+                        f"self.check_action_values(action) in step when self.check_actions is set")
 
 
 def _at_time(state: Any, value: int) -> Any:

@@ -269,6 +269,8 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         expected = (b, *self.action_space.shape)
         if action.shape != expected:
             raise ValueError(f"action has shape {tuple(action.shape)}; expected {expected}")
+        if self.check_actions:  # opt-in: a host sync per step (see BatchedEnv.check_actions)
+            self.check_action_values(action)
         action = self._prepare_action(action)
         old_time = state.time  # type: ignore[attr-defined]
         pool = autoreset.ensure_pool(

@@ -17,13 +17,14 @@ follow gymnasium's ``TimeLimit`` semantics: both may be true on the same step.
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
 
 from rlsuite.core import spaces
-from rlsuite.core.params import validate_params
+from rlsuite.core.params import check_values, validate_params
 
 S = TypeVar("S")
 P = TypeVar("P")
@@ -67,6 +68,18 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
     observation_space: spaces.Space
     action_space: spaces.Space
     max_episode_steps: int | None = None
+    finite_params: tuple[str, ...] = ()
+    """Params fields that must be finite in every copy (checked by :meth:`check_params`)."""
+    positive_params: tuple[str, ...] = ()
+    """Params fields that must be finite and > 0 in every copy (masses, lengths, time steps)."""
+    nonnegative_params: tuple[str, ...] = ()
+    """Params fields that must be finite and >= 0 in every copy (speed and torque limits)."""
+    check_actions: bool = os.environ.get("RLSUITE_CHECK_ACTIONS", "0") not in ("", "0")
+    """Refuse action values outside the action space in ``step`` (:meth:`check_action_values`).
+    Off by default for the classic-control envs: the test needs a host sync per step, which the
+    engine avoids (on a GPU it would stall every step). Turn it on per env (``env.check_actions =
+    True``) or for a whole process with ``RLSUITE_CHECK_ACTIONS=1`` while debugging; the env
+    checker turns it on. The tabular envs keep their own CPU-only check, on by default."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
@@ -84,8 +97,30 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
         """Advance every copy by one transition, autoresetting the copies whose episode ended."""
 
     def check_params(self, params: P, batch_size: int | None = None) -> None:
-        """Raise a ValueError naming the field if ``params`` does not fit this env."""
+        """Raise a ValueError naming the field if ``params`` does not fit this env: shapes, dtypes
+        and device, then the values of :attr:`finite_params`, :attr:`positive_params` and
+        :attr:`nonnegative_params` (one
+        host sync; envs call this at ``reset``, never per step)."""
         validate_params(params, self.default_params(1), batch_size)
+        check_values(params, self.finite_params, self.positive_params, self.nonnegative_params)
+
+    def check_action_values(self, action: torch.Tensor) -> None:
+        """Raise a ValueError naming the first copy whose action lies outside the action space:
+        a Discrete index outside ``0 .. n-1``, or a NaN/inf entry of a Box action (finite values
+        outside a Box are the env's to clip, as gymnasium's envs do). One host sync."""
+        space = self.action_space
+        if isinstance(space, spaces.Discrete):
+            bad = (action < 0) | (action >= space.n)
+            allowed = f"integers in [0, {space.n})"
+        else:
+            bad = ~torch.isfinite(action)
+            allowed = "finite values"
+        bad = bad.reshape(action.shape[0], -1).any(-1)
+        if bool(bad.any()):
+            copy = int(bad.nonzero()[0, 0])
+            value = action[copy].tolist()
+            raise ValueError(f"{self.name} action {value} of copy {copy} is outside the action "
+                             f"space ({allowed})")
 
     def make_generator(self, seed: int) -> torch.Generator:
         """A generator on this env's device, seeded with ``seed``."""

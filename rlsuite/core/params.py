@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -37,7 +37,9 @@ def validate_params(params: Any, reference: Any, batch_size: int | None = None) 
         raise TypeError(
             f"params must be {type(reference).__name__}, got {type(params).__name__}"
         )
-    expected_b = batch_size
+    # Without a given batch size, the one most fields share is the reference, so a single field
+    # of the wrong size is the one blamed (not whichever field happens to come first).
+    expected_b = batch_size if batch_size is not None else _common_batch(params, reference)
     for name, ref in tree.tensor_items(reference):
         value = getattr(params, name)
         if not isinstance(value, torch.Tensor):
@@ -58,6 +60,44 @@ def validate_params(params: Any, reference: Any, batch_size: int | None = None) 
             raise ValueError(f"params.{name} has dtype {value.dtype}; expected {ref.dtype}")
         if value.device.type != ref.device.type:
             raise ValueError(f"params.{name} is on {value.device}; the env runs on {ref.device}")
+
+
+def _common_batch(params: Any, reference: Any) -> int | None:
+    """The leading size most of ``params``' tensor fields share (ties: the earliest field's)."""
+    sizes = [getattr(params, name).shape[0] for name, _ in tree.tensor_items(reference)
+             if isinstance(getattr(params, name), torch.Tensor) and getattr(params, name).dim() > 0]
+    return max(sizes, key=sizes.count) if sizes else None
+
+
+def check_values(params: Any, finite: Iterable[str] = (), positive: Iterable[str] = (),
+                 nonnegative: Iterable[str] = ()) -> None:
+    """Raise a :class:`~rlsuite.validation.ConfigError` (a ValueError) naming the first field of
+    ``finite`` with a NaN/inf entry, of ``positive`` with an entry that is not a finite positive
+    number, or of ``nonnegative`` with one below 0 or NaN/inf, and that entry's value and copy.
+
+    Physical constants are checked once, where an env starts (``reset``): the test is one device
+    reduction per field and a single host sync for all of them. Names that ``params`` lacks are
+    skipped (a subclass's params may drop some).
+    """
+    from rlsuite.validation import ConfigError
+
+    checks = [(name, "must be finite", lambda t: torch.isfinite(t)) for name in finite]
+    checks += [(name, "must be positive and finite", lambda t: torch.isfinite(t) & (t > 0))
+               for name in positive]
+    checks += [(name, "must be non-negative and finite", lambda t: torch.isfinite(t) & (t >= 0))
+               for name in nonnegative]
+    checks = [(n, req, ok) for n, req, ok in checks if isinstance(getattr(params, n, None), torch.Tensor)]
+    if not checks:
+        return
+    flags = torch.stack([ok(getattr(params, n)).all() for n, _, ok in checks]).tolist()
+    for (name, requirement, ok), good in zip(checks, flags, strict=True):
+        if not good:
+            value = getattr(params, name)
+            bad = (~ok(value)).reshape(value.shape[0], -1).any(-1).nonzero()[0, 0].item() \
+                if value.dim() > 0 else 0
+            shown = value[bad] if value.dim() > 0 else value
+            shown = shown.item() if shown.numel() == 1 else shown.tolist()
+            raise ConfigError(f"params.{name}", shown, f"{requirement} (copy {bad})")
 
 
 def _check_box(base: Any, box: Box) -> None:

@@ -32,10 +32,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector
+
+from rlsuite import validation as rules
 
 Closure = Callable[[], torch.Tensor]
 ParamsLike = nn.Module | Iterable[torch.Tensor]
@@ -60,18 +63,15 @@ class NPGConfig:
     accept_ratio: float = 0.1
     """Accept a fraction only if actual / expected surrogate improvement exceeds this."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "max_kl": rules.POSITIVE, "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT,
+        "cg_residual_tol": rules.NONNEG, "backtrack_iters": rules.POSITIVE_INT,
+        "backtrack_coef": rules.real(0.0, 1.0, low_open=True, high_open=True),
+        "accept_ratio": rules.FINITE,
+    }
+
     def __post_init__(self) -> None:
-        for name in ("max_kl", "backtrack_coef"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"NPGConfig.{name} must be > 0, got {value}")
-        if self.damping < 0:
-            raise ValueError(f"NPGConfig.damping must be >= 0, got {self.damping}")
-        if not self.backtrack_coef < 1:
-            raise ValueError(f"NPGConfig.backtrack_coef must be < 1, got {self.backtrack_coef}")
-        for name in ("cg_iters", "backtrack_iters"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"NPGConfig.{name} must be >= 1, got {getattr(self, name)}")
+        rules.validate(self)
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,20 @@ Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``tim
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.nets import flat_dim, mlp
 from rlsuite.learners.returns import gae
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 
 @dataclass
@@ -67,6 +67,18 @@ class PPOConfig:
     init_log_std: float = 0.0
     """Initial log standard deviation of Gaussian policies."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_steps": rules.POSITIVE_INT, "learning_rate": rules.POSITIVE, "anneal_lr": rules.FLAG,
+        "gamma": rules.UNIT, "gae_lambda": rules.UNIT, "num_minibatches": rules.POSITIVE_INT,
+        "update_epochs": rules.POSITIVE_INT, "norm_adv": rules.FLAG, "clip_coef": rules.POSITIVE,
+        "ent_coef": rules.FINITE, "vf_coef": rules.NONNEG, "max_grad_norm": rules.POSITIVE,
+        "target_kl": rules.optional(rules.POSITIVE), "hidden_sizes": rules.SIZES,
+        "init_log_std": rules.FINITE,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
+
 
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs; categorical or diagonal-Gaussian action head."""
@@ -100,9 +112,11 @@ class ActorCritic(nn.Module):
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """The policy's action distribution at ``obs``."""
         out = self.actor(self.features(obs))
+        # validate_args=False: diverged (NaN) weights must reach the once-per-iteration check in
+        # learn (TrainingDiverged), not fail inside torch.distributions' argument checks.
         if self.discrete:
-            return torch.distributions.Categorical(logits=out)
-        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
+            return torch.distributions.Categorical(logits=out, validate_args=False)
+        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
 
     def sample(
         self, obs: torch.Tensor, generator: torch.Generator, deterministic: bool = False
@@ -174,10 +188,8 @@ class PPO(InteractionCounters):
         self.num_envs = tree.batch_size(params)
         batch = self.num_envs * config.num_steps
         if batch % config.num_minibatches:
-            raise ValueError(
-                f"num_envs * agent.num_steps = {batch} is not divisible by "
-                f"agent.num_minibatches = {config.num_minibatches}"
-            )
+            raise rules.ConfigError("num_minibatches", config.num_minibatches,
+                                f"must divide num_envs * num_steps = {batch}")
         torch.manual_seed(seed)  # network initialisation
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
@@ -242,11 +254,9 @@ class PPO(InteractionCounters):
             # ---- bookkeeping (the one host sync per iteration)
             values = data.extras["value"].reshape(-1)
             var_y = flat["return"].var()
-            # One host sync for all losses (stack, then tolist), as SAC does.
-            losses = torch.stack(list(stats.values())).tolist()
-            metrics = {f"train/{k}": v for k, v in zip(stats, losses, strict=True)}
-            if not all(math.isfinite(v) for v in losses):
-                raise TrainingDiverged(f"non-finite PPO loss at step {self.global_step}: {metrics}")
+            # One host sync for the losses and the NaN/inf checks of losses, weights and actions.
+            metrics = check_finite("PPO", self.global_step, {f"train/{k}": s for k, s in stats.items()},
+                                   self.model.named_parameters(), flat["action"])
             explained = 1 - (flat["return"] - values).var() / var_y if var_y > 0 else float("nan")
             metrics["train/explained_variance"] = float(explained)
             metrics["train/learning_rate"] = lr

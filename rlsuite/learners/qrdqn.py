@@ -36,11 +36,12 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
@@ -89,6 +90,19 @@ class QRDQNConfig:
     """Epsilon after the decay."""
     max_grad_norm: float | None = None
     """Global gradient-norm clip (None: no clipping, as SB3-contrib's default)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "n_quantiles": rules.POSITIVE_INT, "kappa": rules.NONNEG, "hidden_sizes": rules.SIZES,
+        "learning_rate": rules.POSITIVE, "adam_eps": rules.optional(rules.POSITIVE),
+        "batch_size": rules.POSITIVE_INT, "buffer_size": rules.POSITIVE_INT,
+        "learning_starts": rules.NONNEG_INT, "gamma": rules.UNIT, "num_steps": rules.POSITIVE_INT,
+        "utd": rules.POSITIVE, "target_update_interval": rules.POSITIVE_INT, "tau": rules.UNIT_OPEN_LOW,
+        "exploration_fraction": rules.UNIT, "exploration_initial_eps": rules.UNIT,
+        "exploration_final_eps": rules.UNIT, "max_grad_norm": rules.optional(rules.POSITIVE),
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 class QuantileNetwork(nn.Module):
@@ -385,7 +399,7 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
                 self.num_updates += 1
                 totals.add(stats)
             # ---- bookkeeping (the one host sync per iteration)
-            metrics = totals.means("QR-DQN", self.global_step)
+            metrics = totals.means("QR-DQN", self.global_step, params=self.q_net.named_parameters())
             metrics.update(self.interaction.record_episodes(data))
             metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
             metrics["train/n_updates"] = float(self.num_updates)

@@ -22,12 +22,13 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
@@ -69,6 +70,17 @@ class SACConfig:
     """Entropy target of the tuned temperature; None means -dim(A) (the paper's heuristic)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "buffer_size": rules.POSITIVE_INT, "learning_starts": rules.NONNEG_INT,
+        "num_steps": rules.POSITIVE_INT, "utd": rules.POSITIVE, "batch_size": rules.POSITIVE_INT,
+        "gamma": rules.UNIT, "tau": rules.UNIT_OPEN_LOW, "learning_rate": rules.POSITIVE,
+        "alpha": rules.optional(rules.NONNEG), "init_alpha": rules.POSITIVE,
+        "target_entropy": rules.optional(rules.FINITE), "hidden_sizes": rules.SIZES,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
@@ -338,7 +350,7 @@ class SAC(InteractionCounters):
                                       self.policy_generator))
             self.num_updates += due
             # ---- bookkeeping (the one host sync per iteration)
-            metrics = totals.means("SAC", self.global_step)
+            metrics = totals.means("SAC", self.global_step, params=self.nets.named_parameters())
             metrics.update(self.interaction.record_episodes(data))
             metrics["train/n_updates"] = float(self.num_updates)
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)

@@ -13,16 +13,17 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp import objectives as obj_lib
-from rlsuite.agents.distributional_dp.solver import Solution, solve
+from rlsuite.agents.distributional_dp.solver import METHODS, Solution, solve
 from rlsuite.core.env import BatchedEnv
 from rlsuite.envs.stock import StockAugmentedEnv
 from rlsuite.envs.tabular import TabularEnv, TabularMDP
-from rlsuite.training import TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 OBJECTIVES = ("mean", "cvar", "mean_cvar", "threshold", "target")
 
@@ -55,6 +56,17 @@ class DistributionalDPConfig:
     """Return atoms of the discounted solver."""
     rollout_episodes: int = 10_000
     """Episodes of the stock-augmented policy for the empirical objective (one per env copy)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
+        "target": rules.FINITE, "initial_stock": rules.FINITE, "method": rules.choice(*METHODS),
+        "gamma": rules.optional(rules.UNIT), "stock_resolution": rules.optional(rules.POSITIVE),
+        "num_stocks": rules.integer(2), "num_atoms": rules.integer(2),
+        "rollout_episodes": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
 
 
 def make_objective(config: DistributionalDPConfig) -> obj_lib.Objective:
@@ -123,10 +135,7 @@ class DistributionalDP:
             "distributional_dp/iterations": float(sol.iterations),
             "distributional_dp/solve_seconds": self.solve_seconds,
         }
-        if not all(math.isfinite(v) for v in metrics.values()):
-            from rlsuite.training import TrainingDiverged
-
-            raise TrainingDiverged(f"distributional_dp: non-finite solution {metrics}")
+        metrics = check_finite("distributional_dp", self.global_step, metrics)
         hooks.on_iteration(self, self.global_step, metrics)
         return self
 

@@ -48,13 +48,14 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp import objectives as obj_lib
-from rlsuite.agents.distributional_dp.agent import make_objective
+from rlsuite.agents.distributional_dp.agent import OBJECTIVES, make_objective
 from rlsuite.agents.distributional_dp.categorical import cramer_projection
 from rlsuite.core import spaces
 from rlsuite.core.env import BatchedEnv
@@ -181,6 +182,38 @@ class DetaNConfig:
     """Upper end of the relabelled stocks; None: ``stock_high``."""
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
+        "target": rules.FINITE, "initial_stock": rules.FINITE, "gamma": rules.UNIT,
+        "stock_low": rules.FINITE, "stock_high": rules.FINITE, "stock_scale": rules.POSITIVE,
+        "include_time": rules.FLAG, "time_one_hot": rules.FLAG,
+        "representation": rules.choice("quantile", "categorical"), "n_quantiles": rules.POSITIVE_INT,
+        "kappa": rules.NONNEG, "n_atoms": rules.integer(2), "atoms_low": rules.FINITE,
+        "atoms_high": rules.FINITE, "hidden_sizes": rules.SIZES, "learning_rate": rules.POSITIVE,
+        "batch_size": rules.POSITIVE_INT, "buffer_size": rules.POSITIVE_INT,
+        "learning_starts": rules.NONNEG_INT, "num_steps": rules.POSITIVE_INT, "utd": rules.POSITIVE,
+        "tau": rules.UNIT_OPEN_LOW, "exploration_fraction": rules.UNIT,
+        "exploration_initial_eps": rules.UNIT, "exploration_final_eps": rules.UNIT,
+        "max_grad_norm": rules.optional(rules.POSITIVE), "stock_grid": rules.POSITIVE_INT,
+        "stock_grid_step": rules.NONNEG, "deploy_episodes": rules.NONNEG_INT,
+        "deploy_shortlist": rules.NONNEG_INT, "deploy_snapshots": rules.NONNEG_INT,
+        "snapshot_interval": rules.POSITIVE_INT, "relabel_fraction": rules.UNIT,
+        "relabel_low": rules.optional(rules.FINITE), "relabel_high": rules.optional(rules.FINITE),
+        "rollout_episodes": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
+
+    def check_combinations(self) -> None:
+        """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
+        if self.stock_low > self.stock_high:
+            raise rules.ConfigError("stock_low", self.stock_low,
+                                f"must be at most stock_high = {self.stock_high}")
+        if self.atoms_low >= self.atoms_high:
+            raise rules.ConfigError("atoms_low", self.atoms_low,
+                                f"must be below atoms_high = {self.atoms_high}")
 
 
 def relabel_stocks(batch: Transitions, stock_col: int, gamma: float, low: float, high: float,
@@ -335,10 +368,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
     def __init__(self, config: DetaNConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         if not isinstance(env.action_space, spaces.Discrete):
             raise ValueError(f"DηN needs a Discrete action space, got {type(env.action_space).__name__}")
-        if not 0.0 <= config.relabel_fraction <= 1.0:
-            raise ValueError(f"DηN: relabel_fraction = {config.relabel_fraction} must lie in [0, 1]")
-        if config.stock_low > config.stock_high:
-            raise ValueError(f"DηN: stock_low = {config.stock_low} > stock_high = {config.stock_high}")
+        rules.validate(config)  # again: a config may have been changed after construction
         if config.time_one_hot and not (config.include_time and env.max_episode_steps):
             raise ValueError("DηN: time_one_hot = True needs include_time = True and an env with a "
                              f"time limit (max_episode_steps = {env.max_episode_steps})")
@@ -443,7 +473,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
                 polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
                 self.num_updates += 1
                 totals.add(stats)
-            metrics = totals.means("DηN", self.global_step)
+            metrics = totals.means("DηN", self.global_step, params=self.q_net.named_parameters())
             metrics.update(self.interaction.record_episodes(data))
             metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
             metrics["train/n_updates"] = float(self.num_updates)

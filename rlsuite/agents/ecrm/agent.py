@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 from typing import Any
 
@@ -45,7 +44,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.envs.tabular.mdp import TabularMDP
 from rlsuite.learners.npg import NPGConfig, detached_kl, trpo_step
 from rlsuite.risk import cvar
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 
 def _scatter_mean(index: torch.Tensor, values: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,17 +329,15 @@ class ECRM(InteractionCounters):
         if self.failure_reward is not None:
             fail = (valid & (ep.reward <= self.failure_reward)).any(0)
             values["ecrm/failure_rate"] = fail.float().mean()
-        host = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
-        metrics = dict(zip(values, host, strict=True))
+        values = {k: v.detach().float() for k, v in values.items()}  # logged in float32, as before
+        train = {k: v for k, v in values.items() if k.startswith("train/")}
+        rest = {k: v for k, v in values.items() if k not in train}  # may be NaN, logged as is
+        out = check_finite("ECRM", self.global_step, train, self.model.named_parameters(),
+                           unchecked=rest)
+        metrics = {k: out[k] for k in values}
         # rollout/ep_rew_mean / ep_len_mean: the last 100 episodes, as in every agent
         metrics.update(self.interaction.episodes.add(returns, valid.sum(0)))
-        bad = [k for k in metrics if k.startswith("train/") and not math.isfinite(metrics[k])]
-        if bad or any(not math.isfinite(p) for p in self._param_check()):
-            raise TrainingDiverged(f"non-finite ECRM update at step {self.global_step}: {bad or 'params'}")
         return metrics
-
-    def _param_check(self) -> list[float]:
-        return [float(sum(p.detach().float().sum() for p in self.model.parameters()))]
 
     # -- thresholds ---------------------------------------------------------------------------
     def _update_eta(self, ep: Episodes, disc: torch.Tensor) -> dict[str, torch.Tensor]:

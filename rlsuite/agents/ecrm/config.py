@@ -10,6 +10,9 @@ exact optimum lies), ``eta_weighting`` (how the threshold step is weighted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rlsuite import validation as rules
 
 VARIANTS = ("reinforce", "actor_critic", "npg")
 PARAMETERIZATIONS = ("softmax", "direct", "neural")
@@ -139,44 +142,47 @@ class ECRMConfig:
     """Tabular MDPs with a horizon: log the exact ECRM of the current policy every this many
     iterations (0: never)."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "variant": rules.choice(*VARIANTS), "parameterization": rules.choice(*PARAMETERIZATIONS),
+        "risk_weight": rules.UNIT, "alpha": rules.UNIT_OPEN_LOW, "gamma": rules.UNIT,
+        "chunk_steps": rules.POSITIVE_INT, "max_episode_steps": rules.POSITIVE_INT,
+        "policy_lr": rules.POSITIVE, "eta_lr": rules.POSITIVE, "eta_lr_decay": rules.NONNEG,
+        "eta_decay_by": rules.choice(*ETA_DECAYS), "eta_updates": rules.POSITIVE_INT,
+        "eta_weighting": rules.choice(*ETA_WEIGHTINGS), "critic_lr": rules.POSITIVE,
+        "ac_natural": rules.FLAG, "critic_updates": rules.POSITIVE_INT, "baseline": rules.FLAG,
+        "baseline_lr": rules.POSITIVE, "ent_coef": rules.NONNEG, "log_barrier": rules.NONNEG,
+        "direct_min_prob": rules.real(0.0, 1.0, high_open=True), "share_first_policy": rules.FLAG,
+        "condition_on_prev": rules.FLAG, "discount_weighting": rules.FLAG,
+        "npg_form": rules.choice(*NPG_FORMS), "npg_step_size": rules.POSITIVE,
+        "npg_q_lr": rules.UNIT_OPEN_LOW, "explore_starts": rules.NONNEG_INT, "max_kl": rules.POSITIVE,
+        "npg_damping": rules.NONNEG, "init_log_std": rules.FINITE, "hidden_sizes": rules.SIZES,
+        "failure_reward": rules.optional(rules.FINITE), "warm_start_temperature": rules.FINITE,
+        "exact_every": rules.NONNEG_INT,
+    }
+
     def __post_init__(self) -> None:
-        checks = (("variant", VARIANTS), ("parameterization", PARAMETERIZATIONS),
-                  ("eta_weighting", ETA_WEIGHTINGS), ("npg_form", NPG_FORMS), ("eta_decay_by", ETA_DECAYS))
-        for name, allowed in checks:
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"ECRMConfig.{name} = {getattr(self, name)!r}; expected one of {allowed}")
-        if not 0.0 <= self.risk_weight <= 1.0:
-            raise ValueError(f"ECRMConfig.risk_weight = {self.risk_weight} must lie in [0, 1]")
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"ECRMConfig.alpha = {self.alpha} must lie in (0, 1]")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"ECRMConfig.gamma = {self.gamma} must lie in [0, 1]")
+        rules.validate(self)
+
+    def check_combinations(self) -> None:
+        """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
         if self.variant == "npg" and self.parameterization == "direct":
-            raise ValueError("ECRMConfig: variant='npg' needs parameterization 'softmax' or 'neural'")
+            raise rules.ConfigError("parameterization", self.parameterization,
+                                "must be 'softmax' or 'neural' with variant='npg'")
         if self.npg_form == "closed_form" and self.parameterization != "softmax":
-            raise ValueError("ECRMConfig.npg_form = 'closed_form' needs parameterization='softmax'")
-        if not 0.0 <= self.npg_step_size * self.ent_coef <= 1.0 or self.npg_step_size <= 0:
-            raise ValueError(f"ECRMConfig.npg_step_size = {self.npg_step_size} must be > 0 with "
-                             f"npg_step_size * ent_coef in [0, 1] (ent_coef = {self.ent_coef})")
-        if not 0.0 < self.npg_q_lr <= 1.0:
-            raise ValueError(f"ECRMConfig.npg_q_lr = {self.npg_q_lr} must lie in (0, 1]")
+            raise rules.ConfigError("npg_form", self.npg_form, "needs parameterization='softmax'")
+        if not 0.0 <= self.npg_step_size * self.ent_coef <= 1.0:
+            raise rules.ConfigError("npg_step_size", self.npg_step_size,
+                                f"npg_step_size * ent_coef must lie in [0, 1] (ent_coef = {self.ent_coef})")
         if self.condition_on_prev and self.parameterization != "neural":
-            raise ValueError("ECRMConfig.condition_on_prev needs parameterization='neural'")
+            raise rules.ConfigError("condition_on_prev", True, "needs parameterization='neural'")
         if self.ac_natural and (self.variant != "actor_critic" or self.parameterization != "softmax"):
-            raise ValueError("ECRMConfig.ac_natural needs variant='actor_critic' and "
-                             "parameterization='softmax'")
-        if self.log_barrier < 0:
-            raise ValueError(f"ECRMConfig.log_barrier = {self.log_barrier} must be >= 0")
+            raise rules.ConfigError("ac_natural", True,
+                                "needs variant='actor_critic' and parameterization='softmax'")
         natural = self.variant == "npg" or self.ac_natural
         if self.log_barrier and (self.parameterization != "softmax" or natural):
-            raise ValueError("ECRMConfig.log_barrier needs parameterization='softmax' with variant "
-                             "'reinforce' or 'actor_critic' (not ac_natural): the natural steps ignore it")
-        if self.explore_starts < 0:
-            raise ValueError(f"ECRMConfig.explore_starts = {self.explore_starts} must be >= 0")
-        for name in ("chunk_steps", "max_episode_steps", "eta_updates", "critic_updates"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ECRMConfig.{name} = {getattr(self, name)} must be >= 1")
+            raise rules.ConfigError("log_barrier", self.log_barrier,
+                                "needs parameterization='softmax' with variant 'reinforce' or "
+                                "'actor_critic' (not ac_natural): the natural steps ignore it")
         if self.warm_start_temperature and self.parameterization != "softmax":
-            raise ValueError("ECRMConfig.warm_start_temperature needs parameterization='softmax'")
-        if not 0.0 <= self.direct_min_prob < 1.0:
-            raise ValueError(f"ECRMConfig.direct_min_prob = {self.direct_min_prob} must lie in [0, 1)")
+            raise rules.ConfigError("warm_start_temperature", self.warm_start_temperature,
+                                "needs parameterization='softmax'")

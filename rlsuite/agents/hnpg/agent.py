@@ -39,10 +39,11 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.hnpg.block_npg import block_trpo_step, from_blocks, to_blocks
 from rlsuite.agents.hnpg.critic import CriticBatch, CriticSettings, fit_critic
 from rlsuite.agents.hnpg.fisher import StackedGaussianFisher
@@ -60,7 +61,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import OfflineDataset
 from rlsuite.learners.npg import NPGConfig
 from rlsuite.learners.returns import discounted_returns, gae
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 OFFLINE_SEED_OFFSET = 7_919
 """The offline dataset is collected with seed ``run seed + OFFLINE_SEED_OFFSET``."""
@@ -143,33 +144,24 @@ class HNPGConfig:
     """Critic dtype: float32 halves the critic fit's cost (the official code uses float64; the
     regression to returns in [0, 1] does not need it)."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "hybrid": rules.FLAG, "batch_steps": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
+        "offline_epsilon": rules.optional(rules.UNIT), "policy_hidden": rules.POSITIVE_INT,
+        "critic_hidden": rules.POSITIVE_INT, "out_scale": rules.POSITIVE, "init_log_std": rules.FINITE,
+        "critic_lr": rules.POSITIVE, "critic_steps": rules.POSITIVE_INT,
+        "critic_on_weight": rules.NONNEG, "critic_l2": rules.NONNEG, "critic_scripted": rules.FLAG,
+        "critic_sweep": rules.choice("backward", "parallel"), "gamma": rules.UNIT,
+        "gae_lambda": rules.UNIT, "value_samples": rules.POSITIVE_INT,
+        "offline_actor_actions": rules.choice("policy", "dataset"), "max_kl": rules.POSITIVE,
+        "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT, "backtrack_iters": rules.POSITIVE_INT,
+        "accept_ratio": rules.FINITE, "npg_products": rules.choice("closed_form", "autograd"),
+        "linesearch_kl_check": rules.FLAG, "eval_episodes": rules.POSITIVE_INT,
+        "moving_average": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
+        "dtype": rules.DTYPE, "critic_dtype": rules.DTYPE,
+    }
+
     def __post_init__(self) -> None:
-        if self.critic_sweep not in ("backward", "parallel"):
-            raise ValueError(f"hnpg critic_sweep must be 'backward' or 'parallel', got {self.critic_sweep!r}")
-        if self.npg_products not in ("closed_form", "autograd"):
-            raise ValueError(
-                f"hnpg npg_products must be 'closed_form' or 'autograd', got {self.npg_products!r}"
-            )
-        if self.offline_actor_actions not in ("policy", "dataset"):
-            raise ValueError(
-                "hnpg offline_actor_actions must be 'policy' or 'dataset', "
-                f"got {self.offline_actor_actions!r}"
-            )
-        for name in ("dtype", "critic_dtype"):
-            if getattr(self, name) not in ("float32", "float64"):
-                raise ValueError(f"hnpg {name} must be float32 or float64, got {getattr(self, name)!r}")
-        for name in (
-            "batch_steps",
-            "offline_episodes",
-            "critic_steps",
-            "value_samples",
-            "eval_episodes",
-            "moving_average",
-            "policy_hidden",
-            "critic_hidden",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"hnpg {name} must be >= 1, got {getattr(self, name)}")
+        rules.validate(self)
 
 
 class StepSampler:
@@ -402,8 +394,8 @@ class HNPG(InteractionCounters):
             tic = time.perf_counter()
             data = self.interaction.collect(self._step_policy(self.generator), self.horizon)
             metrics = self._update(data)
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise TrainingDiverged(f"non-finite HNPG loss at step {self.global_step}: {metrics}")
+            metrics = check_finite("HNPG", self.global_step, metrics,
+                                   [*self.policy.named_parameters(), *self.q.named_parameters()])
             ep_return = float(data.reward.sum(0).mean())
             success = float((data.reward[-1] >= 1.0).float().mean())
             test_return, test_success = self._evaluate()

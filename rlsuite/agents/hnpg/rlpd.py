@@ -27,10 +27,11 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
@@ -78,12 +79,18 @@ class RLPDConfig:
     """Stop once the moving-average success rate exceeds this."""
     stop_on_success: bool = True
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
+        "offline_epsilon": rules.optional(rules.UNIT), "batch_size": rules.POSITIVE_INT,
+        "offline_fraction": rules.UNIT, "utd": rules.POSITIVE, "gamma": rules.UNIT,
+        "tau": rules.UNIT_OPEN_LOW, "actor_lr": rules.POSITIVE, "critic_lr": rules.POSITIVE,
+        "alpha_lr": rules.POSITIVE, "init_alpha": rules.POSITIVE, "hidden_sizes": rules.SIZES,
+        "buffer_size": rules.POSITIVE_INT, "action_bound": rules.POSITIVE,
+        "success_window": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
+    }
+
     def __post_init__(self) -> None:
-        if not 0.0 <= self.offline_fraction <= 1.0:
-            raise ValueError(f"rlpd offline_fraction must be in [0, 1], got {self.offline_fraction}")
-        for name in ("num_envs", "batch_size", "offline_episodes", "success_window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"rlpd {name} must be >= 1, got {getattr(self, name)}")
+        rules.validate(self)
 
 
 class RLPD(InteractionCounters):
@@ -174,7 +181,7 @@ class RLPD(InteractionCounters):
                 totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau,
                                       self.generator))
             self.num_updates += due
-            metrics = totals.means("RLPD", self.global_step)
+            metrics = totals.means("RLPD", self.global_step, params=self.nets.named_parameters())
             ended = data.terminated[0]
             if bool(ended.any()):
                 self.successes.extend((data.reward[0][ended] >= 1.0).float().tolist())

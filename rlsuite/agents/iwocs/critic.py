@@ -19,7 +19,6 @@ SAC loop is reused, not copied.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from torch import nn
 from rlsuite.learners.buffers import Transitions
 from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.sac import SAC, SACNetworks, TwinQ, mlp
-from rlsuite.training import TrainingDiverged, TrainingHooks
+from rlsuite.training import TrainingHooks, check_finite
 
 
 class NextStatePredictor(nn.Module):
@@ -127,10 +126,7 @@ class HeadsTrainer(TrainingHooks):
             p_total = p_total + loss_p.detach()
         self.done += max(due, 0)
         if due > 0:
-            q_mean, p_mean = (torch.stack([q_total, p_total]) / due).tolist()  # one host sync
-            if not (math.isfinite(q_mean) and math.isfinite(p_mean)):
-                raise TrainingDiverged(f"non-finite IWOCS head loss at step {step}: "
-                                       f"q={q_mean}, predictor={p_mean}")
-            metrics = metrics | {"iwocs/q_loss": q_mean, "iwocs/predictor_l1": p_mean}
+            losses = {"iwocs/q_loss": q_total / due, "iwocs/predictor_l1": p_total / due}
+            metrics = metrics | check_finite("IWOCS", step, losses, self.heads.named_parameters())
         if self.forward is not None:
             self.forward.on_iteration(agent, step, metrics)

@@ -39,11 +39,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from rlsuite.agents.iwocs.boxes import UncertaintyBox, get_box
+from rlsuite import validation as rules
+from rlsuite.agents.iwocs.boxes import BOXES, UncertaintyBox, get_box
 from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
 from rlsuite.agents.iwocs.search import SearchResult, cmaes_search, grid_search
@@ -115,22 +116,25 @@ class IWOCSConfig:
     eval_episodes: int = 10
     """Episodes per evaluation grid point."""
 
+    CHECKS: ClassVar[rules.Checks] = {
+        "box": rules.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": rules.SIZES,
+        "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
+        "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,
+        "model_steps": rules.POSITIVE_INT, "num_iterations": rules.NONNEG_INT,
+        "initial_model": rules.choice(*INITIAL_MODELS), "search": rules.choice("grid", "cmaes"),
+        "search_points": rules.POSITIVE_INT, "search_episodes": rules.POSITIVE_INT,
+        "cmaes_generations": rules.POSITIVE_INT, "cmaes_population": rules.POSITIVE_INT,
+        "thresholds": rules.list_of(rules.POSITIVE, non_empty=True), "repeat_tol": rules.NONNEG,
+        "eval_points": rules.POSITIVE_INT, "eval_episodes": rules.POSITIVE_INT,
+    }
+
     def __post_init__(self) -> None:
         if isinstance(self.sac, dict):  # from Hydra: the nested group arrives as a mapping
-            self.sac = SACConfig(**self.sac)
-        if self.search not in ("grid", "cmaes"):
-            raise ValueError(f"IWOCSConfig.search = {self.search!r}: expected 'grid' or 'cmaes'")
-        if self.initial_model not in INITIAL_MODELS:
-            raise ValueError(f"IWOCSConfig.initial_model = {self.initial_model!r}: expected one of "
-                             f"{INITIAL_MODELS}")
-        for name in ("dr_steps", "model_steps", "search_points", "search_episodes",
-                     "eval_points", "eval_episodes", "dr_resample_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"IWOCSConfig.{name} = {getattr(self, name)} must be >= 1")
-        if self.num_iterations < 0:
-            raise ValueError(f"IWOCSConfig.num_iterations = {self.num_iterations} must be >= 0")
-        if not self.thresholds or any(not r > 0 for r in self.thresholds):
-            raise ValueError(f"IWOCSConfig.thresholds = {self.thresholds}: need positive values")
+            try:
+                self.sac = SACConfig(**self.sac)
+            except rules.ConfigError as err:
+                raise err.under("sac") from None
+        rules.validate(self)
 
 
 class _LastMetrics(TrainingHooks):

@@ -36,15 +36,15 @@ Logged tags: ``rollout/ep_rew_mean`` (source episodes), ``vgdf/target_ep_rew_mea
 from __future__ import annotations
 
 import copy
-import math
 import time
 from typing import Any
 
 import torch
 
+from rlsuite import validation as rules
 from rlsuite.agents.vgdf import darc
 from rlsuite.agents.vgdf import filter as vfilter
-from rlsuite.agents.vgdf.config import VARIANTS, VGDFConfig
+from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.agents.vgdf.domains import ShiftDomains
 from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
 from rlsuite.agents.vgdf.update import vgdf_update
@@ -55,36 +55,10 @@ from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, concat
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
-from rlsuite.training import LossTotals, TrainingDiverged, TrainingHooks
+from rlsuite.training import LossTotals, TrainingHooks, check_finite
 
 TARGET_SEED_OFFSET = 7_919
 """The target interaction's seed is the run seed plus this (its own env and policy streams)."""
-
-
-def _check(cfg: VGDFConfig) -> None:
-    checks = [
-        ("variant", cfg.variant, cfg.variant in VARIANTS),
-        ("gamma_ratio", cfg.gamma_ratio, cfg.gamma_ratio >= 1),
-        ("target_envs", cfg.target_envs, cfg.target_envs >= 1),
-        ("keep_fraction", cfg.keep_fraction, 0.0 < cfg.keep_fraction <= 1.0),
-        ("utd", cfg.utd, cfg.utd >= 0),
-        ("batch_size", cfg.batch_size, cfg.batch_size >= 1),
-        ("policy_delay", cfg.policy_delay, cfg.policy_delay >= 1),
-        ("model_train_freq", cfg.model_train_freq, cfg.model_train_freq >= 1),
-        ("model_gate", cfg.model_gate, cfg.model_gate in ("target", "source")),
-        ("fve_members", cfg.fve_members, cfg.fve_members in ("all", "elites")),
-        ("fictitious_next_state", cfg.fictitious_next_state,
-         cfg.fictitious_next_state in vfilter.NEXT_STATE_MODES),
-        ("fictitious_reward", cfg.fictitious_reward, cfg.fictitious_reward in vfilter.REWARD_MODES),
-        ("fictitious_action", cfg.fictitious_action, cfg.fictitious_action in vfilter.ACTION_MODES),
-        ("src_loss_normalisation", cfg.src_loss_normalisation,
-         cfg.src_loss_normalisation in vfilter.NORMALISATIONS),
-        ("eval_every", cfg.eval_every, cfg.eval_every >= 1),
-        ("eval_episodes", cfg.eval_episodes, cfg.eval_episodes >= 1),
-    ]
-    for name, value, ok in checks:
-        if not ok:
-            raise ValueError(f"VGDFConfig.{name} = {value!r} is invalid")
 
 
 class VGDF:
@@ -103,7 +77,7 @@ class VGDF:
 
     def __init__(self, config: VGDFConfig, env: BatchedEnv | None = None, params: Any = None,
                  seed: int = 0, domains: Any = None) -> None:
-        _check(config)
+        rules.validate(config)  # a config mutated after construction is checked again
         self.config = cfg = config
         if domains is None:
             if env is None or params is None:
@@ -283,10 +257,9 @@ class VGDF:
             totals = LossTotals()
             for _ in range(due):
                 totals.add(self._update())
-            metrics |= totals.means("VGDF", self.source_steps, prefix="")
-            bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-            if bad:
-                raise TrainingDiverged(f"non-finite VGDF metrics at step {self.source_steps}: {bad}")
+            metrics |= totals.means("VGDF", self.source_steps, prefix="",
+                                    params=self.nets.named_parameters())
+            metrics = check_finite("VGDF", self.source_steps, metrics)  # the model fit's metrics
             # ---- evaluation in both domains
             if before // cfg.eval_every != self.source_steps // cfg.eval_every:
                 self.last_eval = self.evaluate_domains(cfg.eval_episodes)

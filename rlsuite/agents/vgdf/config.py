@@ -8,6 +8,10 @@ paper's; the code's value is named in the field's docstring (notes ``dynamics-sh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rlsuite import validation as rules
+from rlsuite.agents.vgdf import filter as vfilter
 
 VARIANTS = ("vgdf", "mix", "zero_shot", "target_only", "darc")
 
@@ -109,3 +113,39 @@ class VGDFConfig:
     """Source steps between greedy evaluations in both domains (paper: 10 k)."""
     eval_episodes: int = 5
     """Episodes per domain per evaluation (paper: 5)."""
+
+    CHECKS: ClassVar[rules.Checks] = {
+        "variant": rules.choice(*VARIANTS), "target_shift": rules.TEXT,
+        "gamma_ratio": rules.POSITIVE_INT, "target_envs": rules.POSITIVE_INT,
+        "keep_fraction": rules.UNIT_OPEN_LOW, "warmup_steps": rules.NONNEG_INT, "utd": rules.NONNEG,
+        "batch_size": rules.POSITIVE_INT, "random_steps": rules.NONNEG_INT, "gamma": rules.UNIT,
+        "tau": rules.UNIT_OPEN_LOW, "learning_rate": rules.POSITIVE,
+        "alpha": rules.optional(rules.NONNEG), "hidden_sizes": rules.SIZES,
+        "policy_delay": rules.POSITIVE_INT, "grad_clip": rules.POSITIVE,
+        "optimistic_exploration": rules.FLAG, "buffer_size": rules.POSITIVE_INT,
+        "ensemble_size": rules.POSITIVE_INT, "num_elites": rules.POSITIVE_INT,
+        "fve_members": rules.choice("all", "elites"), "model_hidden": rules.SIZES,
+        "model_learning_rate": rules.POSITIVE,
+        "model_weight_decay": rules.list_of(rules.NONNEG, non_empty=True),
+        "learn_logvar_bounds": rules.FLAG, "model_train_freq": rules.POSITIVE_INT,
+        "model_batch_size": rules.POSITIVE_INT,
+        "model_holdout_ratio": rules.real(0.0, 1.0, high_open=True),
+        "model_patience": rules.POSITIVE_INT, "model_patience_decay": rules.POSITIVE_INT,
+        "model_max_epochs": rules.optional(rules.POSITIVE_INT),
+        "model_gate": rules.choice("target", "source"),
+        "fictitious_next_state": rules.choice(*vfilter.NEXT_STATE_MODES),
+        "fictitious_reward": rules.choice(*vfilter.REWARD_MODES),
+        "fictitious_action": rules.choice(*vfilter.ACTION_MODES),
+        "src_loss_normalisation": rules.choice(*vfilter.NORMALISATIONS), "darc_hidden": rules.SIZES,
+        "darc_noise": rules.NONNEG, "darc_warmup": rules.NONNEG_INT, "eval_every": rules.POSITIVE_INT,
+        "eval_episodes": rules.POSITIVE_INT,
+    }
+
+    def __post_init__(self) -> None:
+        rules.validate(self)
+
+    def check_combinations(self) -> None:
+        """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
+        if self.num_elites > self.ensemble_size:
+            raise rules.ConfigError("num_elites", self.num_elites,
+                                f"must be at most ensemble_size = {self.ensemble_size}")
