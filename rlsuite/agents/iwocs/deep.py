@@ -1,4 +1,4 @@
-"""Deep IWOCS on the batched engine (paper §4-5, App. F-H; notes §A2, §A4.2), scaled for CPU minutes.
+"""Deep IWOCS on the batched engine (paper §4-5, App. F-H; ``docs/iwocs.md``), scaled for CPU minutes.
 
 Phases, each one static RL problem solved by the shared SAC learner::
 
@@ -6,7 +6,7 @@ Phases, each one static RL problem solved by the shared SAC learner::
               its worst case is searched (the composite with no expert, a candidate to keep)
               T_1  = the initial model: the nominal (reference) model (``initial_model="nominal"``,
                      Algorithm 1's T_0, solved before any search), or the fallback's worst case
-                     (``initial_model="fallback_worst_case"``, the notes' reading of §5, A4.2)
+                     (``initial_model="fallback_worst_case"``, another reading of §5)
     phase i   expert i = fresh SAC on the static model T_i, with the extra heads of App. F
               (unregularized Q, next-state predictor) trained alongside through the SAC's hook
               threshold sweep: for each rho in ``thresholds`` build the composite policy (experts
@@ -17,7 +17,7 @@ Phases, each one static RL problem solved by the shared SAC learner::
     ("stalled": the next expert would repeat one, paper §4)
     the policy kept is the composite of the phase whose searched worst case was best (the
     fallback alone for phase 0): as in the tabular version, the result is the best *evaluated*
-    worst case over iterations, since adding an expert can make the composite worse (notes §A9.7)
+    worst case over iterations, since adding an expert can make the composite worse
 
 Why the nominal model first (the default): the composite acts with the trusted expert whose own
 value is lowest, so an expert that failed to learn its model (low value *because* its policy is
@@ -26,7 +26,7 @@ the fallback's accidents (a poorly trained DR SAC fails on arbitrary mid-box mod
 expert is spent there). Algorithm 1 starts from an initial model T_0 and the reference model is
 the natural one; measured on Pendulum in ``results/iwocs.md``.
 
-Differences from the paper, mostly for a CPU budget of minutes (notes §A7.3): SAC with 64-64
+Differences from the paper, mostly for a CPU budget of minutes (``docs/iwocs.md``): SAC with 64-64
 nets and a few thousand steps per model instead of 0.8 M; CMA-ES populations of 8 instead of 100
 (the grid search uses the 10 x 10 evaluation grid, as IWOCS* did); the kept composite is the best
 searched one, not the last; no early stop on ``|worst case - Q estimate| <= eps`` (the estimate,
@@ -70,7 +70,7 @@ INITIAL_MODELS = ("nominal", "fallback_worst_case")
 
 @dataclass
 class IWOCSConfig:
-    """Deep IWOCS hyperparameters (defaults: the scaled-down Pendulum recipe, notes §A7.3)."""
+    """Deep IWOCS hyperparameters (defaults: the scaled-down Pendulum recipe of ``docs/iwocs.md``)."""
 
     name: str = "iwocs"
     """Registry name of the agent."""
