@@ -103,13 +103,7 @@ ACT_DEFECTS = {
               "returns an index outside the env's Discrete(K) action space",
     "hnpg": "act() returns float64 actions (HNPGConfig.dtype) for the env's float32 Box action space",
 }
-RESUME_DEFECTS = {
-    name: "the dynamical-bandit learners read learn(total_steps) as *additional* steps (target = run.t "
-          "+ total_steps // B in dynlin_common.learn_loop and DynLinUCB.learn), every other agent as "
-          "the absolute budget; the runner passes the absolute budget after loading a checkpoint, so "
-          "a resumed bandit run overshoots by the steps already played"
-    for name in BANDITS
-}
+RESUME_DEFECTS: dict[str, str] = {}
 
 ROUND_TRIP_DEFECTS = {
     "iwocs": "act() keeps the composite policy's per-copy memory (the previous observation and action "
