@@ -101,7 +101,6 @@ CASES: dict[str, Case] = {
 ACT_DEFECTS = {
     "expert": "plays the real-data expert split as an extra arm K appended to the env's arms, so act() "
               "returns an index outside the env's Discrete(K) action space",
-    "hnpg": "act() returns float64 actions (HNPGConfig.dtype) for the env's float32 Box action space",
 }
 RESUME_DEFECTS: dict[str, str] = {}
 
