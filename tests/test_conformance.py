@@ -104,11 +104,7 @@ ACT_DEFECTS = {
 }
 RESUME_DEFECTS: dict[str, str] = {}
 
-ROUND_TRIP_DEFECTS = {
-    "iwocs": "act() keeps the composite policy's per-copy memory (the previous observation and action "
-             "its validity test reads) outside state_dict, so a loaded agent's next action differs "
-             "from the original's when the original has acted before",
-}
+ROUND_TRIP_DEFECTS: dict[str, str] = {}
 
 
 def _xfail(reasons: dict[str, str]) -> dict[str, tuple]:

@@ -373,7 +373,11 @@ class IWOCS:
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Networks, thresholds, models, trace and counters at the last phase boundary (a phase
-        interrupted midway is rerun on resume)."""
+        interrupted midway is rerun on resume), and :meth:`act`'s memory of the previous transition
+        (so a loaded agent continues an episode with the same trusted experts)."""
+        memory = self._policy
+        acting = None if memory is None or memory.prev_obs is None else {
+            "prev_obs": memory.prev_obs, "prev_action": memory.prev_action}
         return {
             "fallback": None if self.fallback is None else self.fallback.state_dict(),
             "experts": [{"nets": e.nets.state_dict(), "heads": e.heads.state_dict(),
@@ -383,6 +387,7 @@ class IWOCS:
             "global_step": self.global_step, "iteration": self.iteration,
             "best_experts": self.best_experts, "best_worst": self.best_worst,
             "search_generator": self.search_generator.get_state(),
+            "acting": acting,
         }
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
@@ -411,6 +416,10 @@ class IWOCS:
         self.best_worst = float(data["best_worst"])
         self.search_generator.set_state(data["search_generator"])
         self._policy = None
+        acting = data.get("acting")  # absent in checkpoints written before it was saved
+        if acting is not None and self.fallback is not None:
+            self._policy = self.composite()
+            self._policy.prev_obs, self._policy.prev_action = acting["prev_obs"], acting["prev_action"]
 
 
 def config_replace(config: IWOCSConfig, **changes: Any) -> IWOCSConfig:
