@@ -97,13 +97,15 @@ CASES: dict[str, Case] = {
 }
 
 
-# Known defects, each a strict xfail so that the fix shows up as an XPASS failure.
+# Known defects, each a strict xfail so that its fix shows up as an XPASS failure. Fixed since this
+# test found them: hnpg acted in float64 for a float32 action space; iwocs kept act()'s memory of
+# the previous transition out of state_dict; the bandits read learn(total_steps) as extra steps, so
+# a resumed run overshot.
 ACT_DEFECTS = {
     "expert": "plays the real-data expert split as an extra arm K appended to the env's arms, so act() "
               "returns an index outside the env's Discrete(K) action space",
 }
 RESUME_DEFECTS: dict[str, str] = {}
-
 ROUND_TRIP_DEFECTS: dict[str, str] = {}
 
 
@@ -200,6 +202,7 @@ _RUNS: dict[str, Runs] = {}
 
 
 def straight_run(name: str) -> Runs:
+    """The uninterrupted run of agent ``name`` (trained on first use, then shared by the checks)."""
     if name not in _RUNS:
         agent, env, params = build(name)
         hooks = Recorder()
@@ -209,6 +212,7 @@ def straight_run(name: str) -> Runs:
 
 
 def _params(marks_by_name: dict[str, tuple]) -> list:
+    """One pytest param per registered agent, with its xfail marks."""
     return [pytest.param(name, marks=marks_by_name.get(name, ()), id=name) for name in sorted(CASES)]
 
 
