@@ -8,7 +8,7 @@ registered with gymnasium under its own id (:data:`TASKS`, e.g.
 imported (or without importing it first:
 ``gymnasium.make("rlsuite.envs.mujoco_shifts:rlsuite/HalfCheetah-BrokenBackThigh-v5")``).
 
-**Kinematic shifts** ("broken joints", notes ``dynamics-shift.md`` B4.1; official code
+**Kinematic shifts** ("broken joints", ``docs/vgdf.md``; official code
 ``env/{halfcheetah,hopper,walker}.py`` with ``config/vgdf/*.yaml``): the compiled model's
 ``jnt_range`` entries of one or two joints are multiplied by a scale after construction. Joints are
 found by name, not index. MuJoCo joint limits are soft, so a "broken" joint still moves a little
@@ -21,12 +21,12 @@ them, the same geometric edits are applied here to gymnasium's own v5 (local-coo
 are shipped in ``envs/assets/vgdf/`` (regenerate with ``python -m rlsuite.envs.mujoco_shifts``; a
 test checks that the shipped files equal the transformation's output). The edited geometry was
 converted from the official global coordinates by hand (comments at each edit) and is checked in
-the tests against the body masses the notes measured on the official XMLs.
+the tests against the body masses measured on the official XMLs (``docs/vgdf.md``).
 
-Definitions used where the paper and the released code differ (notes B8.8):
+Definitions used where the paper and the released code differ:
 
 * HalfCheetah "no thighs": the released XML's lower-leg rebuild is applied too (the paper only
-  mentions the thighs), since the masses the notes measured are those of the released XML.
+  mentions the thighs), since the reference masses are those of the released XML.
 * Hopper "big head" (Table 1: "short feet"): torso radius 0.05 -> 0.125 (paper) **and** thigh radius
   0.05 -> 0.04 (released XML only); ``hopper_big_head_paper`` is the paper's text alone.
 * Walker "no right thigh": built on ``walker2d_v5.xml`` (both feet friction 1.9, Walker2d-v5's
@@ -280,7 +280,7 @@ def make_pair(task: str, **kwargs: Any) -> tuple[Any, Any]:
 def hopper_terminal(obs: torch.Tensor) -> torch.Tensor:
     """Hopper-v5's termination on observations ``[..., 11]`` (obs = qpos[1:], clipped qvel):
     unhealthy unless finite, ``|obs[1:]| < 100``, height ``obs[0] > 0.7`` and ``|angle obs[1]| <
-    0.2``. gymnasium's ``abs`` bound, not the official code's one-sided one (notes B8.6)."""
+    0.2``. gymnasium's ``abs`` bound, not the official code's one-sided one (its ``abs`` is of a boolean)."""
     finite = torch.isfinite(obs).all(-1)
     healthy = finite & (obs[..., 1:].abs() < 100).all(-1) & (obs[..., 0] > 0.7) & (obs[..., 1].abs() < 0.2)
     return ~healthy

@@ -2,8 +2,8 @@
 
 Source and target domains are two params of one engine env. Physics shifts (mass, length,
 gravity, pole mass...) are the envs' own per-copy params. What the stock envs cannot express, the
-*kinematic-style* shifts that stand in for VGDF's "broken joints" (notes ``dynamics-shift.md``
-B6.3), are three per-copy actuator params added here:
+*kinematic-style* shifts that stand in for VGDF's "broken joints" (``docs/vgdf.md``,
+"Target domains"), are three per-copy actuator params added here:
 
 * ``action_gain``: the commanded action is multiplied by it (0.5: a weak motor);
 * ``action_low`` / ``action_high``: the scaled action is then clipped to ``[low, high]``

@@ -2,13 +2,13 @@
 
 :class:`StockAugmentedEnv` tracks the stock ``c`` of every copy on the env's device:
 ``c_0 ~ Uniform[stock_low, stock_high]`` (per copy, from the params; equal bounds fix it) at every
-reset, ``c_{t+1} = (c_t + r_{t+1}) / gamma`` after every step (``risk-sensitive.md`` 1.1). The
+reset, ``c_{t+1} = (c_t + r_{t+1}) / gamma`` after every step (``docs/distributional_dp.md``). The
 observation is the wrapped one (flattened, or one-hot for a Discrete space) with the stock appended
 (and, with ``include_time``, the step count in the episode, which finite-horizon policies need).
 
 Autoreset: where an episode ends, ``step.obs`` carries the *new* episode's initial stock and
 ``step.final_obs`` the *post-reward* stock ``(c_T-1 + r_T) / gamma`` of the episode that ended
-(``risk-sensitive.md`` 1.7), so a replay buffer stores ``s'`` with the stock the target needs.
+(the pre-reset observation), so a replay buffer stores ``s'`` with the stock the target needs.
 ``clip`` (optional) clamps the stock into ``[low, high]``: with the exact bounds
 ``[-G_max, -G_min]`` this loses nothing for piecewise-affine objectives (section 1.4) and keeps
 ``gamma^-t`` from blowing up on long episodes.

@@ -1,7 +1,7 @@
 """Env-steps/s of the batched envs against gymnasium and Stable-Baselines3, on this machine.
 
 ``scripts/benchmark_envs.py`` is the command line; this module holds the measuring. Method (the
-hygiene rules of ``shared/notes/performance.md``, "Notes for benchmark hygiene"):
+hygiene rules of ``docs/performance.md``, "Benchmark hygiene"):
 
 * one intra-op thread (:func:`rlsuite.core.threads.configure_threads`), recorded with the results;
 * actions come from a pool of 8 pre-drawn action batches used in turn, so action sampling is not

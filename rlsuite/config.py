@@ -244,7 +244,7 @@ class RunConfig:
     sweep job; a run already completed there returns its recorded score); a run directory:
     continue from that run's latest checkpoint; ``null``: always start afresh."""
     threads: int = 1
-    """CPU intra-op threads; 1 avoids 10-100x slowdowns on a shared machine (performance notes)."""
+    """CPU intra-op threads; 1 avoids several-fold slowdowns on a shared machine (docs/performance.md)."""
     checkpoint_every: int = 20
     """Iterations between checkpoints (one is always written at the end)."""
     eval_episodes: int = 64

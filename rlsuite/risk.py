@@ -1,6 +1,6 @@
 """Risk measures of discrete distributions, batched: CVaR, VaR, mean-CVaR, Rockafellar-Uryasev.
 
-The suite's convention (``risk-sensitive.md`` section 1.7): agents maximize rewards, and the risk
+The suite's convention (``docs/risk.md``): agents maximize rewards, and the risk
 of a *reward* looks at its lower tail; the risk of a *cost* looks at its upper tail. The two are
 mirror images, ``cvar(c, level=a, tail="upper") == -cvar(-c, level=a, tail="lower")``, so the ECRM
 of costs ``c`` is minus the ECRM of rewards ``-c``. ``level`` is always the tail *mass* in
@@ -103,8 +103,8 @@ def mean_cvar(values: torch.Tensor, probs: torch.Tensor | None = None, level: fl
               risk_weight: float = 0.5, tail: Tail = "lower") -> torch.Tensor:
     """``(1 - risk_weight) * mean + risk_weight * CVaR``: the mean-CVaR risk measure.
 
-    ``risk_weight`` is the ECRM paper's lambda (``risk-sensitive.md`` section 2); the distributional
-    DP notes write the same mixture as ``m * mean + (1 - m) * CVaR`` with ``m = 1 - risk_weight``.
+    ``risk_weight`` is the ECRM paper's lambda (``docs/ecrm.md``); distributional DP
+    (``docs/risk.md``) writes the same mixture as ``m * mean + (1 - m) * CVaR`` with ``m = 1 - risk_weight``.
     """
     if not 0.0 <= risk_weight <= 1.0:
         raise ValueError(f"risk_weight must lie in [0, 1], got risk_weight={risk_weight!r}")

@@ -3,7 +3,7 @@
 Cases (one CPU thread, eager, random actions from a pre-drawn pool of 8 action vectors):
 
 * ``alias``: ``random_mdp(S=100, A=4, K=100)`` (dense rows), horizon 100, all copies sharing one
-  table (``mdp.params(N)``, stride 0 over ``B``). This is target C3 of ``performance.md``
+  table (``mdp.params(N)``, stride 0 over ``B``). This is the tabular target of ``results/benchmarks.md``
   (>= 25 M env-steps/s at N = 65536).
 * ``multinomial``: the same MDP and step, next outcome drawn by ``torch.multinomial`` on each
   copy's gathered ``[K]`` probability row instead of the alias tables.

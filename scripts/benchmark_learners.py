@@ -4,8 +4,8 @@ PPO on CartPole: time until a greedy evaluation reaches a mean return of 475. Ou
 batched CartPoles on the engine; SB3 runs its defaults (8 x DummyVecEnv of gymnasium's
 CartPole-v1), both with 64x64 tanh actor and critic. Both are evaluated greedily after every
 rollout (ours: 64 parallel episodes; SB3: 10 episodes, its EvalCallback default); evaluation time
-is reported separately. One intra-op thread for both (performance notes: two threads on this
-shared machine are 10-100x slower).
+is reported separately. One intra-op thread for both (``docs/performance.md``: two threads on this
+shared machine were 7x slower).
 
     .venv/bin/python scripts/benchmark_learners.py [--seeds 0 1 2] [--cap 240]
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 JSON = RESULTS / "hnpg.json"
 
-# Paper Figure 2 (continuous comblock), read off a digitised figure (notes A6): HNPG needs about
+# Paper Figure 2 (continuous comblock), read off a digitised figure (docs/hnpg.md): HNPG needs about
 # 0.5e7 samples at H=30 and 3e7 at H=50; H <= 15 is too small to read on the 1e7-scale axis.
 # TRPO fails at H=5 (> 1e8); RLPD solves up to H=15 (fewer samples than HNPG there) and fails beyond.
 PAPER = {
@@ -47,7 +47,7 @@ PAPER = {
 }
 PAPER_NUMERIC = {"hnpg": {30: 5e6, 50: 3e7}}
 OFFICIAL_ITER_S = {5: 2.7, 50: 6.3}
-"""The official code's seconds per iteration on one thread (notes A9, measured)."""
+"""The official code's seconds per iteration on one thread (measured; docs/hnpg.md)."""
 
 NOTES = [
     "Commands that produced results/hnpg.json (from /work/main): `--agents hnpg trpo --horizons 5 "
@@ -92,7 +92,7 @@ NOTES = [
     "4 ms. Not done: folding the 30 evaluation episodes into the next iteration's rollout (the same "
     "policy, but other random streams; ~35 ms less at H=50) and PyTorch's fused Adam kernel (6 us "
     "instead of 36 us per update, float32 results differ in the last bit).",
-    "Official code (notes A6, measured with YifeiZhou02/HNPG at H=5, seed 12345): moving-average "
+    "Official code (docs/hnpg.md, measured with YifeiZhou02/HNPG at H=5, seed 12345): moving-average "
     "train return crosses 0.525 (success > 0.5) at about 60k online samples; HNPG here crosses at "
     "the seeds' values above (same rule, success rate instead of return, 50-iteration window).",
     "TRPO = HNPG with `hybrid=false` (critic on Monte-Carlo returns only, policy on on-policy states "
@@ -477,7 +477,7 @@ def report(data: dict[str, Any]) -> None:
             "One iteration = 1000 on-policy env steps (ceil(1000/H) episodes), the hybrid critic fit",
             "(30 Adam steps per h), GAE, offline advantages, H TRPO steps, 30 evaluation episodes.",
             "Official code: about 2.7 s per iteration at H=5 and 6.3 s at H=50 on one thread of a",
-            "contended 2-core box (notes A9). Measured with `.venv/bin/python scripts/reproduce_hnpg.py",
+            "contended 2-core box (docs/hnpg.md). Measured with `.venv/bin/python scripts/reproduce_hnpg.py",
             "--timing --horizons 5 10 15 30 50 --baseline HEAD`: medians over 10 iterations; \"before\" is",
             "the committed code of the given git revision, timed in the same run, interleaved per H with",
             "the current code so that both see the same load. Wall time is inflated by the other jobs on",

@@ -1,4 +1,4 @@
-"""Shared test setup: one CPU thread (the machine is shared; see performance notes)."""
+"""Shared test setup: one CPU thread (the machine is shared; see docs/performance.md)."""
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
 """Stock-augmented distributional DP (rlsuite.agents.distributional_dp) against references
 written here: ordinary value iteration, classic DP on the augmented state, brute force over all
-deterministic history-dependent policies, and closed forms (risk-sensitive.md 1.8)."""
+deterministic history-dependent policies, and closed forms (docs/distributional_dp.md)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _outcomes(mdp: TabularMDP, s: int, a: int) -> list[tuple[float, int, float, 
 
 def _classic_augmented(mdp: TabularMDP, f, degree: float, c0: float) -> float:
     """Classic DP on (t, s, c): V_t(s, c) = max_a E[f(c + r) if the episode ends, else
-    gamma^deg V_{t+1}(s', (c + r) / gamma)] (risk-sensitive.md 1.2), by plain recursion."""
+    gamma^deg V_{t+1}(s', (c + r) / gamma)] (the classic augmented Bellman equation), by plain recursion."""
     g = mdp.gamma
 
     def v(t: int, s: int, c: float) -> float:
@@ -103,7 +103,7 @@ def _brute_force(mdp: TabularMDP, score) -> float:
     return best
 
 
-# -- invariances (risk-sensitive.md 1.8, DDP-3) -----------------------------------------------
+# -- invariances (docs/distributional_dp.md, "Verification cases") -----------------------------------------
 @pytest.mark.parametrize("gamma", [1.0, 0.8])
 @pytest.mark.parametrize("method", ["value_iteration", "policy_iteration"])
 def test_mean_equals_ordinary_value_iteration(gamma: float, method: str) -> None:
@@ -336,7 +336,7 @@ def test_stock_wrapper_tracks_the_stock_and_puts_the_post_reward_stock_in_final_
         step = wrapped.step(state, torch.randint(0, 2, (16,), generator=gen), params, gen)
         disc += 0.9**t * step.reward.double()
         after = step.final_obs[:, 5]
-        # gamma^(t+1) c_(t+1) = c_0 + discounted return so far (risk-sensitive.md 1.1)
+        # gamma^(t+1) c_(t+1) = c_0 + discounted return so far (the stock identity)
         assert torch.allclose(0.9 ** (t + 1) * after, c0 + disc, atol=1e-9)
         assert torch.equal(step.final_obs[:, 6], torch.full((16,), t + 1.0, dtype=torch.float64))
         obs, state = step.obs, step.state

@@ -1,4 +1,4 @@
-"""Dynamics-ensemble fitting (notes B6.2): a known linear system is fitted to the noise floor, early
+"""Dynamics-ensemble fitting (docs/vgdf.md): a known linear system is fitted to the noise floor, early
 stopping triggers, the predicted variance is the noise's, disagreement grows off-distribution, and
 the patience follows VGDF's schedule."""
 

@@ -1,5 +1,5 @@
 """Exact ECRM (rlsuite.agents.ecrm.exact) against brute-force enumeration, finite differences,
-hand-solved examples and the invariants of notes part 2 (section 2.6)."""
+hand-solved examples and the invariants of docs/ecrm.md, "Verification cases"."""
 
 from __future__ import annotations
 

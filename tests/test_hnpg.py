@@ -474,7 +474,8 @@ def test_metrics_offline_batch_sizes_and_act() -> None:
     obs, _ = env.reset(env.default_params(5), env.make_generator(0))
     act = agent.act(obs, deterministic=True)
     want = stacked_forward([t[0:1] for t in agent.policy.mean_net.layers()], obs.to(F64).unsqueeze(0))[0]
-    assert act.shape == (5, 10) and torch.allclose(act, want)
+    assert act.shape == (5, 10) and act.dtype == env.action_space.dtype
+    assert torch.allclose(act, want.to(act.dtype))
     metrics = agent.final_metrics(env, env.default_params(8), env.make_generator(1))
     assert list(metrics)[0] == "eval/success_rate" and metrics["hnpg/samples_to_success"] == -1.0
 

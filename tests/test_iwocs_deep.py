@@ -85,7 +85,7 @@ def _pendulum_transitions(m: float, l: float, seed: int, copies: int = 64, steps
 
 
 def test_predictor_error_separates_the_training_model_from_a_different_one():
-    """Notes §A7.2: T_hat trained on m = l = 1 data predicts it well and the heavy-long corner
+    """docs/iwocs.md: T_hat trained on m = l = 1 data predicts it well and the heavy-long corner
     (m = 2, l = 1.5) badly; rho = 0.1 separates them."""
     torch.manual_seed(0)
     heads = ExpertHeads(3, 1, [16], [64, 64])

@@ -43,7 +43,7 @@ def test_every_parameter_changes_the_dynamics_between_its_bounds(name):
 
 
 def test_floor_only_friction_is_inert_below_the_foot_friction_on_hopper():
-    """Notes §A9.1: with RRLS's floor-only write, Hopper trajectories are identical for floor
+    """docs/iwocs.md (friction): with RRLS's floor-only write, Hopper trajectories are identical for floor
     friction 0.1 and 1.8 (the foot's 2.0 wins the max); writing the feet too makes it act."""
     env = make_env("hopper_2")
     runs = {}

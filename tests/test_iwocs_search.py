@@ -47,7 +47,7 @@ def test_bad_boxes_are_rejected():
 
 
 def test_cmaes_finds_a_corner_minimum_of_a_bowl():
-    """Notes §A7.2: a quadratic bowl whose minimum sits at a box corner is found within 5 % of
+    """docs/iwocs.md: a quadratic bowl whose minimum sits at a box corner is found within 5 % of
     the range (popsize 16, 6 generations, normalized box)."""
     box = UncertaintyBox("pendulum", ("m", "l"), (0.5, 0.5), (2.0, 1.5))
     corner = torch.tensor([2.0, 0.5], dtype=torch.float64)

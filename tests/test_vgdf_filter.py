@@ -1,4 +1,4 @@
-"""VGDF's filter on a hand-built batch (notes B6.1): a known critic and an exactly known dynamics
+"""VGDF's filter on a hand-built batch (docs/vgdf.md): a known critic and an exactly known dynamics
 ensemble, scores / quantile threshold / kept set computed by hand here, the value-not-dynamics
 property, the warm-up gate, both loss normalisations and the official code's switches."""
 

@@ -44,7 +44,7 @@ def test_shipped_xml_is_the_transformation_output_and_loads(name):
     np.testing.assert_array_equal(model.actuator_gear, base.actuator_gear)
 
 
-# Body masses the notes (dynamics-shift.md B4.2) measured on the official XMLs: {body: (v5, target)}.
+# Body masses measured on the official XMLs (docs/vgdf.md): {body: (v5, target)}.
 NOTES_MASSES = {
     "halfcheetah_no_thighs": {"torso": (6.250, 8.197), "bthigh": (1.544, 0.354), "fthigh": (1.438, 0.354),
                               "bshin": (1.587, 1.497), "bfoot": (1.095, 1.160), "fshin": (1.201, 1.277),
@@ -123,7 +123,7 @@ def test_ant_short_feet_shortens_only_the_front_lower_legs():
 
 
 # -- kinematic ----------------------------------------------------------------------------------
-# Ranges in radians (notes B4.1, measured on the v5 models): joint -> target range.
+# Ranges in radians (docs/vgdf.md, measured on the v5 models): joint -> target range.
 NOTES_RANGES = {
     "halfcheetah_broken_thigh": {"bthigh": (-0.0052, 0.0105)},
     "hopper_broken_joints": {"thigh_joint": (-0.002618, 0.0), "foot_joint": (-0.31416, 0.31416)},

@@ -10,7 +10,7 @@ once from cumulative sums, see :func:`build`):
 A draw is one uniform slot ``k``, one uniform ``u``, and ``k if u < threshold[k] else alias[k]``.
 On a batch that is one ``randint``, one ``rand`` and a few gathers, whatever ``K``.
 ``torch.multinomial`` on gathered probability rows is 25-80x slower, and inverse-CDF search
-(``searchsorted``) 2-5x slower (``shared/notes/performance.md``, B5).
+(``searchsorted``) 2-5x slower (``docs/performance.md``, "Sampling from tabular transition tables").
 
 The tables here are built once per distribution, in float64, on the CPU. :func:`draw` samples
 from flat tables of many distributions at once (one row per distribution) and returns an index

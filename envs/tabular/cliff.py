@@ -1,6 +1,6 @@
 """Stochastic CliffWalking: gymnasium's 4x12 cliff grid with slips, a step cost, a cliff cost and
 an episode cap, as a :class:`TabularMDP` (the "stochastic Cliffwalk" of Yu and Ying, arXiv
-2301.10932; the paper's exact specification is unknown, ``risk-sensitive.md`` 2.5, so this one is
+2301.10932; the paper's exact specification is unknown, ``docs/ecrm.md``, "Experiments", so this one is
 ours: "Cliffwalk-like").
 
 Geometry (gymnasium ``toy_text/cliffwalking.py``): rows 0..3, columns 0..11, state ``row * 12 +

@@ -1,5 +1,5 @@
 """A 4x4 gridworld for return targeting and CVaR, after Avila Pires et al. (arXiv 2501.13028)
-section 7.1 as the third-party Stoix fork replicates it (``risk-sensitive.md`` 1.6; whether it
+section 7.1 as the third-party Stoix fork replicates it (``docs/distributional_dp.md``; whether it
 matches the paper's grid is unverified).
 
 Cells ``(row, col)``, start ``(0, 0)``, 5 actions (0 up, 1 down, 2 left, 3 right, 4 stay; moves

@@ -44,7 +44,7 @@ back as torch tensors at the end of every ``learn`` iteration.
 Deliberate difference from the official code: rho = max |eig(A)| everywhere. The official script
 passes ``max(np.linalg.eigvals(A))``; for the real-data system that is complex, and Exp3's reward
 scale, Batch-Exp3's batch length and AR2's alpha then silently use real parts of complex
-expressions (notes B7). On the synthetic systems (real eigenvalues) nothing changes.
+expressions. On the synthetic systems (real eigenvalues) nothing changes.
 """
 
 from __future__ import annotations

@@ -563,14 +563,18 @@ def concat_params(parts: list[DynLinParams]) -> DynLinParams:
 
 def learn_loop(agent: Any, total_steps: int, hooks: Any, prefix: str) -> None:
     """The iteration loop every dynamical-bandit learner shares: ``agent._play(stop_round)`` plays
-    up to a round, then one metrics dict per ``agent.config.log_every`` rounds goes to the hooks."""
+    up to a round, then one metrics dict per ``agent.config.log_every`` rounds goes to the hooks.
+
+    ``total_steps`` is the run's whole budget, as for every agent: play until round
+    ``total_steps // B``, continuing from the rounds already played (a resumed run stops where the
+    uninterrupted one does)."""
     import time
 
     from rlsuite.training import check_finite
 
     run: BanditRun = agent.run
     b = run.num_copies
-    target = run.t + total_steps // b
+    target = total_steps // b
     every = max(1, int(agent.config.log_every))
     while run.t < target:
         start_t, start_reward, tic = run.t, run.reward_sum.clone(), time.perf_counter()

@@ -287,12 +287,13 @@ class DynLinUCB:
     # -- training ---------------------------------------------------------------------------------
 
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> DynLinUCB:
-        """Play ``total_steps`` env steps summed over the ``B`` trials (``total_steps // B`` rounds each)."""
+        """Play until ``total_steps`` env steps summed over the ``B`` trials (round ``total_steps // B``),
+        continuing from the rounds already played."""
         b = self.run.num_copies
         rounds = total_steps // b
         if self._schedule is None:
             self._setup(self.horizon or max(rounds, 2))
-        target = self.run.t + rounds
+        target = rounds
         if target > int(self.schedule.sum()):
             self._extend_schedule(target)
         every = max(1, int(self.config.log_every))

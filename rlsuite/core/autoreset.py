@@ -1,6 +1,6 @@
 """Autoreset machinery shared by every env: where the initial states come from, and how they land.
 
-Two facts from the performance notes (``shared/notes/performance.md``, B3 and C) shape this file:
+Two facts (``docs/performance.md``, "Autoreset without per-step random draws on CPU") shape this file:
 
 * On CPU, drawing fresh initial states for all ``B`` copies every step costs more than the physics
   (the CPU generator makes ~4.5 ns per float), although only a few percent of copies reset. So on

@@ -22,7 +22,7 @@ Three ways a step runs:
 
 All three consume the reset pool identically (same copies restart from the same columns).
 
-Why it is written this way (``shared/notes/performance.md``, B3): on CPU an eager op costs ~2-4 us
+Why it is written this way (``docs/performance.md``, "Fixed cost per op"): on CPU an eager op costs ~2-4 us
 of dispatch whatever its size, so below a few thousand copies a step costs its op count, and the
 step spends no op it does not need. Above that, each op streams ``B`` elements, and elementwise
 float arithmetic is preferred to comparisons and selects (~4x slower per element on this CPU).

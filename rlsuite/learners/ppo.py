@@ -32,7 +32,7 @@ from rlsuite.training import TrainingHooks, check_finite
 
 @dataclass
 class PPOConfig:
-    """PPO hyperparameters (defaults: CleanRL's, with the 64-env CartPole setting of the notes)."""
+    """PPO hyperparameters (defaults: CleanRL's, with the 64-env CartPole setting of results/learners.md)."""
 
     name: str = "ppo"
     """Registry name of the agent."""

@@ -3,7 +3,7 @@ distributions (Bellemare et al. 2017's Cramer projection) on a stock grid.
 
 ``eta[s, m, a, :]`` is a categorical distribution over ``J`` return atoms ``z_j`` evenly spaced on
 ``[G_min, G_max] = [min(0, r_min), max(0, r_max)] / (1 - gamma)``, at ``M`` stocks ``c_m`` evenly
-spaced on ``[-G_max, -G_min]``. One distributional Bellman step (``risk-sensitive.md`` 1.3)::
+spaced on ``[-G_max, -G_min]``. One distributional Bellman step (``docs/distributional_dp.md``)::
 
     (T eta)(s, c, a) = law(R + gamma Z'),  c' = (c + R) / gamma,  Z' ~ eta(S', c', a*(S', c'))
 
@@ -12,7 +12,7 @@ with ``a*(s, c) = argmax_a E f(c + Z)``, ``Z ~ eta(s, c, a)`` (tie-breaking as i
 neighbouring grid stocks (a mixture of their distributions); ``R + gamma z_j`` is projected back
 onto the atoms. Clipping is exact for piecewise-affine ``f`` (``Objective.tails``): beyond
 ``-G_max`` every ``c + Z <= 0``, the greedy policy is the risk-neutral one whatever ``c``, so
-``eta(s, c') = eta(s, -G_max)``; likewise beyond ``-G_min`` (``risk-sensitive.md`` 1.4). The stock
+``eta(s, c') = eta(s, -G_max)``; likewise beyond ``-G_min`` (``docs/distributional_dp.md``). The stock
 grid and the projection are the approximations; both vanish as ``M, J`` grow.
 """
 

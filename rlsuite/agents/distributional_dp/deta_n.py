@@ -1,5 +1,5 @@
 """DηN: QR-DQN with the stock as an input, greedy by the objective (Avila Pires et al.,
-arXiv 2501.13028, section 6; ``risk-sensitive.md`` 1.5, reconstruction).
+arXiv 2501.13028, section 6; reconstructed in ``docs/distributional_dp.md``, "DηN").
 
 The network reads the stock-augmented observation of :class:`rlsuite.envs.stock.StockAugmentedEnv`
 (one-hot state or flattened observation, the stock ``c`` scaled by ``stock_scale``, and with
@@ -24,7 +24,7 @@ of fixed atoms instead, :class:`CategoricalHead`). Then:
 * CVaR / mean-CVaR deployment (RU): score candidate initial stocks ``x``
   (:func:`stock_candidates`) by ``(c0 - x) + E f(x + G)``, read off the network at the start
   states (``mean_s0 max_a mean_i f(x + theta_i(s0, x, a))``, RIGOR's procedure,
-  ``risk-sensitive.md`` 1.5) or estimated from greedy episodes (``deploy_episodes``, for the
+  ``docs/distributional_dp.md``, "DηN") or estimated from greedy episodes (``deploy_episodes``, for the
   ``deploy_shortlist`` candidates the network ranks best), and deploy the best; with
   ``deploy_snapshots`` the same search by episodes also chooses among the network's weights
   kept at the last few ``snapshot_interval`` steps (this suite's addition, not the paper's:
@@ -81,7 +81,7 @@ from rlsuite.training import LossTotals, TrainingHooks, updates_due
 @dataclass
 class DetaNConfig:
     """DηN hyperparameters (defaults: a small-gridworld setting between the Stoix fork's and
-    RIGOR's values, ``risk-sensitive.md`` 1.5; the paper's own are unknown)."""
+    RIGOR's values, ``docs/distributional_dp.md``, "DηN"; the paper's own are unknown)."""
 
     name: str = "deta_n"
     """Registry name of the agent."""
@@ -156,7 +156,7 @@ class DetaNConfig:
     ``[stock_low, stock_high]`` (unless ``stock_grid_step`` is set)."""
     stock_grid_step: float = 0.0
     """If > 0, the RU candidates are the multiples of this step in ``[stock_low, stock_high]``
-    instead: RU's optimal ``b*`` is an atom of the optimal return (``risk-sensitive.md`` 1.3), so
+    instead: RU's optimal ``b*`` is an atom of the optimal return (a quantile of it), so
     when every return lies on a lattice (integer rewards, ``gamma = 1``) only lattice stocks can
     be optimal, and a stock between two lattice points deploys a worse policy."""
     deploy_episodes: int = 0
@@ -219,7 +219,7 @@ class DetaNConfig:
 def relabel_stocks(batch: Transitions, stock_col: int, gamma: float, low: float, high: float,
                    fraction: float, generator: torch.Generator, clip: Any,
                    time_col: int | None) -> Transitions:
-    """Stock relabelling ("stock editing", RIGOR; ``risk-sensitive.md`` 1.5 [T]): the first
+    """Stock relabelling ("stock editing", third-party RIGOR; ``docs/distributional_dp.md``, "DηN"): the first
     ``round(fraction * N)`` transitions of the batch get the stock ``c~_t = gamma^-t u``,
     ``u ~ U[low, high]``, and the next stock ``c~_{t+1} = clip((c~_t + r) / gamma)``, the wrapper's
     recursion. Valid because neither the dynamics nor the rewards depend on the stock; it is the
@@ -518,7 +518,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         ``deploy_snapshots`` also the network to deploy (:attr:`deployed_net`).
 
         A candidate ``x`` scores the Rockafellar-Uryasev objective ``(c0 - x) + E f(x + G)``
-        (``risk-sensitive.md`` 1.3, 1.5), with ``E f(x + G)`` read off the network,
+        (``docs/distributional_dp.md``, "DηN"), with ``E f(x + G)`` read off the network,
         ``mean_s0 max_a mean_i f(x + theta_i(s0, x, a))`` (``deploy_episodes = 0``), or estimated
         from ``deploy_episodes`` greedy episodes deployed at ``x``. The network's estimate carries
         the quantile representation's bias: on the stochastic grid even the exact fixed point of

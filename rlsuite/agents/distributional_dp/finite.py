@@ -1,7 +1,7 @@
 """Exact stock-augmented distributional DP for finite-horizon MDPs (batched over states, stocks
 and actions; the only Python loop is over time steps).
 
-Setting (Avila Pires et al., arXiv 2501.13028, sections 3-4; ``risk-sensitive.md`` 1.1-1.4): the
+Setting (Avila Pires et al., arXiv 2501.13028, sections 3-4; ``docs/distributional_dp.md``): the
 state is ``(s, c)`` with ``c' = (c + r) / gamma``, and the greedy step at ``(s, c)`` picks
 ``argmax_a F(law(c + Z(s, c, a)))``. Internally stocks are kept on the *absolute* scale
 ``u_t = gamma^t c_t = c_0 + sum_{i<t} gamma^i r_{i+1}``, so ``c_t + G_t = gamma^-t (u_t + gamma^t G_t)``
@@ -11,7 +11,7 @@ scale-consistent ``f`` (the only ones accepted when ``gamma < 1``) ranking actio
 
 For an expected utility the greedy step sees ``eta(s, c, a)`` only through
 ``Q(s, u, a) = E f(u + gamma^t Z)``, and that functional obeys the Bellman equation on the
-augmented state (``risk-sensitive.md`` 1.2), so the backward pass carries ``Q`` (and the mean of
+augmented state (for a homogeneous ``f``), so the backward pass carries ``Q`` (and the mean of
 the greedy policy's return, the tie-breaker) rather than whole distributions; the return
 distribution of the resulting policy is then propagated forward exactly (finite support).
 
@@ -20,13 +20,13 @@ Stocks: the reachable absolute stocks of each time step are enumerated exactly
 they are clipped exactly: where ``u + gamma^t G_max(s) < 0`` every outcome has ``c + G < 0``, so
 ``E f = a_L + w_L (u + gamma^t E G)``, the greedy action is the mean-maximizing one (or the
 mean-minimizing one for a negative slope) and the value is closed form; likewise above
-``-gamma^t G_min(s)``. Both regions are absorbing (``risk-sensitive.md`` 1.4), so only the stocks
+``-gamma^t G_min(s)``. Both regions are absorbing (``docs/distributional_dp.md``), so only the stocks
 between the bounds of some state are stored.
 
 Tie-breaking (deterministic): among actions whose objective score is within
 ``1e-12 (1 + |best|)`` of the best, the one with the higher mean return of the policy that
 follows; among those, the lowest action index. (Saturating ``f`` such as ``min(x, 0)`` tie
-whole regions; this makes the solution one well-defined policy, ``risk-sensitive.md`` 1.3.)
+whole regions; this makes the solution one well-defined policy.)
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _greedy(score: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class OutcomeOperator:
-    """The MDP's outcomes as sparse matrices over *columns* (``risk-sensitive.md`` 1.3's
+    """The MDP's outcomes as sparse matrices over *columns* (the distributional Bellman step's
     ``(S', R)`` pairs): a continuing column is a (next state, distinct reward) pair some live
     outcome has, a final column a distinct reward. The backup of any table ``C [columns, N]`` of
     per-column values at every stock is then one sparse product, ``Q [S * A, N] = P @ C``: the

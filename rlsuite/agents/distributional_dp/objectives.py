@@ -1,7 +1,7 @@
 """Objective functionals of the return distribution, as small objects passed to ``solve``.
 
 Every objective here is an expected utility ``F(law(c + G)) = E f(c + G)`` of the stock-augmented
-return (Avila Pires et al., arXiv 2501.13028, section 3; ``risk-sensitive.md`` 1.1-1.3), possibly
+return (Avila Pires et al., arXiv 2501.13028, section 3; ``docs/distributional_dp.md``), possibly
 wrapped in an outer search over the initial stock (CVaR and mean-CVaR through Rockafellar-Uryasev).
 Each object says what the solver needs to know about its ``f``:
 
@@ -9,9 +9,9 @@ Each object says what the solver needs to know about its ``f``:
   returning ``[...]``;
 * ``homogeneous_degree``: ``deg`` with ``f(gamma x) = gamma^deg f(x)``, or ``None`` if unknown.
   Only such ``f`` are scale consistent, which the greedy stock DP needs when ``gamma < 1``
-  (``risk-sensitive.md`` 1.2, condition 2);
+  (the rescaling condition: the step at time ``t`` works on ``gamma^-t (c_0 + G_0)``);
 * ``tails``: if ``f`` is affine on ``(-inf, 0)`` and on ``[0, inf)``, the two pieces; the solver then
-  clips stocks exactly (``risk-sensitive.md`` 1.4: outside ``[-G_max(s), -G_min(s)]`` every
+  clips stocks exactly (``docs/distributional_dp.md``: outside ``[-G_max(s), -G_min(s)]`` every
   action's ``E f(c + G)`` is affine in ``E G``, so the greedy action and the value are closed form);
 * ``dp_stock(c0)``: the stock the DP starts from, ``outer_value``: the objective of a candidate
   initial stock (outer-search objectives only), and ``evaluate``: the objective of a given finite
@@ -97,7 +97,7 @@ class Objective:
                 f"optimized by stock-augmented DP with gamma={gamma} < 1. The greedy step at time t "
                 "ranks actions by E f(c_t + G_t) = E f(gamma^-t (c_0 + G_0)); unless f(gamma x) = "
                 "k f(x) + b with k > 0 that ranking differs from the one of E f(c_0 + G_0) "
-                "(risk-sensitive.md 1.2; Avila Pires et al. section 4). Use gamma = 1 with a horizon, "
+                "(Avila Pires et al. section 4; docs/distributional_dp.md). Use gamma = 1 with a horizon, "
                 "or pass homogeneous_degree=... if f(gamma x) = gamma^deg f(x)."
             )
 
@@ -145,7 +145,7 @@ class ExpectedUtility(Objective):
                 raise ValueError(
                     f"{self.name}: f(gamma x) != gamma^{self.homogeneous_degree} f(x) on probe "
                     f"points in [-10, 10] (gamma={gamma}), so f is not homogeneous of the declared "
-                    "degree and the stock DP cannot optimize it for gamma < 1 (risk-sensitive.md 1.2)"
+                    "degree and the stock DP cannot optimize it for gamma < 1 (docs/distributional_dp.md)"
                 )
 
 
@@ -195,7 +195,7 @@ class CVaR(Objective):
     Rockafellar-Uryasev: ``CVaR_a(Z) = max_b b + E[min(Z - b, 0)] / a``, so with the stock
     ``x = c0 - b`` the optimum is ``max_x (c0 - x) + max_pi E[min(x + G, 0)] / a``: the DP runs
     with ``f(x) = min(x, 0) / a`` (degree 1) from every candidate ``x`` at once and the best one is
-    kept (``risk-sensitive.md`` 1.3; Baeuerle and Ott 2011). The reported value is the CVaR itself.
+    kept (Baeuerle and Ott 2011). The reported value is the CVaR itself.
     """
 
     level: float = 0.1
@@ -236,7 +236,7 @@ class MeanCVaR(Objective):
     """``m E[c0 + G] + (1 - m) CVaR_level(c0 + G)`` with ``m = mean_weight``.
 
     Through RU as :class:`CVaR`, with ``f(x) = w_L min(x, 0) + w_R max(x, 0)``,
-    ``w_L = m + (1 - m) / level``, ``w_R = m`` (``risk-sensitive.md`` 1.3).
+    ``w_L = m + (1 - m) / level``, ``w_R = m`` (the weights of RIGOR's ``qrdqn_mean_cvar.py``).
     """
 
     level: float = 0.1
@@ -283,7 +283,7 @@ class Homeostatic(Objective):
 
     The rewards are the changes of ``d`` internal variables and the stock tracks them relative to
     the setpoint; ``-||x||`` (``norm="l2"`` or ``"l1"``) is homogeneous of degree 1, so it is
-    admissible for any ``gamma`` (``risk-sensitive.md`` 1.3, reconstruction).
+    admissible for any ``gamma`` (a reconstruction, ``docs/distributional_dp.md``).
     """
 
     setpoint: tuple[float, ...] = ()

@@ -1,6 +1,6 @@
 """The risk-averse policy-gradient agent for ECRM objectives (Yu and Ying, arXiv 2301.10932).
 
-One iteration (notes 2.4, rewards convention)::
+One iteration (``docs/ecrm.md``, "Algorithms and switches"; rewards convention)::
 
     collect the first episode of every env copy        (episodes.py; first step: first-step actor)
     (+ explore_starts episodes from uniform states)    (tabular NPG / actor-critic: Q tables only)
@@ -66,7 +66,7 @@ def risk_adjusted_rewards(ep: Episodes, cfg: ECRMConfig) -> tuple[torch.Tensor, 
 
 def reinforce_surrogate(model: ECRMModel, ep: Episodes, cfg: ECRMConfig) -> torch.Tensor:
     """``(1/B) sum_episodes sum_t gamma^t log pi(a_t | s_t) G_t`` (no baseline, no entropy): its
-    gradient is the Monte-Carlo REINFORCE estimate of ``dJ/dtheta`` (notes 2.3)."""
+    gradient is the Monte-Carlo REINFORCE estimate of ``dJ/dtheta`` (``docs/ecrm.md``, "Gradients")."""
     stage, thr, disc = risk_adjusted_rewards(ep, cfg)
     ret = obj.reward_to_go(torch.where(ep.valid, stage + thr, 0.0), ep.valid, cfg.gamma)
     t_len, b = ep.reward.shape
@@ -163,7 +163,7 @@ class ECRM(InteractionCounters):
         self.eta_range: tuple[float, float] | None = None
         if mdp is not None and self.tabular:
             # VaR of a next reward lies between the smallest and largest reward (or the 0 of
-            # the absorbing stage): clip there (notes 2.7).
+            # the absorbing stage): clip there, as a VaR outside that range is never optimal.
             self.eta_range = (min(float(mdp.reward.min()), 0.0), max(float(mdp.reward.max()), 0.0))
             # Exact ECRMs (a policy conditioned on the previous threshold is read as one of the
             # previous pair, [S, A, S, A]).
@@ -412,7 +412,7 @@ class ECRM(InteractionCounters):
     def _critic_advantages(self, ep: Episodes, stage: torch.Tensor, thr: torch.Tensor,
                            obs: torch.Tensor, action: torch.Tensor, idx: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """SARSA critic of the risk-adjusted process (notes 2.3) and the actor's advantages."""
+        """SARSA critic of the risk-adjusted process (``docs/ecrm.md``) and the actor's advantages."""
         cfg = self.config
         t_len, b = ep.reward.shape
         all_obs = ep.obs.reshape(t_len * b, *ep.obs.shape[2:])
@@ -501,7 +501,7 @@ class ECRM(InteractionCounters):
         With entropy regularization tau the step is Cen et al.'s (2022) ``theta <- (1 - step tau)
         theta + step Q_tau``, applied separately to the first-step and the later-stage tables.
 
-        The ECRM's ``Q`` of an action (notes 2.3) is its own stage signal plus the value of the
+        The ECRM's ``Q`` of an action (``docs/ecrm.md``) is its own stage signal plus the value of the
         pair: first stage ``R(s, a) + U(s, a)``, later stages ``E[stage_t | s_t = s, a_t = a] +
         U(s, a)``, with ``U(s, a) = thr(s, a) + E[stage_{t+1} + U(s_{t+1}, a_{t+1})]`` the
         actor-critic's pair value, which does not depend on how ``(s, a)`` was reached. Four

@@ -1,8 +1,8 @@
 """Hyperparameters of the ECRM agent (risk-averse policy gradient, Yu and Ying arXiv 2301.10932).
 
-The paper's step sizes, batch sizes and coefficients are unknown (``risk-sensitive.md`` 2.4-2.5,
-tag [U]); the defaults here are ours, chosen on stochastic CliffWalking. Choices the notes mark
-unknown are switches: ``share_first_policy`` (separate first-step policy or not),
+The paper's step sizes, batch sizes and coefficients are unknown (``docs/ecrm.md``,
+"Sources and what could be read"); the defaults here are ours, chosen on stochastic CliffWalking.
+Choices the paper leaves open are switches: ``share_first_policy`` (separate first-step policy or not),
 ``condition_on_prev`` (the actor also sees the previous stage's threshold, the class in which the
 exact optimum lies), ``eta_weighting`` (how the threshold step is weighted).
 """
@@ -67,7 +67,7 @@ class ECRMConfig:
     eta_weighting: str = "uniform"
     """``uniform``: the per-sample quantile-regression step ``alpha - 1{R' < eta}`` averaged per
     (s, a) (tabular) or per sample (neural); ``objective``: the sampled gradient of J itself,
-    weighted by ``gamma^t lam / alpha`` (notes 2.3). Both have the VaR as fixed point."""
+    weighted by ``gamma^t lam / alpha`` (``docs/ecrm.md``, "Gradients"). Both have the VaR as fixed point."""
     critic_lr: float = 0.5
     """Critic step size (actor-critic; tables: fraction of the TD error per iteration; networks:
     Adam's rate)."""
@@ -84,7 +84,7 @@ class ECRMConfig:
     """Baseline step size (tables: fraction of the error per iteration; networks: Adam's rate)."""
     ent_coef: float = 0.0
     """Entropy regularization tau: adds ``-tau log pi(a_t | s_t)`` to every stage's reward
-    (entropy-regularized NPG, notes 2.3); 0 for none."""
+    (entropy-regularized NPG, Cen et al. 2022); 0 for none."""
     log_barrier: float = 0.0
     """Log-barrier regularizer kappa of the softmax PG analysis (Agarwal et al. 2021 sec. 5.2;
     the paper's setting 2): adds ``kappa / (S A) sum log pi`` of each table to the actor's

@@ -1,7 +1,7 @@
 """Exact expected conditional risk measures (ECRMs) of tabular policies, and their gradients.
 
 Definitions (Yu and Ying, arXiv 2301.10932, after Homem-de-Mello and Pagnoncelli 2016; the
-details are reconstructed in ``risk-sensitive.md`` part 2), in the suite's *reward* convention
+details are reconstructed in ``docs/ecrm.md``), in the suite's *reward* convention
 (rewards maximized, risk of a reward from its lower tail; the ECRM of costs ``c`` is minus the
 ECRM of rewards ``-c``)::
 
@@ -11,12 +11,12 @@ ECRM of rewards ``-c``)::
 ``R_t`` is the reward of step ``t`` (drawn from the outcome of ``(s_t, a_t)``); the first step
 acts with ``first_policy``, every later step with ``policy`` (the paper's separate first-step
 policy). Stage ``t``'s risk is conditional on the previous state *and action* (the conditioning
-the notes pick, section 2.7). Episodes that terminate continue in a zero-reward absorbing state,
+chosen in ``docs/ecrm.md``). Episodes that terminate continue in a zero-reward absorbing state,
 so ``R_t | (s_{t-1}, a_{t-1})`` has an atom at 0 of the termination probability; the stage after
 the time limit ``H`` does not exist.
 
 With the Rockafellar-Uryasev (RU) threshold ``eta(s, a)``, decided together with ``a`` at ``s``,
-the per-stage objective becomes an expectation (the notes' ``k_t``, sign-flipped for rewards)::
+the per-stage objective becomes an expectation (the threshold is chosen one stage ahead)::
 
     g_eta(s, a) = (1 - lam) E[R'] + lam (eta(s, a) + E[min(R' - eta(s, a), 0)] / alpha)
     J(pi, eta)  = E[R_1] + sum_{t >= 2} gamma^(t-1) E[ g_eta(s_{t-1}, a_{t-1}) ]
@@ -110,7 +110,7 @@ def next_reward_distribution(
 
 def optimal_thresholds(mdp: TabularMDP, policy: torch.Tensor, alpha: float) -> torch.Tensor:
     """``eta*(s, a)``: the lower ``alpha``-quantile (VaR) of ``R' | (s, a)``, ``[S, A]``; it
-    maximizes :func:`ru_objective` over ``eta`` (test E-5 of the notes)."""
+    maximizes :func:`ru_objective` over ``eta`` (checked in ``docs/ecrm.md``, "Verification cases")."""
     values, probs = next_reward_distribution(mdp, policy)
     return value_at_risk(values, probs.detach(), alpha, tail="lower")
 
@@ -164,7 +164,7 @@ def exact_ecrm(
             one, ``gamma < 1`` is required and the infinite sum is solved linearly.
         policy: ``[S, A]`` action probabilities of every step after the first, or ``[S, A, S, A]``
             conditioned on the previous pair (``policy[s, a, s']``: the law at ``s'`` after
-            ``(s, a)``; the class that holds the exact optimum, notes 2.2).
+            ``(s, a)``; the class that holds the exact optimum, ``docs/ecrm.md``, "Objective").
         alpha: CVaR tail mass in ``(0, 1]``; ``1`` gives the mean.
         lam: risk weight in ``[0, 1]``; ``0`` gives the expected return.
         first_policy: ``[S, A]`` first-step policy (default: ``policy``; required for a
@@ -190,7 +190,7 @@ def optimal_conditioned_ecrm(
     ``[S, A, S, A]`` decision rule used when ``h`` stages remain after the pair's own (the
     optimum is time-dependent in general; with ``horizon = 2`` there is one rule).
 
-    DP over remaining stages (notes 2.2: the optimum is Markov in ``(s_{t-1}, a_{t-1}, s_t)``).
+    DP over remaining stages (the optimum is Markov in ``(s_{t-1}, a_{t-1}, s_t)``).
     With ``W_0 = 0`` and ``R'`` the next reward after ``(s, a)`` (0 w.p. the termination
     probability), the RU form makes the choice at each pair an inner linear problem::
 
@@ -278,7 +278,7 @@ def exact_gradients(
     first_policy: torch.Tensor | None = None,
     horizon: int | None = None,
 ) -> ECRMGradients:
-    """Gradients of ``J(pi, eta)`` from the policy-gradient and quantile formulas (notes 2.3).
+    """Gradients of ``J(pi, eta)`` from the policy-gradient and quantile formulas (``docs/ecrm.md``).
 
     With ``d_t(s, a)`` the probability that step ``t`` is taken at ``(s, a)``::
 
@@ -289,7 +289,7 @@ def exact_gradients(
         dJ/deta(s, a) = sum_{t=1..H-1} gamma^t d_t(s, a) lam [1 - P(R' < eta(s, a)) / alpha]
 
     ``h`` is stage ``t``'s own signal, which depends on the previous pair through its threshold
-    (the causality pitfall of notes 2.7); ``W_h`` is the value of the ``h`` stages after a pair.
+    (the causality rule of ``docs/ecrm.md``); ``W_h`` is the value of the ``h`` stages after a pair.
     Softmax gradients follow by :func:`softmax_gradient`. Needs a finite horizon.
     """
     _check_risk(alpha, lam)

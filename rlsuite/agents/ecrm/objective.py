@@ -1,7 +1,7 @@
 """The sampled ECRM objective: risk-adjusted stage rewards, reward-to-go, threshold targets.
 
 All functions are pure and work on time-major ``[T, B]`` tensors of the first episode of each
-copy (``valid`` marks its steps). In the rewards convention (notes 2.2 with the signs flipped),
+copy (``valid`` marks its steps). In the rewards convention (``docs/ecrm.md``, "Objective"),
 step ``t`` (0-based) of an episode earns::
 
     k_t = R_t                                                 (t = 0, the first stage: its mean)
@@ -13,7 +13,7 @@ step ``t`` (0-based) of an episode earns::
 with ``eta_t = eta(s_t, a_t)``. ``E[sum_t gamma^t k_t] = J(pi, eta)`` of
 :func:`rlsuite.agents.ecrm.exact.ru_objective`, a lower bound on the ECRM that is tight at
 ``eta = VaR``. The score-function gradient pairs ``log pi(a_t | s_t)`` with the reward-to-go from
-``t`` *including* ``k_t`` (it depends on ``a_t`` through ``R_t``; notes 2.7, causality).
+``t`` *including* ``k_t`` (it depends on ``a_t`` through ``R_t``: causality).
 """
 
 from __future__ import annotations

@@ -294,17 +294,20 @@ class HNPG(InteractionCounters):
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """Actions for observations of any steps (the step is read off the observation)."""
+        """Actions for observations of any steps (the step is read off the observation), in the
+        env's action dtype: the policy computes in ``config.dtype``, and the env casts the action to
+        float32 before its softmax anyway, so rounding here changes no env step."""
         _, h = self.env.decode_latent_and_step(obs)  # type: ignore[attr-defined]
         h = h.clamp_max(self.horizon - 1)
         x = obs.to(self.dtype)
         mean = per_sample_forward(self.policy.mean_net.layers(), x, h)
+        out_dtype = self.env.action_space.dtype
         if deterministic:
-            return mean
+            return mean.to(out_dtype)
         std = self.policy.log_std[:, 0].index_select(0, h).exp()
-        return mean + std * torch.randn(
+        return (mean + std * torch.randn(
             mean.shape, generator=self.generator, dtype=self.dtype, device=mean.device
-        )
+        )).to(out_dtype)
 
     def _step_policy(self, generator: torch.Generator):
         """Rollout policy for copies that all start at h = 0 and step together (h = call index)."""

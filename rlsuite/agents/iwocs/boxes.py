@@ -8,7 +8,7 @@ App. H, Table 5) and :meth:`UncertaintyBox.params` maps points to per-copy param
 or a CMA-ES population is one batched rollout.
 
 Grid convention: ``linspace(low, high, n)`` per axis, both bounds included (M2TD3's
-``evaluate.py``; RRLS's ``arange`` grid leaves the upper bound out, notes §A5.3).
+``evaluate.py``; RRLS's ``arange`` grid leaves the upper bound out; ``docs/iwocs.md``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class UncertaintyBox:
 BOXES: dict[str, UncertaintyBox] = {
     # Pendulum-v1 mass x length (nominal 1, 1). Torque over gravity, 2 u_max / (m g l), is 0.4 at
     # the nominal model and falls as m l grows. The default box keeps m l <= 1.5 so that the worst
-    # models stay learnable at a CPU budget; the notes' wider box (§A7.3, m l up to 3) is
+    # models stay learnable at a CPU budget; the wider box of the usual CPU recipe (m l up to 3) is
     # "pendulum_mass_length_wide": there a 6k-step SAC trained on the (2, 1.5) corner itself
     # scores -978 on it (measured, 20 episodes), i.e. no method swings it up and the worst-case
     # comparison is noise.
@@ -105,7 +105,7 @@ BOXES: dict[str, UncertaintyBox] = {
     "pendulum_mass_length_wide": UncertaintyBox("pendulum", ("m", "l"), (0.5, 0.5), (2.0, 1.5)),
     "pendulum_mass_length_gravity": UncertaintyBox(
         "pendulum", ("m", "l", "g"), (0.5, 0.5, 8.0), (2.0, 1.5, 12.0)),
-    # notes §A7.3: CartPole masspole x length (half-length, gymnasium's convention), nominal
+    # The CPU recipe's CartPole box: masspole x length (half-length, gymnasium's convention), nominal
     # (0.1, 0.5); force_mag for the 3-D set (nominal 10). The batched CartPole recomputes
     # total_mass and polemass_length from the params every step (the gymnasium pitfall is moot).
     "cartpole_masspole_length": UncertaintyBox(

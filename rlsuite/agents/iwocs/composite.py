@@ -4,7 +4,7 @@ At state ``s_t`` expert ``j`` is *trusted* iff its next-state predictor explains
 that led here: ``|T_hat_j(s_{t-1}, a_{t-1}) - s_t|_1 <= rho_j``. Among trusted experts the one with
 the lowest unregularized value of its own action, ``j* = argmin_j Q_j(s, pi_j(s))``, acts; when no
 expert is trusted, the fallback (the domain-randomized SAC) acts. At the first step of an episode
-there is no previous transition and every expert is trusted (the paper does not say; notes §A4.1).
+there is no previous transition and every expert is trusted (the paper does not say; ``docs/iwocs.md``).
 
 This is "pick the most pessimistic expert", not an argmax over a min of Q's: each expert's Q is
 only meaningful for its own policy.

@@ -3,7 +3,7 @@
 * An *unregularized* twin Q of the expert's own policy, target ``r + gamma (1 - terminated)
   min_i Qbar_i(s', a')`` with ``a' ~ pi(s')`` and no entropy term. SAC's soft Q carries the
   entropy bonus, whose scale depends on each expert's temperature, so soft values of different
-  experts cannot be compared; the composite policy compares these instead (notes §A9.8). The paper
+  experts cannot be compared; the composite policy compares these instead. The paper
   gives Q one more hidden layer than SAC's critic.
 * A deterministic next-state predictor ``T_hat(s, a)`` trained with the L1 loss
   ``|T_hat(s, a) - s'|_1`` on the expert's replay ("predictive coding"): its one-step error on the

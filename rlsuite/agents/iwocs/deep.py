@@ -1,4 +1,4 @@
-"""Deep IWOCS on the batched engine (paper §4-5, App. F-H; notes §A2, §A4.2), scaled for CPU minutes.
+"""Deep IWOCS on the batched engine (paper §4-5, App. F-H; ``docs/iwocs.md``), scaled for CPU minutes.
 
 Phases, each one static RL problem solved by the shared SAC learner::
 
@@ -6,7 +6,7 @@ Phases, each one static RL problem solved by the shared SAC learner::
               its worst case is searched (the composite with no expert, a candidate to keep)
               T_1  = the initial model: the nominal (reference) model (``initial_model="nominal"``,
                      Algorithm 1's T_0, solved before any search), or the fallback's worst case
-                     (``initial_model="fallback_worst_case"``, the notes' reading of §5, A4.2)
+                     (``initial_model="fallback_worst_case"``, another reading of §5)
     phase i   expert i = fresh SAC on the static model T_i, with the extra heads of App. F
               (unregularized Q, next-state predictor) trained alongside through the SAC's hook
               threshold sweep: for each rho in ``thresholds`` build the composite policy (experts
@@ -17,7 +17,7 @@ Phases, each one static RL problem solved by the shared SAC learner::
     ("stalled": the next expert would repeat one, paper §4)
     the policy kept is the composite of the phase whose searched worst case was best (the
     fallback alone for phase 0): as in the tabular version, the result is the best *evaluated*
-    worst case over iterations, since adding an expert can make the composite worse (notes §A9.7)
+    worst case over iterations, since adding an expert can make the composite worse
 
 Why the nominal model first (the default): the composite acts with the trusted expert whose own
 value is lowest, so an expert that failed to learn its model (low value *because* its policy is
@@ -26,7 +26,7 @@ the fallback's accidents (a poorly trained DR SAC fails on arbitrary mid-box mod
 expert is spent there). Algorithm 1 starts from an initial model T_0 and the reference model is
 the natural one; measured on Pendulum in ``results/iwocs.md``.
 
-Differences from the paper, mostly for a CPU budget of minutes (notes §A7.3): SAC with 64-64
+Differences from the paper, mostly for a CPU budget of minutes (``docs/iwocs.md``): SAC with 64-64
 nets and a few thousand steps per model instead of 0.8 M; CMA-ES populations of 8 instead of 100
 (the grid search uses the 10 x 10 evaluation grid, as IWOCS* did); the kept composite is the best
 searched one, not the last; no early stop on ``|worst case - Q estimate| <= eps`` (the estimate,
@@ -71,7 +71,7 @@ INITIAL_MODELS = ("nominal", "fallback_worst_case")
 
 @dataclass
 class IWOCSConfig:
-    """Deep IWOCS hyperparameters (defaults: the scaled-down Pendulum recipe, notes §A7.3)."""
+    """Deep IWOCS hyperparameters (defaults: the scaled-down Pendulum recipe of ``docs/iwocs.md``)."""
 
     name: str = "iwocs"
     """Registry name of the agent."""
@@ -377,7 +377,11 @@ class IWOCS:
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Networks, thresholds, models, trace and counters at the last phase boundary (a phase
-        interrupted midway is rerun on resume)."""
+        interrupted midway is rerun on resume), and :meth:`act`'s memory of the previous transition
+        (so a loaded agent continues an episode with the same trusted experts)."""
+        memory = self._policy
+        acting = None if memory is None or memory.prev_obs is None else {
+            "prev_obs": memory.prev_obs, "prev_action": memory.prev_action}
         return {
             "fallback": None if self.fallback is None else self.fallback.state_dict(),
             "experts": [{"nets": e.nets.state_dict(), "heads": e.heads.state_dict(),
@@ -387,6 +391,7 @@ class IWOCS:
             "global_step": self.global_step, "iteration": self.iteration,
             "best_experts": self.best_experts, "best_worst": self.best_worst,
             "search_generator": self.search_generator.get_state(),
+            "acting": acting,
         }
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
@@ -415,6 +420,10 @@ class IWOCS:
         self.best_worst = float(data["best_worst"])
         self.search_generator.set_state(data["search_generator"])
         self._policy = None
+        acting = data.get("acting")  # absent in checkpoints written before it was saved
+        if acting is not None and self.fallback is not None:
+            self._policy = self.composite()
+            self._policy.prev_obs, self._policy.prev_action = acting["prev_obs"], acting["prev_action"]
 
 
 def config_replace(config: IWOCSConfig, **changes: Any) -> IWOCSConfig:

@@ -2,8 +2,8 @@
 gymnasium ``*-v5`` env factories with settable params. Needs the ``mujoco`` extra.
 
 Each parameter writes one field of the compiled model (``env.unwrapped.model``; gymnasium >= 1.0
-wrappers do not forward attributes, notes §A9.10): a body mass (``body_mass[body]``) or the
-sliding friction of some geoms (``geom_friction[geoms, 0]``). Pitfalls handled (notes §A9):
+wrappers do not forward attributes): a body mass (``body_mass[body]``) or the
+sliding friction of some geoms (``geom_friction[geoms, 0]``). Pitfalls handled (``docs/iwocs.md``):
 
 * Bodies are addressed by *name* in the v5 models, not by index, except M2TD3's Ant
   "front-right-leg" mass, which M2TD3 writes to ``body_mass[4]``, the unnamed ankle body of the

@@ -2,7 +2,7 @@
 and, where the paper is silent, from the official code's configs (Kavka1/VGDF ``config/vgdf/*.yaml``).
 
 Every place the official code departs from the paper's text is a switch here whose default is the
-paper's; the code's value is named in the field's docstring (notes ``dynamics-shift.md`` B8).
+paper's; the code's value is named in the field's docstring (``docs/vgdf.md`` lists them).
 """
 
 from __future__ import annotations

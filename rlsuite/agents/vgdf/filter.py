@@ -12,7 +12,7 @@ For each source transition ``(s, a, r, s')``:
    ``1 - xi`` quantile of the batch's scores (linear interpolation) are kept (top ``xi`` = 25 %).
 
 Where the official code (Kavka1/VGDF ``agent/vgdf.py``) departs from the paper's text, each
-function takes a switch whose default is the paper's (notes ``dynamics-shift.md`` B8):
+function takes a switch whose default is the paper's (``docs/vgdf.md``):
 
 * ``next_state``: ``"sample"`` draws ``s_i' ~ N(mu_i, sigma_i^2)`` (the paper: a sample of model
   ``i``); ``"mean"`` uses ``mu_i``; ``"mean_plus_var"`` uses ``mu_i + sigma_i^2`` (the code).
