@@ -495,8 +495,8 @@ def report(data: dict[str, Any]) -> None:
             "somewhat by contention for the shared cores and caches).",
             "",
             "| H | offline collect (50k episodes) wall s | before: backward sweep cpu s | now: backward "
-            "sweep wall s / cpu s | now vs before (cpu) | official cpu s | now vs official (cpu) | cpu growth "
-            "vs H=5 (now, backward) | now: parallel sweep wall s / cpu s | load avg |",
+            "sweep wall s / cpu s | now vs before (cpu) | official cpu s | now vs official (cpu) | "
+            "cpu growth vs H=5 (now, backward) | now: parallel sweep wall s / cpu s | load avg |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         rows = sorted(timing_rows.items(), key=lambda kv: int(kv[0]))
