@@ -354,7 +354,7 @@ def _nonrectangular_lines(nr: dict[str, Any]) -> list[str]:
         f"`solve_tabular`, tie-break {st['tie_break']}. Gap = (brute force - IWOCS) / |brute force| "
         "of the worst-case value from the start state.", "",
         "| instances | median gap | mean gap | max gap | gap > 1% | converged (gap > 1%) | "
-        "stalled (gap > 1%) | rectangular hull (robust VI), median gap |",
+        "stalled (gap > 1%) | robust VI on the sa-rectangular hull (a lower bound), median gap |",
         "|---|---|---|---|---|---|---|---|",
         f"| {n} | {sm['median_gap']:.1%} | {sm['mean_gap']:.1%} | {sm['max_gap']:.1%} | "
         f"{sm['fraction_above_threshold']:.0%} | {conv.get('count', 0)} "
