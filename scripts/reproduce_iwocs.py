@@ -131,7 +131,7 @@ def _run_seed(job: tuple[int, dict[str, Any]]) -> tuple[dict[str, Any], dict[str
     agent = IWOCS(cfg, env, env.default_params(kw["num_envs"]), seed).learn(10**9)
     t_iwocs = time.process_time() - tic
     # Baselines get IWOCS's total training budget (the paper compares at equal env steps, 4 M for
-    # 2-D sets, notes A4.2); search roll-outs are not counted, as in the paper (notes A9.9).
+    # 2-D sets); search roll-outs are not counted, as in the paper.
     budget = kw["baseline_steps"] or agent.global_step
     tic = time.process_time()
     nom = train_nominal(cfg.sac, env, nominal, kw["num_envs"], budget, seed)

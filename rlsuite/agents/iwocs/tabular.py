@@ -12,7 +12,7 @@ The loop, for a finite set of models sharing states and actions::
         stop if |V^{pi_i}_{T_{i+1}} - estimate_i| <= tol, estimate_i = sum_s initial(s) Q_i(s, pi_i(s))
         stop (stalled) if T_{i+1} is already in ``found``: Q_{i+1} = Q_i, so pi_{i+1} = pi_i and the
              loop would repeat forever (paper §4: "premature stopping can occur if T_{i+1} is among
-             T_i"; notes §A7.1)
+             T_i")
 
 Why stopping by the criterion is optimal (sa-rectangular sets): ``estimate_i`` is an upper bound of
 the robust value (paper Property 1), and ``V^{pi_i}_{T_{i+1}}`` is a policy's worst case, a lower
