@@ -32,7 +32,7 @@ PAPERS: dict[str, tuple[str, list[list[str]]]] = {
     ),
     "iwocs": (
         "Zouitine et al. 2024, IWOCS robust MDPs -> results/iwocs.md",
-        [["scripts/reproduce_iwocs.py"]],
+        [["scripts/reproduce_iwocs.py"], ["scripts/iwocs_nonrectangular.py"]],
     ),
     "hnpg": (
         "Zhou et al. 2023, hybrid NPG on the combination lock -> results/hnpg.md",

@@ -322,20 +322,23 @@ def test_deta_n_cvar_trades_mean_for_cvar_against_risk_neutral_qrdqn() -> None:
 
 @pytest.mark.slow
 def test_deta_n_cvar_is_within_5_percent_of_the_exact_optimum() -> None:
-    """One DηN network with the settings of ``experiment=stockgrid_deta_n_cvar`` (seed 1, 120k
+    """One DηN network with the settings of ``experiment=stockgrid_deta_n_cvar`` (seed 2, 120k
     env steps, the last five 10k-step snapshots kept), deployed for CVaR_0.25 and CVaR_0.5 by
     the RU search over (snapshot, stock) pairs (each snapshot's five best candidates re-scored by
     30,000 greedy episodes each): the exact CVaR of the deployed policy is within 5% of the exact
     optimum at both levels. Over 10^4 episodes the empirical CVaR_0.5 is within 5% as well; the
     empirical CVaR_0.25 is too noisy for that (its 95% CI spans about +-15%), so there its CI
-    must cover the optimum. Seed 1 is the seed whose final network alone deploys CVaR_0.25 about
-    21% below the optimum (``results/distributional_dp.md``)."""
+    must cover the optimum. Seed 2 is the hardest seed of ``results/distributional_dp_grid.json``
+    for this deployment (CVaR_0.25 4.2% and CVaR_0.5 1.0% below the optimum with that script's
+    random stream, the largest gaps of the three seeds); its final network's own reading deploys
+    CVaR_0.25 9.6% below. With this test's stream (generator seed 0) it deployed the optimum at
+    both levels when last run (snapshots 110,016 and 100,032). About 10 CPU-minutes."""
     env, sto = stock_grid_env(stochastic=True), stock_grid(stochastic=True)
     cfg = DetaNConfig(objective="cvar", level=0.25, relabel_fraction=0.75, stock_low=-14.0,
                       stock_high=4.0, kappa=0.0, stock_grid_step=1.0, time_one_hot=True, utd=0.5,
                       hidden_sizes=[256, 256], deploy_episodes=30_000, deploy_shortlist=5,
                       deploy_snapshots=5, snapshot_interval=10_000)
-    agent = DetaN(cfg, env, env.default_params(16), seed=1).learn(120_000)
+    agent = DetaN(cfg, env, env.default_params(16), seed=2).learn(120_000)
     # The first iteration past every multiple of 10k env steps (64 steps an iteration).
     assert [step for step, _ in agent.snapshots] == [80_000, 90_048, 100_032, 110_016, 120_000]
     gen = torch.Generator().manual_seed(0)

@@ -5,7 +5,8 @@ Modules, one job each:
 * :mod:`~rlsuite.agents.iwocs.exact` - batched exact evaluation and policy iteration over a stack
   of tabular models; :mod:`~rlsuite.agents.iwocs.reference` - robust value iteration
   (sa-rectangular) and brute force over deterministic policies; :mod:`~rlsuite.agents.iwocs.sets` -
-  sa-rectangular product sets (random ones, the route-choice stall case);
+  sa-rectangular product sets (random ones, the route-choice stall case) and random non-rectangular
+  finite sets;
   :mod:`~rlsuite.agents.iwocs.tabular` - :func:`solve_tabular`, the paper's Algorithm 1.
 * :mod:`~rlsuite.agents.iwocs.boxes` - uncertainty boxes over the classic-control params;
   :mod:`~rlsuite.agents.iwocs.search` - worst-case search by grid and CMA-ES, batched rollouts.
@@ -16,7 +17,12 @@ Modules, one job each:
 
 from rlsuite.agents.iwocs.exact import ModelStack, evaluate_policies, solve_models
 from rlsuite.agents.iwocs.reference import RobustSolution, brute_force, robust_value_iteration
-from rlsuite.agents.iwocs.sets import random_rectangular_set, rectangular_product, route_choice_set
+from rlsuite.agents.iwocs.sets import (
+    random_finite_set,
+    random_rectangular_set,
+    rectangular_product,
+    route_choice_set,
+)
 from rlsuite.agents.iwocs.tabular import (
     DEFAULT_TIE_BREAK,
     TIE_BREAK_KEYS,
@@ -27,7 +33,8 @@ from rlsuite.agents.iwocs.tabular import (
 
 __all__ = [
     "DEFAULT_TIE_BREAK", "TIE_BREAK_KEYS", "IterationRecord", "ModelStack", "RobustSolution",
-    "TabularIWOCSResult", "brute_force", "evaluate_policies", "random_rectangular_set",
+    "TabularIWOCSResult", "brute_force", "evaluate_policies", "random_finite_set",
+    "random_rectangular_set",
     "rectangular_product", "robust_value_iteration", "route_choice_set", "solve_models",
     "solve_tabular",
 ]

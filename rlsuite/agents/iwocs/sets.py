@@ -6,6 +6,9 @@ candidate rows per uncertain ``(s, a)`` and ``U`` uncertain pairs the product ha
 pair, in row-major ``(s, a)`` order, varies slowest; choice 0 comes first), which is the order in
 which the paper's brute-force worst-case search enumerates them (App. E: strict ``<``, so the
 first minimizer wins). Used by the tests and ``scripts/reproduce_iwocs.py``.
+
+:func:`random_finite_set` draws the opposite case, a finite set that is not rectangular (used by
+``scripts/iwocs_nonrectangular.py``).
 """
 
 from __future__ import annotations
@@ -72,6 +75,22 @@ def rectangular_product(
     return models
 
 
+def _random_rows(
+    count: int, num_states: int, num_actions: int, sparsity: int, generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random candidates ``(P [count, S, A, S], R [count, S, A])``, float64: each row puts
+    Dirichlet(1) mass on ``sparsity`` random next states; rewards are uniform in ``[0, 1]``."""
+    c, s, a = count, num_states, num_actions
+    if not 1 <= sparsity <= s:
+        raise ValueError(f"sparsity = {sparsity} must be in [1, num_states = {s}]")
+    support = torch.rand(c, s, a, s, generator=generator).argsort(-1)[..., :sparsity]
+    weights = -torch.rand(c, s, a, sparsity, generator=generator, dtype=torch.float64).log()
+    p = torch.zeros(c, s, a, s, dtype=torch.float64).scatter_(-1, support, weights)
+    p = p / p.sum(-1, keepdim=True)
+    r = torch.rand(c, s, a, generator=generator, dtype=torch.float64)
+    return p, r
+
+
 def random_rectangular_set(
     num_states: int, num_actions: int, num_choices: int, num_uncertain: int,
     gamma: float, generator: torch.Generator, sparsity: int = 2,
@@ -81,16 +100,29 @@ def random_rectangular_set(
     Rows put mass on ``sparsity`` random next states (Dirichlet(1) weights); rewards are uniform in
     ``[0, 1]`` per candidate, so models differ in rewards as well as transitions. Start state 0.
     """
-    c, s, a = num_choices, num_states, num_actions
-    support = torch.rand(c, s, a, s, generator=generator).argsort(-1)[..., :sparsity]
-    weights = -torch.rand(c, s, a, sparsity, generator=generator, dtype=torch.float64).log()
-    p = torch.zeros(c, s, a, s, dtype=torch.float64).scatter_(-1, support, weights)
-    p = p / p.sum(-1, keepdim=True)
-    r = torch.rand(c, s, a, generator=generator, dtype=torch.float64)
+    s, a = num_states, num_actions
+    p, r = _random_rows(num_choices, s, a, sparsity, generator)
     flat = torch.randperm(s * a, generator=generator)[:num_uncertain]
     unc = torch.zeros(s * a, dtype=torch.bool)
     unc[flat] = True
     return rectangular_product(p, r, unc.reshape(s, a), 0, gamma)
+
+
+def random_finite_set(
+    num_states: int, num_actions: int, num_models: int, gamma: float,
+    generator: torch.Generator, sparsity: int = 2,
+) -> list[TabularMDP]:
+    """A random *non-rectangular* finite set: ``num_models`` independent random MDPs (rows and
+    rewards drawn as in :func:`random_rectangular_set`), start state 0.
+
+    Model ``m`` uses its own candidate ``m`` at every ``(s, a)`` at once: the set is the "diagonal"
+    of the product set over the same candidates, so the adversary cannot mix one model's row at one
+    state with another model's row elsewhere (the product, its sa-rectangular hull, could).
+    """
+    if num_models < 1:
+        raise ValueError(f"random_finite_set: num_models = {num_models} must be >= 1")
+    p, r = _random_rows(num_models, num_states, num_actions, sparsity, generator)
+    return [TabularMDP.from_dense(p[m], r[m], 0, gamma=gamma) for m in range(num_models)]
 
 
 def route_choice_set(p_high: float = 0.9, p_low: float = 0.3, safe_reward: float = 0.7,

@@ -19,6 +19,14 @@ the robust value (paper Property 1), and ``V^{pi_i}_{T_{i+1}}`` is a policy's wo
 bound; when they meet, ``pi_i`` is robust-optimal. The reported value is the best *evaluated*
 worst case over iterations, never ``Q_i`` (an upper bound only).
 
+Non-rectangular sets (a few arbitrary models, or one parameter value shared by every state): the
+criterion, when met, still certifies the best deterministic worst case from a single start state,
+but the loop often stalls first, below it. ``Q*_T`` credits the agent with knowing ``T`` after its
+first action, and without rectangularity no model in the set need have the robust value as its
+optimal value, so ``Q_i`` can stay above the robust value after every model has been found
+(``tests/test_iwocs_tabular.py``, two models: 0.27 against brute force's 0.63;
+``scripts/iwocs_nonrectangular.py`` measures the gap on random sets).
+
 Tie-breaking among equally bad models (worst-case values within ``tie_tol`` of the minimum) is a
 sequence of keys applied in order, the model index last:
 
