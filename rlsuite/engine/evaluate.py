@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.fastpath import FusedPolicy, fast_env
 from rlsuite.engine.rollout import EpisodeStats, Policy
+from rlsuite.engine.syncguard import host_sync_point
 
 CHECK_EVERY = 32
 """Steps between the (host-syncing) checks whether every copy has finished."""
@@ -55,6 +57,8 @@ def evaluate(
         if env.max_episode_steps is None:
             raise ValueError("evaluate: the env has no time limit; pass max_steps")
         max_steps = episodes * env.max_episode_steps
+    if isinstance(policy, FusedPolicy):  # the fast path: a fused policy steps a fused env
+        env = fast_env(env)
     obs, env_state = env.reset(params, generator)
     b = obs.shape[0]
     device = obs.device
@@ -76,10 +80,13 @@ def evaluate(
             lengths[rows, slot] = torch.where(done, finished_length, lengths[rows, slot])
             count = count + done.long()
             obs, env_state = step.obs, step.state
-            if (t + 1) % CHECK_EVERY == 0 and bool((count >= episodes).all()):
-                break
-    if not bool((count >= episodes).all()):
+            if (t + 1) % CHECK_EVERY == 0:
+                with host_sync_point():  # the loop's one intended sync, every CHECK_EVERY steps
+                    if bool((count >= episodes).all()):
+                        break
+    with host_sync_point():
         missing = int((count < episodes).sum())
+    if missing:
         raise ValueError(f"evaluate: {missing} copies did not finish {episodes} episodes "
                          f"within max_steps={max_steps}")
     return EvalResult(returns[:, :episodes], lengths[:, :episodes])
