@@ -32,6 +32,7 @@ def test_fused_rollout_equals_eager_in_float64_env() -> None:
     env = envs.make("cartpole", dtype=torch.float64)
     agent = _agent(env)
     fused, fused_state = _rollout(agent, agent.fused_policy(False))
+    fused_stream = agent.policy_generator.get_state()
     eager, eager_state = _rollout(agent, agent._eager_rollout_policy)
     assert int(eager.done.sum()) >= 50  # many autoresets inside the window
     for name in ("obs", "next_obs", "reward", "episode_return", "episode_length", "action",
@@ -42,7 +43,7 @@ def test_fused_rollout_equals_eager_in_float64_env() -> None:
     torch.testing.assert_close(fused.extras["value"], eager.extras["value"], rtol=0, atol=1e-5)
     assert torch.equal(fused_state.obs, eager_state.obs)
     # Same generator use: both policy streams end in the same state.
-    assert torch.equal(agent.policy_generator.get_state(), agent.policy_generator.get_state())
+    assert torch.equal(fused_stream, agent.policy_generator.get_state())
 
 
 def test_fused_rollout_float32_env_agrees_within_tolerance() -> None:
@@ -130,3 +131,22 @@ def test_collection_and_evaluation_never_sync_with_the_host(monkeypatch) -> None
     with pytest.raises(HostSyncError), no_host_sync():
         collect(eager_env, state, agent.params, agent._eager_rollout_policy, 60,
                 eager_env.make_generator(1))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_collection_and_evaluation_pass_cuda_sync_debug_mode() -> None:
+    env = envs.make("cartpole", device="cuda")
+    agent = _agent(env)
+    policy, greedy = agent.fused_policy(False), agent.greedy_policy()
+    _rollout(agent, policy, steps=2)  # compile outside the checked region
+    evaluate(greedy, env, env.default_params(16), 1, env.make_generator(3))
+    state = start(env, agent.params, env.make_generator(0))
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        data, _ = collect(env, state, agent.params, policy, 60, env.make_generator(1))
+        with no_host_sync():
+            collect(env, state, agent.params, policy, 60, env.make_generator(1))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert data.obs.device.type == "cuda" and int(data.done.sum()) > 0

@@ -202,7 +202,11 @@ class PPO(InteractionCounters):
             )
         torch.manual_seed(seed)  # network initialisation
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
+        # The fast path steps Adam with torch's fused kernel (one call for all parameters).
+        fused = {"fused": True} if config.fast_path else {}
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.learning_rate, eps=1e-5, **fused
+        )
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self._policies: dict[bool, FusedPolicy] = {}
@@ -340,7 +344,9 @@ class PPO(InteractionCounters):
                 loss, stats = ppo_loss(self.model, {k: v[idx] for k, v in flat.items()}, cfg)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(
+                    self.model.parameters(), cfg.max_grad_norm, foreach=cfg.fast_path or None
+                )
                 self.optimizer.step()
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0) + v
