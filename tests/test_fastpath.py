@@ -66,6 +66,16 @@ def test_fused_rollout_on_a_continuous_env_keeps_raw_and_clipped_actions() -> No
     torch.testing.assert_close(fused.obs, eager.obs, rtol=0, atol=1e-4)
 
 
+def test_fused_policy_on_an_eager_tabular_env_equals_eager() -> None:
+    # Not a classic-control env: the env steps eagerly, only the (one-hot input) policy is fused.
+    env = envs.make("frozenlake")
+    agent = _agent(env, copies=8)
+    fused, _ = _rollout(agent, agent.fused_policy(False), steps=50)
+    eager, _ = _rollout(agent, agent._eager_rollout_policy, steps=50)
+    assert torch.equal(fused.action, eager.action) and torch.equal(fused.obs, eager.obs)
+    torch.testing.assert_close(fused.extras["log_prob"], eager.extras["log_prob"], rtol=0, atol=1e-6)
+
+
 def test_fused_evaluation_equals_eager_evaluation() -> None:
     env = envs.make("cartpole", dtype=torch.float64)
     agent = _agent(env)

@@ -6,6 +6,10 @@ minibatch updates. Discrete actions use a categorical policy, Box actions a diag
 a state-independent log-std. Every random draw (actions, minibatch order) comes from the agent's
 own generator, so a seeded run is bit-identical on CPU and a resumed run continues exactly.
 
+With ``fast_path`` on (the default) acting, collecting and greedy evaluation run through fused
+kernels (:class:`~rlsuite.engine.fastpath.FusedPolicy`, the env's fused step) and Adam through
+torch's fused kernel; the random draws are the eager path's (``tests/test_fastpath.py``).
+
 Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
 ``train/policy_gradient_loss``, ``train/value_loss``, ``train/entropy_loss``, ``train/approx_kl``,
 ``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``.
