@@ -146,8 +146,22 @@ def collect(
     """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    if isinstance(policy, FusedPolicy):  # the fast path: a fused policy steps a fused env
-        env = fast_env(env)
+    if isinstance(policy, FusedPolicy):
+        # The fast path: a fused policy steps a fused env. No autograd here, as in evaluate, so
+        # both share the env's kernels (grad mode is part of a compiled kernel's key).
+        with torch.no_grad():
+            return _collect(fast_env(env), state, params, policy, num_steps, generator)
+    return _collect(env, state, params, policy, num_steps, generator)
+
+
+def _collect(
+    env: BatchedEnv,
+    state: RolloutState,
+    params: Any,
+    policy: Policy,
+    num_steps: int,
+    generator: torch.Generator,
+) -> tuple[Rollout, RolloutState]:
     obs, env_state, episode = state.obs, state.env_state, state.episode
     out: Rollout | None = None
     for t in range(num_steps):
