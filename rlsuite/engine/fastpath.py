@@ -133,7 +133,8 @@ class FusedPolicy:
 
     Args:
         kernel: the fused step; outputs are ``(env_action, *extras)`` in ``extras`` order.
-        weights: returns the current weight tensors (detached views of the live parameters).
+        weights: returns the weight tensors: the live parameters themselves (the kernel runs
+            without autograd), so optimizer steps and ``load_state_dict`` are seen.
         noise: ``noise(obs, generator)`` draws the step's randomness (None: deterministic).
         generator: the policy's generator (None for a deterministic policy).
         extras: names of the extra outputs.
