@@ -50,6 +50,16 @@ def _warn_once(what: str, error: BaseException) -> None:
         )
 
 
+def _announce(line: str) -> None:
+    """Print ``line`` to stderr on its own line, above the CLI's progress bar if one is shown."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a dependency of rlsuite; kept optional for this message
+        print(line, file=sys.stderr, flush=True)
+    else:
+        tqdm.write(line, file=sys.stderr)
+
+
 class FastKernel:
     """A :class:`CompiledKernel` with a name: compilations are timed, printed and counted, and a
     failed compilation falls back to running ``fn`` eagerly (one warning per name).
@@ -86,8 +96,7 @@ class FastKernel:
         if self._kernel.cache_size() > before:
             _COMPILE_SECONDS[0] += seconds
             if VERBOSE:
-                print(f"rlsuite: compiling {self.name} ... {seconds:.2f} s", file=sys.stderr,
-                      flush=True)
+                _announce(f"rlsuite: compiling {self.name} ... {seconds:.2f} s")
         return out
 
     def __call__(self, *args: torch.Tensor, static: Hashable = None) -> Sequence[torch.Tensor]:
