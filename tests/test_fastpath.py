@@ -160,3 +160,30 @@ def test_cuda_collection_and_evaluation_pass_cuda_sync_debug_mode() -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert data.obs.device.type == "cuda" and int(data.done.sum()) > 0
+
+
+def test_fused_policy_reads_the_live_weights() -> None:
+    # Weights are kernel inputs, not constants baked in at trace time: an optimizer step or a
+    # load_state_dict after the first call changes what the compiled policy computes.
+    env = envs.make("cartpole")
+    agent = _agent(env)
+    obs = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    greedy = agent.greedy_policy()
+    before = greedy(obs)[0]
+    with torch.no_grad():
+        for p in agent.model.actor.parameters():
+            p.mul_(-1.0)  # biases start at 0 and tanh is odd: every logit, so the action, flips
+    after = greedy(obs)[0]
+    assert torch.equal(after, agent.model.sample(obs, None, True)[0])
+    assert torch.equal(after, 1 - before)
+
+
+def test_fast_env_is_a_cached_compiled_twin_that_follows_the_time_limit() -> None:
+    env = envs.make("cartpole")
+    twin = fastpath.fast_env(env)
+    assert twin is not env and twin.compiled and not env.compiled
+    assert fastpath.fast_env(env) is twin and fastpath.fast_env(twin) is twin
+    env.max_episode_steps = 7
+    assert fastpath.fast_env(env).max_episode_steps == 7
+    tabular = envs.make("frozenlake")
+    assert fastpath.fast_env(tabular) is tabular
