@@ -294,5 +294,8 @@ def _final_eval(agent: Any, env: BatchedEnv, cfg: DictConfig) -> dict[str, float
         if not metrics:
             raise ValueError(f"{type(agent).__name__}.final_metrics returned no metrics")
         return metrics
-    result = evaluate(lambda obs: agent.act(obs, deterministic=True), env, eval_params, 1, generator)
+    # An agent with a fused greedy policy (PPO's fast path) is evaluated as a fused rollout.
+    greedy = getattr(agent, "greedy_policy", None)
+    policy = greedy() if greedy is not None else lambda obs: agent.act(obs, deterministic=True)
+    result = evaluate(policy, env, eval_params, 1, generator)
     return {"eval/mean_reward": float(result.mean_return.mean())}

@@ -47,7 +47,9 @@ def _train_with_evals(agent, env, eval_copies: int, threshold: float, every: int
                 return
             clock["next"] += every
             tic = time.perf_counter()
-            score = float(evaluate(lambda o: agent.act(o, deterministic=True), env, eval_params, 1,
+            greedy = getattr(agent, "greedy_policy", None)  # fused evaluation where there is one
+            policy = greedy() if greedy else lambda o: agent.act(o, deterministic=True)
+            score = float(evaluate(policy, env, eval_params, 1,
                                    env.make_generator(10_000 + step)).mean_return.mean())
             clock["eval"] += time.perf_counter() - tic
             wall = time.perf_counter() - clock["start"]

@@ -110,7 +110,7 @@ def restart_stacked(
     still written in place on CPU and must be a fresh tensor. Where nothing resets (known on CPU
     without a sync), ``fields`` come back unchanged and ``any_reset`` is False.
     """
-    if not done.is_cpu:
+    if not uses_pool(done.device):
         return (*restart_by_select(fields, time, done, sample, generator), pool, True)
     index = reset_indices(done)
     if index.size == 0:

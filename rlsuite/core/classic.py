@@ -77,18 +77,25 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         # Scalars as 0-dim tensors: an op with a Python scalar pays ~2 us to wrap it, every step.
         self._one = torch.ones((), dtype=torch.int32, device=self.device)
         self._physics = self._physics_kernel
+        self._fused_step = False
+        if compile:
+            self.enable_compile()
+
+    def enable_compile(self) -> None:
+        """Switch this env to fused steps (what ``compile=True`` does; the fast path calls it
+        on a copy of an eager env, :func:`rlsuite.engine.fastpath.fast_env`)."""
+        self.compiled = True
         # On CPU, compile=True fuses the whole step (_flat_step); elsewhere the physics
         # (_flat_physics), with resets by torch.where outside it.
-        self._fused_step = compile and autoreset.uses_pool(self.device)
-        if compile:
-            self._kernel = CompiledKernel(self._flat_physics)
-            self._step_kernel = CompiledKernel(self._flat_step)
-            # Above SMALL_BATCH the fused step calls ATen's cumsum; inductor's C++ wrapper makes
-            # that call and the output allocations from C++ (measured: ~20 us less per step; it
-            # compiles slower, ~4 s with a cold cache).
-            self._large_step_kernel = CompiledKernel(self._flat_step, {"cpp_wrapper": True})
-            self._last_params: Any = None
-            self._physics = self._compiled_physics
+        self._fused_step = autoreset.uses_pool(self.device)
+        self._kernel = CompiledKernel(self._flat_physics)
+        self._step_kernel = CompiledKernel(self._flat_step)
+        # Above SMALL_BATCH the fused step calls ATen's cumsum; inductor's C++ wrapper makes
+        # that call and the output allocations from C++ (measured: ~20 us less per step; it
+        # compiles slower, ~4 s with a cold cache).
+        self._large_step_kernel = CompiledKernel(self._flat_step, {"cpp_wrapper": True})
+        self._last_params: Any = None
+        self._physics = self._compiled_physics
 
     # -- what a subclass writes -------------------------------------------------------------
     @abc.abstractmethod

@@ -92,7 +92,16 @@ class CompiledKernel:
 
         with torch.no_grad():
             graph = make_fx(flat, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
-            compiled = inductor_compile(graph, list(args), options=self.options)
+            # TorchInductor's on-disk FX graph cache keys a graph with the shape env of the
+            # tracing context and bypasses the cache where there is none (TorchDynamo sets one;
+            # make_fx does not). A context with a fresh static-shape fake mode turns the cache
+            # on: a warm start loads the compiled graph instead of lowering it again.
+            context = _tracing_context()
+            if context is None:
+                compiled = inductor_compile(graph, list(args), options=self.options)
+            else:
+                with torch._guards.tracing(context):
+                    compiled = inductor_compile(graph, list(args), options=self.options)
 
         def run(call_args: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
             out = compiled(*call_args)
@@ -101,3 +110,15 @@ class CompiledKernel:
             return out
 
         return run
+
+
+def _tracing_context() -> Any:
+    """A TorchDynamo-style tracing context (static shapes) for TorchInductor's FX graph cache,
+    or None where this torch has no such API."""
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+        return torch._guards.TracingContext(FakeTensorMode(shape_env=ShapeEnv(), static_shapes=True))
+    except (AttributeError, ImportError, TypeError):
+        return None

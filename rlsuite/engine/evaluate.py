@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.fastpath import FastKernel, FusedPolicy, fast_env
 from rlsuite.engine.rollout import EpisodeStats, Policy
+from rlsuite.engine.syncguard import host_sync_point
 
 CHECK_EVERY = 32
 """Steps between the (host-syncing) checks whether every copy has finished."""
@@ -55,6 +57,8 @@ def evaluate(
         if env.max_episode_steps is None:
             raise ValueError("evaluate: the env has no time limit; pass max_steps")
         max_steps = episodes * env.max_episode_steps
+    if isinstance(policy, FusedPolicy):  # the fast path: a fused policy steps a fused env
+        env = fast_env(env)
     obs, env_state = env.reset(params, generator)
     b = obs.shape[0]
     device = obs.device
@@ -63,23 +67,72 @@ def evaluate(
     count = torch.zeros(b, dtype=torch.int64, device=device)
     stats = EpisodeStats.zeros(b, device)
     rows = torch.arange(b, device=device)
+    # On the fast path the per-step bookkeeping below is one fused kernel (_bookkeeping).
+    record = _RECORD_KERNEL if isinstance(policy, FusedPolicy) else None
     with torch.no_grad():
         for t in range(max_steps):
             result = policy(obs)
             action = result[0] if isinstance(result, tuple) else result
             step = env.step(env_state, action, params, generator)
-            done = step.terminated | step.truncated
-            stats, finished_return, finished_length = stats.update(step.reward, done)
-            # Column `episodes` is a sink for episodes beyond those requested.
-            slot = torch.clamp(count, max=episodes)
-            returns[rows, slot] = torch.where(done, finished_return, returns[rows, slot])
-            lengths[rows, slot] = torch.where(done, finished_length, lengths[rows, slot])
-            count = count + done.long()
+            if record is not None:
+                returns, lengths, count, ep_return, ep_length = record(
+                    returns, lengths, count, stats.returns, stats.lengths, step.reward,
+                    step.terminated, step.truncated,
+                )
+                stats = EpisodeStats(ep_return, ep_length)
+            else:
+                returns, lengths, count, stats = _bookkeeping(
+                    returns, lengths, count, stats, step.reward, step.terminated | step.truncated,
+                    rows, episodes,
+                )
             obs, env_state = step.obs, step.state
-            if (t + 1) % CHECK_EVERY == 0 and bool((count >= episodes).all()):
-                break
-    if not bool((count >= episodes).all()):
+            if (t + 1) % CHECK_EVERY == 0:
+                with host_sync_point():  # the loop's one intended sync, every CHECK_EVERY steps
+                    if bool((count >= episodes).all()):
+                        break
+    with host_sync_point():
         missing = int((count < episodes).sum())
+    if missing:
         raise ValueError(f"evaluate: {missing} copies did not finish {episodes} episodes "
                          f"within max_steps={max_steps}")
     return EvalResult(returns[:, :episodes], lengths[:, :episodes])
+
+
+def _bookkeeping(
+    returns: torch.Tensor,
+    lengths: torch.Tensor,
+    count: torch.Tensor,
+    stats: EpisodeStats,
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    rows: torch.Tensor,
+    episodes: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, EpisodeStats]:
+    """Add one step to the running episodes; file the finished ones in their copy's next slot.
+
+    ``returns`` / ``lengths`` are ``[B, episodes + 1]``: column ``episodes`` is a sink for episodes
+    beyond those requested. Writes into ``returns`` and ``lengths`` in place and returns them.
+    """
+    stats, finished_return, finished_length = stats.update(reward, done)
+    slot = torch.clamp(count, max=episodes)
+    returns[rows, slot] = torch.where(done, finished_return, returns[rows, slot])
+    lengths[rows, slot] = torch.where(done, finished_length, lengths[rows, slot])
+    return returns, lengths, count + done.long(), stats
+
+
+def _record_step(
+    returns: torch.Tensor, lengths: torch.Tensor, count: torch.Tensor, ep_return: torch.Tensor,
+    ep_length: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor,
+    truncated: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """:func:`_bookkeeping` as a pure function of tensors (out of place), for fusing."""
+    rows = torch.arange(returns.shape[0], device=returns.device)
+    returns, lengths = returns.clone(), lengths.clone()
+    returns, lengths, count, stats = _bookkeeping(
+        returns, lengths, count, EpisodeStats(ep_return, ep_length), reward,
+        terminated | truncated, rows, returns.shape[1] - 1,
+    )
+    return returns, lengths, count, stats.returns, stats.lengths
+
+
+_RECORD_KERNEL = FastKernel("evaluation bookkeeping", _record_step)

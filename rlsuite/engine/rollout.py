@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.fastpath import FusedPolicy, fast_env
 
 PolicyOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
 Policy = Callable[[torch.Tensor], PolicyOutput]
@@ -134,7 +135,9 @@ def collect(
         env: the batched env.
         state: from :func:`start` or a previous ``collect``.
         params: the env's per-copy params (``B`` copies).
-        policy: maps ``obs [B, ...]`` to actions, optionally with extras to store.
+        policy: maps ``obs [B, ...]`` to actions, optionally with extras to store. A
+            :class:`~rlsuite.engine.fastpath.FusedPolicy` also switches the env to its fused step
+            (:func:`~rlsuite.engine.fastpath.fast_env`): same transitions, same generator use.
         num_steps: T.
         generator: the env's randomness (the policy owns its own).
 
@@ -143,6 +146,22 @@ def collect(
     """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if isinstance(policy, FusedPolicy):
+        # The fast path: a fused policy steps a fused env. No autograd here, as in evaluate, so
+        # both share the env's kernels (grad mode is part of a compiled kernel's key).
+        with torch.no_grad():
+            return _collect(fast_env(env), state, params, policy, num_steps, generator)
+    return _collect(env, state, params, policy, num_steps, generator)
+
+
+def _collect(
+    env: BatchedEnv,
+    state: RolloutState,
+    params: Any,
+    policy: Policy,
+    num_steps: int,
+    generator: torch.Generator,
+) -> tuple[Rollout, RolloutState]:
     obs, env_state, episode = state.obs, state.env_state, state.episode
     out: Rollout | None = None
     for t in range(num_steps):

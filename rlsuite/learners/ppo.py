@@ -6,6 +6,10 @@ minibatch updates. Discrete actions use a categorical policy, Box actions a diag
 a state-independent log-std. Every random draw (actions, minibatch order) comes from the agent's
 own generator, so a seeded run is bit-identical on CPU and a resumed run continues exactly.
 
+With ``fast_path`` on (the default) acting, collecting and greedy evaluation run through fused
+kernels (:class:`~rlsuite.engine.fastpath.FusedPolicy`, the env's fused step) and Adam through
+torch's fused kernel; the random draws are the eager path's (``tests/test_fastpath.py``).
+
 Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
 ``train/policy_gradient_loss``, ``train/value_loss``, ``train/entropy_loss``, ``train/approx_kl``,
 ``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``.
@@ -24,7 +28,9 @@ from torch import nn
 from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
+from rlsuite.engine.fastpath import FastKernel, FusedPolicy
 from rlsuite.engine.interaction import Interaction, InteractionCounters
+from rlsuite.learners import heads
 from rlsuite.learners.nets import flat_dim, mlp
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingHooks, check_finite
@@ -66,6 +72,9 @@ class PPOConfig:
     """Hidden layer widths of the (separate) actor and critic MLPs."""
     init_log_std: float = 0.0
     """Initial log standard deviation of Gaussian policies."""
+    fast_path: bool = True
+    """Act, collect and evaluate through fused kernels (``rlsuite.engine.fastpath``); False
+    forces the eager path (op by op, nothing compiled)."""
 
     CHECKS: ClassVar[rules.Checks] = {
         "num_steps": rules.POSITIVE_INT, "learning_rate": rules.POSITIVE, "anneal_lr": rules.FLAG,
@@ -109,8 +118,16 @@ class ActorCritic(nn.Module):
         """V(obs), ``[N]``."""
         return self.critic(self.features(obs)).squeeze(-1)
 
+    def forward(
+        self, obs: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One rollout step: ``(action, log_prob, value)`` (see :meth:`act_with_noise`)."""
+        action, log_prob = self.act_with_noise(obs, noise)
+        return action, log_prob, self.value(obs)
+
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        """The policy's action distribution at ``obs``."""
+        """The policy's action distribution at ``obs`` (for analysis; the learner's hot paths use
+        the plain-tensor heads of :mod:`rlsuite.learners.heads`)."""
         out = self.actor(self.features(obs))
         # validate_args=False: diverged (NaN) weights must reach the once-per-iteration check in
         # learn (TrainingDiverged), not fail inside torch.distributions' argument checks.
@@ -118,33 +135,42 @@ class ActorCritic(nn.Module):
             return torch.distributions.Categorical(logits=out, validate_args=False)
         return torch.distributions.Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
 
+    def draw_noise(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One step's randomness, ``[N, out_dim]``: uniforms (Gumbel-max) for a categorical policy,
+        standard normals for a Gaussian one. Drawn outside the networks so a fused policy step
+        consumes the generator exactly as the eager one does."""
+        shape = (obs.shape[0], self.actor[-1].out_features)
+        if self.discrete:
+            return torch.rand(shape, generator=generator, device=obs.device)
+        return torch.randn(shape, generator=generator, device=obs.device)
+
+    def act_with_noise(
+        self, obs: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(action, log_prob)`` at ``obs`` given the step's ``noise`` (None: the greedy / mean
+        action). A pure function of the weights and its arguments, so it can be fused."""
+        out = self.actor(self.features(obs))
+        if self.discrete:
+            action = out.argmax(-1) if noise is None else heads.categorical_sample(out, noise)
+            return action, heads.categorical_log_prob(out, action)
+        log_std = self.log_std.expand_as(out)
+        action = out if noise is None else heads.normal_sample(out, log_std, noise)
+        return action, heads.normal_log_prob(action, out, log_std)
+
     def sample(
         self, obs: torch.Tensor, generator: torch.Generator, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw actions from the generator; return ``(action, log_prob)``."""
-        dist = self.distribution(obs)
-        if self.discrete:
-            logits = dist.logits
-            if deterministic:
-                action = logits.argmax(-1)
-            else:  # Gumbel-max: a categorical draw from an explicit generator
-                u = torch.rand(logits.shape, generator=generator, device=logits.device)
-                action = (logits - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(-1)
-            return action, dist.log_prob(action)
-        mean, std = dist.mean, dist.stddev
-        if deterministic:
-            action = mean
-        else:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-            action = mean + std * noise
-        return action, dist.log_prob(action).sum(-1)
+        noise = None if deterministic else self.draw_noise(obs, generator)
+        return self.act_with_noise(obs, noise)
 
     def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability of ``action`` and the policy entropy at ``obs``, both ``[N]``."""
-        dist = self.distribution(obs)
+        out = self.actor(self.features(obs))
         if self.discrete:
-            return dist.log_prob(action), dist.entropy()
-        return dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+            return heads.categorical_log_prob_entropy(out, action)
+        log_std = self.log_std.expand_as(out)
+        return heads.normal_log_prob(action, out, log_std), heads.normal_entropy(log_std)
 
 
 def ppo_loss(
@@ -192,16 +218,60 @@ class PPO(InteractionCounters):
                                 f"must divide num_envs * num_steps = {batch}")
         torch.manual_seed(seed)  # network initialisation
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5)
+        # The fast path steps Adam with torch's fused kernel (one call for all parameters).
+        fused = {"fused": True} if config.fast_path else {}
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.learning_rate, eps=1e-5, **fused
+        )
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
+        self._policies: dict[bool, FusedPolicy] = {}
+        self._weights = tuple(self.model.parameters())
+        self._weight_names = tuple(name for name, _ in self.model.named_parameters())
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Actions for a batch of observations (greedy / mean action when ``deterministic``)."""
+        if self.config.fast_path:
+            return self.fused_policy(deterministic)(obs)[0]
         action, _ = self.model.sample(obs, self.policy_generator, deterministic)
         return self._to_env(action)
+
+    def greedy_policy(self) -> Any:
+        """The greedy policy as an engine ``Policy`` for :func:`~rlsuite.engine.evaluate.evaluate`
+        (a :class:`FusedPolicy`, whose evaluation is fused, unless ``fast_path`` is off)."""
+        if self.config.fast_path:
+            return self.fused_policy(True)
+        return lambda obs: self.act(obs, deterministic=True)
+
+    def fused_policy(self, deterministic: bool) -> FusedPolicy:
+        """The rollout policy (``deterministic=False``: env action, raw action, log-prob and value)
+        or the greedy one, as one fused kernel over the live weights."""
+        policy = self._policies.get(deterministic)
+        if policy is None:
+            model, names = self.model, self._weight_names
+
+            def step(*flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                n = len(names)
+                weights, obs = dict(zip(names, flat[:n], strict=True)), flat[n]
+                noise = None if deterministic else flat[n + 1]
+                action, log_prob, value = torch.func.functional_call(
+                    model, weights, (obs, noise)
+                )
+                if deterministic:
+                    return (self._to_env(action),)
+                return self._to_env(action), action, log_prob, value
+
+            what = "ppo greedy policy" if deterministic else "ppo rollout policy"
+            policy = self._policies[deterministic] = FusedPolicy(
+                FastKernel(what, step), lambda: self._weights,
+                None if deterministic else model.draw_noise,
+                None if deterministic else self.policy_generator,
+                () if deterministic else ("raw_action", "log_prob", "value"),
+                static=deterministic,
+            )
+        return policy
 
     def _to_env(self, action: torch.Tensor) -> torch.Tensor:
         space = self.env.action_space
@@ -210,10 +280,18 @@ class PPO(InteractionCounters):
         return action
 
     @torch.no_grad()
-    def _rollout_policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _eager_rollout_policy(
+        self, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         action, log_prob = self.model.sample(obs, self.policy_generator)
         extras = {"raw_action": action, "log_prob": log_prob, "value": self.model.value(obs)}
         return self._to_env(action), extras
+
+    def _rollout_policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The policy ``collect`` steps with: fused on the fast path, else op by op."""
+        if self.config.fast_path:
+            return self.fused_policy(False)(obs)
+        return self._eager_rollout_policy(obs)
 
     # -- learning ---------------------------------------------------------------------------
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> PPO:
@@ -233,7 +311,8 @@ class PPO(InteractionCounters):
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             # ---- rollout
-            data = self.interaction.collect(self._rollout_policy, cfg.num_steps)
+            rollout_policy = self.fused_policy(False) if cfg.fast_path else self._eager_rollout_policy
+            data = self.interaction.collect(rollout_policy, cfg.num_steps)
             # ---- advantages: bootstrap from V(pre-reset next obs), cut traces at episode ends
             with torch.no_grad():
                 t, b = data.num_steps, data.num_envs
@@ -279,7 +358,9 @@ class PPO(InteractionCounters):
                 loss, stats = ppo_loss(self.model, {k: v[idx] for k, v in flat.items()}, cfg)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(
+                    self.model.parameters(), cfg.max_grad_norm, foreach=cfg.fast_path or None
+                )
                 self.optimizer.step()
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0) + v

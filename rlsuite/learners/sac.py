@@ -26,13 +26,13 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
+from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
@@ -90,20 +90,6 @@ def mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
     for a, b in zip(dims[:-1], dims[1:], strict=True):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
-
-
-def squashed_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """log-density of ``tanh(u)`` when ``u ~ N(mean, exp(log_std))``, summed over action dims.
-
-    Change of variables (paper, appendix C): ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2)``,
-    with ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, exact and finite for large |u|.
-    The density is that of the action in ``[-1, 1]^d`` (as in SB3), so the entropy target
-    ``-dim(A)`` does not depend on the env's action bounds.
-    """
-    z = (u - mean) * torch.exp(-log_std)
-    gaussian = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
-    return (gaussian - log_det).sum(-1)
 
 
 class SquashedGaussianActor(nn.Module):

@@ -1,0 +1,188 @@
+"""The fast path: policies and env steps as fused kernels, compile time shown and counted.
+
+An eager rollout step costs its op count: on this project's 2-core CPU the policy forward and
+sampling through ``nn.Module`` and ``torch.distributions`` took ~1.5 ms of a ~1.7 ms PPO step. On
+the fast path a policy is a pure function of ``(weights..., obs, noise)`` fused by TorchInductor
+(:class:`~rlsuite.core.compiled.CompiledKernel`, one call of ~20-40 us), and a classic-control
+env steps through its own fused step (``compile=True``, :func:`fast_env`). The randomness never
+enters compiled code: the caller draws the step's uniforms / normals from its generator with the
+same calls the eager policy makes, so the random streams are those of the eager path.
+
+What it costs: every new kernel signature (policy, batch size, deterministic or not) compiles once
+per process, ~1-3 s on this CPU with a cold cache and a fraction of that warm (TorchInductor's FX
+graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_$USER``). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
+to stderr and is added to :func:`compile_seconds`. Where compilation fails (no C++ compiler, an
+op inductor cannot trace) the kernel warns once and runs eagerly.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import torch
+
+from rlsuite.core.compiled import CompiledKernel, signature
+
+_COMPILE_SECONDS = [0.0]
+_WARNED: set[str] = set()
+VERBOSE = True
+"""Print each compilation phase to stderr (``rlsuite: compiling ...``)."""
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling fast-path kernels so far."""
+    return _COMPILE_SECONDS[0]
+
+
+def _warn_once(what: str, error: BaseException) -> None:
+    if what not in _WARNED:
+        _WARNED.add(what)
+        warnings.warn(
+            f"rlsuite fast path: compiling {what} failed ({type(error).__name__}: {error}); "
+            "running it eagerly", RuntimeWarning, stacklevel=3,
+        )
+
+
+def _announce(line: str) -> None:
+    """Print ``line`` to stderr on its own line, above the CLI's progress bar if one is shown."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a dependency of rlsuite; kept optional for this message
+        print(line, file=sys.stderr, flush=True)
+    else:
+        tqdm.write(line, file=sys.stderr)
+
+
+class FastKernel:
+    """A :class:`CompiledKernel` with a name: compilations are timed, printed and counted, and a
+    failed compilation falls back to running ``fn`` eagerly (one warning per name).
+
+    Args:
+        name: shown in the ``compiling ...`` line and the warning.
+        fn: pure function of its tensor arguments returning a tuple of tensors.
+        options: TorchInductor options (see ``CompiledKernel``).
+    """
+
+    def __init__(self, name: str, fn: Callable[..., tuple[torch.Tensor, ...]],
+                 options: dict | None = None) -> None:
+        self.name = name
+        self.fn = fn
+        # vec_isa_ok: trust the CPU's reported vector ISA instead of proving it by building and
+        # loading a test library in a fresh Python subprocess, per ISA, in every process
+        # (measured ~3-7 s of each cold start on this machine).
+        self._kernel = CompiledKernel(fn, {"cpp.vec_isa_ok": True, **(options or {})})
+        self._failed = False
+
+    def call(self, args: tuple[torch.Tensor, ...], key: Hashable) -> Sequence[torch.Tensor]:
+        """Run on ``args``; ``key`` must determine their signature (see ``CompiledKernel.call``)."""
+        if self._failed:
+            return list(self.fn(*args))
+        before = self._kernel.cache_size()
+        tic = time.perf_counter()
+        try:
+            out = self._kernel.call(args, key)
+        except Exception as error:  # noqa: BLE001 - any compiler failure: fall back, once
+            self._failed = True
+            _warn_once(self.name, error)
+            return list(self.fn(*args))
+        seconds = time.perf_counter() - tic
+        if self._kernel.cache_size() > before:
+            _COMPILE_SECONDS[0] += seconds
+            if VERBOSE:
+                _announce(f"rlsuite: compiling {self.name} ... {seconds:.2f} s")
+        return out
+
+    def __call__(self, *args: torch.Tensor, static: Hashable = None) -> Sequence[torch.Tensor]:
+        """Run on ``args`` (their signature computed here)."""
+        return self.call(args, (static, signature(args)))
+
+
+_TWINS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def fast_env(env: Any) -> Any:
+    """``env`` with its step fused: a ``compile=True`` twin of a classic-control env (cached per
+    env object), ``env`` itself for any other env or one already compiled.
+
+    The twin shares everything with ``env`` (spaces, constants, time limit) and steps the same
+    transitions; only how the step runs differs (``core/classic.py``).
+    """
+    from rlsuite.core.classic import ClassicControlEnv
+
+    if not isinstance(env, ClassicControlEnv) or env.compiled:
+        return env
+    twin = _TWINS.get(env)
+    if twin is None:
+        twin = copy.copy(env)
+        twin.enable_compile()
+        # The twin's kernels, named: their compilation is shown and counted like the policy's.
+        name = getattr(env, "name", type(env).__name__)
+        twin._kernel = FastKernel(f"{name} physics", twin._flat_physics)
+        twin._step_kernel = FastKernel(f"{name} step", twin._flat_step)
+        twin._large_step_kernel = FastKernel(f"{name} step", twin._flat_step,
+                                             {"cpp_wrapper": True})
+        _TWINS[env] = twin
+    twin.max_episode_steps = env.max_episode_steps  # follow a reassigned time limit
+    return twin
+
+
+class FusedPolicy:
+    """A policy whose step is one fused kernel: ``kernel(*weights, obs, noise) -> outputs``.
+
+    Callable as an engine :data:`~rlsuite.engine.rollout.Policy` (``obs -> (action, extras)``),
+    so the eager ``collect`` and ``evaluate`` accept it unchanged; they recognise it and take the
+    fast path (the fused env step).
+
+    Args:
+        kernel: the fused step; outputs are ``(env_action, *extras)`` in ``extras`` order.
+        weights: returns the weight tensors: the live parameters themselves (the kernel runs
+            without autograd), so optimizer steps and ``load_state_dict`` are seen.
+        noise: ``noise(obs, generator)`` draws the step's randomness (None: deterministic).
+        generator: the policy's generator (None for a deterministic policy).
+        extras: names of the extra outputs.
+        static: a hashable that, with the argument signatures, selects the compiled version.
+    """
+
+    def __init__(
+        self,
+        kernel: FastKernel,
+        weights: Callable[[], tuple[torch.Tensor, ...]],
+        noise: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+        generator: torch.Generator | None,
+        extras: tuple[str, ...],
+        static: Hashable,
+    ) -> None:
+        self.kernel = kernel
+        self.weights = weights
+        self.noise = noise
+        self.generator = generator
+        self.extras = extras
+        self.static = static
+        self._weights_key: tuple[tuple[torch.Tensor, ...], Any] | None = None
+
+    def _args_and_key(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], Hashable]:
+        weights = self.weights()
+        cached = self._weights_key
+        if cached is None or len(cached[0]) != len(weights) or any(
+            a is not b for a, b in zip(cached[0], weights, strict=True)
+        ):
+            cached = self._weights_key = (weights, signature(weights))
+        if self.noise is None:
+            tail: tuple[torch.Tensor, ...] = (obs,)
+        else:
+            tail = (obs, self.noise(obs, self.generator))  # type: ignore[arg-type]
+        return (*weights, *tail), (self.static, cached[1], signature(tail))
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(env_action, extras)`` for a batch of observations."""
+        args, key = self._args_and_key(obs)
+        out = self.kernel.call(args, key)
+        return out[0], dict(zip(self.extras, out[1:], strict=True))
