@@ -390,13 +390,14 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
             wall_cap_s=WALL_CAP_S)
         return {**out, "warmup_s": 0.0}
     _one_thread_torch()
-    clock = _Clock()
+    # Each clock starts after the imports: construction, first calls and compilation count.
     if contender == "rlsuite":
         import rlsuite.envs as envs
         from rlsuite.engine.evaluate import evaluate
         from rlsuite.learners.ppo import PPO, PPOConfig
         from rlsuite.training import TrainingHooks
 
+        clock = _Clock()
         env = envs.make("cartpole")
         agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
         eval_params = env.default_params(PPO_EVAL_EPISODES)
@@ -420,6 +421,7 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
         from stable_baselines3.common.env_util import make_vec_env
 
         zoo = ZOO_PPO_CARTPOLE
+        clock = _Clock()
         model = SB3PPO(zoo["policy"], make_vec_env("CartPole-v1", n_envs=zoo["n_envs"], seed=seed),
                        seed=seed, device="cpu", verbose=0, **zoo_kwargs(zoo))
 
@@ -449,7 +451,6 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
 
 def work_sac(contender: str, seed: int) -> dict[str, Any]:
     """SAC on Pendulum until a greedy 16-episode evaluation reaches -200 (every 1000 env steps)."""
-    clock = _Clock()
     if contender == "rlsuite":
         from omegaconf import OmegaConf
 
@@ -461,6 +462,7 @@ def work_sac(contender: str, seed: int) -> dict[str, Any]:
         _one_thread_torch()
         # rlsuite's own Pendulum preset (conf/experiment/pendulum_sac.yaml), read, not copied.
         preset = OmegaConf.load(ROOT / "conf" / "experiment" / "pendulum_sac.yaml")
+        clock = _Clock()
         env = envs.make("pendulum")
         config = SACConfig(**OmegaConf.to_container(preset.agent))
         agent = SAC(config, env, env.default_params(int(preset.num_envs)), seed=seed)
@@ -494,6 +496,7 @@ def work_sac(contender: str, seed: int) -> dict[str, Any]:
 
             _one_thread_torch()
         zoo = ZOO_SAC_PENDULUM
+        clock = _Clock()
         model = Algo(zoo["policy"], gymnasium.make("Pendulum-v1"), seed=seed, verbose=0,
                      **({"device": "cpu"} if contender == "SB3 RL Zoo" else {}), **zoo_kwargs(zoo))
 
