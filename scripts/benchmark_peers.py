@@ -602,8 +602,20 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def run_all(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """Every part, contenders interleaved per repeat / seed; returns the JSON-ready results."""
+def save(results: dict[str, Any], out: Path, started: float, done: bool) -> None:
+    """Write the JSON and the page; called after every contender run, so a long run that is
+    stopped still leaves its finished parts (marked ``"partial": true``)."""
+    results["load"]["loadavg_after"] = list(os.getloadavg())
+    results["total_s"] = time.perf_counter() - started
+    results["partial"] = not done
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(render_page(results))
+
+
+def run_all(args: argparse.Namespace, command: str, out: Path) -> dict[str, Any]:
+    """Every part, contenders interleaved per repeat / seed; returns the JSON-ready results
+    (and writes them to ``out`` as they come)."""
     core = None if args.no_pin else max(os.sched_getaffinity(0))
     results: dict[str, Any] = {
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
@@ -620,12 +632,14 @@ def run_all(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 task = {"kind": "envs", "contender": contender, "envs": list(ENVS),
                         "sizes": args.sizes, "seed": r, "seconds": args.seconds}
                 record(results, "envs", contender, run_worker(task, core))
+                save(results, out, started, done=False)
     if "rollout" in parts:
         for r in range(args.repeats):
             for contender in ROLLOUT_CONTENDERS:
                 task = {"kind": "rollout", "contender": contender, "seed": r, "seconds": args.seconds}
                 if record(results, "rollout", contender, run_worker(task, core)):
                     print(f"rollout {contender}: {results['rollout'][contender][-1]}", flush=True)
+                save(results, out, started, done=False)
     for part, contenders in (("ppo", PPO_CONTENDERS), ("sac", SAC_CONTENDERS)):
         if part not in parts:
             continue
@@ -633,12 +647,12 @@ def run_all(args: argparse.Namespace, command: str) -> dict[str, Any]:
             for contender in contenders:
                 if f"{part}: {contender}" in results.get("skipped", {}):
                     continue  # it did not install: no use retrying it for every seed
-                out = run_worker({"kind": part, "contender": contender, "seed": seed}, core)
-                if record(results, part, contender, out):
-                    print(f"{part} seed {seed} {contender}: solved {out['solved']} steps "
-                          f"{out['steps']} wall {out['wall_s']}", flush=True)
-    results["load"]["loadavg_after"] = list(os.getloadavg())
-    results["total_s"] = time.perf_counter() - started
+                result = run_worker({"kind": part, "contender": contender, "seed": seed}, core)
+                if record(results, part, contender, result):
+                    print(f"{part} seed {seed} {contender}: solved {result['solved']} steps "
+                          f"{result['steps']} wall {result['wall_s']}", flush=True)
+                save(results, out, started, done=False)
+    save(results, out, started, done=True)
     return results
 
 
@@ -739,7 +753,9 @@ def render_page(results: dict[str, Any]) -> str:
         f"Command (repository root, after `.venv/bin/pip install -e '.[dev,peers]'`): "
         f"`{results['command']}`",
         "",
-        f"Measured on {results['date']}, {results['total_s'] / 60:.1f} min in all.",
+        f"Measured on {results['date']}, {results['total_s'] / 60:.1f} min in all."
+        + (" **Partial run: it was stopped before every part had run; what is below is what "
+           "finished.**" if results.get("partial") else ""),
         "",
         f"* Machine: {m['cpu']}, {m['nproc']} logical CPUs; Python {m['python']}; {versions}.",
         f"* Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in before)}; after: "
@@ -878,9 +894,7 @@ def main(argv: list[str]) -> None:
         results = json.loads(out.read_text())
     else:
         command = shlex.join([".venv/bin/python", "scripts/benchmark_peers.py", *argv])
-        results = run_all(args, command)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1))
+        results = run_all(args, command, out)
     page = render_page(results)
     out.with_suffix(".md").write_text(page)
     print(page)

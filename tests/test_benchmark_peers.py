@@ -95,6 +95,8 @@ def test_page_renders_targets_tables_skips_and_load(bp) -> None:
     assert "| rlsuite | 10.0 |" in page and "| SB3 RL Zoo | not solved | - |" in page
     assert "| 16384 | 25.00 M (25.00 M) | 1.00 M (1.00 M) | 20.00 M (20.00 M) | 1.00 M (1.00 M) " \
            "| - | - |" in page
+    assert "Partial run" not in page
+    assert "Partial run" in bp.render_page({**_results(bp, 25e6), "partial": True})
 
 
 def test_missing_peer_is_recorded_as_skipped_with_its_reason(bp, monkeypatch) -> None:
