@@ -79,16 +79,18 @@ def test_targets_mark_met_not_met_and_not_measured(bp) -> None:
     assert by_required[">= 2x"]["met"] is None and by_required[">= 2x"]["measured"] is None
     env_row = by_required["> 1x"]
     assert "gymnasium numpy" in env_row["target"] and env_row["measured"] == "1.25x"
-    assert env_row["met"] is True
+    assert env_row["met"] is True and env_row["cpu"] == "1.25x"
+    assert by_required["<= 2x"]["cpu"] == "3.00x"
     slower = {r["required"]: r for r in bp.targets(_results(bp, 10e6))}["> 1x"]
     assert slower["measured"] == "0.50x" and slower["met"] is False
 
 
 def test_page_renders_targets_tables_skips_and_load(bp) -> None:
     page = bp.render_page(_results(bp, 25e6))
-    assert "| <= 0.5x | 0.40x | met |" in page
-    assert "| <= 0.25x | 0.33x | **not met** |" in page
-    assert "| >= 2x | - | not measured |" in page
+    assert "| <= 0.5x | 0.40x | met | - |" in page
+    assert "| <= 0.25x | 0.33x | **not met** | - |" in page
+    assert "| >= 2x | - | not measured | - |" in page
+    assert "| > 1x | 1.25x | met | 1.25x |" in page
     assert "* envs: gymnax jit: import failed: No module named 'jax'" in page
     assert "3.00, 2.00, 1.00" in page and "provisional" in page  # load 3.5 on 2 cores: busy
     assert "| rlsuite | 3.0, 4.0, 5.0 | 4.00 | 2.00 |" in page
