@@ -200,6 +200,15 @@ def _median(runs: list[dict], key: str) -> float | None:
     return statistics.median(values) if len(values) == len(runs) else None
 
 
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the architecture where that is missing)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def _plot(results: dict, names: tuple[str, ...], threshold: float, title: str, path: Path) -> None:
     import matplotlib
 
@@ -273,14 +282,16 @@ def main() -> None:
           RESULTS / "learners_ppo_cartpole.png")
     ppo_rows, ppo_ratio = _table(results, PPO_NAMES)
     seeds = " ".join(map(str, args.seeds)) + f" --cap {args.cap:g}" + (" --skip-sac" if args.skip_sac else "")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    loadavg = os.getloadavg()
+    load = ", ".join(f"{x:.2f}" for x in loadavg)
+    busy = (" **The machine was busy with other work (load above half its CPUs): these numbers are "
+            "provisional.**" if max(loadavg[:2]) > 0.5 * (os.cpu_count() or 1) else "")
     text = f"""# Learners against stable-baselines3
 
 Command: `.venv/bin/python scripts/benchmark_learners.py --seeds {seeds}`
-Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch
-{torch.__version__}, 1 intra-op thread; load average at the end (1, 5, 15 min): {load}. On a shared
-VM other processes may use the cores too; the learners run one after the other for each seed, so
-all see the same load.
+Machine: {_cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, 1 intra-op thread;
+load average at the end (1, 5, 15 min): {load}.{busy} The learners run one after the other for
+each seed, so all see the same load.
 
 The comparison is SB3 with RL Zoo's tuned hyperparameters; SB3's defaults are a second row, for
 context. The wider comparison (gymnax, EnvPool, SBX, a PureJaxRL-style PPO, each contender in its
