@@ -795,8 +795,9 @@ def render_page(results: dict[str, Any]) -> str:
                      f"| {row['cpu'] or '-'} |")
     cells = env_medians(results)
     if cells:
-        lines += ["", f"## Env-steps/s, random actions (median of {results['repeats']} repeats; "
-                  "per CPU second in brackets)", ""]
+        repeats = results["repeats"]
+        lines += ["", f"## Env-steps/s, random actions (median of {repeats} "
+                  f"{'repeat' if repeats == 1 else 'repeats'}; per CPU second in brackets)", ""]
         for env in ENVS:
             sizes = sorted({k[2] for k in cells if k[1] == env})
             if not sizes:
@@ -808,8 +809,11 @@ def render_page(results: dict[str, Any]) -> str:
                 lines.append(f"| {n} | " + " | ".join(
                     f"{_si(v['wall'])} ({_si(v['cpu'])})" if v else "-" for v in vals) + " |")
             lines.append("")
-        lines += ["gymnax jit: one jitted vmapped step per Python call; gymnax scan: a jitted "
-                  "`lax.scan` over a chunk of steps (16-1000, by N) per call. `-`: not available "
+        lines += ["rlsuite compiled: `envs.make(..., compile=True)`; gymnasium numpy: "
+                  "`gymnasium.make_vec(..., vectorization_mode='vector_entry_point')`; envpool: "
+                  "synchronous (batch_size = num_envs), `num_threads=1`; gymnax jit: one jitted "
+                  "vmapped step per Python call; gymnax scan: a jitted `lax.scan` over a chunk of "
+                  "steps (16-1000, by N) per call. Autoreset on everywhere. `-`: not available "
                   "(gymnasium has no numpy-vectorized Pendulum) or skipped.", ""]
     roll = results.get("rollout", {})
     if roll:
