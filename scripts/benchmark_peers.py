@@ -273,6 +273,13 @@ def work_envs(contender: str, envs: list[str], sizes: list[int], seed: int,
     return {"rows": rows, "missing": missing}
 
 
+def rlsuite_greedy(agent: Any) -> Callable:
+    """The agent's greedy policy for ``evaluate``: its own ``greedy_policy()`` where it has one
+    (a fused evaluation), else ``act(obs, deterministic=True)``."""
+    greedy = getattr(agent, "greedy_policy", None)
+    return greedy() if greedy is not None else (lambda obs: agent.act(obs, deterministic=True))
+
+
 def rlsuite_collect(agent: Any, num_steps: int) -> Any:
     """One rollout of ``num_steps`` steps of every copy with the agent's policy: the same call that
     ``PPO.learn`` makes for its rollout (kept in this one place, for when that call changes)."""
@@ -406,7 +413,7 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
             def on_iteration(self, agent, step, metrics):
                 clock.iteration_done()
                 tic = time.perf_counter()
-                score = float(evaluate(lambda o: agent.act(o, deterministic=True), env, eval_params,
+                score = float(evaluate(rlsuite_greedy(agent), env, eval_params,
                                        1, env.make_generator(10_000 + step)).mean_return.mean())
                 if clock.evaluated(step, score, time.perf_counter() - tic) or score >= PPO_THRESHOLD:
                     raise _Stop
@@ -476,7 +483,7 @@ def work_sac(contender: str, seed: int) -> dict[str, Any]:
                 next_eval[0] += SAC_EVAL_EVERY
                 clock.iteration_done()
                 tic = time.perf_counter()
-                score = float(evaluate(lambda o: agent.act(o, deterministic=True), env, eval_params,
+                score = float(evaluate(rlsuite_greedy(agent), env, eval_params,
                                        1, env.make_generator(10_000 + step)).mean_return.mean())
                 if clock.evaluated(step, score, time.perf_counter() - tic) or score >= SAC_THRESHOLD:
                     raise _Stop

@@ -135,3 +135,16 @@ def test_bad_options_are_refused_naming_the_field(bp, capsys) -> None:
     assert "--repeats must be positive, got 0" in capsys.readouterr().err
     args = bp.parse(["--quick"])
     assert args.sizes == list(bp.QUICK_SIZES) and args.repeats == 1 and args.seeds == [0]
+
+
+def test_rlsuite_greedy_prefers_the_agents_own_greedy_policy(bp) -> None:
+    class Plain:
+        def act(self, obs, deterministic=False):
+            return ("act", obs, deterministic)
+
+    class WithGreedy(Plain):
+        def greedy_policy(self):
+            return lambda obs: ("greedy", obs)
+
+    assert bp.rlsuite_greedy(Plain())(3) == ("act", 3, True)
+    assert bp.rlsuite_greedy(WithGreedy())(3) == ("greedy", 3)
