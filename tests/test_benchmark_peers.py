@@ -1,0 +1,150 @@
+"""The peer benchmark's harness (scripts/benchmark_peers.py), without any peer installed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark_peers.py"
+
+
+@pytest.fixture(scope="module")
+def bp():
+    spec = importlib.util.spec_from_file_location("benchmark_peers", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zoo_tables_are_rl_zoo_values(bp) -> None:
+    # rl-baselines3-zoo hyperparams/ppo.yml CartPole-v1 and hyperparams/sac.yml Pendulum-v1.
+    assert bp.ZOO_PPO_CARTPOLE == {
+        "n_envs": 8, "n_timesteps": 100_000, "policy": "MlpPolicy", "n_steps": 32,
+        "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0,
+        "learning_rate": "lin_0.001", "clip_range": "lin_0.2"}
+    assert bp.ZOO_SAC_PENDULUM == {"n_timesteps": 20_000, "policy": "MlpPolicy",
+                                   "learning_rate": 1e-3}
+
+
+def test_zoo_kwargs_build_linear_schedules_and_drop_run_settings(bp) -> None:
+    kwargs = bp.zoo_kwargs(bp.ZOO_PPO_CARTPOLE)
+    assert set(kwargs) == {"n_steps", "batch_size", "gae_lambda", "gamma", "n_epochs", "ent_coef",
+                           "learning_rate", "clip_range"}
+    # SB3 calls a schedule with progress_remaining: 1 at the start, 0 at the end.
+    assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3)
+    assert kwargs["learning_rate"](0.25) == pytest.approx(2.5e-4)
+    assert kwargs["clip_range"](0.5) == pytest.approx(0.1)
+    assert bp.zoo_kwargs(bp.ZOO_SAC_PENDULUM) == {"learning_rate": 1e-3}
+
+
+def _run(solved_wall: float | None, train: float | None = None, steps: int = 8192) -> dict:
+    return {"solved": solved_wall is not None, "steps": steps if solved_wall else None,
+            "wall_s": solved_wall, "train_s": train, "eval_s": 1.0, "compile_s": 0.0,
+            "warmup_s": 0.0, "curve": []}
+
+
+def _results(bp, rlsuite_env_rate: float) -> dict:
+    envs = {c: [{"rows": [{"env": "cartpole", "n": 16384, "steps_per_s": rate,
+                           "steps_per_cpu_s": rate}], "missing": {}}]
+            for c, rate in (("rlsuite eager", rlsuite_env_rate), ("rlsuite compiled", 1.0e6),
+                            ("gymnasium numpy", 20e6), ("envpool", 1e6))}
+    return {
+        "command": ".venv/bin/python scripts/benchmark_peers.py", "date": "today",
+        "machine": {"cpu": "test CPU", "nproc": 2, "python": "3.11", "versions": {"torch": "x"}},
+        "load": {"nproc": 2, "loadavg_before": [3.0, 2.0, 1.0], "loadavg_after": [3.5, 2.0, 1.0]},
+        "pinned_core": 1, "repeats": 1, "total_s": 60.0,
+        "skipped": {"envs: gymnax jit": "import failed: No module named 'jax'"},
+        "envs": envs,
+        "rollout": {"rlsuite": [{"us_per_vector_step": 300.0, "us_per_env_step": 300 / 64,
+                                 "us_per_vector_step_cpu": 300.0}],
+                    "gymnax + MLP in lax.scan": [{"us_per_vector_step": 100.0,
+                                                  "us_per_env_step": 100 / 64,
+                                                  "us_per_vector_step_cpu": 100.0}]},
+        # rlsuite 4 s (medians of 3, 4, 5); PureJaxRL-style 10 s; SB3 RL Zoo 12 s.
+        "ppo": {"rlsuite": [_run(3.0, 1.0), _run(4.0, 2.0), _run(5.0, 3.0)],
+                "PureJaxRL-style": [_run(10.0, 1.0)], "SB3 RL Zoo": [_run(12.0, 11.0)]},
+        "sac": {"rlsuite": [_run(10.0, 9.0)], "SB3 RL Zoo": [_run(None)]},
+    }
+
+
+def test_targets_mark_met_not_met_and_not_measured(bp) -> None:
+    by_required = {r["required"]: r for r in bp.targets(_results(bp, 25e6))}
+    assert by_required["<= 0.5x"]["measured"] == "0.40x" and by_required["<= 0.5x"]["met"] is True
+    assert by_required["<= 0.25x"]["measured"] == "0.33x" and by_required["<= 0.25x"]["met"] is False
+    assert by_required["<= 1.0x"]["measured"] == "2.00x" and by_required["<= 1.0x"]["met"] is False
+    assert by_required["<= 2x"]["measured"] == "3.00x" and by_required["<= 2x"]["met"] is False
+    # SB3 did not solve: the SAC ratio is not measured, not a pass or a fail.
+    assert by_required[">= 2x"]["met"] is None and by_required[">= 2x"]["measured"] is None
+    env_row = by_required["> 1x"]
+    assert "gymnasium numpy" in env_row["target"] and env_row["measured"] == "1.25x"
+    assert env_row["met"] is True and env_row["cpu"] == "1.25x"
+    assert by_required["<= 2x"]["cpu"] == "3.00x"
+    slower = {r["required"]: r for r in bp.targets(_results(bp, 10e6))}["> 1x"]
+    assert slower["measured"] == "0.50x" and slower["met"] is False
+
+
+def test_page_renders_targets_tables_skips_and_load(bp) -> None:
+    page = bp.render_page(_results(bp, 25e6))
+    assert "| <= 0.5x | 0.40x | met | - |" in page
+    assert "| <= 0.25x | 0.33x | **not met** | - |" in page
+    assert "| >= 2x | - | not measured | - |" in page
+    assert "| > 1x | 1.25x | met | 1.25x |" in page
+    assert "* envs: gymnax jit: import failed: No module named 'jax'" in page
+    assert "3.00, 2.00, 1.00" in page and "provisional" in page  # load 3.5 on 2 cores: busy
+    assert "| rlsuite | 3.0, 4.0, 5.0 | 4.00 | 2.00 |" in page
+    assert "| rlsuite | 10.0 |" in page and "| SB3 RL Zoo | not solved | - |" in page
+    assert "| 16384 | 25.00 M (25.00 M) | 1.00 M (1.00 M) | 20.00 M (20.00 M) | 1.00 M (1.00 M) " \
+           "| - | - |" in page
+    assert "Partial run" not in page
+    assert "Partial run" in bp.render_page({**_results(bp, 25e6), "partial": True})
+
+
+def test_missing_peer_is_recorded_as_skipped_with_its_reason(bp, monkeypatch) -> None:
+    def needs_missing_package(contender: str, seed: int) -> dict:
+        import not_a_real_peer_package  # noqa: F401
+
+        return {}
+
+    monkeypatch.setitem(bp.WORKERS, "ppo", needs_missing_package)
+    out = bp.work({"kind": "ppo", "contender": "x", "seed": 0})
+    assert out == {"skipped": "import failed: No module named 'not_a_real_peer_package'"}
+    results: dict = {}
+    assert bp.record(results, "ppo", "x", out) is False
+    assert results == {"skipped": {"ppo: x": out["skipped"]}}
+    assert bp.record(results, "ppo", "y", {"solved": True}) is True
+    assert results["ppo"] == {"y": [{"solved": True}]}
+
+
+def test_failing_worker_subprocess_is_skipped_with_its_error(bp) -> None:
+    out = bp.run_worker({"kind": "no_such_part"}, core=None, timeout=60)
+    assert "skipped" in out and "exited with 1" in out["skipped"]
+    assert "task kind must be one of" in out["skipped"] and "no_such_part" in out["skipped"]
+
+
+def test_worker_env_is_single_threaded(bp) -> None:
+    env = bp.worker_env()
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"] and env["JAX_PLATFORMS"] == "cpu"
+
+
+def test_bad_options_are_refused_naming_the_field(bp, capsys) -> None:
+    with pytest.raises(SystemExit):
+        bp.parse(["--repeats", "0"])
+    assert "--repeats must be positive, got 0" in capsys.readouterr().err
+    args = bp.parse(["--quick"])
+    assert args.sizes == list(bp.QUICK_SIZES) and args.repeats == 1 and args.seeds == [0]
+
+
+def test_rlsuite_greedy_prefers_the_agents_own_greedy_policy(bp) -> None:
+    class Plain:
+        def act(self, obs, deterministic=False):
+            return ("act", obs, deterministic)
+
+    class WithGreedy(Plain):
+        def greedy_policy(self):
+            return lambda obs: ("greedy", obs)
+
+    assert bp.rlsuite_greedy(Plain())(3) == ("act", 3, True)
+    assert bp.rlsuite_greedy(WithGreedy())(3) == ("greedy", 3)
