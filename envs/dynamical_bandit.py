@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -297,6 +298,36 @@ def expert_allocation(
     return share * total
 
 
+NAMED_ARMS = {"expert": expert_allocation}
+"""Action vectors an env can take by name as extra arms (:class:`DynamicalLinearBandit`
+``extra_arms``): ``expert`` is the official ExpertAgent's allocation, which the ``expert`` baseline
+plays."""
+
+
+def extra_arm_vectors(extra_arms: Sequence[str | Sequence[float]] | torch.Tensor, d: int) -> torch.Tensor:
+    """``[E, d]`` float64 action vectors of ``extra_arms``: each a name of :data:`NAMED_ARMS` or a
+    length-``d`` vector. Raises a ValueError naming ``extra_arms`` and the offending entry."""
+    if isinstance(extra_arms, torch.Tensor):
+        rows = extra_arms.to(DTYPE)
+        if rows.dim() != 2 or rows.shape[1] != d:
+            raise ValueError(f"extra_arms must be [E, d={d}]; got shape {tuple(rows.shape)}")
+        return rows
+    out = []
+    for i, entry in enumerate(extra_arms):
+        if isinstance(entry, str):
+            if entry not in NAMED_ARMS:
+                raise ValueError(f"extra_arms[{i}]={entry!r}: unknown arm name; known: {sorted(NAMED_ARMS)}")
+            vector = NAMED_ARMS[entry]()
+        else:
+            vector = torch.as_tensor([float(v) for v in entry], dtype=DTYPE)
+        if vector.shape != (d,):
+            raise ValueError(
+                f"extra_arms[{i}]={entry!r}: an arm must have d={d} entries; got {vector.numel()}"
+            )
+        out.append(vector)
+    return torch.stack(out) if out else torch.zeros(0, d, dtype=DTYPE)
+
+
 def arm_values(params: DynLinParams, arms: torch.Tensor) -> torch.Tensor:
     """Steady-state value ``<h, u_k>`` of every arm per copy ``[B, K]``."""
     return markov_parameter(params) @ arms.to(DTYPE).T
@@ -359,6 +390,12 @@ class DynamicalLinearBandit(BatchedEnv[DynLinState, DynLinParams]):
         sigma: noise std (official ``noise_sigma``: state noise std; the reward noise std is
             ``sqrt(m) sigma`` in control form, ``sigma`` otherwise).
         arms: finite action set ``[K, d]`` (default: :func:`budget_vertices`); ignored if ``box``.
+        extra_arms: arms appended after ``arms`` (indices ``K, K+1, ...``), each a name of
+            :data:`NAMED_ARMS` or a length-``d`` vector. ``["expert"]`` gives the ``expert``
+            baseline its allocation as arm ``K`` (the official ExpertAgent plays that vector,
+            which is not a vertex). A point of the budget polytope never changes the optimum
+            ``max_k <h, u_k>`` (a linear function peaks at a vertex), so the regret of the other
+            arms is unchanged; a vector outside the polytope may become the optimum.
         box: ``(low, high)`` for a continuous action set ``[low, high]^d`` instead of arms.
         max_episode_steps: optional time limit (the state returns to ``x0``); None: no limit.
         device: where state and params live.
@@ -374,6 +411,7 @@ class DynamicalLinearBandit(BatchedEnv[DynLinState, DynLinParams]):
         system: str | dict = "synthetic",
         sigma: float = 0.01,
         arms: torch.Tensor | list | None = None,
+        extra_arms: Sequence[str | Sequence[float]] | torch.Tensor | None = None,
         box: tuple[float, float] | None = None,
         max_episode_steps: int | None = None,
         device: torch.device | str = "cpu",
@@ -390,7 +428,13 @@ class DynamicalLinearBandit(BatchedEnv[DynLinState, DynLinParams]):
         d = base.B.shape[-1]
         self.max_episode_steps = max_episode_steps
         self.observation_space = spaces.Box.make(-math.inf, math.inf, (1,), device=self.device)
+        # kept (as given, a config's ListConfig as a list) for error messages that name them
+        self.extra_arms = extra_arms if isinstance(extra_arms, torch.Tensor) else list(extra_arms or [])
         if box is not None:
+            if len(self.extra_arms):
+                raise ValueError(
+                    f"extra_arms={list(self.extra_arms)!r}: needs a finite action set, not a box"
+                )
             self.arms = None
             self.low = torch.full((d,), float(box[0]), dtype=DTYPE, device=self.device)
             self.high = torch.full((d,), float(box[1]), dtype=DTYPE, device=self.device)
@@ -399,6 +443,7 @@ class DynamicalLinearBandit(BatchedEnv[DynLinState, DynLinParams]):
             arms_t = budget_vertices(d) if arms is None else torch.as_tensor(arms, dtype=DTYPE)
             if arms_t.dim() != 2 or arms_t.shape[1] != d:
                 raise ValueError(f"arms must be [K, d={d}]; got shape {tuple(arms_t.shape)}")
+            arms_t = torch.cat([arms_t, extra_arm_vectors(self.extra_arms, d)])
             self.arms = arms_t.to(self.device)
             self.low = self.high = None
             self.action_space = spaces.Discrete(int(arms_t.shape[0]), device=self.device)

@@ -23,6 +23,7 @@ from rlsuite.agents.hnpg.agent import HNPGConfig
 from rlsuite.agents.hnpg.rlpd import RLPDConfig
 from rlsuite.agents.iwocs.deep import IWOCSConfig
 from rlsuite.agents.vgdf.config import VGDFConfig
+from rlsuite.envs.dynamical_bandit import NAMED_ARMS
 from rlsuite.learners.ppo import PPOConfig
 from rlsuite.learners.qrdqn import QRDQNConfig
 from rlsuite.learners.sac import SACConfig
@@ -272,9 +273,14 @@ class DynLinEnvConfig(EnvConfig):
     """Noise std (official noise_sigma: 0.01 in the main text, 0.001 and 0.1 in the supplement)."""
     max_episode_steps: int | None = None
     """Optional time limit (None: the bandit never resets)."""
+    extra_arms: list[str] = field(default_factory=list)
+    """Named arms appended after the 6 budget vertices: ``[expert]`` adds the expert allocation
+    as arm 6, which ``agent=expert`` plays (a point inside the budget polytope: the optimum and
+    every other arm's regret are unchanged)."""
 
     CHECKS: ClassVar[rules.Checks] = {
         "sigma": rules.NONNEG, "max_episode_steps": rules.optional(rules.POSITIVE_INT),
+        "extra_arms": rules.list_of(rules.choice(*sorted(NAMED_ARMS))),
     }
 
 

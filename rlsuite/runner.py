@@ -238,7 +238,8 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
         agent_cfg = spec.config_cls(**OmegaConf.to_container(cfg.agent, resolve=True))
         agent = spec.build(agent_cfg, env, params, int(cfg.seed))
     except ConfigError as err:
-        raise err.under("agent") from None
+        # an agent refusing the env it was given names the env's field (expert: env.extra_arms)
+        raise (err if err.field.startswith("env.") else err.under("agent")) from None
     # Claimed only now, after every check that can refuse the config, so a refused run leaves no
     # directory behind; claiming refuses a directory that holds another run (RunMismatch).
     identity.claim(run_dir, ident)

@@ -116,7 +116,8 @@ def run_job(job: dict) -> dict:
         agent = bl.AR2(bl.AR2Config(log_every=horizon), env, params, seed)
     elif kind in ("expert", "myopic"):
         system, sigma = CONFIGS[names[0]]
-        env1 = type(env)(system, sigma=sigma)
+        # the expert's allocation is an arm of its env (arm 6); adding it changes no other arm's regret
+        env1 = type(env)(system, sigma=sigma, extra_arms=["expert"] if kind == "expert" else None)
         agent = bl.FixedPolicy(
             bl.FixedPolicyConfig(name=kind, policy=kind, log_every=horizon), env1, params, seed
         )

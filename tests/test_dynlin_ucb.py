@@ -497,11 +497,122 @@ def test_ar2_round_robin_start_and_fixed_policies() -> None:
     agent.learn(2 * 406)
     assert agent.triggered.any()  # the trigger rule fires (c1 sigma is large in the official setting)
 
+    with_expert = db.dynlin_adv(extra_arms=["expert"])
     for policy, per_round in (("clairvoyant", 0.0), ("expert", 0.2157), ("myopic", 0.2151)):
-        fixed = FixedPolicy(FixedPolicyConfig(name=policy, policy=policy), env, env.default_params(2)).learn(
-            2 * 5000
-        )
+        fixed = FixedPolicy(
+            FixedPolicyConfig(name=policy, policy=policy), with_expert, with_expert.default_params(2)
+        ).learn(2 * 5000)
         assert fixed.run.pseudo_regret.mean().item() / 5000 == pytest.approx(per_round, abs=2e-4)
+
+
+# The expert baseline's books before its allocation became an arm of the env (commit 7b26347: the
+# agent appended it to a private copy of the env's arms), real-data system, seed 0. Per-round
+# rewards of one trial over its first 20 rounds (one round per iteration), then two trials of
+# 2,500 rounds in the default holds: reward sums, realized and pseudo-regret per trial.
+_EXPERT_FIRST_REWARDS = [
+    0.21303117192580814, 0.13555792846382955, 0.08043947345684227, 0.053400177692057904,
+    -0.006645065238646941, 0.027232362390308296, 0.03997514291508075, 0.06587372902206057,
+    0.11064826706896647, 0.10196465287962442, 0.08185761297066574, 0.0897243984964653,
+    0.0750346757883833, 0.11361666193760223, 0.10660341873760348, 0.0839388362704907,
+    0.04630328683459384, 0.09552472485823937, 0.09768135194581484, 0.0843017462875264,
+]
+_EXPERT_BOOKS_2500 = {
+    "reward_sum": [221.53894912950184, 222.44735371238428],
+    "realized": [539.9264497857581, 539.0180452028757],
+    "pseudo": [539.2727766770464, 539.2727766770464],
+}
+
+
+def test_expert_arm_is_in_the_env_action_space_and_its_rewards_are_unchanged() -> None:
+    """The env declares the expert allocation as arm 6 (extra_arms=["expert"]): the expert's
+    action lies in the env's action space, the 6 vertices and the optimum are untouched, and the
+    expert earns, round by round, what it earned when it played a private 7th arm."""
+    from rlsuite.agents.dynlin_baselines import FixedPolicy, FixedPolicyConfig
+
+    env, plain = db.dynlin_adv(extra_arms=["expert"]), db.dynlin_adv()
+    assert env.action_space.n == 7 and plain.action_space.n == 6
+    assert torch.equal(env.arms[:6], plain.arms) and torch.equal(env.arms[6], db.expert_allocation())
+    p = env.default_params(2)
+    for a, b in zip(env.optimum(p), plain.optimum(p), strict=True):  # inside the polytope: no new optimum
+        assert torch.equal(a, b)
+
+    cfg = FixedPolicyConfig(name="expert", policy="expert", log_every=1)
+    rewards: list[float] = []
+
+    class Rewards:
+        def on_iteration(self, agent, step, metrics) -> None:
+            rewards.append(metrics["rollout/reward_mean"])
+
+    FixedPolicy(cfg, env, env.default_params(1), seed=0).learn(20, Rewards())
+    torch.testing.assert_close(torch.tensor(rewards, dtype=torch.float64),
+                               torch.tensor(_EXPERT_FIRST_REWARDS, dtype=torch.float64),
+                               rtol=1e-12, atol=1e-15)
+
+    agent = FixedPolicy(FixedPolicyConfig(name="expert", policy="expert"), env, p, seed=0).learn(2 * 2500)
+    books = {"reward_sum": agent.run.reward_sum, "realized": agent.run.realized_regret(),
+             "pseudo": agent.run.pseudo_regret}
+    for key, old in _EXPERT_BOOKS_2500.items():
+        torch.testing.assert_close(books[key], torch.tensor(old, dtype=torch.float64), rtol=1e-12, atol=0)
+    action = agent.act(torch.zeros(2, 1))
+    assert action.tolist() == [6, 6] and env.action_space.batched(2).contains(action)
+    assert torch.equal(env.action_vectors(action), db.expert_allocation().expand(2, 3))
+    obs, state = env.reset(p, env.make_generator(0))
+    step = env.step(state, action, p, env.make_generator(0))  # the engine plays it as any arm
+    assert step.reward.shape == (2,) and bool(step.reward.isfinite().all())
+
+
+def test_expert_reproduces_the_published_real_data_numbers() -> None:
+    """results/dynlin_ucb.json's expert entry (T = 1e6, 10 trials, seed 0, as
+    scripts/reproduce_dynlin.py runs it) from the expert playing the env's declared arm."""
+    import json
+    from pathlib import Path
+
+    from rlsuite.agents.dynlin_baselines import FixedPolicy, FixedPolicyConfig
+
+    published = json.loads((Path(__file__).parents[1] / "results" / "dynlin_ucb.json").read_text())
+    expert = published["configs"]["realdata_sigma0.01"]["expert"]
+    T, trials = published["horizon"], published["trials"]
+    assert (T, trials, published["seed"]) == (10**6, 10, 0)
+    env = db.dynlin_adv(sigma=0.01, extra_arms=["expert"])
+    agent = FixedPolicy(FixedPolicyConfig(name="expert", policy="expert", log_every=T), env,
+                        env.default_params(trials), seed=0).learn(T * trials)
+    final, realized = agent.run.regret_curve(torch.tensor([T]))[0], agent.run.realized_regret()
+    assert float(final.mean()) == pytest.approx(expert["final_mean"], rel=1e-12)
+    assert float(realized.mean()) == pytest.approx(expert["realized_mean"], rel=1e-12)
+    se = realized.std(correction=0) / math.sqrt(trials)  # the script takes numpy's std (ddof 0)
+    assert float(se) == pytest.approx(expert["realized_se"], rel=1e-9)
+
+
+def test_expert_needs_its_arm_declared_by_the_env(tmp_path) -> None:
+    """Without the arm the expert refuses to build, naming the env field that adds it; bad extra
+    arms are refused by the env and by the CLI's config check."""
+    from rlsuite import runner
+    from rlsuite.agents.dynlin_baselines import FixedPolicy, FixedPolicyConfig
+    from rlsuite.validation import ConfigError
+
+    env = db.dynlin_adv()
+    with pytest.raises(ConfigError, match=r"env\.extra_arms=\[\]: .*env\.extra_arms=\[expert\]"):
+        FixedPolicy(FixedPolicyConfig(name="expert", policy="expert"), env, env.default_params(1))
+    with pytest.raises(ValueError, match=r"extra_arms\[0\]='nope': unknown arm name"):
+        db.dynlin_adv(extra_arms=["nope"])
+    with pytest.raises(ValueError, match=r"extra_arms\[1\]=\[1.0, 0.5\]: an arm must have d=3"):
+        db.dynlin_adv(extra_arms=["expert", [1.0, 0.5]])
+    with pytest.raises(ValueError, match="not a box"):
+        db.DynamicalLinearBandit("synthetic", box=(0.0, 1.0), extra_arms=["expert"])
+    assert db.dynlin_synthetic(extra_arms=[[0.5, 0.5, 0.5]]).arms[6].tolist() == [0.5, 0.5, 0.5]
+
+    bad = runner.compose(["agent=expert", "env=dynlin_adv", "env.extra_arms=[nope]", f"run_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"env\.extra_arms=\['nope'\]: must be a list, each one of 'exp"):
+        runner.check_config(bad)
+    refused = runner.compose(["agent=expert", "env=dynlin_adv", "num_envs=1", "total_steps=10",
+                              "progress=false", "tensorboard=false", f"run_dir={tmp_path / 'refused'}"])
+    with pytest.raises(ConfigError) as err:  # refused before the run claims its directory
+        runner.run(refused)
+    assert err.value.field == "env.extra_arms" and not (tmp_path / "refused").exists()
+    cfg = runner.compose(["agent=expert", "env=dynlin_adv", "env.extra_arms=[expert]", f"run_dir={tmp_path}"])
+    runner.check_config(cfg)
+    built = runner.build_env(cfg.env, torch.device("cpu"))
+    assert built.action_space.n == 7 and torch.equal(built.arms[6], db.expert_allocation())
 
 
 def test_cli_runs_dynlin_ucb(tmp_path) -> None:

@@ -39,7 +39,11 @@ back as torch tensors at the end of every ``learn`` iteration.
   official code clears triggers only in an unreachable branch), so odd rounds explore the earliest
   triggered arms uniformly and even rounds exploit.
 * :class:`FixedPolicy`: the clairvoyant arm ``argmax <h, u>``, the myopic arm ``argmax <theta, u>``,
-  or the expert allocation of the real-data config (a fixed budget split outside the arm set).
+  or the expert allocation of the real-data config (``ExpertAgent``: a fixed budget split that is
+  not a vertex; the official runner plays the vector itself). The env declares it as an extra arm
+  (``extra_arms=["expert"]``, arm 6 after the 6 vertices), so the expert's action is an index of
+  the env's action space; the optimum over the arms is unchanged (see
+  :class:`~rlsuite.envs.dynamical_bandit.DynamicalLinearBandit`).
 
 Deliberate difference from the official code: rho = max |eig(A)| everywhere. The official script
 passes ``max(np.linalg.eigvals(A))``; for the real-data system that is complex, and Exp3's reward
@@ -694,7 +698,8 @@ class AR2(BanditCheckpoint):
 @dataclass
 class FixedPolicyConfig:
     """A constant action: ``clairvoyant`` (argmax <h, u>), ``myopic`` (argmax <theta, u>) or
-    ``expert`` (the real-data config's historical budget split)."""
+    ``expert`` (the real-data config's historical budget split, an arm the env must declare:
+    ``env.extra_arms=[expert]``)."""
 
     name: str = "clairvoyant"
     """Registry name of the agent."""
@@ -711,6 +716,26 @@ class FixedPolicyConfig:
         rules.validate(self)
 
 
+def expert_arm(env: DynamicalLinearBandit) -> int:
+    """Index of the expert allocation among ``env``'s arms. The official ExpertAgent plays that
+    vector, which is not a vertex of the budget polytope, so the env must declare it as an arm
+    (``extra_arms=["expert"]``) for the action to lie in the env's action space.
+
+    Raises:
+        ConfigError: naming ``env.extra_arms`` when the env has no such arm.
+    """
+    if env.arms is not None:
+        match = (env.arms == expert_allocation().to(env.arms)).all(-1).nonzero().flatten()
+        if len(match):
+            return int(match[0])
+    extra = env.extra_arms.tolist() if isinstance(env.extra_arms, torch.Tensor) else list(env.extra_arms)
+    raise rules.ConfigError(
+        "env.extra_arms", extra,
+        "the expert policy plays the expert allocation, which must be one of the env's arms: "
+        "add it with env.extra_arms=[expert] (Python: extra_arms=['expert'])",
+    )
+
+
 class FixedPolicy(BanditCheckpoint):
     """A constant action on ``B`` trials, played in long closed-form holds."""
 
@@ -724,11 +749,7 @@ class FixedPolicy(BanditCheckpoint):
         self.config, self.env = config, env
         b = params.x0.shape[0]
         if config.policy == "expert":
-            # The expert split is not one of the arms: play it as an extra arm (the optimum, taken over
-            # all arms, is unchanged because the expert is never better than the best vertex there).
-            arms = torch.cat([env.arms, expert_allocation().to(env.arms)[None]])
-            env = DynamicalLinearBandit(env.system, env.sigma, arms=arms, device=env.device)
-            self.fixed = torch.full((b,), arms.shape[0] - 1, dtype=torch.int64)
+            self.fixed = torch.full((b,), expert_arm(env), dtype=torch.int64)
         self.run = BanditRun(env, params, int(seed) + 1, max_hold=self.HOLD)
         if config.policy == "clairvoyant":
             self.fixed = self.run.best_arm.clone()
