@@ -87,6 +87,8 @@ def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
     params = params_lib.with_values(params, **overrides) if overrides else params
     try:  # the physical ranges (positive masses, finite gravity), before anything is built on them
         env.check_params(params, num_envs)
+        if isinstance(env, BatchedEnv):  # the values too, on every device (reset skips them on GPU)
+            env.check_param_values(params)
     except ConfigError as err:
         raise err.under("env") from None
     return params

@@ -98,10 +98,23 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
 
     def check_params(self, params: P, batch_size: int | None = None) -> None:
         """Raise a ValueError naming the field if ``params`` does not fit this env: shapes, dtypes
-        and device, then the values of :attr:`finite_params`, :attr:`positive_params` and
-        :attr:`nonnegative_params` (one
-        host sync; envs call this at ``reset``, never per step)."""
+        and device, then (see :meth:`check_param_values`) the values. Envs call this at ``reset``,
+        never per step.
+
+        Reading the values is one host sync, so here it happens only where the engine already
+        reads the host at reset (the CPU's reset pool, :func:`rlsuite.core.autoreset.uses_pool`)
+        or with :attr:`check_actions` on: on a GPU a reset stays sync-free. The runner checks the
+        values once before training (:meth:`check_param_values`), on every device."""
+        from rlsuite.core.autoreset import uses_pool
+
         validate_params(params, self.default_params(1), batch_size)
+        if uses_pool(self.device) or self.check_actions:
+            self.check_param_values(params)
+
+    def check_param_values(self, params: P) -> None:
+        """Raise a ConfigError naming the field and the copy if a value of
+        :attr:`finite_params` is not finite, or one of :attr:`positive_params` /
+        :attr:`nonnegative_params` is not positive / non-negative (one host sync)."""
         check_values(params, self.finite_params, self.positive_params, self.nonnegative_params)
 
     def check_action_values(self, action: torch.Tensor) -> None:

@@ -82,7 +82,7 @@ class PPOConfig:
         "update_epochs": rules.POSITIVE_INT, "norm_adv": rules.FLAG, "clip_coef": rules.POSITIVE,
         "ent_coef": rules.FINITE, "vf_coef": rules.NONNEG, "max_grad_norm": rules.POSITIVE,
         "target_kl": rules.optional(rules.POSITIVE), "hidden_sizes": rules.SIZES,
-        "init_log_std": rules.FINITE,
+        "init_log_std": rules.FINITE, "fast_path": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
