@@ -29,6 +29,9 @@ from rlsuite.agents.iwocs.deep import (
 )
 from rlsuite.agents.iwocs.search import grid_search
 
+# One pytest-xdist worker runs this file: its tests share module-level results.
+pytestmark = pytest.mark.xdist_group("test_iwocs_slow")
+
 SEEDS = (0,)
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# One pytest-xdist worker runs this file: its tests share module-level results.
+pytestmark = pytest.mark.xdist_group("test_packaging")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

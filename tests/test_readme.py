@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+# One pytest-xdist worker runs this file: its tests share module-level results.
+pytestmark = pytest.mark.xdist_group("test_readme")
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent

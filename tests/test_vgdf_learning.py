@@ -1,7 +1,8 @@
 """Slow tier: on the Pendulum one-sided-motor shift (the ``vgdf_pendulum`` preset), VGDF's greedy
 target return beats zero-shot SAC (source only) and target-only SAC (the same 1.2 k target steps)
-on average over seeds 0-2. One test per seed trains the three agents (~3-4 min per seed on one
-uncontended CPU thread; ~10 min under the shared machine's load); the last test compares the means.
+on average over seeds 0 and 1. One test per seed trains the three agents (~2 min each on one
+uncontended CPU thread); the last test compares the means. CI runs two seeds to stay within its
+time budget; ``scripts/reproduce_vgdf.py`` gives the three-seed table in ``results/vgdf.md``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.envs.pendulum import Pendulum
 from rlsuite.runner import compose
 
+# One pytest-xdist worker runs this file: its tests share module-level results.
+pytestmark = pytest.mark.xdist_group("test_vgdf_learning")
+
 STEPS = 12_000
 """Source steps (1.2 k target steps at Gamma = 10)."""
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1)
 VARIANTS = ("vgdf", "zero_shot", "target_only")
 _SCORES: dict[tuple[str, int], float] = {}
 
@@ -45,7 +49,7 @@ def test_train_three_agents(seed: int) -> None:
 
 
 @pytest.mark.slow
-def test_vgdf_beats_zero_shot_and_target_only_over_three_seeds() -> None:
+def test_vgdf_beats_zero_shot_and_target_only_on_average() -> None:
     mean = {v: statistics.fmean(_score(v, s) for s in SEEDS) for v in VARIANTS}
     assert mean["vgdf"] > mean["zero_shot"], mean
     assert mean["vgdf"] > mean["target_only"], mean
