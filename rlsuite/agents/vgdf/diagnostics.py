@@ -1,9 +1,10 @@
 """Diagnostics that explain a VGDF run's outcome, logged once per iteration under ``vgdf/``.
 
-Each is a small pure function on tensors; the agent calls them inside its updates (on the device)
-and their per-update values are averaged with the iteration's single host sync
-(:class:`rlsuite.training.LossTotals`). None draws from a generator, so computing them leaves the
-agent's random streams, and hence its numbers, unchanged.
+Each is a small pure function on tensors. The agent computes them (on the device) on the source
+batch of the last update of each iteration, one batch per iteration being enough to follow them
+over a run at a fraction of the cost of every update, and reads them with the iteration's single
+host sync (:class:`rlsuite.training.LossTotals`). None draws from a generator, so computing them
+leaves the agent's random streams, and hence its numbers, unchanged.
 
 * ``vgdf/accept_ratio``: fraction of each source batch the filter keeps (0.25 after the warm-up by
   construction, 1 before).
@@ -26,8 +27,8 @@ agent's random streams, and hence its numbers, unchanged.
   :func:`rlsuite.envs.shifts.step_from_obs`); skipped with a warning otherwise. If the filter finds
   the transitions whose dynamics match the target's, ``dyn_diff_kept < dyn_diff_rejected``.
 
-Quantities with a per-sample mask (kept / rejected) are pooled over the iteration's updates: each
-update contributes a sum and a count (:func:`masked_sum`, under the ``POOL`` prefix) and
+Quantities with a per-sample mask (kept / rejected) are pooled over the batches they are computed
+on: each contributes a sum and a count (:func:`masked_sum`, under the ``POOL`` prefix) and
 :func:`pool_means` divides the totals, leaving a key out when its count is 0 (e.g. no rejected
 sample during the warm-up), since a mean over nothing is not a number.
 """
