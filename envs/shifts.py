@@ -139,7 +139,36 @@ def cartpole_terminal(obs: torch.Tensor) -> torch.Tensor:
     return (obs[..., 0].abs() > 2.4) | (obs[..., 2].abs() > 12 * 2 * math.pi / 360)
 
 
+def pendulum_fields_from_obs(obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Pendulum's state ``(th, thdot)`` from observations ``[B, 3] = (cos th, sin th, thdot)``:
+    ``th = atan2(sin, cos)`` is the angle modulo 2 pi, which the dynamics and cost do not see."""
+    return torch.atan2(obs[:, 1], obs[:, 0]), obs[:, 2]
+
+
+def cartpole_fields_from_obs(obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """CartPole's state ``(x, x_dot, theta, theta_dot)``: the observation is the state itself."""
+    return tuple(obs[:, i] for i in range(4))
+
+
 _SHIFTED: dict[type, type] = {Pendulum: ShiftedPendulum, ContinuousCartPole: ShiftedContinuousCartPole}
+FIELDS_FROM_OBS = {ShiftedPendulum: pendulum_fields_from_obs,
+                   ShiftedContinuousCartPole: cartpole_fields_from_obs}
+"""Per shift-capable env, how to rebuild the physical state from an observation (the engine envs
+are stateless, so a state rebuilt this way can be stepped under any params)."""
+
+
+def step_from_obs(env: BatchedEnv, params: Any, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """The next observation ``[N, d]`` reached from observations ``obs [N, d]`` under ``action
+    [N, k]`` and ``params`` (``N`` copies): the dynamics without time limit or reset, for comparing
+    what two domains do from the same state. Raises a ValueError naming the env when it cannot
+    rebuild a state from an observation (``FIELDS_FROM_OBS``)."""
+    rebuild = FIELDS_FROM_OBS.get(type(env))
+    if rebuild is None:
+        raise ValueError(f"step_from_obs: {type(env).__name__} cannot rebuild a state from an "
+                         f"observation; known: {sorted(c.__name__ for c in FIELDS_FROM_OBS)}")
+    fields = tuple(f.to(env.dtype) for f in rebuild(obs.reshape(obs.shape[0], -1)))
+    nxt, _, _ = env._transition(fields, env._prepare_action(action), params)  # type: ignore[attr-defined]
+    return env._observe(nxt)  # type: ignore[attr-defined]
 TERMINAL_FNS = {ShiftedPendulum: None, ShiftedContinuousCartPole: cartpole_terminal}
 """Hand-coded terminal predicates for model-predicted observations (VGDF ``env/env_utils.py``'s
 role); None: never terminates."""

@@ -30,19 +30,24 @@ with DARC's classifiers instead of filtering. None of them fits the dynamics mod
 Logged tags: ``rollout/ep_rew_mean`` (source episodes), ``vgdf/target_ep_rew_mean``,
 ``eval/source_return``, ``eval/target_return``, ``vgdf/accept_ratio``, ``vgdf/fvp_mean``,
 ``vgdf/value_gap_mean`` (|FVE mean - source target|), ``vgdf/model_holdout_mse``,
-``vgdf/model_epochs``, ``vgdf/target_steps``, ``train/*`` (SAC losses), ``darc/*``.
+``vgdf/model_epochs``, ``vgdf/target_steps``, ``train/*`` (SAC losses), ``darc/*``; with
+``config.diagnostics`` (the default) also the diagnostics of :mod:`rlsuite.agents.vgdf.diagnostics`
+(``vgdf/fvp_*``, ``vgdf/value_kept`` / ``_rejected``, ``vgdf/model_fresh_mse``,
+``vgdf/dyn_diff_kept`` / ``_rejected``), which draw nothing from the agent's generators.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import warnings
 from typing import Any
 
 import torch
 
 from rlsuite import validation as rules
 from rlsuite.agents.vgdf import darc
+from rlsuite.agents.vgdf import diagnostics as diag
 from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.agents.vgdf.domains import ShiftDomains
@@ -117,7 +122,16 @@ class VGDF:
         self.update_slots = 0
         """``int(utd * source_steps)`` at the last iteration: update slots owed or skipped."""
         self.model_fits = 0
+        self.target_steps_at_fit = 0
+        """``target_steps`` at the last model fit: newer target data is fresh to the model."""
         self.last_eval: dict[str, float] = {}
+        self._target_next_obs = getattr(domains, "target_next_obs", None)
+        reason = getattr(domains, "target_step_unavailable", "the domains give no target step")
+        if reason is not None:
+            self._target_next_obs = None
+            if cfg.diagnostics and cfg.variant == "vgdf":
+                warnings.warn(f"VGDF: vgdf/dyn_diff_kept and vgdf/dyn_diff_rejected are not "
+                              f"logged: {reason}", stacklevel=2)
 
     @property
     def global_step(self) -> int:
@@ -146,8 +160,10 @@ class VGDF:
     def _filter_active(self) -> bool:
         return self.source_steps > self.config.warmup_steps and self.model_fits > 0
 
-    def filter_batch(self, src: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Source-loss weights ``[N]`` of a source batch and the filter's statistics."""
+    def filter_batch(self, src: Any, diagnose: bool = False
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Source-loss weights ``[N]`` of a source batch, the filter's statistics, and (when
+        ``diagnose``, else ``{}``) the diagnostics of :meth:`_diagnose`."""
         cfg, nets = self.config, self.nets
 
         def value(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -167,12 +183,32 @@ class VGDF:
         sel = vfilter.select(scores, cfg.keep_fraction, self._filter_active())
         stats = {"accept_ratio": sel.mask.float().mean(), "fvp_mean": scores.mean(),
                  "value_gap_mean": (fict.mean(0) - y_src).abs().mean()}
-        return vfilter.source_loss_weights(sel.mask, cfg.src_loss_normalisation), stats
+        diagnostics = self._diagnose(src, scores, sel.mask, value) if diagnose else {}
+        return vfilter.source_loss_weights(sel.mask, cfg.src_loss_normalisation), stats, diagnostics
+
+    @torch.no_grad()
+    def _diagnose(self, src: Any, scores: torch.Tensor, mask: torch.Tensor,
+                  value: Any) -> dict[str, torch.Tensor]:
+        """The filter's diagnostics on one source batch (device tensors, no generator draw)."""
+        out = {f"vgdf/fvp_{k}": v for k, v in diag.fvp_spread(scores).items()}
+        v_next = diag.next_state_values(
+            value, lambda o: self.nets.actor.sample(o, self.generator, True)[0], src.next_obs)
+        out |= diag.pooled("vgdf/value_kept", v_next, mask)
+        out |= diag.pooled("vgdf/value_rejected", v_next, ~mask)
+        if self._target_next_obs is not None:
+            differ = diag.dynamics_differ(src.next_obs, self._target_next_obs(src.obs, src.action))
+            out |= diag.pooled("vgdf/dyn_diff_kept", differ.float(), mask)
+            out |= diag.pooled("vgdf/dyn_diff_rejected", differ.float(), ~mask)
+        return out
 
     # -- one update -------------------------------------------------------------------------
-    def _update(self) -> dict[str, torch.Tensor]:
+    def _update(self, diagnose: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One gradient step: ``(losses and filter statistics, diagnostics)``; the diagnostics
+        (``{}`` unless ``diagnose`` and the variant filters) are kept apart because the agent
+        computes them on one update per iteration."""
         cfg = self.config
         stats: dict[str, torch.Tensor] = {}
+        diagnostics: dict[str, torch.Tensor] = {}
         if cfg.variant == "target_only":
             batch, weight = self.tar_buffer.sample(cfg.batch_size, self.generator), None
         elif cfg.variant == "zero_shot":
@@ -182,7 +218,7 @@ class VGDF:
             tar = self.tar_buffer.sample(cfg.batch_size, self.generator)
             w_src = torch.ones(len(src), device=self.device)
             if cfg.variant == "vgdf":
-                w_src, filt = self.filter_batch(src)
+                w_src, filt, diagnostics = self.filter_batch(src, diagnose)
                 stats |= {f"vgdf/{k}": v for k, v in filt.items()}
             elif cfg.variant == "darc":
                 src, darc_stats = self._darc_step(src, tar)
@@ -198,7 +234,7 @@ class VGDF:
                           self.explore_actor if explore else None,
                           self.explore_opt if explore else None)
         self.num_updates += 1
-        return stats | {f"train/{k}": v for k, v in out.items()}
+        return stats | {f"train/{k}": v for k, v in out.items()}, diagnostics
 
     def _darc_step(self, src: Any, tar: Any) -> tuple[Any, dict[str, torch.Tensor]]:
         cfg = self.config
@@ -242,9 +278,12 @@ class VGDF:
             if cfg.variant == "vgdf" and before // period != self.source_steps // period:
                 gate = len(self.tar_buffer) if cfg.model_gate == "target" else len(self.src_buffer)
                 if gate >= cfg.model_batch_size and len(self.tar_buffer) >= 2:
+                    if cfg.diagnostics and self.model_fits > 0:
+                        metrics |= self._fresh_model_error()
                     fit = train_model(self.model, self.model_opt, self.tar_buffer.ordered(),
                                       self.source_steps, cfg, self.generator)
                     self.model_fits += 1
+                    self.target_steps_at_fit = self.target_steps
                     metrics |= {"vgdf/model_holdout_mse": float(fit.holdout_mse.mean()),
                                 "vgdf/model_epochs": float(fit.epochs)}
             # ---- gradient updates owed (utd per source step once both buffers hold a batch)
@@ -254,11 +293,17 @@ class VGDF:
             slots = int(cfg.utd * self.source_steps + 1e-9)
             due = slots - self.update_slots if ready else 0
             self.update_slots = slots
-            totals = LossTotals()
-            for _ in range(due):
-                totals.add(self._update())
+            totals, diag_totals = LossTotals(), LossTotals()
+            for i in range(due):
+                # Diagnostics on the iteration's last update only: ~20 % of an update's time on a
+                # CPU otherwise, and one batch per iteration is enough to follow them over a run.
+                stats, diagnostics = self._update(cfg.diagnostics and i == due - 1)
+                totals.add(stats)
+                if diagnostics:
+                    diag_totals.add(diagnostics)
             metrics |= totals.means("VGDF", self.source_steps, prefix="",
                                     params=self.nets.named_parameters())
+            metrics |= diag.pool_means(diag_totals.means("VGDF", self.source_steps, prefix=""))
             metrics = check_finite("VGDF", self.source_steps, metrics)  # the model fit's metrics
             # ---- evaluation in both domains
             if before // cfg.eval_every != self.source_steps // cfg.eval_every:
@@ -270,6 +315,17 @@ class VGDF:
             self.iteration += 1
             hooks.on_iteration(self, self.global_step, metrics)
         return self
+
+    def _fresh_model_error(self) -> dict[str, float]:
+        """``vgdf/model_fresh_mse`` on the target transitions collected since the last fit (the
+        newest rows of the buffer), before the model is refitted on them; {} when there are none."""
+        fresh = min(self.target_steps - self.target_steps_at_fit, len(self.tar_buffer))
+        if fresh <= 0:
+            return {}
+        data = self.tar_buffer.ordered().index(slice(len(self.tar_buffer) - fresh, None))
+        mse = diag.ensemble_next_state_mse(make_predict(self.model, "all"), data.obs.float(),
+                                           data.action.float(), data.next_obs.float())
+        return {"vgdf/model_fresh_mse": float(mse)}  # one sync per refit, with the fit's own
 
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate_domains(self, episodes: int, generator: torch.Generator | None = None) -> dict[str, float]:
@@ -302,6 +358,7 @@ class VGDF:
             "global_step": self.source_steps, "target_steps": self.target_steps,
             "iteration": self.iteration, "num_updates": self.num_updates,
             "update_slots": self.update_slots, "model_fits": self.model_fits,
+            "target_steps_at_fit": self.target_steps_at_fit,
         }
         out = copy.deepcopy(out)
         out["src_buffer"] = self.src_buffer.state_dict()
@@ -326,3 +383,5 @@ class VGDF:
         self.source_steps, self.target_steps = int(data["global_step"]), int(data["target_steps"])
         self.iteration, self.num_updates = int(data["iteration"]), int(data["num_updates"])
         self.update_slots, self.model_fits = int(data["update_slots"]), int(data["model_fits"])
+        # Checkpoints written before the diagnostics: count every target step as seen by the model.
+        self.target_steps_at_fit = int(data.get("target_steps_at_fit", self.target_steps))

@@ -113,6 +113,9 @@ class VGDFConfig:
     """Source steps between greedy evaluations in both domains (paper: 10 k)."""
     eval_episodes: int = 5
     """Episodes per domain per evaluation (paper: 5)."""
+    diagnostics: bool = True
+    """Log the filter's diagnostics (:mod:`rlsuite.agents.vgdf.diagnostics`): a few extra forward
+    passes per update, no generator draw, so the run's numbers are the same either way."""
 
     CHECKS: ClassVar[rules.Checks] = {
         "variant": rules.choice(*VARIANTS), "target_shift": rules.TEXT,
@@ -138,7 +141,7 @@ class VGDFConfig:
         "fictitious_action": rules.choice(*vfilter.ACTION_MODES),
         "src_loss_normalisation": rules.choice(*vfilter.NORMALISATIONS), "darc_hidden": rules.SIZES,
         "darc_noise": rules.NONNEG, "darc_warmup": rules.NONNEG_INT, "eval_every": rules.POSITIVE_INT,
-        "eval_episodes": rules.POSITIVE_INT,
+        "eval_episodes": rules.POSITIVE_INT, "diagnostics": rules.FLAG,
     }
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.envs.shifts import TERMINAL_FNS, domain_params, shifted_env
+from rlsuite.envs.shifts import FIELDS_FROM_OBS, TERMINAL_FNS, domain_params, shifted_env, step_from_obs
 
 TerminalFn = Callable[[torch.Tensor], torch.Tensor]
 DOMAINS = ("source", "target")
@@ -45,6 +45,19 @@ class ShiftDomains:
         self.source_params = domain_params(env, params, tree.batch_size(params), {})
         self.target_params = domain_params(env, params, target_envs, shift)
         self.terminal: TerminalFn | None = TERMINAL_FNS.get(type(self.env))
+        self.target_step_unavailable: str | None = (
+            None if type(self.env) in FIELDS_FROM_OBS else
+            f"{type(self.env).__name__} cannot rebuild a state from an observation")
+        """Why :meth:`target_next_obs` cannot run (None: it can)."""
+        self._target_copies: dict[int, Any] = {}
+
+    def target_next_obs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The next observations ``[N, d]`` the *target* dynamics reach from the states of ``obs
+        [N, d]`` under ``action [N, k]`` (no generator draw: the engine env is stateless)."""
+        n = obs.shape[0]
+        if n not in self._target_copies:  # N copies of the target params, built once per N
+            self._target_copies[n] = domain_params(self.env, self.target_params, n, {})
+        return step_from_obs(self.env, self._target_copies[n], obs, action)
 
     def eval_env(self, domain: str, copies: int) -> tuple[BatchedEnv, Any]:
         """The env and ``copies`` params of ``domain`` for a greedy evaluation."""
@@ -88,6 +101,10 @@ class GymnasiumDomains:
         self.source_params = src.default_params()
         self.target_params = tar.default_params()
         self.terminal = terminal
+        self.target_step_unavailable: str | None = (
+            "gymnasium MuJoCo envs cannot be set to a state rebuilt from an observation (it omits "
+            "the root position and the simulator keeps its own state)")
+        """Why the target's next state of a source transition cannot be computed."""
         self._eval: dict[tuple[str, int], BatchedEnv] = {}
 
     @classmethod
