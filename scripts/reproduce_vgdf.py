@@ -58,16 +58,16 @@ def one_run(variant: str, shift: str, seed: int, steps: int) -> dict:
     cfg = compose(["experiment=vgdf_pendulum", f"agent.variant={variant}",
                    f"agent.target_shift='{shift}'", f"seed={seed}", f"total_steps={steps}",
                    f"run_dir={run_dir}", "progress=false", "device=cpu", "threads=1"])
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     score = run(cfg)
-    wall = time.perf_counter() - tic
+    wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
     rows = read_metrics(run_dir)
     curve = [(r["step"], r["eval/target_return"], r["eval/source_return"]) for r in rows[:-1]
              if "eval/target_return" in r]
     accept = [r["vgdf/accept_ratio"] for r in rows if "vgdf/accept_ratio" in r]
     fvp = [r["vgdf/fvp_mean"] for r in rows if "vgdf/fvp_mean" in r]
     out = {"variant": variant, "shift": shift, "seed": seed, "steps": steps, "wall_s": wall,
-           "target_return": score, "source_return": rows[-1]["eval/source_return"], "curve": curve,
+           "cpu_s": cpu, "target_return": score, "source_return": rows[-1]["eval/source_return"], "curve": curve,
            "accept_ratio_last": accept[-1] if accept else None,
            "fvp_mean_last": fvp[-1] if fvp else None}
     cached.parent.mkdir(parents=True, exist_ok=True)
