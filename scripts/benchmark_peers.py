@@ -386,6 +386,33 @@ class _Stop(Exception):
     pass
 
 
+def rlsuite_eval_hook(clock: _Clock, env: Any, eval_params: Any, threshold: float,
+                      every: int | None = None) -> Any:
+    """Training hooks for an rlsuite learner: a greedy evaluation (one episode per copy of
+    ``eval_params``) after every iteration, or at the first iteration past every ``every`` env
+    steps; stops the run (:class:`_Stop`) at ``threshold`` or when ``clock`` says time is up.
+    Evaluation time is recorded apart from training time."""
+    from rlsuite.engine.evaluate import evaluate
+    from rlsuite.training import TrainingHooks
+
+    next_eval = [every or 0]
+
+    class Hook(TrainingHooks):
+        def on_iteration(self, agent: Any, step: int, metrics: dict[str, float]) -> None:
+            if every is not None:
+                if step < next_eval[0]:
+                    return
+                next_eval[0] += every
+            clock.iteration_done()
+            tic = time.perf_counter()
+            score = float(evaluate(rlsuite_greedy(agent), env, eval_params,
+                                   1, env.make_generator(10_000 + step)).mean_return.mean())
+            if clock.evaluated(step, score, time.perf_counter() - tic) or score >= threshold:
+                raise _Stop
+
+    return Hook()
+
+
 def work_ppo(contender: str, seed: int) -> dict[str, Any]:
     """PPO on CartPole until a greedy 64-episode evaluation reaches 475."""
     if contender == "PureJaxRL-style":
@@ -400,26 +427,15 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
     # Each clock starts after the imports: construction, first calls and compilation count.
     if contender == "rlsuite":
         import rlsuite.envs as envs
-        from rlsuite.engine.evaluate import evaluate
         from rlsuite.learners.ppo import PPO, PPOConfig
-        from rlsuite.training import TrainingHooks
 
         clock = _Clock()
         env = envs.make("cartpole")
         agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
         eval_params = env.default_params(PPO_EVAL_EPISODES)
 
-        class Hook(TrainingHooks):
-            def on_iteration(self, agent, step, metrics):
-                clock.iteration_done()
-                tic = time.perf_counter()
-                score = float(evaluate(rlsuite_greedy(agent), env, eval_params,
-                                       1, env.make_generator(10_000 + step)).mean_return.mean())
-                if clock.evaluated(step, score, time.perf_counter() - tic) or score >= PPO_THRESHOLD:
-                    raise _Stop
-
         try:
-            agent.learn(PPO_STEP_CAP, Hook())
+            agent.learn(PPO_STEP_CAP, rlsuite_eval_hook(clock, env, eval_params, PPO_THRESHOLD))
         except _Stop:
             pass
     elif contender == "SB3 RL Zoo":
@@ -462,9 +478,7 @@ def work_sac(contender: str, seed: int) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
         import rlsuite.envs as envs
-        from rlsuite.engine.evaluate import evaluate
         from rlsuite.learners.sac import SAC, SACConfig
-        from rlsuite.training import TrainingHooks
 
         _one_thread_torch()
         # rlsuite's own Pendulum preset (conf/experiment/pendulum_sac.yaml), read, not copied.
@@ -474,22 +488,9 @@ def work_sac(contender: str, seed: int) -> dict[str, Any]:
         config = SACConfig(**OmegaConf.to_container(preset.agent))
         agent = SAC(config, env, env.default_params(int(preset.num_envs)), seed=seed)
         eval_params = env.default_params(SAC_EVAL_EPISODES)
-        next_eval = [SAC_EVAL_EVERY]
-
-        class Hook(TrainingHooks):
-            def on_iteration(self, agent, step, metrics):
-                if step < next_eval[0]:
-                    return
-                next_eval[0] += SAC_EVAL_EVERY
-                clock.iteration_done()
-                tic = time.perf_counter()
-                score = float(evaluate(rlsuite_greedy(agent), env, eval_params,
-                                       1, env.make_generator(10_000 + step)).mean_return.mean())
-                if clock.evaluated(step, score, time.perf_counter() - tic) or score >= SAC_THRESHOLD:
-                    raise _Stop
-
         try:
-            agent.learn(SAC_STEP_CAP, Hook())
+            agent.learn(SAC_STEP_CAP, rlsuite_eval_hook(clock, env, eval_params, SAC_THRESHOLD,
+                                                        every=SAC_EVAL_EVERY))
         except _Stop:
             pass
     elif contender in ("SB3 RL Zoo", "SBX RL Zoo"):
