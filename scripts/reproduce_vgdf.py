@@ -67,7 +67,8 @@ def one_run(variant: str, shift: str, seed: int, steps: int) -> dict:
     accept = [r["vgdf/accept_ratio"] for r in rows if "vgdf/accept_ratio" in r]
     fvp = [r["vgdf/fvp_mean"] for r in rows if "vgdf/fvp_mean" in r]
     out = {"variant": variant, "shift": shift, "seed": seed, "steps": steps, "wall_s": wall,
-           "cpu_s": cpu, "target_return": score, "source_return": rows[-1]["eval/source_return"], "curve": curve,
+           "cpu_s": cpu, "target_return": score, "source_return": rows[-1]["eval/source_return"],
+           "curve": curve,
            "accept_ratio_last": accept[-1] if accept else None,
            "fvp_mean_last": fvp[-1] if fvp else None}
     cached.parent.mkdir(parents=True, exist_ok=True)
