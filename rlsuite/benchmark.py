@@ -62,6 +62,14 @@ def _own_cpu() -> float:
     return t.user + t.system
 
 
+def busy_with_other_work(samples: list[tuple[float, int]], nproc: int) -> bool:
+    """Whether other work loaded the machine while a benchmark ran: ``samples`` are
+    ``(1-minute load average, processes of the benchmark's own running then)``; the machine was
+    busy if, less the benchmark's own processes, the load exceeded half its CPUs at any sample.
+    (A one-thread benchmark alone keeps the load average near 1: that is not other work.)"""
+    return any(load - own > 0.5 * nproc for load, own in samples)
+
+
 @dataclass
 class LoadMeter:
     """Accumulates the CPU time other processes use while it is running (in cores on average)."""

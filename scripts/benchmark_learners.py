@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from rlsuite.benchmark import busy_with_other_work
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 THRESHOLD = 475.0
 SB3_EVAL_EVERY = 8192
@@ -286,8 +288,10 @@ def main() -> None:
     seeds = " ".join(map(str, args.seeds)) + f" --cap {args.cap:g}" + (" --skip-sac" if args.skip_sac else "")
     loadavg = os.getloadavg()
     load = ", ".join(f"{x:.2f}" for x in loadavg)
-    busy = (" **The machine was busy with other work (load above half its CPUs): these numbers are "
-            "provisional.**" if max(loadavg[:2]) > 0.5 * (os.cpu_count() or 1) else "")
+    # The learners ran in this one-thread process: its own share of the load is not other work.
+    busy = (" **The machine was busy with other work (load above half its CPUs besides this "
+            "benchmark): these numbers are provisional.**"
+            if busy_with_other_work([(loadavg[0], 1)], os.cpu_count() or 1) else "")
     text = f"""# Learners against stable-baselines3
 
 Command: `.venv/bin/python scripts/benchmark_learners.py --seeds {seeds}`

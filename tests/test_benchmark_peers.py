@@ -148,3 +148,36 @@ def test_rlsuite_greedy_prefers_the_agents_own_greedy_policy(bp) -> None:
 
     assert bp.rlsuite_greedy(Plain())(3) == ("act", 3, True)
     assert bp.rlsuite_greedy(WithGreedy())(3) == ("greedy", 3)
+
+
+def test_a_benchmark_alone_is_not_other_work(bp) -> None:
+    from rlsuite.benchmark import busy_with_other_work
+
+    # 2 CPUs: the benchmark's own one-thread worker keeps the 1-minute load near 1 at the end.
+    assert not busy_with_other_work([(0.01, 0), (1.57, 1)], 2)
+    assert busy_with_other_work([(0.01, 0), (2.2, 1)], 2)  # 1.2 besides ours: busy
+    assert busy_with_other_work([(1.2, 0)], 2)
+    results = _results(bp, 25e6)
+    results["load"] = {"nproc": 2, "loadavg_before": [0.01, 0.7, 2.2], "loadavg_after": [1.57, 1.2, 1.7]}
+    page = bp.render_page(results)
+    assert "The machine was quiet." in page and "provisional" not in page
+
+
+def test_the_jax_ppo_uses_rlsuites_ppo_defaults() -> None:
+    # The PureJaxRL-style peer runs "rlsuite's hyperparameters": its Config must not drift from
+    # PPOConfig. Read by ast, so the test needs no JAX.
+    import ast
+    import dataclasses
+
+    from rlsuite.learners.ppo import PPOConfig
+
+    tree = ast.parse((SCRIPT.parent / "peers" / "purejaxrl_ppo.py").read_text())
+    [config] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Config"]
+    jax_defaults = {s.target.id: ast.literal_eval(s.value) for s in config.body
+                    if isinstance(s, ast.AnnAssign)}
+    ours = {f.name: f.default for f in dataclasses.fields(PPOConfig)}
+    shared = set(jax_defaults) & set(ours)
+    assert {"learning_rate", "num_steps", "gamma", "gae_lambda", "clip_coef", "ent_coef",
+            "vf_coef", "max_grad_norm", "update_epochs", "num_minibatches", "anneal_lr"} <= shared
+    assert {k: jax_defaults[k] for k in shared} == {k: ours[k] for k in shared}
+    assert list(jax_defaults["hidden"]) == list(PPOConfig().hidden_sizes)
