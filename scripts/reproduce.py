@@ -1,13 +1,16 @@
-"""One command per paper: run its scaled-down experiment set and rewrite its results/ section.
+"""One command per paper: run its experiments through the runner and regenerate its results page.
 
     .venv/bin/python scripts/reproduce.py --list
-    .venv/bin/python scripts/reproduce.py hnpg            # runs every command of the paper, in order
-    .venv/bin/python scripts/reproduce.py vgdf --dry-run  # prints them only
+    .venv/bin/python scripts/reproduce.py hnpg                  # full runs -> results/hnpg.md
+    .venv/bin/python scripts/reproduce.py hnpg --quick          # reduced runs -> results/quick/hnpg.md
+    .venv/bin/python scripts/reproduce.py all --quick --check   # what CI runs: rerun, compare, fail on a diff
 
-Each paper's commands are exactly those that produced its committed ``results/<agent>.md``; the
-per-paper scripts take more options (seeds, budgets, horizons) when run directly. Wall times
-are for this 2-core CPU machine; the full-scale settings are experiment presets in
-``conf/experiment/`` for a GPU cluster (see each results file).
+A paper with a module in ``scripts/papers/`` is reproduced by :mod:`rlsuite.reproduce`: every run is
+``rlsuite experiment=<preset> <overrides>`` through the runner, in ``runs/reproduce/<paper>/<tag>``
+(``resume=auto``: recorded runs are read back, interrupted ones continue; ``--time-limit`` stops
+each run after that many seconds with a checkpoint, so long reproductions span several sittings),
+and the page's generated sections name the command and commit behind every row. The papers not yet
+converted run their legacy script commands below (``--dry-run`` prints them).
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-PAPERS: dict[str, tuple[str, list[list[str]]]] = {
+from rlsuite import reproduce  # noqa: E402
+
+LEGACY: dict[str, tuple[str, list[list[str]]]] = {
+    # papers whose page is still written by its own script (until it has a scripts/papers/ module)
     "distributional_dp": (
         "Avila Pires et al. 2025, distributional DP with stock augmentation -> "
         "results/distributional_dp.md",
@@ -77,32 +84,80 @@ PAPERS: dict[str, tuple[str, list[list[str]]]] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run (or print) the commands of one paper; returns the first failing exit status, or 0."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("paper", nargs="?", choices=sorted(PAPERS), help="which paper")
-    parser.add_argument("--list", action="store_true", help="list the papers and their commands")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    args = parser.parse_args(argv)
-    if args.list or args.paper is None:
-        for name, (what, commands) in sorted(PAPERS.items()):
-            print(f"{name}: {what}")
-            for command in commands:
-                print("    python " + " ".join(command))
-        return 0
-    what, commands = PAPERS[args.paper]
-    print(f"reproduce {args.paper}: {what}")
+def _legacy(paper: str, dry_run: bool) -> int:
+    what, commands = LEGACY[paper]
+    print(f"reproduce {paper}: {what}")
     for command in commands:
-        line = [sys.executable, *command]
         print("  $ python " + " ".join(command), flush=True)
-        if args.dry_run:
+        if dry_run:
             continue
         tic = time.perf_counter()
-        rc = subprocess.run(line, cwd=REPO).returncode
+        rc = subprocess.run([sys.executable, *command], cwd=REPO).returncode
         print(f"  -> exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
         if rc:
             return rc
     return 0
+
+
+def _names() -> list[str]:
+    return sorted({*reproduce.papers(), *LEGACY})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Reproduce one paper (or ``all``); returns the exit status (non-zero: a run did not
+    complete, or ``--check`` found a difference)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("paper", nargs="?", choices=[*_names(), "all"], help="which paper")
+    parser.add_argument("--list", action="store_true", help="list the papers and their runs")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs, run nothing")
+    parser.add_argument("--quick", action="store_true",
+                        help="the reduced experiments -> results/quick/<paper>.md")
+    parser.add_argument("--check", action="store_true",
+                        help="with --quick: rerun from scratch and compare with the committed page")
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--keep-stale", action="store_true",
+                        help="read back runs recorded by an older commit instead of rerunning them")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="S",
+                        help="stop each run after S seconds with a checkpoint (rerun to continue)")
+    parser.add_argument("--runs", type=Path, default=None, help="run root (default runs/reproduce*/<paper>)")
+    args = parser.parse_args(argv)
+    if args.check and not args.quick:
+        parser.error("--check compares the quick pages: add --quick")
+    if args.workers < 1:
+        parser.error(f"--workers={args.workers}: must be at least 1")
+    if args.list or args.paper is None:
+        for name in _names():
+            if name in reproduce.papers():
+                paper = reproduce.load_paper(name)
+                print(f"{name}: {paper.title} -> {paper.module.PAGE}")
+                for job in paper.plan(quick=args.quick):
+                    print(f"    {job.command}")
+            else:
+                print(f"{name}: {LEGACY[name][0]} (legacy scripts)")
+                for command in LEGACY[name][1]:
+                    print("    python " + " ".join(command))
+        return 0
+    names = _names() if args.paper == "all" else [args.paper]
+    extra = [f"time_limit_s={args.time_limit}"] if args.time_limit else []
+    status = 0
+    for name in names:
+        if name not in reproduce.papers():
+            if args.quick:
+                print(f"reproduce {name}: no quick reproduction yet (legacy scripts only)", file=sys.stderr)
+                status = status or 1
+                continue
+            status = _legacy(name, args.dry_run) or status
+            continue
+        if args.dry_run:
+            for job in reproduce.load_paper(name).plan(args.quick):
+                print(f"  $ {job.command}")
+            continue
+        tic = time.perf_counter()
+        rc = reproduce.regenerate(name, quick=args.quick, check=args.check, runs_root=args.runs,
+                                  workers=args.workers, keep_stale=args.keep_stale, extra=extra)
+        print(f"reproduce {name}: exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
+        status = status or rc
+    return status
 
 
 if __name__ == "__main__":

@@ -1,59 +1,142 @@
-"""``scripts/reproduce.py``: every paper's commands name scripts that exist and options they take."""
+"""The reproduction framework (rlsuite.reproduce): runs through the runner, read-back, stale
+records, generated sections, and the quick check that fails on a number that does not regenerate."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from functools import cache
+import json
+import textwrap
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import reproduce  # noqa: E402
+from rlsuite import reproduce
+from rlsuite.reproduce import Citations, Job, Record
+
+pytestmark = pytest.mark.xdist_group("reproduce")
+
+TINY = ("num_envs=4", "agent.num_steps=16", "agent.num_minibatches=2", "total_steps=128",
+        "eval_episodes=2", "tensorboard=false", "agent.fast_path=false")
+
+TOY = textwrap.dedent('''
+    from rlsuite.reproduce import Citations, Job, fmt
+
+    TITLE = "Toy paper"
+    PAGE = "results/toy.md"
+    TINY = {tiny!r}
+
+    def plan(quick):
+        seeds = [0] if quick else [0, 1]
+        return [Job(f"s{{s}}", "cartpole_ppo", (f"seed={{s}}", *TINY)) for s in seeds]
+
+    def render(records, quick, out):
+        cites = Citations(quick)
+        rows = ["| seed | score | runs |", "|---|---|---|"]
+        for tag, r in records.items():
+            rows.append(f"| {{r.config['seed']}} | {{fmt(r.score, 6)}} | {{cites.cite([r])}} |")
+        return {{"scores": "\\n".join(rows) + "\\n\\n" + cites.markdown()}}
+''').format(tiny=TINY)
 
 
-@cache
-def _help(script: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), "--help"], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+@pytest.fixture
+def toy_root(tmp_path: Path) -> Path:
+    (tmp_path / "scripts" / "papers").mkdir(parents=True)
+    (tmp_path / "scripts" / "papers" / "toy.py").write_text(TOY)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "toy.md").write_text(
+        "# Toy\n\nhand-written\n\n<!-- generated:scores -->\nold\n<!-- /generated:scores -->\n\nend\n")
+    return tmp_path
 
 
-@pytest.mark.parametrize("paper", sorted(reproduce.PAPERS))
-def test_commands_use_existing_scripts_and_options(paper: str) -> None:
-    for command in reproduce.PAPERS[paper][1]:
-        script = REPO / command[0]
-        assert script.exists(), f"{paper}: {script} does not exist"
-        help_text = _help(script)
-        assert help_text.returncode == 0, help_text.stderr[-2000:]
-        for option in (a for a in command[1:] if a.startswith("--")):
-            assert option in help_text.stdout, f"{paper}: {script.name} has no option {option}"
+def test_quick_page_regenerates_and_check_catches_a_changed_number(toy_root: Path, capsys) -> None:
+    runs = toy_root / "runs_a"
+    assert reproduce.regenerate("toy", quick=True, root=toy_root, runs_root=runs, progress=False) == 0
+    page = (toy_root / "results" / "quick" / "toy.md").read_text()
+    assert "rlsuite experiment=cartpole_ppo seed=0" in page
+    assert "commit" not in page  # quick pages hold no commits or timings: they regenerate at any commit
+    record = reproduce.read_record(Job("s0", "cartpole_ppo"), runs / "s0")
+    assert f"| 0 | {reproduce.fmt(record.score, 6)} |" in page
+    # A check reruns from scratch (a fresh run root) and finds the same page.
+    assert reproduce.regenerate("toy", quick=True, check=True, root=toy_root, progress=False) == 0
+    # A committed number that the code does not produce fails the check, with a diff.
+    tampered = page.replace(f"| 0 | {reproduce.fmt(record.score, 6)} |", "| 0 | 123.456 |")
+    (toy_root / "results" / "quick" / "toy.md").write_text(tampered)
+    capsys.readouterr()
+    assert reproduce.regenerate("toy", quick=True, check=True, root=toy_root, progress=False) == 1
+    out = capsys.readouterr()
+    assert "-| 0 | 123.456 |" in out.out and "does not regenerate" in out.err
 
 
-def test_every_agent_package_has_a_paper_entry() -> None:
-    papers = set(reproduce.PAPERS)
-    assert {"distributional_dp", "iwocs", "hnpg", "vgdf", "dynlin_ucb", "ecrm"} <= papers
+def test_full_page_splices_sections_and_cites_commits(toy_root: Path) -> None:
+    runs = toy_root / "runs_full"
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, runs_root=runs, progress=False) == 0
+    page = (toy_root / "results" / "toy.md").read_text()
+    assert page.startswith("# Toy\n\nhand-written\n\n<!-- generated:scores -->\n| seed | score |")
+    assert page.endswith("<!-- /generated:scores -->\n\nend\n") and "old" not in page
+    record = reproduce.read_record(Job("s1", "cartpole_ppo"), runs / "s1")
+    assert f"[2] `rlsuite experiment=cartpole_ppo seed=1 " in page
+    assert f"(commit {record.commit}, " in page and "CPU s)" in page
 
 
-def test_dry_run_prints_without_running(capsys) -> None:
-    assert reproduce.main(["ecrm", "--dry-run"]) == 0
-    assert "scripts/reproduce_ecrm.py --seeds 0 1" in capsys.readouterr().out
+def test_recorded_runs_are_read_back_and_stale_ones_rerun(toy_root: Path, monkeypatch) -> None:
+    plan = [Job("s0", "cartpole_ppo", ("seed=0", *TINY))]
+    runs = toy_root / "runs_b"
+    first = reproduce.launch(plan, runs, progress=False)[0]
+    assert first.completed and len(first.timing) == 1
+    monkeypatch.setattr(reproduce, "is_stale", lambda result: False)
+    again = reproduce.launch(plan, runs, progress=False)[0]
+    assert len(again.timing) == 1 and again.score == first.score  # read back, not rerun
+    monkeypatch.setattr(reproduce, "is_stale", lambda result: True)
+    kept = reproduce.launch(plan, runs, keep_stale=True, progress=False)[0]
+    assert len(kept.timing) == 1  # keep_stale reads the old record back
+    rerun = reproduce.launch(plan, runs, progress=False)[0]
+    assert len(rerun.timing) == 1 and rerun.timing[0] != first.timing[0]  # a fresh run directory
+    assert rerun.score == first.score  # same config, same code: the same number
 
 
-def test_every_results_file_quotes_the_command_that_produced_it() -> None:
-    missing = []
-    for md in sorted((REPO / "results").glob("*.md")):
-        text = md.read_text()
-        scripts = [w.strip("`'\"(),") for w in text.split() if w.strip("`'\"(),").startswith("scripts/")]
-        if md.name != "README.md" and not any((REPO / s).is_file() for s in scripts):
-            missing.append(md.name)
-    assert not missing, f"results files without a command naming an existing script: {missing}"
+def test_a_run_that_fails_is_recorded_and_the_plan_goes_on(tmp_path: Path) -> None:
+    plan = [Job("bad", "cartpole_ppo", ("seed=0", *TINY, "agent.learning_rate=-1")),
+            Job("good", "cartpole_ppo", ("seed=0", *TINY))]
+    bad, good = reproduce.launch(plan, tmp_path, progress=False)
+    assert not bad.completed and good.completed
 
 
-def test_every_results_page_opens_with_its_command() -> None:
-    # A reader should not have to search the page: the command is within its first lines.
-    late = [md.name for md in sorted((REPO / "results").glob("*.md"))
-            if md.name != "README.md"
-            and not any(".venv/bin/python scripts/" in line for line in md.read_text().splitlines()[:8])]
-    assert not late, f"results pages whose first 8 lines quote no `.venv/bin/python scripts/...`: {late}"
+def test_is_stale_compares_the_recorded_commit_with_the_checkout() -> None:
+    from rlsuite.identity import code_version
+
+    head = code_version()
+    if head["commit"] is None:
+        pytest.skip("not a git checkout")
+    assert reproduce.is_stale({"identity": {"code": {"commit": "0" * 40, "dirty": False}}})
+    assert reproduce.is_stale({"identity": {"code": {"commit": head["commit"], "dirty": True}}})
+    assert reproduce.is_stale({})
+
+
+def test_citations_number_runs_in_order_and_compress_ranges() -> None:
+    jobs = [Job(f"t{i}", "cartpole_ppo", (f"seed={i}",)) for i in range(4)]
+    records = [Record(j, Path("."), {"status": "completed", "identity": {"code": {"commit": "abc"}}})
+               for j in jobs]
+    cites = Citations(quick=False)
+    assert cites.cite(records[:3]) == "[1-3]"
+    assert cites.cite([records[3], records[0]]) == "[1,4]"
+    text = cites.markdown()
+    assert "[4] `rlsuite experiment=cartpole_ppo seed=3` (commit abc)" in text
+    assert "commit" not in Citations(quick=True).markdown()
+
+
+def test_bad_plans_and_pages_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Job.preset='nope'"):
+        Job("x", "nope")
+    with pytest.raises(ValueError, match="Job.tag='a/b'"):
+        Job("a/b", "cartpole_ppo")
+    with pytest.raises(ValueError, match="duplicate tags"):
+        reproduce.launch([Job("x", "cartpole_ppo"), Job("x", "cartpole_ppo")], tmp_path)
+    with pytest.raises(ValueError, match="no markers <!-- generated:table -->"):
+        reproduce.splice("# page\n", {"table": "| a |"})
+    with pytest.raises(ValueError, match="paper='nope': unknown"):
+        reproduce.load_paper("nope")
+
+
+def test_the_committed_quick_pages_have_a_paper_module() -> None:
+    """Every results/quick page is produced by a paper module (none is written by hand)."""
+    quick = sorted(p.stem for p in (reproduce.REPO / "results" / "quick").glob("*.md"))
+    assert set(quick) <= set(reproduce.papers()), json.dumps(quick)

@@ -1,0 +1,410 @@
+"""Regenerate results pages from run records: every number comes from a runner run on a preset.
+
+A paper's reproduction is a *plan*, a list of :class:`Job` (an ``conf/experiment`` preset plus
+command-line overrides, under a tag naming its run directory), and a *renderer* that turns the
+jobs' :class:`Record` s (``result.json``, ``metrics.csv``, the run identity with its commit) into
+markdown sections. ``scripts/reproduce.py <paper>`` runs the plan through :func:`rlsuite.runner.run`
+(``resume=auto``: a finished run with the same identity is read back, an interrupted one continues
+from its checkpoint) and writes each section between its markers in ``results/<paper>.md``::
+
+    <!-- generated:NAME -->
+    ... replaced on every regeneration ...
+    <!-- /generated:NAME -->
+
+``--quick`` runs the plan's reduced version into ``results/quick/<paper>.md`` (no commits, no
+timings: only what the code computes), and ``--quick --check`` compares a fresh quick run with that
+committed page and fails on any difference, which is how CI checks that committed numbers still
+regenerate from the committed code.
+
+Reuse is explicit about staleness: a completed run whose record names a commit that differs from
+the working tree in ``rlsuite/`` or ``conf/`` is rerun, unless ``keep_stale`` is set (long runs
+spanning sessions); the row stamps always name the commit each run was made at.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TIMING_FILE = "reproduce_timing.json"
+"""Per-run list of process segments ``{wall_s, cpu_s, commit}`` written by :func:`launch`."""
+CODE_PATHS = ("rlsuite", "envs", "conf")
+"""Where a code change makes a recorded run stale (see :func:`is_stale`)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a reproduction: ``rlsuite experiment=<preset> <overrides>``."""
+
+    tag: str
+    """Run directory name under the paper's run root (unique within the plan)."""
+    preset: str
+    """``conf/experiment/<preset>.yaml``."""
+    overrides: tuple[str, ...] = ()
+    """Command-line overrides, exactly as on the ``rlsuite`` command line."""
+
+    def __post_init__(self) -> None:
+        if not self.tag or "/" in self.tag or self.tag.startswith("."):
+            raise ValueError(f"Job.tag={self.tag!r}: must be a plain directory name")
+        if not (REPO / "conf" / "experiment" / f"{self.preset}.yaml").exists():
+            raise ValueError(f"Job.preset={self.preset!r}: no conf/experiment/{self.preset}.yaml")
+
+    @property
+    def command(self) -> str:
+        """The CLI command that runs this job (without its run directory)."""
+        return " ".join(["rlsuite", f"experiment={self.preset}", *(shlex.quote(o) for o in self.overrides)])
+
+
+@dataclass
+class Record:
+    """A job's run, read back from its run directory."""
+
+    job: Job
+    run_dir: Path
+    result: dict[str, Any]
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    timing: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        """The run finished (``result.json`` says completed)."""
+        return self.result.get("status") == "completed"
+
+    @property
+    def score(self) -> float:
+        """The run's score (the first final metric)."""
+        return float(self.result["score"])
+
+    @property
+    def final(self) -> dict[str, float]:
+        """Every final metric the runner recorded."""
+        return dict(self.result.get("metrics") or {})
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The keyed (resolved) config the run was made with."""
+        return dict(self.result.get("identity", {}).get("config", {}))
+
+    @property
+    def commit(self) -> str:
+        """Short commit the run was made at (``+dirty`` when the tree had changes)."""
+        code = self.result.get("identity", {}).get("code", {})
+        commit = (code.get("commit") or "unknown")[:10]
+        return commit + ("+dirty" if code.get("dirty") else "")
+
+    @property
+    def wall_s(self) -> float:
+        """Wall seconds over every process segment of the run (NaN if unknown)."""
+        return sum(s["wall_s"] for s in self.timing) if self.timing else float("nan")
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds over every process segment of the run (NaN if unknown)."""
+        return sum(s["cpu_s"] for s in self.timing) if self.timing else float("nan")
+
+    def curve(self, key: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of ``key`` over the logged rows (the final row included)."""
+        return [(int(r["step"]), float(r[key])) for r in self.metrics if key in r and r[key] == r[key]]
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+
+
+def is_stale(result: dict[str, Any]) -> bool:
+    """Whether a recorded run was made by code that differs from this checkout in
+    :data:`CODE_PATHS` (or by a dirty tree, or where git cannot tell)."""
+    code = result.get("identity", {}).get("code", {})
+    commit = code.get("commit")
+    if not commit or code.get("dirty"):
+        return True
+    diff = _git("diff", "--quiet", commit, "--", *CODE_PATHS)
+    return diff.returncode != 0  # 1: differs; 128: unknown commit
+
+
+def read_record(job: Job, run_dir: Path) -> Record:
+    """``job``'s record from ``run_dir`` (empty result when it never ran)."""
+    from rlsuite import jobs
+    from rlsuite.logging import read_metrics
+
+    result = jobs.read_result(run_dir) or {"status": "missing"}
+    metrics = read_metrics(run_dir) if (run_dir / "metrics.csv").exists() else []
+    timing_path = run_dir / TIMING_FILE
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else []
+    return Record(job, run_dir, result, metrics, timing)
+
+
+def _run_one(job: Job, run_dir: str, extra: tuple[str, ...]) -> str | None:
+    """Worker: run ``job`` in ``run_dir`` through the runner; the error text, or None."""
+    import torch
+
+    torch.set_num_threads(1)
+    from rlsuite.identity import code_version
+    from rlsuite.runner import compose, run
+
+    overrides = [f"experiment={job.preset}", *job.overrides, f"run_dir={run_dir}", "resume=auto",
+                 "progress=false", "threads=1", *extra]
+    tic, cpu = time.perf_counter(), time.process_time()
+    try:
+        run(compose(overrides))
+    except BaseException as err:  # noqa: BLE001 (recorded; the plan goes on with the other jobs)
+        return f"{type(err).__name__}: {err}"
+    finally:
+        segment = {"wall_s": time.perf_counter() - tic, "cpu_s": time.process_time() - cpu,
+                   "commit": code_version().get("commit")}
+        path = Path(run_dir) / TIMING_FILE
+        if path.parent.exists():
+            segments = json.loads(path.read_text()) if path.exists() else []
+            path.write_text(json.dumps([*segments, segment], indent=1))
+    return None
+
+
+def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: bool = False,
+           extra: Sequence[str] = (), progress: bool = True) -> list[Record]:
+    """Run every job of ``plan`` under ``root/<tag>`` and return their records, in plan order.
+
+    Completed runs of the same identity are read back (not rerun) unless stale (:func:`is_stale`,
+    overridden by ``keep_stale``); interrupted ones continue from their checkpoints. ``extra``
+    overrides go to every job but are not part of its command (e.g. ``time_limit_s=3600``).
+    """
+    tags = [job.tag for job in plan]
+    if len(set(tags)) != len(tags):
+        raise ValueError(f"plan: duplicate tags {sorted({t for t in tags if tags.count(t) > 1})}")
+    root.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for job in plan:
+        run_dir = root / job.tag
+        result = read_record(job, run_dir).result
+        if result.get("status") == "completed" and not keep_stale and is_stale(result):
+            print(f"reproduce: {job.tag}: recorded at {result['identity']['code'].get('commit')}, "
+                  f"code changed since: rerunning", file=sys.stderr)
+            shutil.rmtree(run_dir)
+            result = {}
+        if result.get("status") != "completed":
+            todo.append(job)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"runs ({len(plan) - len(todo)} of {len(plan)} recorded)",
+                   unit="run", file=sys.stderr)
+    errors: dict[str, str] = {}
+
+    def done(job: Job, error: str | None) -> None:
+        if error:
+            errors[job.tag] = error
+            print(f"reproduce: {job.tag} did not complete: {error}", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+
+    if workers <= 1:
+        for job in todo:
+            done(job, _run_one(job, str(root / job.tag), tuple(extra)))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [(job, pool.submit(_run_one, job, str(root / job.tag), tuple(extra))) for job in todo]
+            for job, future in futures:
+                done(job, future.result())
+    if bar is not None:
+        bar.close()
+    return [read_record(job, root / job.tag) for job in plan]
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+
+class Citations:
+    """Numbered run stamps for a page: a table row cites its runs as ``[3-5]``, and
+    :meth:`markdown` lists each number's command and the commit it ran at (commits and times are
+    left out of quick pages, which must regenerate identically at every commit)."""
+
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.entries: list[Record] = []
+
+    def cite(self, records: Sequence[Record]) -> str:
+        """The citation mark for ``records`` (numbered in order of first citation)."""
+        numbers = []
+        for record in records:
+            if record not in self.entries:
+                self.entries.append(record)
+            numbers.append(self.entries.index(record) + 1)
+        numbers.sort()
+        if not numbers:
+            return ""
+        if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 1:
+            return f"[{numbers[0]}-{numbers[-1]}]"
+        return "[" + ",".join(map(str, numbers)) + "]"
+
+    def markdown(self) -> str:
+        """The list of cited runs: ``[n] `command` `` (at ``commit``, CPU seconds)."""
+        lines = []
+        for n, record in enumerate(self.entries, 1):
+            line = f"[{n}] `{record.job.command}`"
+            if not self.quick:
+                line += f" (commit {record.commit}"
+                if record.timing:
+                    line += f", {record.cpu_s:.0f} CPU s"
+                line += ")"
+            if not record.completed:
+                line += f" - **{record.result.get('status', 'missing')}**"
+            lines.append(line)
+        return "<details><summary>Runs behind the table</summary>\n\n" + "  \n".join(lines) + \
+            "\n\n</details>" if lines else ""
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant figures (``-`` for a missing or NaN one)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+MARK_BEGIN = "<!-- generated:{} -->"
+MARK_END = "<!-- /generated:{} -->"
+
+
+def splice(page: str, sections: dict[str, str]) -> str:
+    """``page`` with the text between each section's markers replaced; a section without markers
+    is an error (the hand-written page decides where each generated section goes)."""
+    for name, body in sections.items():
+        begin, end = MARK_BEGIN.format(name), MARK_END.format(name)
+        start, stop = page.find(begin), page.find(end)
+        if start < 0 or stop < start:
+            raise ValueError(f"the page has no markers {begin} ... {end} for section {name!r}")
+        page = page[: start + len(begin)] + "\n" + body.strip("\n") + "\n" + page[stop:]
+    return page
+
+
+def quick_page(paper: str, title: str, sections: dict[str, str]) -> str:
+    """The committed quick page of ``paper``: every section, under one header."""
+    head = [f"# {title}: quick check", "",
+            f"Regenerated by `.venv/bin/python scripts/reproduce.py {paper} --quick`; CI runs "
+            f"`scripts/reproduce.py {paper} --quick --check`, which reruns these reduced experiments "
+            "from scratch and fails if any number below differs. The budgets are far below the "
+            f"paper's; the full tables are in `results/{paper}.md`.", ""]
+    body = [f"## {name}\n\n{text.strip()}\n" for name, text in sections.items()]
+    return "\n".join(head) + "\n" + "\n".join(body)
+
+
+# -- papers ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A paper's reproduction, loaded from ``scripts/papers/<name>.py``.
+
+    The module defines ``TITLE`` (str), ``PAGE`` (the results page, relative to the repository),
+    ``plan(quick: bool) -> list[Job]`` and ``render(records: dict[str, Record], quick: bool,
+    out: Path) -> dict[str, str]`` (section name -> markdown; it may write figures into ``out``
+    when not quick).
+    """
+
+    name: str
+    module: ModuleType
+    root: Path = REPO
+    """The repository the page belongs to."""
+
+    @property
+    def title(self) -> str:
+        """The paper, as the pages name it."""
+        return str(self.module.TITLE)
+
+    @property
+    def page(self) -> Path:
+        """The hand-written results page the full sections go into."""
+        return self.root / self.module.PAGE
+
+    def plan(self, quick: bool) -> list[Job]:
+        """The jobs (reduced ones with ``quick``)."""
+        return list(self.module.plan(quick))
+
+    def render(self, records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]:
+        """The generated sections from the jobs' records."""
+        return dict(self.module.render(records, quick, out))
+
+
+def papers(root: Path = REPO) -> list[str]:
+    """Names of the papers with a reproduction module (``scripts/papers/*.py`` under ``root``)."""
+    return sorted(p.stem for p in (root / "scripts" / "papers").glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_paper(name: str, root: Path = REPO) -> Paper:
+    """The reproduction of paper ``name`` (``<root>/scripts/papers/<name>.py``)."""
+    path = root / "scripts" / "papers" / f"{name}.py"
+    if not path.exists():
+        raise ValueError(f"paper={name!r}: unknown; the papers are {papers(root)}")
+    spec = importlib.util.spec_from_file_location(f"rlsuite_papers.{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # process-pool workers unpickle Jobs only; the module stays here
+    spec.loader.exec_module(module)
+    for attr in ("TITLE", "PAGE", "plan", "render"):
+        if not hasattr(module, attr):
+            raise ValueError(f"{path}: a paper module must define {attr}")
+    return Paper(name, module, root)
+
+
+def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path | None = None,
+               workers: int = 1, keep_stale: bool = False, extra: Sequence[str] = (),
+               progress: bool = True, root: Path = REPO) -> int:
+    """Run paper ``name``'s plan and write its page (see the module doc); with ``check`` (quick
+    only) compare instead of writing. Returns the exit status: 0, or 1 when a job did not
+    complete or the check found a difference. ``root`` is the repository (tests use a copy)."""
+    paper = load_paper(name, root)
+    if check and not quick:
+        raise ValueError("--check compares quick pages: use it with --quick")
+    default_root = root / "runs" / ("reproduce_quick" if quick else "reproduce") / name
+    run_root = runs_root if runs_root is not None else default_root
+    if check and runs_root is None:  # a check reruns everything from scratch
+        import tempfile
+
+        run_root = Path(tempfile.mkdtemp(prefix=f"rlsuite-check-{name}-"))
+    plan = paper.plan(quick)
+    records = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check, extra=extra,
+                     progress=progress)
+    missing = [r.job.tag for r in records if not r.completed]
+    if missing:
+        print(f"reproduce {name}: {len(missing)} of {len(records)} runs did not complete: {missing}; "
+              f"their rows say so. The same command continues them.", file=sys.stderr)
+    out = root / "results"
+    sections = paper.render({r.job.tag: r for r in records}, quick, out)
+    if quick:
+        path = out / "quick" / f"{name}.md"
+        text = quick_page(name, paper.title, sections)
+        if check:
+            old = path.read_text() if path.exists() else ""
+            if old != text:
+                import difflib
+
+                sys.stdout.writelines(difflib.unified_diff(
+                    old.splitlines(True), text.splitlines(True), str(path), "regenerated"))
+                print(f"reproduce {name} --quick --check: results/quick/{name}.md does not "
+                      f"regenerate (diff above)", file=sys.stderr)
+                return 1
+            print(f"reproduce {name} --quick --check: {len(records)} runs, page regenerates")
+            return 1 if missing else 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"reproduce {name} --quick: wrote {path.relative_to(root)}")
+    else:
+        paper.page.write_text(splice(paper.page.read_text(), sections))
+        print(f"reproduce {name}: wrote the generated sections of {paper.page.relative_to(root)}")
+    return 1 if missing else 0
