@@ -73,7 +73,7 @@ def test_full_page_splices_sections_and_cites_commits(toy_root: Path) -> None:
     assert page.startswith("# Toy\n\nhand-written\n\n<!-- generated:scores -->\n| seed | score |")
     assert page.endswith("<!-- /generated:scores -->\n\nend\n") and "old" not in page
     record = reproduce.read_record(Job("s1", "cartpole_ppo"), runs / "s1")
-    assert f"[2] `rlsuite experiment=cartpole_ppo seed=1 " in page
+    assert "[2] `rlsuite experiment=cartpole_ppo seed=1 " in page
     assert f"(commit {record.commit}, " in page and "CPU s)" in page
 
 
