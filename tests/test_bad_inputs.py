@@ -24,8 +24,13 @@ import rlsuite.envs as envs
 from rlsuite import checkpoint, config
 from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
 from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
-from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
-from rlsuite.agents.dynlin_ucb import DynLinUCBConfig
+from rlsuite.agents.dynlin.config import (
+    AR2Config,
+    DynLinUCBConfig,
+    Exp3Config,
+    FixedPolicyConfig,
+    LinUCBConfig,
+)
 from rlsuite.agents.ecrm.config import ECRMConfig
 from rlsuite.agents.hnpg.agent import HNPGConfig
 from rlsuite.agents.hnpg.rlpd import RLPDConfig

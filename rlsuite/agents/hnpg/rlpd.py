@@ -26,12 +26,11 @@ import copy
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from rlsuite import validation as rules
+from rlsuite.agents.hnpg.config import RLPDConfig
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
@@ -40,57 +39,6 @@ from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_upda
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 OFFLINE_SEED_OFFSET = 7_919
-
-
-@dataclass
-class RLPDConfig:
-    """RLPD-on-SAC hyperparameters (defaults: HNPG paper Table 2)."""
-
-    name: str = "rlpd"
-    """Registry name of the agent."""
-    num_envs: int = 8
-    """Env copies stepped per iteration (each step is followed by ``utd`` updates per sample)."""
-    offline_episodes: int = 50_000
-    """Episodes of epsilon-greedy optimal-policy data (as HNPG's)."""
-    offline_epsilon: float | None = None
-    """Exploration rate of the offline behaviour policy; None is 1 / H."""
-    batch_size: int = 128
-    """Minibatch size; half offline, half online."""
-    offline_fraction: float = 0.5
-    """Share of each minibatch drawn from the offline data (RLPD's symmetric sampling)."""
-    utd: float = 1.0
-    """Gradient steps per online sample."""
-    gamma: float = 0.99
-    tau: float = 0.005
-    """Polyak rate per update (Table 2: 0.01 every 2 steps)."""
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    alpha_lr: float = 1e-4
-    init_alpha: float = 0.1
-    """Initial temperature."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    """Hidden widths of the actor and of each critic (ReLU)."""
-    buffer_size: int = 1_000_000
-    action_bound: float = 1.0
-    """Actions are squashed into ``[-action_bound, action_bound]^A``."""
-    success_window: int = 50_000
-    """Online samples whose episodes form the moving-average success rate (HNPG: 50 x 1000)."""
-    stop_success: float = 0.5
-    """Stop once the moving-average success rate exceeds this."""
-    stop_on_success: bool = True
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
-        "offline_epsilon": rules.optional(rules.UNIT), "batch_size": rules.POSITIVE_INT,
-        "offline_fraction": rules.UNIT, "utd": rules.POSITIVE, "gamma": rules.UNIT,
-        "tau": rules.UNIT_OPEN_LOW, "actor_lr": rules.POSITIVE, "critic_lr": rules.POSITIVE,
-        "alpha_lr": rules.POSITIVE, "init_alpha": rules.POSITIVE, "hidden_sizes": rules.SIZES,
-        "buffer_size": rules.POSITIVE_INT, "action_bound": rules.POSITIVE,
-        "success_window": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 class RLPD(InteractionCounters):

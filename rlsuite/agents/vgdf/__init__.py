@@ -9,3 +9,8 @@ filtered source data and the optimistic actor), :mod:`.darc` (the DARC baseline)
 Import from the modules (``from rlsuite.agents.vgdf.agent import VGDF``): this package stays
 import-free so that :mod:`rlsuite.config` can read the config schema without loading the agent.
 """
+
+from rlsuite.agents import register
+
+register("vgdf", config="rlsuite.agents.vgdf.config:VGDFConfig", build="rlsuite.agents.vgdf.agent:VGDF",
+         schema="vgdf_schema")
