@@ -30,7 +30,8 @@ from rlsuite.agents.hnpg.nets import (
     q_forward,
     stacked_forward,
 )
-from rlsuite.envs.combination_lock import CombinationLock, collect_offline
+from rlsuite.agents.hnpg.offline_data import collect_offline
+from rlsuite.envs.combination_lock import CombinationLock
 from rlsuite.learners import npg
 from rlsuite.learners.returns import discounted_returns
 

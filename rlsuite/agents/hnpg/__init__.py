@@ -4,6 +4,7 @@
 * :mod:`.critic` - the hybrid Monte-Carlo + offline-TD critic fit;
 * :mod:`.block_npg` - H independent TRPO/NPG steps computed together;
 * :mod:`.config` - :class:`HNPGConfig` and :class:`RLPDConfig`;
+* :mod:`.offline_data` - the epsilon-greedy offline dataset on the combination lock;
 * :mod:`.agent` - the :class:`HNPG` agent; :mod:`.rlpd` - the RLPD baseline.
 """
 

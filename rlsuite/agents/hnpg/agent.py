@@ -117,7 +117,7 @@ class HNPG(InteractionCounters):
             ``env.decode_latent_and_step``).
         params: env params; copy 0 is used for every training and evaluation copy.
         seed: seeds networks, env, policy sampling and the offline data.
-        dataset: offline data (default: :func:`rlsuite.envs.combination_lock.collect_offline`).
+        dataset: offline data (default: :func:`rlsuite.agents.hnpg.offline_data.collect_offline`).
     """
 
     def __init__(
@@ -165,7 +165,7 @@ class HNPG(InteractionCounters):
         self.generator = self.interaction.policy_generator
         self.eval_interaction = Interaction(env, self.eval_params, seed + EVAL_SEED_OFFSET)
         if dataset is None:
-            from rlsuite.envs.combination_lock import collect_offline
+            from rlsuite.agents.hnpg.offline_data import collect_offline
 
             dataset = collect_offline(
                 env, config.offline_episodes, config.offline_epsilon, seed + OFFLINE_SEED_OFFSET, params=one

@@ -89,7 +89,7 @@ class RLPD(InteractionCounters):
         self.interaction = Interaction(env, self.params, seed)
         self.generator = self.interaction.policy_generator
         if dataset is None:
-            from rlsuite.envs.combination_lock import collect_offline
+            from rlsuite.agents.hnpg.offline_data import collect_offline
 
             dataset = collect_offline(
                 env, config.offline_episodes, config.offline_epsilon, seed + OFFLINE_SEED_OFFSET, params=one
