@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import Any
 
 import torch
@@ -70,12 +69,12 @@ from rlsuite.learners.qrdqn import (
     QuantileAgentCheckpoint,
     QuantileNetwork,
     action_quantiles,
-    linear_epsilon,
     quantile_huber_loss,
     quantile_midpoints,
+    replay_learning_loop,
     target_quantiles,
 )
-from rlsuite.training import LossTotals, TrainingHooks, updates_due
+from rlsuite.training import TrainingHooks
 
 
 def relabel_stocks(batch: Transitions, stock_col: int, gamma: float, low: float, high: float,
@@ -300,54 +299,43 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
                              generator=self.policy_generator, device=self.device)
 
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> DetaN:
-        """Train until ``total_steps`` env steps (continues from the counters)."""
-        cfg, hooks = self.config, hooks or TrainingHooks()
-        steps_per_iter = self.interaction.num_envs * cfg.num_steps
-        num_iterations = max(1, total_steps // steps_per_iter)
-        time_in_obs = cfg.include_time
-        time_col = self.stock_col + 1 if cfg.include_time else None
-        relabel = (cfg.stock_low if cfg.relabel_low is None else cfg.relabel_low,
-                   cfg.stock_high if cfg.relabel_high is None else cfg.relabel_high)
+        """Train until ``total_steps`` env steps (continues from the counters): QR-DQN's loop
+        (:func:`~rlsuite.learners.qrdqn.replay_learning_loop`) with :meth:`gradient_step` as its
+        update and the snapshots kept after each iteration."""
         self.deployed_net = self.deployed_step = None  # acting and learning use q_net
-        while self.iteration < num_iterations:
-            tic = time.perf_counter()
-            step_before = self.global_step
-            self.exploration_rate = linear_epsilon(self.global_step, total_steps, cfg)  # type: ignore[arg-type]
-            warmup = self.global_step < cfg.learning_starts
-            data = self.interaction.collect(self._random_action if warmup else self.act,
-                                            cfg.num_steps)
-            self.buffer.add_rollout(data)
-            due = updates_due(cfg.utd, self.global_step, cfg.learning_starts, self.num_updates)
-            totals = LossTotals()
-            for _ in range(due):
-                batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
-                if cfg.relabel_fraction > 0:
-                    batch = relabel_stocks(batch, self.stock_col, cfg.gamma, relabel[0], relabel[1],
-                                           cfg.relabel_fraction, self.policy_generator,
-                                           self.env._clip, time_col)
-                loss, stats = deta_n_loss(self.q_net, self.target_net, batch, self.objective,
-                                          self.stock_col, cfg.gamma, self.head, time_in_obs)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
-                self.num_updates += 1
-                totals.add(stats)
-            metrics = totals.means("DηN", self.global_step, params=self.q_net.named_parameters())
-            metrics.update(self.interaction.record_episodes(data))
-            metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
-            metrics["train/n_updates"] = float(self.num_updates)
-            metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
-            self.interaction.iteration += 1
-            if self.global_step // cfg.snapshot_interval > step_before // cfg.snapshot_interval:
-                self._keep_snapshot()
-            hooks.on_iteration(self, self.global_step, metrics)
+        replay_learning_loop(self, total_steps, hooks, label="DηN", update=self.gradient_step,
+                             after_iteration=self._after_iteration)
         if not self.snapshots or self.snapshots[-1][0] != self.global_step:
             self._keep_snapshot()  # the final weights are always a candidate
         self.deploy_stock = None
         return self
+
+    def gradient_step(self, batch: Transitions) -> dict[str, torch.Tensor]:
+        """One update on a sampled replay batch: relabel a ``relabel_fraction`` of its stocks
+        (:func:`relabel_stocks`), the objective's distributional loss (:func:`deta_n_loss`), one
+        Adam step with the gradient-norm clip, then the Polyak target update (every step,
+        ``tau``). Returns the loss statistics."""
+        cfg = self.config
+        if cfg.relabel_fraction > 0:
+            low = cfg.stock_low if cfg.relabel_low is None else cfg.relabel_low
+            high = cfg.stock_high if cfg.relabel_high is None else cfg.relabel_high
+            time_col = self.stock_col + 1 if cfg.include_time else None
+            batch = relabel_stocks(batch, self.stock_col, cfg.gamma, low, high, cfg.relabel_fraction,
+                                   self.policy_generator, self.env._clip, time_col)
+        loss, stats = deta_n_loss(self.q_net, self.target_net, batch, self.objective, self.stock_col,
+                                  cfg.gamma, self.head, cfg.include_time)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
+        return stats
+
+    def _after_iteration(self, step_before: int) -> None:
+        """Keep a snapshot when this iteration crossed a multiple of ``snapshot_interval``."""
+        if self.global_step // self.config.snapshot_interval > step_before // self.config.snapshot_interval:
+            self._keep_snapshot()
 
     def _keep_snapshot(self) -> None:
         """Keep the online weights at this step (the last ``deploy_snapshots``; none if 0)."""
