@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
-    "ConfigError", "Rule", "Checks", "check_fields", "validate", "rules_of", "unchecked_fields",
+    "ConfigError", "Rule", "Checks", "check_fields", "nest", "validate", "rules_of", "unchecked_fields",
     "integer", "real", "choice",
     "optional", "pattern", "list_of", "mapping_of", "POSITIVE_INT", "NONNEG_INT", "INT", "POSITIVE",
     "NONNEG", "FINITE", "UNIT", "UNIT_OPEN_LOW", "FLAG", "TEXT", "SIZES", "DTYPE", "SEED",
@@ -246,6 +246,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def nest(config: Any, name: str, cls: type) -> None:
+    """Make field ``name`` of ``config`` a ``cls`` instance when it holds a mapping (Hydra hands a
+    nested config such as ``sac: SACConfig`` over as a dict); a bad value inside it raises
+    :class:`ConfigError` naming the dotted field (``npg.max_kl``). Call from ``__post_init__``."""
+    value = getattr(config, name)
+    if isinstance(value, Mapping):
+        try:
+            setattr(config, name, cls(**value))
+        except ConfigError as err:
+            raise err.under(name) from None
 
 
 def validate(config: Any, prefix: str = "") -> None:

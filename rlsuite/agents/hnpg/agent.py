@@ -172,13 +172,7 @@ class HNPG(InteractionCounters):
             )
         self.dataset = dataset
         self.sampler = StepSampler(dataset.to(self.device), self.horizon)
-        self.npg = NPGConfig(
-            max_kl=config.max_kl,
-            damping=config.damping,
-            cg_iters=config.cg_iters,
-            backtrack_iters=config.backtrack_iters,
-            accept_ratio=config.accept_ratio,
-        )
+        self.npg = config.npg
         self.critic_settings = CriticSettings(
             config.critic_steps,
             config.critic_lr,

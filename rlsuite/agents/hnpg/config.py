@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rlsuite import validation as rules
+from rlsuite.learners.npg import NPGConfig
 
 
 @dataclass
@@ -54,22 +55,16 @@ class HNPGConfig:
     offline_actor_actions: str = "policy"
     """Actions at offline states in the policy update: ``policy`` (re-sampled from the current
     policy, official) or ``dataset`` (the stored behaviour actions)."""
-    max_kl: float = 0.01
-    """Trust-region radius of each step's TRPO update."""
-    damping: float = 0.1
-    """CG damping."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations."""
-    backtrack_iters: int = 10
-    """Line-search fractions 1, 1/2, ..., 1/2^9."""
-    accept_ratio: float = 0.1
-    """Accept a fraction when actual / expected improvement exceeds this."""
+    npg: NPGConfig = field(default_factory=NPGConfig)
+    """Each step's TRPO/NPG update (:class:`rlsuite.learners.npg.NPGConfig`): its defaults are the
+    official code's, max KL 0.01, CG damping 0.1 and 10 iterations, line-search fractions 1, 1/2,
+    ..., 1/2^9 accepted above 0.1 of the expected improvement."""
     npg_products: str = "closed_form"
     """How the NPG step gets the surrogate gradient and Fisher-vector products: ``closed_form``
     (Gaussian formulas, one forward- and one reverse-mode pass of the MLP per product, see
     :mod:`rlsuite.agents.hnpg.fisher`) or ``autograd`` (double backprop, as the official code)."""
     linesearch_kl_check: bool = True
-    """Also require measured KL <= max_kl in the line search (rlsuite's trpo_step rule; the
+    """Also require measured KL <= npg.max_kl in the line search (rlsuite's trpo_step rule; the
     official line search only checks the improvement)."""
     eval_episodes: int = 30
     """Stochastic-policy test episodes per iteration."""
@@ -94,15 +89,15 @@ class HNPGConfig:
         "critic_on_weight": rules.NONNEG, "critic_l2": rules.NONNEG, "critic_scripted": rules.FLAG,
         "critic_sweep": rules.choice("backward", "parallel"), "gamma": rules.UNIT,
         "gae_lambda": rules.UNIT, "value_samples": rules.POSITIVE_INT,
-        "offline_actor_actions": rules.choice("policy", "dataset"), "max_kl": rules.POSITIVE,
-        "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT, "backtrack_iters": rules.POSITIVE_INT,
-        "accept_ratio": rules.FINITE, "npg_products": rules.choice("closed_form", "autograd"),
+        "offline_actor_actions": rules.choice("policy", "dataset"), "npg": NPGConfig,
+        "npg_products": rules.choice("closed_form", "autograd"),
         "linesearch_kl_check": rules.FLAG, "eval_episodes": rules.POSITIVE_INT,
         "moving_average": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
         "dtype": rules.DTYPE, "critic_dtype": rules.DTYPE,
     }
 
     def __post_init__(self) -> None:
+        rules.nest(self, "npg", NPGConfig)
         rules.validate(self)
 
 

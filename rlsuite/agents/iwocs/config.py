@@ -85,9 +85,5 @@ class IWOCSConfig:
     }
 
     def __post_init__(self) -> None:
-        if isinstance(self.sac, dict):  # from Hydra: the nested group arrives as a mapping
-            try:
-                self.sac = SACConfig(**self.sac)
-            except rules.ConfigError as err:
-                raise err.under("sac") from None
+        rules.nest(self, "sac", SACConfig)
         rules.validate(self)
