@@ -218,7 +218,7 @@ def _build(agent: str, horizon: int, seed: int):
     if agent == "rlpd":
         from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig
 
-        return RLPD(RLPDConfig(hidden_sizes=list(RLPD_HIDDEN)), env, params, seed)
+        return RLPD(RLPDConfig(sac={"hidden_sizes": list(RLPD_HIDDEN)}), env, params, seed)
     raise ValueError(f"unknown agent {agent!r}")
 
 

@@ -184,6 +184,8 @@ LIBRARY_CASES: list[tuple[Callable[[], Any], str]] = [
     (lambda: HNPGConfig(gamma=2.0), "gamma=2.0"),
     (lambda: HNPGConfig(npg={"damping": -1.0}), "npg.damping=-1.0"),
     (lambda: RLPDConfig(offline_fraction=1.5), "offline_fraction=1.5"),
+    (lambda: RLPDConfig(sac={"batch_size": 0}), "sac.batch_size=0"),
+    (lambda: RLPDConfig(sac={"batch_sise": 64}), "sac.batch_sise=64: not a field of SACConfig"),
     (lambda: IWOCSConfig(sac={"batch_size": 0}), "sac.batch_size=0"),
     (lambda: VGDFConfig(variant="x"), "variant='x': must be one of 'vgdf', 'mix'"),
     (lambda: DynLinUCBConfig(delta=0.0), "delta=0.0"),

@@ -74,7 +74,7 @@ _HNPG = ("env=comblock", "env.horizon=3", "num_envs=1", "agent.offline_episodes=
          "agent.batch_steps=30", "agent.eval_episodes=2", "agent.critic_steps=2",
          "agent.stop_on_success=false")
 _RLPD = ("env=comblock", "env.horizon=3", "num_envs=1", "agent.offline_episodes=40",
-         "agent.hidden_sizes=[16,16]", "agent.num_envs=4", "agent.batch_size=16",
+         "agent.sac.hidden_sizes=[16,16]", "agent.num_envs=4", "agent.sac.batch_size=16",
          "agent.success_window=8", "agent.stop_on_success=false")
 _DDP = ("env=frozenlake", "num_envs=1", "agent.level=0.3", "agent.num_stocks=21",
         "agent.num_atoms=11", "agent.rollout_episodes=16")

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from rlsuite import validation as rules
 from rlsuite.learners.npg import NPGConfig
+from rlsuite.learners.sac import SACConfig
 
 
 @dataclass
@@ -101,6 +102,14 @@ class HNPGConfig:
         rules.validate(self)
 
 
+def _rlpd_sac() -> SACConfig:
+    # HNPG paper Table 2: critic learning rate 1e-3, gamma 0.99, Polyak 0.005 per update (0.01 every
+    # 2 steps there), initial temperature 0.1, minibatch 128 (half offline), 256x256 networks,
+    # buffer 1e6, one update per online sample.
+    return SACConfig(learning_rate=1e-3, gamma=0.99, tau=0.005, init_alpha=0.1, batch_size=128,
+                     hidden_sizes=[256, 256], buffer_size=1_000_000, utd=1.0)
+
+
 @dataclass
 class RLPDConfig:
     """RLPD-on-SAC hyperparameters (defaults: HNPG paper Table 2)."""
@@ -108,28 +117,24 @@ class RLPDConfig:
     name: str = "rlpd"
     """Registry name of the agent."""
     num_envs: int = 8
-    """Env copies stepped per iteration (each step is followed by ``utd`` updates per sample)."""
+    """Env copies stepped per iteration (each step is followed by ``sac.utd`` updates per sample)."""
     offline_episodes: int = 50_000
     """Episodes of epsilon-greedy optimal-policy data (as HNPG's)."""
     offline_epsilon: float | None = None
     """Exploration rate of the offline behaviour policy; None is 1 / H."""
-    batch_size: int = 128
-    """Minibatch size; half offline, half online."""
     offline_fraction: float = 0.5
     """Share of each minibatch drawn from the offline data (RLPD's symmetric sampling)."""
-    utd: float = 1.0
-    """Gradient steps per online sample."""
-    gamma: float = 0.99
-    tau: float = 0.005
-    """Polyak rate per update (Table 2: 0.01 every 2 steps)."""
+    sac: SACConfig = field(default_factory=_rlpd_sac)
+    """The shared SAC (:class:`rlsuite.learners.sac.SACConfig`): ``batch_size`` (half offline,
+    half online), ``utd`` (gradient steps per online sample), ``gamma``, ``tau`` (per update),
+    ``init_alpha``, ``hidden_sizes`` (actor and each critic, ReLU), ``buffer_size`` (online
+    replay), ``learning_rate`` (the critics'; ``actor_lr`` and ``alpha_lr`` set the others').
+    ``learning_starts`` and ``num_steps`` are not used: RLPD learns from the first online sample
+    and steps its copies once per iteration."""
     actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
+    """Adam step size of the actor."""
     alpha_lr: float = 1e-4
-    init_alpha: float = 0.1
-    """Initial temperature."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    """Hidden widths of the actor and of each critic (ReLU)."""
-    buffer_size: int = 1_000_000
+    """Adam step size of the temperature."""
     action_bound: float = 1.0
     """Actions are squashed into ``[-action_bound, action_bound]^A``."""
     success_window: int = 50_000
@@ -140,13 +145,12 @@ class RLPDConfig:
 
     CHECKS: ClassVar[rules.Checks] = {
         "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
-        "offline_epsilon": rules.optional(rules.UNIT), "batch_size": rules.POSITIVE_INT,
-        "offline_fraction": rules.UNIT, "utd": rules.POSITIVE, "gamma": rules.UNIT,
-        "tau": rules.UNIT_OPEN_LOW, "actor_lr": rules.POSITIVE, "critic_lr": rules.POSITIVE,
-        "alpha_lr": rules.POSITIVE, "init_alpha": rules.POSITIVE, "hidden_sizes": rules.SIZES,
-        "buffer_size": rules.POSITIVE_INT, "action_bound": rules.POSITIVE,
-        "success_window": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
+        "offline_epsilon": rules.optional(rules.UNIT), "offline_fraction": rules.UNIT,
+        "sac": SACConfig, "actor_lr": rules.POSITIVE, "alpha_lr": rules.POSITIVE,
+        "action_bound": rules.POSITIVE, "success_window": rules.POSITIVE_INT,
+        "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
+        rules.nest(self, "sac", SACConfig)
         rules.validate(self)

@@ -35,7 +35,7 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import CORE_FIELDS, OfflineDataset, ReplayBuffer, Transitions, concat
-from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
+from rlsuite.learners.sac import SACNetworks, SACOptimizers, sac_update
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 OFFLINE_SEED_OFFSET = 7_919
@@ -70,22 +70,15 @@ class RLPD(InteractionCounters):
         self.params = tree.map_tensors(lambda x: x.expand(config.num_envs, *x.shape[1:]).clone(), one)
         a = env.action_space.shape[0]
         box = spaces.Box.make(-config.action_bound, config.action_bound, (a,), device=self.device)
-        sac_cfg = SACConfig(
-            gamma=config.gamma,
-            tau=config.tau,
-            init_alpha=config.init_alpha,
-            hidden_sizes=list(config.hidden_sizes),
-            batch_size=config.batch_size,
-        )
         torch.manual_seed(seed)  # network initialisation (as the shared SAC)
-        self.nets = SACNetworks(env.observation_space, box, sac_cfg).to(self.device)
-        self.opt = SACOptimizers.make(self.nets, config.critic_lr)
+        self.nets = SACNetworks(env.observation_space, box, config.sac).to(self.device)
+        self.opt = SACOptimizers.make(self.nets, config.sac.learning_rate)
         for group in self.opt.actor.param_groups:
             group["lr"] = config.actor_lr
         if self.opt.alpha is not None:
             for group in self.opt.alpha.param_groups:
                 group["lr"] = config.alpha_lr
-        self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
+        self.buffer = ReplayBuffer.for_env(env, config.sac.buffer_size)
         self.interaction = Interaction(env, self.params, seed)
         self.generator = self.interaction.policy_generator
         if dataset is None:
@@ -110,15 +103,15 @@ class RLPD(InteractionCounters):
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> RLPD:
         """Collect one step per copy, then ``utd`` updates per sample, until the budget or success."""
         cfg, hooks = self.config, hooks or TrainingHooks()
-        n_off = int(round(cfg.batch_size * cfg.offline_fraction))
-        n_on = cfg.batch_size - n_off
+        n_off = int(round(cfg.sac.batch_size * cfg.offline_fraction))
+        n_on = cfg.sac.batch_size - n_off
         while self.global_step < total_steps:
             if cfg.stop_on_success and self.solved_at is not None:
                 break
             tic = time.perf_counter()
             data = self.interaction.collect(self.act, 1)
             self.buffer.add_rollout(data)
-            due = updates_due(cfg.utd, self.global_step, 0, self.num_updates)
+            due = updates_due(cfg.sac.utd, self.global_step, 0, self.num_updates)
             totals = LossTotals()
             for _ in range(due):
                 parts = []
@@ -126,7 +119,7 @@ class RLPD(InteractionCounters):
                     parts.append(self.offline.sample(n_off, self.generator))
                 if n_on:
                     parts.append(self.buffer.sample(n_on, self.generator))
-                totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau,
+                totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.sac.gamma, cfg.sac.tau,
                                       self.generator))
             self.num_updates += due
             metrics = totals.means("RLPD", self.global_step, params=self.nets.named_parameters())
