@@ -13,20 +13,9 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from rlsuite import agents
 from rlsuite import validation as rules
-from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
-from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
-from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
-from rlsuite.agents.dynlin_ucb import DynLinUCBConfig
-from rlsuite.agents.ecrm.config import ECRMConfig
-from rlsuite.agents.hnpg.agent import HNPGConfig
-from rlsuite.agents.hnpg.rlpd import RLPDConfig
-from rlsuite.agents.iwocs.deep import IWOCSConfig
-from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.envs.dynamical_bandit import NAMED_ARMS
-from rlsuite.learners.ppo import PPOConfig
-from rlsuite.learners.qrdqn import QRDQNConfig
-from rlsuite.learners.sac import SACConfig
 
 
 @dataclass
@@ -316,23 +305,9 @@ ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
     "stockgrid_env_schema": StockGridEnvConfig,
     "comblock_env_schema": CombinationLockEnvConfig,
 }
-AGENT_SCHEMAS: dict[str, type] = {
-    "ppo_schema": PPOConfig,
-    "sac_schema": SACConfig,
-    "iwocs_schema": IWOCSConfig,
-    "qrdqn_schema": QRDQNConfig,
-    "vgdf_schema": VGDFConfig,
-    "hnpg_schema": HNPGConfig,
-    "rlpd_schema": RLPDConfig,
-    "dynlin_ucb_schema": DynLinUCBConfig,
-    "lin_ucb_schema": LinUCBConfig,
-    "exp3_schema": Exp3Config,
-    "ar2_schema": AR2Config,
-    "fixed_policy_schema": FixedPolicyConfig,
-    "distributional_dp_schema": DistributionalDPConfig,
-    "deta_n_schema": DetaNConfig,
-    "ecrm_schema": ECRMConfig,
-}
+# Derived from the agent registry (rlsuite/agents/__init__.py): each package's register() call
+# names its schema; resolving them imports the config modules only, not the agents.
+AGENT_SCHEMAS: dict[str, type] = agents.schemas()
 
 
 def shorten(text: str, max_chars: int = 120) -> str:

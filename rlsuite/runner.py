@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import rlsuite.envs as envs
 from rlsuite import agents, checkpoint, env_params, identity, jobs
+from rlsuite.agents.protocol import Agent, HasFinalMetrics, HasGreedyPolicy
 from rlsuite.core import params as params_lib
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
@@ -242,6 +243,7 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     except ConfigError as err:
         # an agent refusing the env it was given names the env's field (expert: env.extra_arms)
         raise (err if err.field.startswith("env.") else err.under("agent")) from None
+    agents.protocol.check(agent, cfg.agent.name)  # a plug-in that does not conform stops here
     # Claimed only now, after every check that can refuse the config, so a refused run leaves no
     # directory behind; claiming refuses a directory that holds another run (RunMismatch).
     identity.claim(run_dir, ident)
@@ -282,23 +284,23 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     return score
 
 
-def _final_eval(agent: Any, env: BatchedEnv, cfg: DictConfig) -> dict[str, float]:
+def _final_eval(agent: Agent, env: BatchedEnv, cfg: DictConfig) -> dict[str, float]:
     """Final metrics; the first key is the run's score (what sweepers optimize).
 
     By default the greedy policy's mean return over ``eval_episodes`` episodes. An agent whose
     score is something else (a bandit's regret, an exact solver's objective) defines
-    ``final_metrics(env, params, generator) -> dict[str, float]``, its score first.
+    ``final_metrics(env, params, generator) -> dict[str, float]``, its score first
+    (:class:`~rlsuite.agents.protocol.HasFinalMetrics`).
     """
     eval_params = build_params(env, cfg.env, int(cfg.eval_episodes))
     generator = env.make_generator(int(cfg.seed) + 10_007)
-    custom = getattr(agent, "final_metrics", None)
-    if custom is not None:
-        metrics = {k: float(v) for k, v in custom(env, eval_params, generator).items()}
+    if isinstance(agent, HasFinalMetrics):
+        metrics = {k: float(v) for k, v in agent.final_metrics(env, eval_params, generator).items()}
         if not metrics:
             raise ValueError(f"{type(agent).__name__}.final_metrics returned no metrics")
         return metrics
     # An agent with a fused greedy policy (PPO's fast path) is evaluated as a fused rollout.
-    greedy = getattr(agent, "greedy_policy", None)
-    policy = greedy() if greedy is not None else lambda obs: agent.act(obs, deterministic=True)
+    policy = (agent.greedy_policy() if isinstance(agent, HasGreedyPolicy)
+              else lambda obs: agent.act(obs, deterministic=True))
     result = evaluate(policy, env, eval_params, 1, generator)
     return {"eval/mean_reward": float(result.mean_return.mean())}

@@ -31,11 +31,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
 __all__ = [
-    "ConfigError", "Rule", "Checks", "check_fields", "validate", "rules_of", "unchecked_fields",
+    "ConfigError", "Rule", "Checks", "check_fields", "nest", "validate", "rules_of", "unchecked_fields",
     "integer", "real", "choice",
     "optional", "pattern", "list_of", "mapping_of", "POSITIVE_INT", "NONNEG_INT", "INT", "POSITIVE",
     "NONNEG", "FINITE", "UNIT", "UNIT_OPEN_LOW", "FLAG", "TEXT", "SIZES", "DTYPE", "SEED",
@@ -246,6 +246,29 @@ def _plain(value: Any) -> Any:
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def nest(config: Any, name: str, cls: type) -> None:
+    """Make field ``name`` of ``config`` a ``cls`` instance when it holds a mapping: Hydra hands a
+    nested config such as ``sac: SACConfig`` over as a dict, and library code may pass the few
+    fields it changes (``RLPDConfig(sac={"hidden_sizes": [64, 64]})``). The mapping's fields
+    replace those of the field's default (the owning config's own defaults for its nested one,
+    e.g. RLPD's Table 2 SAC), so a partial mapping keeps them. An unknown or bad value inside
+    raises :class:`ConfigError` naming the dotted field (``npg.max_kl``). Call from
+    ``__post_init__``."""
+    value = getattr(config, name)
+    if not isinstance(value, Mapping):
+        return
+    known = {f.name for f in fields(cls)}
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}", value[key], f"not a field of {cls.__name__}")
+    spec = next(f for f in fields(config) if f.name == name)
+    base = spec.default_factory() if spec.default_factory is not MISSING else cls()
+    try:
+        setattr(config, name, replace(base, **value))
+    except ConfigError as err:
+        raise err.under(name) from None
 
 
 def validate(config: Any, prefix: str = "") -> None:

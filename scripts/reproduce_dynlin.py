@@ -11,7 +11,7 @@ To go fast, agents that share a loop share it: the trials of all configs that a 
 together are stacked as copies of one batch (per-copy systems), e.g. the three undiscounted Lin-UCB
 variants on the four configs are one per-round loop over 120 copies, and DynLin-UCB's two lambdas
 share one epoch loop per schedule. The per-round loops run in numpy on the host (RoundKernel in
-rlsuite/agents/dynlin_common.py). Jobs run in ``--workers`` processes; the report ends with the
+rlsuite/agents/dynlin/run.py). Jobs run in ``--workers`` processes; the report ends with the
 wall and CPU seconds of every loop and their total (also printed as one ``TIMING:`` line).
 
     .venv/bin/python scripts/reproduce_dynlin.py --workers 2          # T = 1e6, 10 trials
@@ -65,7 +65,7 @@ def plot_grid(horizon: int) -> np.ndarray:
 
 
 def _env_and_params(names: list[str], trials: int):
-    from rlsuite.agents.dynlin_common import concat_params
+    from rlsuite.agents.dynlin.run import concat_params
     from rlsuite.envs.dynamical_bandit import DynamicalLinearBandit
 
     parts, env = [], None
@@ -83,8 +83,8 @@ def run_job(job: dict) -> dict:
     (``job_cpu_seconds``: imports, setup, curve extraction included)."""
     job_cpu0 = time.process_time()
     torch.set_num_threads(1)
-    from rlsuite.agents import dynlin_baselines as bl
-    from rlsuite.agents.dynlin_ucb import DynLinUCB, DynLinUCBConfig
+    from rlsuite.agents.dynlin import baselines as bl
+    from rlsuite.agents.dynlin.agent import DynLinUCB, DynLinUCBConfig
 
     names, trials, horizon, kind = job["configs"], job["trials"], job["horizon"], job["kind"]
     env, params = _env_and_params(names, trials)
@@ -99,7 +99,7 @@ def run_job(job: dict) -> dict:
             system, sigma = CONFIGS[name]
             e = type(env)(system, sigma=sigma)
             reps += [e.default_params(trials)] * len(family)
-        from rlsuite.agents.dynlin_common import concat_params
+        from rlsuite.agents.dynlin.run import concat_params
 
         params = concat_params(reps)
         per_config_keys = list(family)

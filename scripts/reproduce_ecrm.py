@@ -32,7 +32,8 @@ from tqdm import tqdm
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 EVAL_EPISODES = 8192
 CVAR_LEVEL = 0.1
-FROM_SCRATCH = {"explore_starts": 256, "eta_decay_by": "visits", "ent_coef": 0.05, "max_kl": 0.05}
+FROM_SCRATCH = {"explore_starts": 256, "eta_decay_by": "visits", "ent_coef": 0.05,
+                "npg": {"max_kl": 0.05}}
 """The from-scratch setting of the tabular NPG and natural actor-critic (npg_step_size 1.0 and the
 rest: ECRMConfig defaults)."""
 VARIANTS = {

@@ -218,7 +218,7 @@ def _build(agent: str, horizon: int, seed: int):
     if agent == "rlpd":
         from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig
 
-        return RLPD(RLPDConfig(hidden_sizes=list(RLPD_HIDDEN)), env, params, seed)
+        return RLPD(RLPDConfig(sac={"hidden_sizes": list(RLPD_HIDDEN)}), env, params, seed)
     raise ValueError(f"unknown agent {agent!r}")
 
 
@@ -402,7 +402,8 @@ def timing(horizons: list[int], iterations: int, baseline: str | None = None) ->
     ``baseline`` (a git revision), that revision's code with the backward sweep, interleaved per H so
     that both see the same machine load."""
     from rlsuite.agents.hnpg import HNPG, HNPGConfig
-    from rlsuite.envs.combination_lock import CombinationLock, collect_offline
+    from rlsuite.agents.hnpg.offline_data import collect_offline
+    from rlsuite.envs.combination_lock import CombinationLock
 
     old, commit = _baseline_package(baseline) if baseline else (None, None)
     out = {}

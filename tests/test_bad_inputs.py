@@ -24,8 +24,13 @@ import rlsuite.envs as envs
 from rlsuite import checkpoint, config
 from rlsuite.agents.distributional_dp.agent import DistributionalDPConfig
 from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
-from rlsuite.agents.dynlin_baselines import AR2Config, Exp3Config, FixedPolicyConfig, LinUCBConfig
-from rlsuite.agents.dynlin_ucb import DynLinUCBConfig
+from rlsuite.agents.dynlin.config import (
+    AR2Config,
+    DynLinUCBConfig,
+    Exp3Config,
+    FixedPolicyConfig,
+    LinUCBConfig,
+)
 from rlsuite.agents.ecrm.config import ECRMConfig
 from rlsuite.agents.hnpg.agent import HNPGConfig
 from rlsuite.agents.hnpg.rlpd import RLPDConfig
@@ -116,6 +121,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("agent=iwocs env=pendulum agent.box=nope", "agent.box='nope'"),
     ("agent=hnpg env=comblock agent.critic_sweep=forward", "agent.critic_sweep='forward'"),
     ("agent=hnpg env=comblock agent.dtype=float16", "agent.dtype='float16'"),
+    ("agent=hnpg env=comblock agent.npg.max_kl=0", "agent.npg.max_kl=0.0"),
     ("agent=vgdf env=pendulum agent.variant=vgdff", "agent.variant='vgdff'"),
     ("agent=vgdf env=pendulum agent.keep_fraction=0", "agent.keep_fraction=0.0"),
     ("agent=vgdf env=pendulum agent.num_elites=9", "agent.num_elites=9: must be at most ensemble_size"),
@@ -176,7 +182,10 @@ LIBRARY_CASES: list[tuple[Callable[[], Any], str]] = [
     (lambda: DetaNConfig(level=1.5), "level=1.5"),
     (lambda: DistributionalDPConfig(num_atoms=1), "num_atoms=1"),
     (lambda: HNPGConfig(gamma=2.0), "gamma=2.0"),
+    (lambda: HNPGConfig(npg={"damping": -1.0}), "npg.damping=-1.0"),
     (lambda: RLPDConfig(offline_fraction=1.5), "offline_fraction=1.5"),
+    (lambda: RLPDConfig(sac={"batch_size": 0}), "sac.batch_size=0"),
+    (lambda: RLPDConfig(sac={"batch_sise": 64}), "sac.batch_sise=64: not a field of SACConfig"),
     (lambda: IWOCSConfig(sac={"batch_size": 0}), "sac.batch_size=0"),
     (lambda: VGDFConfig(variant="x"), "variant='x': must be one of 'vgdf', 'mix'"),
     (lambda: DynLinUCBConfig(delta=0.0), "delta=0.0"),

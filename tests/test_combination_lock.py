@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import rlsuite.envs as envs
+from rlsuite.agents.hnpg.offline_data import collect_offline
 from rlsuite.core import tree
 from rlsuite.core.checker import check_env
 from rlsuite.envs.combination_lock import (
     CombinationLock,
-    collect_offline,
     hadamard,
     observation_dim,
 )
@@ -192,3 +192,20 @@ def test_offline_data_matches_the_epsilon_greedy_success_rate() -> None:
     # greedy actions are one-hot, exploratory ones uniform on [0, 1]^10: about 1/H of them
     onehot = (data.data.action.max(1).values == 1) & (data.data.action.sum(1) == 1)
     assert (~onehot).float().mean().item() == pytest.approx(0.2, abs=0.005)
+
+
+def test_envs_depend_on_nothing_above_them() -> None:
+    """Envs sit below learners and agents: no module under envs/ imports rlsuite.learners or
+    rlsuite.agents (HNPG's offline data, which builds a learner's dataset, lives in the agent)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(envs.__file__).resolve().parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n.startswith(("rlsuite.learners", "rlsuite.agents"))]
+    assert offenders == []

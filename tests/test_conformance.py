@@ -1,8 +1,12 @@
-"""One conformance test over every registered agent (the agent contract of rlsuite/agents/__init__.py).
+"""One conformance test over every registered agent (the contract: rlsuite/agents/protocol.py).
 
 Each agent is built the way the runner builds it (``compose`` -> ``build_env`` -> ``build_params``
 -> the registry's builder) on a small env it supports, with budgets of a few iterations, and must:
 
+* be registered with a ``conf/agent/<name>.yaml`` that extends its schema, and compose to its own
+  config class;
+* satisfy :class:`rlsuite.agents.Agent` (members and call shapes, integer counters), before and
+  after learning;
 * learn a few iterations and then ``act`` with the action space's batch shape and dtype, inside
   the space, greedy and exploring;
 * round-trip ``state_dict`` through a checkpoint file bit for bit: every tensor of a fresh agent
@@ -28,6 +32,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rlsuite import agents, checkpoint, runner
+from rlsuite.agents import protocol
 from rlsuite.training import TrainingHooks
 
 CPU = torch.device("cpu")
@@ -69,7 +74,7 @@ _HNPG = ("env=comblock", "env.horizon=3", "num_envs=1", "agent.offline_episodes=
          "agent.batch_steps=30", "agent.eval_episodes=2", "agent.critic_steps=2",
          "agent.stop_on_success=false")
 _RLPD = ("env=comblock", "env.horizon=3", "num_envs=1", "agent.offline_episodes=40",
-         "agent.hidden_sizes=[16,16]", "agent.num_envs=4", "agent.batch_size=16",
+         "agent.sac.hidden_sizes=[16,16]", "agent.num_envs=4", "agent.sac.batch_size=16",
          "agent.success_window=8", "agent.stop_on_success=false")
 _DDP = ("env=frozenlake", "num_envs=1", "agent.level=0.3", "agent.num_stocks=21",
         "agent.num_atoms=11", "agent.rollout_episodes=16")
@@ -217,6 +222,32 @@ def _params(marks_by_name: dict[str, tuple]) -> list:
 
 
 # -- the checks --------------------------------------------------------------------------------------
+CONF_AGENT = Path(runner.__file__).resolve().parents[1] / "conf" / "agent"
+
+
+@pytest.mark.parametrize("name", _params({}))
+def test_registration_matches_its_conf_agent_yaml(name: str) -> None:
+    entry = agents.registration(name)
+    text = (CONF_AGENT / f"{name}.yaml").read_text()
+    assert f"- /{entry.schema}@_here_" in text, f"conf/agent/{name}.yaml must extend /{entry.schema}"
+    cfg = runner.compose([f"agent={name}"])
+    assert cfg.agent.name == name
+    assert OmegaConf.get_type(cfg.agent) is agents.get(name).config_cls
+
+
+@pytest.mark.parametrize("name", _params({}))
+def test_satisfies_the_agent_protocol(name: str) -> None:
+    fresh, _, _ = build(name)
+    learned = straight_run(name).straight
+    for agent in (fresh, learned):
+        assert isinstance(agent, agents.Agent)
+        assert protocol.problems(agent) == []
+        assert isinstance(agent.global_step, int) and isinstance(agent.iteration, int)
+    assert fresh.global_step == fresh.iteration == 0
+    # an exact solver (distributional_dp) takes no env steps, but every agent counts iterations
+    assert learned.iteration > 0 and learned.global_step >= 0
+
+
 @pytest.mark.parametrize("name", _params(_xfail(ACT_DEFECTS)))
 def test_learns_and_acts_in_the_action_space(name: str) -> None:
     runs = straight_run(name)

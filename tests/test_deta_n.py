@@ -355,3 +355,103 @@ def test_deta_n_cvar_is_within_5_percent_of_the_exact_optimum() -> None:
         else:
             low, high = objective_ci(objective, returns, 0.0, gen)
             assert low <= optimum <= high, (stock, low, high, optimum)
+
+
+# -- DηN on QR-DQN's loop ----------------------------------------------------------------------------
+def _learn_before_the_shared_loop(agent: DetaN, total_steps: int, rows: list) -> None:
+    """DηN's own training loop as it was before it ran on QR-DQN's (commit a28bbb4,
+    ``DetaN.learn``), kept as the reference the shared loop must reproduce bit for bit."""
+    import time
+
+    from torch import nn
+
+    from rlsuite.agents.distributional_dp.deta_n import deta_n_loss
+    from rlsuite.learners.nets import polyak_update
+    from rlsuite.learners.qrdqn import linear_epsilon
+    from rlsuite.training import LossTotals, updates_due
+
+    cfg = agent.config
+    steps_per_iter = agent.interaction.num_envs * cfg.num_steps
+    num_iterations = max(1, total_steps // steps_per_iter)
+    time_col = agent.stock_col + 1 if cfg.include_time else None
+    relabel = (cfg.stock_low if cfg.relabel_low is None else cfg.relabel_low,
+               cfg.stock_high if cfg.relabel_high is None else cfg.relabel_high)
+    agent.deployed_net = agent.deployed_step = None
+    while agent.iteration < num_iterations:
+        tic = time.perf_counter()
+        step_before = agent.global_step
+        agent.exploration_rate = linear_epsilon(agent.global_step, total_steps, cfg)
+        warmup = agent.global_step < cfg.learning_starts
+        data = agent.interaction.collect(agent._random_action if warmup else agent.act, cfg.num_steps)
+        agent.buffer.add_rollout(data)
+        due = updates_due(cfg.utd, agent.global_step, cfg.learning_starts, agent.num_updates)
+        totals = LossTotals()
+        for _ in range(due):
+            batch = agent.buffer.sample(cfg.batch_size, agent.policy_generator)
+            if cfg.relabel_fraction > 0:
+                batch = relabel_stocks(batch, agent.stock_col, cfg.gamma, relabel[0], relabel[1],
+                                       cfg.relabel_fraction, agent.policy_generator, agent.env._clip,
+                                       time_col)
+            loss, stats = deta_n_loss(agent.q_net, agent.target_net, batch, agent.objective,
+                                      agent.stock_col, cfg.gamma, agent.head, cfg.include_time)
+            agent.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(agent.q_net.parameters(), cfg.max_grad_norm)
+            agent.optimizer.step()
+            polyak_update(agent.q_net.parameters(), agent.target_net.parameters(), cfg.tau)
+            agent.num_updates += 1
+            totals.add(stats)
+        metrics = totals.means("DηN", agent.global_step, params=agent.q_net.named_parameters())
+        metrics.update(agent.interaction.record_episodes(data))
+        metrics["rollout/exploration_rate"] = 1.0 if warmup else agent.exploration_rate
+        metrics["train/n_updates"] = float(agent.num_updates)
+        metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
+        agent.interaction.iteration += 1
+        if agent.global_step // cfg.snapshot_interval > step_before // cfg.snapshot_interval:
+            agent._keep_snapshot()
+        rows.append((agent.global_step, metrics))
+    if not agent.snapshots or agent.snapshots[-1][0] != agent.global_step:
+        agent._keep_snapshot()
+    agent.deploy_stock = None
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+@pytest.mark.parametrize("overrides", [
+    {"objective": "cvar", "relabel_fraction": 0.5, "deploy_episodes": 8, "deploy_snapshots": 2,
+     "snapshot_interval": 32, "utd": 0.5},
+    {"representation": "categorical", "n_atoms": 11, "objective": "target", "target": 2.0},
+], ids=["quantile_relabel_snapshots", "categorical"])
+def test_deta_n_on_the_shared_qrdqn_loop_matches_its_former_own_loop(overrides: dict) -> None:
+    """``DetaN.learn`` runs QR-DQN's loop (``replay_learning_loop``) with its own gradient step
+    and snapshot hook: every weight, optimizer moment, buffer row, generator state, snapshot and
+    metric equals that of DηN's former copy of the loop, bit for bit."""
+    from rlsuite.training import TrainingHooks
+
+    env = stock_grid_env(stochastic=True)
+    cfg = DetaNConfig(hidden_sizes=[16, 16], n_quantiles=8, batch_size=8, learning_starts=16,
+                      buffer_size=500, num_steps=4, **overrides)
+    rows_new: list = []
+
+    class Rows(TrainingHooks):
+        def on_iteration(self, agent: object, step: int, metrics: dict) -> None:
+            rows_new.append((step, metrics))
+
+    shared = DetaN(cfg, env, env.default_params(4), seed=5).learn(400, Rows())
+    reference = DetaN(cfg, env, env.default_params(4), seed=5)
+    rows_old: list = []
+    _learn_before_the_shared_loop(reference, 400, rows_old)
+    assert shared.iteration == reference.iteration == 25 and shared.num_updates > 0
+    assert _same(shared.state_dict(), reference.state_dict())
+    untimed = [[(s, {k: v for k, v in m.items() if k != "time/fps"}) for s, m in rows]
+               for rows in (rows_new, rows_old)]
+    assert untimed[0] == untimed[1]

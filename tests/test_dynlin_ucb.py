@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlsuite.agents.dynlin_common import BanditRun, oful_radius
-from rlsuite.agents.dynlin_ucb import DynLinUCB, DynLinUCBConfig, epoch_exponent, epoch_lengths
+from rlsuite.agents.dynlin.agent import DynLinUCB
+from rlsuite.agents.dynlin.confidence import epoch_exponent, epoch_lengths, oful_radius
+from rlsuite.agents.dynlin.config import DynLinUCBConfig
+from rlsuite.agents.dynlin.run import BanditRun
 from rlsuite.envs import dynamical_bandit as db
 
 torch.set_num_threads(1)
@@ -331,7 +333,7 @@ def test_resume_continues_bit_identically() -> None:
 def _reference_linucb(variant: str, env, p, T: int, seed: int, horizon: int) -> list[list[int]]:
     """The official LinearAgent(linucb) / DLinUCBAgent loop in numpy (inverse every round), fed the
     noise BanditRun draws (one block from the generator seeded ``seed + 1``)."""
-    from rlsuite.agents.dynlin_common import resolve_constants
+    from rlsuite.agents.dynlin.confidence import resolve_constants
 
     gen = env.make_generator(seed + 1)
     eps, eta = env.draw_noise(p, 1 << 14, gen)
@@ -388,7 +390,8 @@ def _reference_linucb(variant: str, env, p, T: int, seed: int, horizon: int) -> 
 
 @pytest.mark.parametrize("variant", ["linucb_log", "dlinucb_one"])
 def test_linucb_variants_equal_the_official_loop(variant: str) -> None:
-    from rlsuite.agents.dynlin_baselines import LinUCB, LinUCBConfig
+    from rlsuite.agents.dynlin.baselines import LinUCB
+    from rlsuite.agents.dynlin.config import LinUCBConfig
 
     arms = torch.rand(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.8
     env = db.DynamicalLinearBandit("advertising", sigma=0.05, arms=arms)
@@ -405,7 +408,8 @@ def test_linucb_regret_matches_the_official_numbers_at_1e4() -> None:
     2,273 +- 99. The latter is bimodal across noise draws: a trial locks either onto u* (about 540
     here) or onto the second-best arm (about 2,300, every official trial did), so each trial must
     be in one of the two modes and the official mode must occur."""
-    from rlsuite.agents.dynlin_baselines import LinUCB, LinUCBConfig
+    from rlsuite.agents.dynlin.baselines import LinUCB
+    from rlsuite.agents.dynlin.config import LinUCBConfig
 
     env = db.dynlin_synthetic()
     variants = ["linucb_log"] * 5 + ["linucb_one"] * 5
@@ -419,7 +423,8 @@ def test_linucb_regret_matches_the_official_numbers_at_1e4() -> None:
 
 
 def test_exp3_probabilities() -> None:
-    from rlsuite.agents.dynlin_baselines import Exp3, Exp3Config
+    from rlsuite.agents.dynlin.baselines import Exp3
+    from rlsuite.agents.dynlin.config import Exp3Config
 
     env = db.dynlin_synthetic()
     agent = Exp3(Exp3Config(horizon=10**4), env, env.default_params(3), seed=0).learn(3 * 500)
@@ -435,7 +440,8 @@ def test_exp3_probabilities() -> None:
 @pytest.mark.slow
 def test_exp3_regret_and_probabilities() -> None:
     """Official Exp3 at T = 1e4 (5 trials): 1,918 +- 73."""
-    from rlsuite.agents.dynlin_baselines import Exp3, Exp3Config
+    from rlsuite.agents.dynlin.baselines import Exp3
+    from rlsuite.agents.dynlin.config import Exp3Config
 
     env = db.dynlin_synthetic()
     agent = Exp3(Exp3Config(), env, env.default_params(5), seed=0).learn(5 * 10**4)
@@ -448,7 +454,8 @@ def test_exp3_regret_and_probabilities() -> None:
 def test_batch_exp3_credits_as_the_official_code() -> None:
     """The credit fires at each batch's second round with the mean of the previous batch's last
     bs - 2 rewards and the new batch's first two (official t_estimate = 1, 1 + bs, ...)."""
-    from rlsuite.agents.dynlin_baselines import Exp3, Exp3Config
+    from rlsuite.agents.dynlin.baselines import Exp3
+    from rlsuite.agents.dynlin.config import Exp3Config
 
     env = db.dynlin_synthetic(sigma=0.0)
     p = env.default_params(2)
@@ -488,7 +495,8 @@ def test_batch_exp3_credits_as_the_official_code() -> None:
 
 
 def test_ar2_round_robin_start_and_fixed_policies() -> None:
-    from rlsuite.agents.dynlin_baselines import AR2, AR2Config, FixedPolicy, FixedPolicyConfig
+    from rlsuite.agents.dynlin.baselines import AR2, FixedPolicy
+    from rlsuite.agents.dynlin.config import AR2Config, FixedPolicyConfig
 
     env = db.dynlin_adv()
     agent = AR2(AR2Config(log_every=6), env, env.default_params(2), seed=0).learn(2 * 6)
@@ -527,7 +535,8 @@ def test_expert_arm_is_in_the_env_action_space_and_its_rewards_are_unchanged() -
     """The env declares the expert allocation as arm 6 (extra_arms=["expert"]): the expert's
     action lies in the env's action space, the 6 vertices and the optimum are untouched, and the
     expert earns, round by round, what it earned when it played a private 7th arm."""
-    from rlsuite.agents.dynlin_baselines import FixedPolicy, FixedPolicyConfig
+    from rlsuite.agents.dynlin.baselines import FixedPolicy
+    from rlsuite.agents.dynlin.config import FixedPolicyConfig
 
     env, plain = db.dynlin_adv(extra_arms=["expert"]), db.dynlin_adv()
     assert env.action_space.n == 7 and plain.action_space.n == 6
@@ -567,7 +576,8 @@ def test_expert_reproduces_the_published_real_data_numbers() -> None:
     import json
     from pathlib import Path
 
-    from rlsuite.agents.dynlin_baselines import FixedPolicy, FixedPolicyConfig
+    from rlsuite.agents.dynlin.baselines import FixedPolicy
+    from rlsuite.agents.dynlin.config import FixedPolicyConfig
 
     published = json.loads((Path(__file__).parents[1] / "results" / "dynlin_ucb.json").read_text())
     expert = published["configs"]["realdata_sigma0.01"]["expert"]
@@ -587,7 +597,8 @@ def test_expert_needs_its_arm_declared_by_the_env(tmp_path) -> None:
     """Without the arm the expert refuses to build, naming the env field that adds it; bad extra
     arms are refused by the env and by the CLI's config check."""
     from rlsuite import runner
-    from rlsuite.agents.dynlin_baselines import FixedPolicy, FixedPolicyConfig
+    from rlsuite.agents.dynlin.baselines import FixedPolicy
+    from rlsuite.agents.dynlin.config import FixedPolicyConfig
     from rlsuite.validation import ConfigError
 
     env = db.dynlin_adv()
@@ -655,7 +666,7 @@ def test_act_does_not_move_the_learners_random_stream() -> None:
 
 def _mixed_params(n_adv: int, n_syn: int, sigma_adv: float = 0.05, sigma_syn: float = 0.05):
     """Real-data and synthetic copies stacked in one batch (two distinct systems, as the script runs)."""
-    from rlsuite.agents.dynlin_common import concat_params
+    from rlsuite.agents.dynlin.run import concat_params
 
     adv, syn = db.dynlin_adv(sigma=sigma_adv), db.dynlin_synthetic(sigma=sigma_syn)
     return adv, concat_params([adv.default_params(n_adv), syn.default_params(n_syn)])
@@ -664,7 +675,7 @@ def _mixed_params(n_adv: int, n_syn: int, sigma_adv: float = 0.05, sigma_syn: fl
 def test_round_kernel_books_what_advance_books() -> None:
     """RoundKernel (numpy, one round or one closed-form hold at a time) against BanditRun.advance on
     the same noise: rewards, reward sums, state, played arms and regret, with two systems stacked."""
-    from rlsuite.agents.dynlin_common import RoundKernel
+    from rlsuite.agents.dynlin.run import RoundKernel
 
     env, p = _mixed_params(2, 2)
     plan = [([1, 4, 0, 5], 1), ([0, 0, 3, 3], 2), ([5, 2, 1, 0], 1), ([3, 1, 4, 2], 9), ([2, 2, 2, 2], 1)]
@@ -775,7 +786,8 @@ def test_ar2_equals_the_official_rule(case: str) -> None:
     sigma = 1 makes the real-data epochs 21 rounds long (round-robin restarts at every epoch end);
     "untriggered": synthetic sigma = 0.001 copies (never triggered) beside sigma = 0.01 copies
     (triggered), so the lean rounds still test triggers."""
-    from rlsuite.agents.dynlin_baselines import AR2, AR2Config
+    from rlsuite.agents.dynlin.baselines import AR2
+    from rlsuite.agents.dynlin.config import AR2Config
 
     T = 130
     if case == "epochs":
@@ -783,7 +795,7 @@ def test_ar2_equals_the_official_rule(case: str) -> None:
         cfg = AR2Config(sigma=1.0, log_every=T)
         sigma = torch.ones(3, dtype=torch.float64)
     else:
-        from rlsuite.agents.dynlin_common import concat_params
+        from rlsuite.agents.dynlin.run import concat_params
 
         env = db.dynlin_synthetic(sigma=0.001)
         p = concat_params([env.default_params(2), db.dynlin_synthetic(sigma=0.01).default_params(2)])
@@ -819,7 +831,7 @@ def test_dynlin_per_copy_lambdas_share_a_loop() -> None:
 def test_baselines_resume_bit_identically(kind: str, tmp_path) -> None:
     """The numpy loops hand their state back as tensors each iteration: a run saved (torch.save,
     weights_only load) and resumed plays exactly the arms of a straight run."""
-    from rlsuite.agents import dynlin_baselines as bl
+    from rlsuite.agents.dynlin import baselines as bl
 
     env, p = _mixed_params(2, 1)
     bs = bl.Exp3(bl.Exp3Config(batched=True, horizon=600), env, p).batch  # Batch-Exp3 stops at batch ends

@@ -137,7 +137,7 @@ def test_first_step_switches_from_risky_to_safe_with_lambda(variant: str, param:
     chosen = {}
     for lam in (0.0, 0.5):  # switch point at alpha = 0.1: 3/28
         cfg = ECRMConfig(variant=variant, parameterization=param, risk_weight=lam, alpha=0.1,
-                         policy_lr=0.2, max_kl=0.05,
+                         policy_lr=0.2, npg={"max_kl": 0.05},
                          hidden_sizes=[16], eta_lr=0.5 if param != "neural" else 0.05, **extra)
         agent = ECRM(cfg, env, env.default_params(128), seed=0).learn(128 * 2 * 150)
         with torch.no_grad():

@@ -44,7 +44,7 @@ def test_closed_form_npg_tables_are_the_exact_natural_gradient(seed: int) -> Non
     mdp = random_mdp(3, 2, 2, seed=seed, gamma=0.9, horizon=3, terminal_prob=0.3)
     env = TabularEnv(mdp)
     cfg = ECRMConfig(variant="npg", risk_weight=0.6, alpha=0.3, gamma=0.9, npg_q_lr=1.0,
-                     npg_step_size=0.1, max_kl=1e9, exact_every=0, chunk_steps=3)
+                     npg_step_size=0.1, npg={"max_kl": 1e9}, exact_every=0, chunk_steps=3)
     agent = ECRM(cfg, env, env.default_params(200_000), seed=seed)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -333,7 +333,8 @@ def test_gaussian_reinforce_gradient_matches_the_analytic_one() -> None:
 
 
 # -- learning from a uniform policy (slow) -----------------------------------------------------------
-FROM_SCRATCH = {"explore_starts": 256, "eta_decay_by": "visits", "ent_coef": 0.05, "max_kl": 0.05}
+FROM_SCRATCH = {"explore_starts": 256, "eta_decay_by": "visits", "ent_coef": 0.05,
+                "npg": {"max_kl": 0.05}}
 
 
 def _cliff_scratch(variant: str, lam: float, alpha: float, seed: int, steps: int) -> dict[str, float]:

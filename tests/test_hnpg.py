@@ -30,7 +30,8 @@ from rlsuite.agents.hnpg.nets import (
     q_forward,
     stacked_forward,
 )
-from rlsuite.envs.combination_lock import CombinationLock, collect_offline
+from rlsuite.agents.hnpg.offline_data import collect_offline
+from rlsuite.envs.combination_lock import CombinationLock
 from rlsuite.learners import npg
 from rlsuite.learners.returns import discounted_returns
 
@@ -530,9 +531,8 @@ def test_rlpd_batches_are_half_offline_half_online(monkeypatch) -> None:
     from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig
 
     env = CombinationLock(horizon=3)
-    agent = RLPD(
-        RLPDConfig(offline_episodes=40, hidden_sizes=[16, 16], num_envs=4), env, env.default_params(1)
-    )
+    agent = RLPD(RLPDConfig(offline_episodes=40, sac={"hidden_sizes": [16, 16]}, num_envs=4), env,
+                 env.default_params(1))
     batches = []
     real = rlpd_mod.sac_update
 
@@ -563,7 +563,7 @@ def test_rlpd_is_deterministic_and_registered(tmp_path: Path) -> None:
     from rlsuite.runner import compose, run
 
     env = CombinationLock(horizon=3)
-    cfg = RLPDConfig(offline_episodes=40, hidden_sizes=[16, 16], num_envs=4)
+    cfg = RLPDConfig(offline_episodes=40, sac={"hidden_sizes": [16, 16]}, num_envs=4)
     a = RLPD(cfg, env, env.default_params(1), seed=2).learn(8)
     b = RLPD(cfg, env, env.default_params(1), seed=2).learn(8)
     for p, q in zip(a.nets.parameters(), b.nets.parameters(), strict=True):
@@ -576,7 +576,7 @@ def test_rlpd_is_deterministic_and_registered(tmp_path: Path) -> None:
             "total_steps=8",
             "agent.num_envs=4",
             "agent.offline_episodes=40",
-            "agent.hidden_sizes=[16,16]",
+            "agent.sac.hidden_sizes=[16,16]",
             "eval_episodes=8",
             "progress=false",
             "device=cpu",
@@ -605,3 +605,15 @@ def test_step_sampler_groups_shuffled_data_by_step() -> None:
         assert bool((steps == h).all()) and bool((batch["terminated"][h] == (h == 3)).all())
     with pytest.raises(ValueError, match="cover steps"):
         StepSampler(data, 5)
+
+
+def test_rlpd_nests_the_shared_sac_config_keeping_its_table_2_defaults() -> None:
+    """A partial ``sac`` mapping (what library code passes) changes only its own fields: the rest
+    stay RLPD's Table 2 values, not SACConfig's defaults."""
+    from rlsuite.agents.hnpg.config import RLPDConfig
+    from rlsuite.learners.sac import SACConfig
+
+    cfg = RLPDConfig(sac={"hidden_sizes": [64, 64]})
+    assert cfg.sac == SACConfig(learning_rate=1e-3, gamma=0.99, tau=0.005, init_alpha=0.1,
+                                batch_size=128, hidden_sizes=[64, 64], buffer_size=1_000_000, utd=1.0)
+    assert RLPDConfig().sac.hidden_sizes == [256, 256]

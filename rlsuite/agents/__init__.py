@@ -1,16 +1,31 @@
-"""The agent registry: a name maps to its config class and a builder.
+"""The agent registry: a name maps to its config class, its builder and its Hydra schema.
 
-Every agent offers ``learn(total_steps, hooks)``, ``act(obs, deterministic=...)``,
-``state_dict()`` and ``load_state_dict()``; nothing else is assumed (no base class).
+Each agent package registers its agents once, in its ``__init__.py``::
+
+    from rlsuite.agents import register
+
+    register("vgdf", config="rlsuite.agents.vgdf.config:VGDFConfig",
+             build="rlsuite.agents.vgdf.agent:VGDF", schema="vgdf_schema")
+
+The targets are ``"module:attr"`` strings, resolved only when used: :func:`get` imports the one
+agent asked for, and :func:`schemas` (which :mod:`rlsuite.config` stores in Hydra's ConfigStore)
+imports config modules only. Every subpackage of ``rlsuite.agents`` (and ``rlsuite.learners``, home
+of PPO, SAC and QR-DQN) is imported on the first look-up, so a new package is found without being
+listed anywhere. What a built agent must offer is :class:`rlsuite.agents.protocol.Agent`.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlsuite.core.env import BatchedEnv
+from rlsuite.agents.protocol import Agent
+
+__all__ = ["Agent", "AgentSpec", "Registration", "get", "names", "register", "registration", "schemas"]
 
 
 @dataclass(frozen=True)
@@ -18,120 +33,103 @@ class AgentSpec:
     """How to build one agent from its config."""
 
     config_cls: type
-    build: Callable[[Any, BatchedEnv, Any, int], Any]
+    build: Callable[[Any, Any, Any, int], Agent]
     """``build(config, env, params, seed) -> agent``."""
 
 
-def _ppo() -> AgentSpec:
-    from rlsuite.learners.ppo import PPO, PPOConfig
+@dataclass(frozen=True)
+class Registration:
+    """One registered agent, its targets still as ``"module:attr"`` strings."""
 
-    return AgentSpec(PPOConfig, lambda cfg, env, params, seed: PPO(cfg, env, params, seed))
-
-
-def _sac() -> AgentSpec:
-    from rlsuite.learners.sac import SAC, SACConfig
-
-    return AgentSpec(SACConfig, lambda cfg, env, params, seed: SAC(cfg, env, params, seed))
-
-
-def _qrdqn() -> AgentSpec:
-    from rlsuite.learners.qrdqn import QRDQN, QRDQNConfig
-
-    return AgentSpec(QRDQNConfig, lambda cfg, env, params, seed: QRDQN(cfg, env, params, seed))
+    name: str
+    """The CLI name (``agent=<name>``, also the ``name`` field of its config)."""
+    config: str
+    """``"module:Class"`` of the config dataclass."""
+    build: str
+    """``"module:callable"``: ``build(config, env, params, seed) -> agent`` (the agent class)."""
+    schema: str
+    """Name of the config's node in Hydra's ConfigStore; ``conf/agent/<name>.yaml`` extends it as
+    ``/<schema>@_here_``. Agents that share a config class may share a schema."""
 
 
-def _vgdf() -> AgentSpec:
-    from rlsuite.agents.vgdf.agent import VGDF
-    from rlsuite.agents.vgdf.config import VGDFConfig
-
-    return AgentSpec(VGDFConfig, lambda cfg, env, params, seed: VGDF(cfg, env, params, seed))
-
-
-_BUILDERS: dict[str, Callable[[], AgentSpec]] = {"ppo": _ppo, "sac": _sac, "qrdqn": _qrdqn}
-_BUILDERS["vgdf"] = _vgdf
+_REGISTRY: dict[str, Registration] = {}
+_DISCOVERED = False
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+# Packages searched besides the subpackages of rlsuite.agents: the shared learners register the
+# plain agents (ppo, sac, qrdqn) in rlsuite/learners/__init__.py.
+_EXTRA_PACKAGES = ("rlsuite.learners",)
 
 
-def _iwocs() -> AgentSpec:
-    from rlsuite.agents.iwocs.deep import IWOCS, IWOCSConfig
+def register(name: str, *, config: str, build: str, schema: str) -> None:
+    """Register agent ``name``: ``config`` and ``build`` are ``"module:attr"`` strings (nothing is
+    imported here), ``schema`` the ConfigStore name its ``conf/agent/<name>.yaml`` extends.
 
-    return AgentSpec(IWOCSConfig, lambda cfg, env, params, seed: IWOCS(cfg, env, params, seed))
-
-
-_BUILDERS["iwocs"] = _iwocs
-
-
-def _hnpg() -> AgentSpec:
-    from rlsuite.agents.hnpg.agent import HNPG, HNPGConfig
-
-    return AgentSpec(HNPGConfig, lambda cfg, env, params, seed: HNPG(cfg, env, params, seed))
-
-
-_BUILDERS["hnpg"] = _hnpg
-
-
-def _rlpd() -> AgentSpec:
-    from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig
-
-    return AgentSpec(RLPDConfig, lambda cfg, env, params, seed: RLPD(cfg, env, params, seed))
-
-
-_BUILDERS["rlpd"] = _rlpd
-
-
-def _distributional_dp() -> AgentSpec:
-    from rlsuite.agents.distributional_dp.agent import DistributionalDP, DistributionalDPConfig
-
-    return AgentSpec(DistributionalDPConfig,
-                     lambda cfg, env, params, seed: DistributionalDP(cfg, env, params, seed))
+    Registering the same agent again with the same targets is a no-op (a package may be imported
+    twice under test runners); a different target for a taken name, or a schema already bound to
+    another config class, raises ValueError naming the field.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"register: name={name!r} must be lower-case letters, digits and '_'")
+    for field_name, value in (("config", config), ("build", build)):
+        if not isinstance(value, str) or not _TARGET.fullmatch(value):
+            raise ValueError(f"register({name!r}): {field_name}={value!r} must be 'module:attr'")
+    if not isinstance(schema, str) or not _NAME.fullmatch(schema):
+        raise ValueError(f"register({name!r}): schema={schema!r} must be lower-case letters, "
+                         "digits and '_'")
+    entry = Registration(name, config, build, schema)
+    old = _REGISTRY.get(name)
+    if old is not None and old != entry:
+        raise ValueError(f"register({name!r}): already registered as {old}")
+    for other in _REGISTRY.values():
+        if other.schema == schema and other.config != config:
+            raise ValueError(f"register({name!r}): schema={schema!r} already stores {other.config} "
+                             f"(agent {other.name!r}), not {config}")
+    _REGISTRY[name] = entry
 
 
-_BUILDERS["distributional_dp"] = _distributional_dp
+def _discover() -> None:
+    """Import every agent package once, so that each has made its registration calls."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    for package in _EXTRA_PACKAGES:
+        importlib.import_module(package)
+    for info in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
+        if info.ispkg:
+            importlib.import_module(info.name)
+    _DISCOVERED = True
 
 
-def _deta_n() -> AgentSpec:
-    from rlsuite.agents.distributional_dp.deta_n import DetaN, DetaNConfig
-
-    return AgentSpec(DetaNConfig, lambda cfg, env, params, seed: DetaN(cfg, env, params, seed))
-
-
-_BUILDERS["deta_n"] = _deta_n
+def resolve(target: str) -> Any:
+    """The object a ``"module:attr"`` string names (imports the module)."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-def _ecrm() -> AgentSpec:
-    from rlsuite.agents.ecrm.agent import ECRM, ECRMConfig
+def registration(name: str) -> Registration:
+    """The registration of agent ``name`` (KeyError listing the known names)."""
+    _discover()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown agent {name!r}; known agents: {sorted(_REGISTRY)}") from None
 
-    return AgentSpec(ECRMConfig, lambda cfg, env, params, seed: ECRM(cfg, env, params, seed))
-
-
-_BUILDERS["ecrm"] = _ecrm
-
-
-def _dynlin(kind: str) -> Callable[[], AgentSpec]:
-    def spec() -> AgentSpec:
-        from rlsuite.agents import dynlin_baselines as bl
-        from rlsuite.agents.dynlin_ucb import DynLinUCB, DynLinUCBConfig
-
-        cls, cfg_cls = {"dynlin_ucb": (DynLinUCB, DynLinUCBConfig), "lin_ucb": (bl.LinUCB, bl.LinUCBConfig),
-                        "exp3": (bl.Exp3, bl.Exp3Config), "ar2": (bl.AR2, bl.AR2Config),
-                        "fixed": (bl.FixedPolicy, bl.FixedPolicyConfig)}[kind]
-        return AgentSpec(cfg_cls, lambda cfg, env, params, seed: cls(cfg, env, params, seed))
-
-    return spec
-
-
-for _name, _kind in (("dynlin_ucb", "dynlin_ucb"), ("lin_ucb", "lin_ucb"), ("exp3", "exp3"),
-                     ("batch_exp3", "exp3"), ("ar2", "ar2"), ("clairvoyant", "fixed"),
-                     ("myopic", "fixed"), ("expert", "fixed")):
-    _BUILDERS[_name] = _dynlin(_kind)
 
 def get(name: str) -> AgentSpec:
-    """The spec of agent ``name``."""
-    try:
-        return _BUILDERS[name]()
-    except KeyError:
-        raise KeyError(f"unknown agent {name!r}; known agents: {sorted(_BUILDERS)}") from None
+    """The spec of agent ``name`` (imports its config and agent modules only)."""
+    entry = registration(name)
+    return AgentSpec(resolve(entry.config), resolve(entry.build))
 
 
 def names() -> list[str]:
     """Registered agent names."""
-    return sorted(_BUILDERS)
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def schemas() -> dict[str, type]:
+    """Every agent schema: ConfigStore name -> config class (imports config modules only)."""
+    _discover()
+    return {entry.schema: resolve(entry.config)
+            for entry in sorted(_REGISTRY.values(), key=lambda e: e.schema)}

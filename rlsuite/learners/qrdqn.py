@@ -14,7 +14,9 @@ The maths are module-level functions that the deep distributional-DP agent (DηN
 :func:`quantile_midpoints`, :func:`quantile_huber_loss`, :func:`greedy_action`,
 :func:`action_quantiles`, :func:`target_quantiles` and :func:`qrdqn_loss`. The :class:`QRDQN`
 agent is the thin shell: each iteration steps ``B`` copies ``num_steps`` times epsilon-greedily
-into a device-resident replay buffer, then takes ``utd`` gradient steps per env step. The target
+into a device-resident replay buffer, then takes ``utd`` gradient steps per env step; the loop is
+:func:`replay_learning_loop`, whose per-batch ``update`` and ``after_iteration`` hooks DηN plugs
+its own step into. The target
 bootstraps through time limits: it is cut by ``terminated`` only, from the pre-reset final
 observation.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -369,41 +372,77 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
         """Train until ``total_steps`` env steps (summed over copies) have been taken.
 
         Continues from the current counters, so a loaded agent resumes its curves (epsilon's
-        schedule is a function of ``global_step`` and ``total_steps``).
+        schedule is a function of ``global_step`` and ``total_steps``). The loop is
+        :func:`replay_learning_loop`, with :meth:`gradient_step` as its update.
         """
-        cfg, hooks = self.config, hooks or TrainingHooks()
-        steps_per_iter = self.num_envs * cfg.num_steps
-        num_iterations = max(1, total_steps // steps_per_iter)
-        while self.iteration < num_iterations:
-            tic = time.perf_counter()
-            # ---- collect B x num_steps transitions (uniform random during the warm-up)
-            self.exploration_rate = linear_epsilon(self.global_step, total_steps, cfg)
-            warmup = self.global_step < cfg.learning_starts
-            policy = self._random_action if warmup else self.act
-            data = self.interaction.collect(policy, cfg.num_steps)
-            self.buffer.add_rollout(data)
-            # ---- gradient steps owed: utd per env step after learning_starts
-            due = updates_due(cfg.utd, self.global_step, cfg.learning_starts, self.num_updates)
-            totals = LossTotals()
-            for _ in range(due):
-                if self.num_updates % cfg.target_update_interval == 0:
-                    polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
-                batch = self.buffer.sample(cfg.batch_size, self.policy_generator)
-                loss, stats = qrdqn_loss(self.q_net, self.target_net, batch, cfg.gamma,
-                                         self.tau_hat, cfg.kappa)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                self.num_updates += 1
-                totals.add(stats)
-            # ---- bookkeeping (the one host sync per iteration)
-            metrics = totals.means("QR-DQN", self.global_step, params=self.q_net.named_parameters())
-            metrics.update(self.interaction.record_episodes(data))
-            metrics["rollout/exploration_rate"] = 1.0 if warmup else self.exploration_rate
-            metrics["train/n_updates"] = float(self.num_updates)
-            metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
-            self.interaction.iteration += 1
-            hooks.on_iteration(self, self.global_step, metrics)
+        replay_learning_loop(self, total_steps, hooks, label="QR-DQN", update=self.gradient_step)
         return self
+
+    def gradient_step(self, batch: Transitions) -> dict[str, torch.Tensor]:
+        """One update on a sampled replay batch: the target copy (every
+        ``target_update_interval`` updates, before the loss), the quantile Huber loss, one Adam
+        step with the gradient-norm clip. Returns the loss statistics."""
+        cfg = self.config
+        if self.num_updates % cfg.target_update_interval == 0:
+            polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
+        loss, stats = qrdqn_loss(self.q_net, self.target_net, batch, cfg.gamma, self.tau_hat, cfg.kappa)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        return stats
+
+
+def replay_learning_loop(agent: Any, total_steps: int, hooks: TrainingHooks | None, *, label: str,
+                         update: Callable[[Transitions], dict[str, torch.Tensor]],
+                         after_iteration: Callable[[int], None] | None = None) -> None:
+    """QR-DQN's training loop, shared with the agents that extend it (DηN), until ``total_steps``
+    env steps: each iteration collects ``num_envs x num_steps`` epsilon-greedy transitions (uniform
+    random before ``learning_starts``) into the replay buffer, takes the gradient steps owed (``utd``
+    per env step after ``learning_starts``), logs, and calls ``hooks.on_iteration``.
+
+    The extension points:
+
+    * ``update(batch) -> stats``: one gradient step on a batch sampled from the buffer (target
+      update included); QR-DQN's is :meth:`QRDQN.gradient_step`, DηN's relabels the batch's stocks
+      and steps on its own loss. The loop counts ``agent.num_updates`` after each call.
+    * ``after_iteration(step_before)``: runs once the iteration's counters have advanced and before
+      the hooks see the agent (``step_before``: ``global_step`` when the iteration began); DηN
+      keeps its weight snapshots there.
+
+    ``agent`` provides ``config`` (``num_steps``, ``learning_starts``, ``utd``, ``batch_size`` and
+    the epsilon schedule of :func:`linear_epsilon`), ``interaction``, ``buffer``,
+    ``policy_generator``, ``act``, ``_random_action``, ``exploration_rate``, ``num_updates``,
+    ``q_net`` (its weights are checked and summarized under ``label``) and the counters.
+    """
+    cfg, hooks = agent.config, hooks or TrainingHooks()
+    steps_per_iter = agent.interaction.num_envs * cfg.num_steps
+    num_iterations = max(1, total_steps // steps_per_iter)
+    while agent.iteration < num_iterations:
+        tic = time.perf_counter()
+        step_before = agent.global_step
+        # ---- collect B x num_steps transitions (uniform random during the warm-up)
+        agent.exploration_rate = linear_epsilon(agent.global_step, total_steps, cfg)
+        warmup = agent.global_step < cfg.learning_starts
+        policy = agent._random_action if warmup else agent.act
+        data = agent.interaction.collect(policy, cfg.num_steps)
+        agent.buffer.add_rollout(data)
+        # ---- gradient steps owed: utd per env step after learning_starts
+        due = updates_due(cfg.utd, agent.global_step, cfg.learning_starts, agent.num_updates)
+        totals = LossTotals()
+        for _ in range(due):
+            batch = agent.buffer.sample(cfg.batch_size, agent.policy_generator)
+            stats = update(batch)
+            agent.num_updates += 1
+            totals.add(stats)
+        # ---- bookkeeping (the one host sync per iteration)
+        metrics = totals.means(label, agent.global_step, params=agent.q_net.named_parameters())
+        metrics.update(agent.interaction.record_episodes(data))
+        metrics["rollout/exploration_rate"] = 1.0 if warmup else agent.exploration_rate
+        metrics["train/n_updates"] = float(agent.num_updates)
+        metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
+        agent.interaction.iteration += 1
+        if after_iteration is not None:
+            after_iteration(step_before)
+        hooks.on_iteration(agent, agent.global_step, metrics)

@@ -12,61 +12,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from rlsuite import validation as rules
 from rlsuite.agents.distributional_dp import objectives as obj_lib
-from rlsuite.agents.distributional_dp.solver import METHODS, Solution, solve
+from rlsuite.agents.distributional_dp.config import OBJECTIVES, DistributionalDPConfig
+from rlsuite.agents.distributional_dp.solver import Solution, solve
 from rlsuite.core.env import BatchedEnv
 from rlsuite.envs.stock import StockAugmentedEnv
 from rlsuite.envs.tabular import TabularEnv, TabularMDP
 from rlsuite.training import TrainingHooks, check_finite
-
-OBJECTIVES = ("mean", "cvar", "mean_cvar", "threshold", "target")
-
-
-@dataclass
-class DistributionalDPConfig:
-    """Exact stock-augmented distributional DP (Avila Pires et al. 2025, section 4)."""
-
-    name: str = "distributional_dp"
-    """Registry name of the agent."""
-    objective: str = "cvar"
-    """One of mean, cvar, mean_cvar, threshold (P(c0 + G >= target)), target (E -|c0 + G - target|)."""
-    level: float = 0.1
-    """CVaR tail mass (cvar, mean_cvar)."""
-    mean_weight: float = 0.5
-    """Weight m of the mean in m E + (1 - m) CVaR (mean_cvar)."""
-    target: float = 0.0
-    """Return target (target) or threshold (threshold)."""
-    initial_stock: float = 0.0
-    """The user's c0: the objective is of c0 + G."""
-    method: str = "value_iteration"
-    """value_iteration or policy_iteration."""
-    gamma: float | None = None
-    """Discount; None takes the env's MDP's (env.gamma)."""
-    stock_resolution: float | None = None
-    """Snap stocks to this lattice when exact enumeration is too large (approximate)."""
-    num_stocks: int = 201
-    """Stock grid size of the discounted solver (MDPs without a time limit)."""
-    num_atoms: int = 101
-    """Return atoms of the discounted solver."""
-    rollout_episodes: int = 10_000
-    """Episodes of the stock-augmented policy for the empirical objective (one per env copy)."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
-        "target": rules.FINITE, "initial_stock": rules.FINITE, "method": rules.choice(*METHODS),
-        "gamma": rules.optional(rules.UNIT), "stock_resolution": rules.optional(rules.POSITIVE),
-        "num_stocks": rules.integer(2), "num_atoms": rules.integer(2),
-        "rollout_episodes": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 def make_objective(config: DistributionalDPConfig) -> obj_lib.Objective:

@@ -19,11 +19,10 @@ from typing import Any
 import torch
 
 from rlsuite.agents.distributional_dp import categorical, finite
+from rlsuite.agents.distributional_dp.config import METHODS
 from rlsuite.agents.distributional_dp.objectives import Objective
 from rlsuite.agents.distributional_dp.stocks import Quantizer, StockSet, sumset
 from rlsuite.envs.tabular.mdp import TabularMDP
-
-METHODS = ("value_iteration", "policy_iteration")
 
 
 @dataclass

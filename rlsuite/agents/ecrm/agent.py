@@ -42,7 +42,7 @@ from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.envs.tabular.mdp import TabularMDP
-from rlsuite.learners.npg import NPGConfig, detached_kl, trpo_step
+from rlsuite.learners.npg import detached_kl, trpo_step
 from rlsuite.risk import cvar
 from rlsuite.training import TrainingHooks, check_finite
 
@@ -511,7 +511,7 @@ class ECRM(InteractionCounters):
         step's is kept apart); each visited cell moves ``npg_q_lr`` of the way to its batch mean.
         Every state with an estimate moves, visited in this batch or not, as in the exact update;
         exploring-start episodes (``explore_starts``) give estimates at states the policy stopped
-        visiting. The step is then shortened to the trust region ``max_kl`` (quadratic KL model
+        visiting. The step is then shortened to the trust region ``npg.max_kl`` (quadratic KL model
         over this batch's states), TRPO's step length along the same direction.
         ``pair``: use this ``[S, A]`` table for ``U`` instead (the natural actor-critic: the
         SARSA critic of the actor-critic variant).
@@ -550,7 +550,7 @@ class ECRM(InteractionCounters):
         steps = [(table, table * (decay - 1.0) + cfg.npg_step_size * (qk - qk.mean(-1, keepdim=True)))
                  for table, qk in tables]
         # Trust region: shrink the step until the quadratic model of the mean KL over this batch's
-        # states, 1/2 sum_s d(s) Var_pi(delta theta(s, .)), is at most max_kl (TRPO's step length
+        # states, 1/2 sum_s d(s) Var_pi(delta theta(s, .)), is at most npg.max_kl (TRPO's step length
         # along the same natural direction; the exact update's step can be too long for noisy Q).
         kl = torch.zeros((), device=self.device)
         first_real = batches[0][0].first[batches[0][0].valid]
@@ -563,7 +563,7 @@ class ECRM(InteractionCounters):
             pi = torch.softmax(table, -1)
             centred = delta - (pi * delta).sum(-1, keepdim=True)
             kl = kl + 0.5 * (freq * (pi * centred**2).sum(-1)).sum()
-        scale = torch.clamp(torch.sqrt(cfg.max_kl / kl.clamp_min(1e-30)), max=1.0)
+        scale = torch.clamp(torch.sqrt(cfg.npg.max_kl / kl.clamp_min(1e-30)), max=1.0)
         change = torch.zeros((), device=self.device)
         for table, delta in steps:
             table.add_(scale * delta)
@@ -587,7 +587,7 @@ class ECRM(InteractionCounters):
 
             kl = detached_kl(lambda: model.distribution(obs, first, eta_prev))
             result = trpo_step(model.actor_parameters(), surrogate, kl,
-                               NPGConfig(max_kl=cfg.max_kl, damping=cfg.npg_damping))
+                               cfg.npg)
             return {"npg_kl": torch.tensor(result.kl),
                     "npg_step_fraction": torch.tensor(result.step_fraction),
                     "policy_objective": torch.tensor(result.improvement)}

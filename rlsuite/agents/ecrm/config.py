@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rlsuite import validation as rules
+from rlsuite.learners.npg import NPGConfig
 
 VARIANTS = ("reinforce", "actor_critic", "npg")
 PARAMETERIZATIONS = ("softmax", "direct", "neural")
@@ -73,7 +74,7 @@ class ECRMConfig:
     Adam's rate)."""
     ac_natural: bool = False
     """Actor-critic, tabular softmax: instead of the sampled-advantage Adam step, take the
-    closed-form natural step (``npg_form``'s, with ``npg_step_size``, ``ent_coef``, ``max_kl``)
+    closed-form natural step (``npg_form``'s, with ``npg_step_size``, ``ent_coef``, ``npg.max_kl``)
     on ``Q(s, a) = E[stage signal | s, a] + critic(s, a)``: a natural actor-critic whose pair
     value is the SARSA critic (the NPG variant uses Monte-Carlo tables instead)."""
     critic_updates: int = 4
@@ -120,13 +121,14 @@ class ECRMConfig:
     analysis, Agarwal et al. 2021 sec. 6). They train the Q tables, the critic and the
     thresholds only, never the actor's sampled step or the logged metrics; their steps count in
     ``global_step``. 0: none."""
-    max_kl: float = 0.01
-    """NPG (both forms) and the natural actor-critic: trust-region radius (mean KL over the
-    batch's states; the closed form uses its quadratic model)."""
-    npg_damping: float = 1e-3
-    """NPG: Fisher damping. Small: a tabular Fisher block is the state's visit frequency times
-    ``diag(pi) - pi pi^T`` (~1/S), so TRPO's usual 0.1 would swamp it and turn the natural step
-    into a tiny plain-gradient step (measured on CliffWalking: no progress in 1.5M steps)."""
+    npg: NPGConfig = field(default_factory=lambda: NPGConfig(damping=1e-3))
+    """The natural steps' settings (:class:`rlsuite.learners.npg.NPGConfig`). ``max_kl``: the
+    trust-region radius of NPG (both forms) and of the natural actor-critic (mean KL over the
+    batch's states; the closed form uses its quadratic model). ``damping`` (default 1e-3, not
+    TRPO's 0.1): a tabular Fisher block is the state's visit frequency times ``diag(pi) - pi
+    pi^T`` (~1/S), so 0.1 would swamp it and turn the natural step into a tiny plain-gradient step
+    (measured on CliffWalking: no progress in 1.5M steps). The CG and line-search fields apply to
+    the TRPO form."""
     init_log_std: float = -0.5
     """Neural actors on a Box action space (Gaussian): initial log standard deviation."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
@@ -154,13 +156,14 @@ class ECRMConfig:
         "direct_min_prob": rules.real(0.0, 1.0, high_open=True), "share_first_policy": rules.FLAG,
         "condition_on_prev": rules.FLAG, "discount_weighting": rules.FLAG,
         "npg_form": rules.choice(*NPG_FORMS), "npg_step_size": rules.POSITIVE,
-        "npg_q_lr": rules.UNIT_OPEN_LOW, "explore_starts": rules.NONNEG_INT, "max_kl": rules.POSITIVE,
-        "npg_damping": rules.NONNEG, "init_log_std": rules.FINITE, "hidden_sizes": rules.SIZES,
+        "npg_q_lr": rules.UNIT_OPEN_LOW, "explore_starts": rules.NONNEG_INT, "npg": NPGConfig,
+        "init_log_std": rules.FINITE, "hidden_sizes": rules.SIZES,
         "failure_reward": rules.optional(rules.FINITE), "warm_start_temperature": rules.FINITE,
         "exact_every": rules.NONNEG_INT,
     }
 
     def __post_init__(self) -> None:
+        rules.nest(self, "npg", NPGConfig)
         rules.validate(self)
 
     def check_combinations(self) -> None:

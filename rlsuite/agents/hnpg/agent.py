@@ -38,13 +38,12 @@ import copy
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from rlsuite import validation as rules
 from rlsuite.agents.hnpg.block_npg import block_trpo_step, from_blocks, to_blocks
+from rlsuite.agents.hnpg.config import HNPGConfig
 from rlsuite.agents.hnpg.critic import CriticBatch, CriticSettings, fit_critic
 from rlsuite.agents.hnpg.fisher import StackedGaussianFisher
 from rlsuite.agents.hnpg.nets import (
@@ -66,102 +65,6 @@ from rlsuite.training import TrainingHooks, check_finite
 OFFLINE_SEED_OFFSET = 7_919
 """The offline dataset is collected with seed ``run seed + OFFLINE_SEED_OFFSET``."""
 EVAL_SEED_OFFSET = 104_729
-
-
-@dataclass
-class HNPGConfig:
-    """HNPG hyperparameters; defaults are the official code's (paper Table 1 final values)."""
-
-    name: str = "hnpg"
-    """Registry name of the agent."""
-    hybrid: bool = True
-    """Use offline data (HNPG); False is the paper's pure on-policy TRPO baseline."""
-    batch_steps: int = 1000
-    """On-policy env steps per iteration (rounded up to whole episodes: ceil(1000 / H) episodes)."""
-    offline_episodes: int = 50_000
-    """Episodes of epsilon-greedy optimal-policy data collected at construction."""
-    offline_epsilon: float | None = None
-    """Exploration rate of the offline behaviour policy; None is 1 / H (official)."""
-    policy_hidden: int = 16
-    """Hidden width of each step's policy MLP (two tanh layers)."""
-    critic_hidden: int = 64
-    """Hidden width of each step's Q MLP (two tanh layers)."""
-    out_scale: float = 0.1
-    """Initial scale of both output layers' weights (biases start at 0)."""
-    init_log_std: float = 0.0
-    """Initial log standard deviation of every policy."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critic fit."""
-    critic_steps: int = 30
-    """Full-batch Adam steps per step h per iteration (fresh optimizer each time)."""
-    critic_on_weight: float = 1.0
-    """lambda of paper Eq. 1: weight of the on-policy Monte-Carlo loss (offline TD loss has 1)."""
-    critic_l2: float = 0.0
-    """L2 penalty on the critic's last parameter tensor (the official code's effective l2)."""
-    critic_scripted: bool = True
-    """Run the critic's Adam loop through TorchScript (bit-identical to eager, less overhead)."""
-    critic_sweep: str = "backward"
-    """``backward``: fit h = H-1 .. 0, each target from the freshly fitted f_{h+1} (official);
-    ``parallel``: all targets from the iteration-start critics, one batched fit (faster)."""
-    gamma: float = 1.0
-    """Discount (the official code forces 1 whatever --gamma says)."""
-    gae_lambda: float = 0.97
-    """GAE tau."""
-    value_samples: int = 10
-    """Policy samples averaged in V_h(s) = E_a f_h(s, a)."""
-    offline_actor_actions: str = "policy"
-    """Actions at offline states in the policy update: ``policy`` (re-sampled from the current
-    policy, official) or ``dataset`` (the stored behaviour actions)."""
-    max_kl: float = 0.01
-    """Trust-region radius of each step's TRPO update."""
-    damping: float = 0.1
-    """CG damping."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations."""
-    backtrack_iters: int = 10
-    """Line-search fractions 1, 1/2, ..., 1/2^9."""
-    accept_ratio: float = 0.1
-    """Accept a fraction when actual / expected improvement exceeds this."""
-    npg_products: str = "closed_form"
-    """How the NPG step gets the surrogate gradient and Fisher-vector products: ``closed_form``
-    (Gaussian formulas, one forward- and one reverse-mode pass of the MLP per product, see
-    :mod:`rlsuite.agents.hnpg.fisher`) or ``autograd`` (double backprop, as the official code)."""
-    linesearch_kl_check: bool = True
-    """Also require measured KL <= max_kl in the line search (rlsuite's trpo_step rule; the
-    official line search only checks the improvement)."""
-    eval_episodes: int = 30
-    """Stochastic-policy test episodes per iteration."""
-    moving_average: int = 50
-    """Iterations in the moving averages (and the stopping rule)."""
-    stop_success: float = 0.5
-    """Stop once the moving-average train success rate exceeds this."""
-    stop_on_success: bool = True
-    """Apply the stopping rule (False: spend the whole budget)."""
-    dtype: str = "float64"
-    """Policy dtype (the official code sets double as torch's default; the NPG's CG and line
-    search are where precision matters)."""
-    critic_dtype: str = "float32"
-    """Critic dtype: float32 halves the critic fit's cost (the official code uses float64; the
-    regression to returns in [0, 1] does not need it)."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "hybrid": rules.FLAG, "batch_steps": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
-        "offline_epsilon": rules.optional(rules.UNIT), "policy_hidden": rules.POSITIVE_INT,
-        "critic_hidden": rules.POSITIVE_INT, "out_scale": rules.POSITIVE, "init_log_std": rules.FINITE,
-        "critic_lr": rules.POSITIVE, "critic_steps": rules.POSITIVE_INT,
-        "critic_on_weight": rules.NONNEG, "critic_l2": rules.NONNEG, "critic_scripted": rules.FLAG,
-        "critic_sweep": rules.choice("backward", "parallel"), "gamma": rules.UNIT,
-        "gae_lambda": rules.UNIT, "value_samples": rules.POSITIVE_INT,
-        "offline_actor_actions": rules.choice("policy", "dataset"), "max_kl": rules.POSITIVE,
-        "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT, "backtrack_iters": rules.POSITIVE_INT,
-        "accept_ratio": rules.FINITE, "npg_products": rules.choice("closed_form", "autograd"),
-        "linesearch_kl_check": rules.FLAG, "eval_episodes": rules.POSITIVE_INT,
-        "moving_average": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
-        "dtype": rules.DTYPE, "critic_dtype": rules.DTYPE,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 class StepSampler:
@@ -214,7 +117,7 @@ class HNPG(InteractionCounters):
             ``env.decode_latent_and_step``).
         params: env params; copy 0 is used for every training and evaluation copy.
         seed: seeds networks, env, policy sampling and the offline data.
-        dataset: offline data (default: :func:`rlsuite.envs.combination_lock.collect_offline`).
+        dataset: offline data (default: :func:`rlsuite.agents.hnpg.offline_data.collect_offline`).
     """
 
     def __init__(
@@ -262,20 +165,14 @@ class HNPG(InteractionCounters):
         self.generator = self.interaction.policy_generator
         self.eval_interaction = Interaction(env, self.eval_params, seed + EVAL_SEED_OFFSET)
         if dataset is None:
-            from rlsuite.envs.combination_lock import collect_offline
+            from rlsuite.agents.hnpg.offline_data import collect_offline
 
             dataset = collect_offline(
                 env, config.offline_episodes, config.offline_epsilon, seed + OFFLINE_SEED_OFFSET, params=one
             )
         self.dataset = dataset
         self.sampler = StepSampler(dataset.to(self.device), self.horizon)
-        self.npg = NPGConfig(
-            max_kl=config.max_kl,
-            damping=config.damping,
-            cg_iters=config.cg_iters,
-            backtrack_iters=config.backtrack_iters,
-            accept_ratio=config.accept_ratio,
-        )
+        self.npg = config.npg
         self.critic_settings = CriticSettings(
             config.critic_steps,
             config.critic_lr,

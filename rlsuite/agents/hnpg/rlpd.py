@@ -26,71 +26,19 @@ import copy
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from rlsuite import validation as rules
+from rlsuite.agents.hnpg.config import RLPDConfig
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import CORE_FIELDS, OfflineDataset, ReplayBuffer, Transitions, concat
-from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
+from rlsuite.learners.sac import SACNetworks, SACOptimizers, sac_update
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 OFFLINE_SEED_OFFSET = 7_919
-
-
-@dataclass
-class RLPDConfig:
-    """RLPD-on-SAC hyperparameters (defaults: HNPG paper Table 2)."""
-
-    name: str = "rlpd"
-    """Registry name of the agent."""
-    num_envs: int = 8
-    """Env copies stepped per iteration (each step is followed by ``utd`` updates per sample)."""
-    offline_episodes: int = 50_000
-    """Episodes of epsilon-greedy optimal-policy data (as HNPG's)."""
-    offline_epsilon: float | None = None
-    """Exploration rate of the offline behaviour policy; None is 1 / H."""
-    batch_size: int = 128
-    """Minibatch size; half offline, half online."""
-    offline_fraction: float = 0.5
-    """Share of each minibatch drawn from the offline data (RLPD's symmetric sampling)."""
-    utd: float = 1.0
-    """Gradient steps per online sample."""
-    gamma: float = 0.99
-    tau: float = 0.005
-    """Polyak rate per update (Table 2: 0.01 every 2 steps)."""
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    alpha_lr: float = 1e-4
-    init_alpha: float = 0.1
-    """Initial temperature."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    """Hidden widths of the actor and of each critic (ReLU)."""
-    buffer_size: int = 1_000_000
-    action_bound: float = 1.0
-    """Actions are squashed into ``[-action_bound, action_bound]^A``."""
-    success_window: int = 50_000
-    """Online samples whose episodes form the moving-average success rate (HNPG: 50 x 1000)."""
-    stop_success: float = 0.5
-    """Stop once the moving-average success rate exceeds this."""
-    stop_on_success: bool = True
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
-        "offline_epsilon": rules.optional(rules.UNIT), "batch_size": rules.POSITIVE_INT,
-        "offline_fraction": rules.UNIT, "utd": rules.POSITIVE, "gamma": rules.UNIT,
-        "tau": rules.UNIT_OPEN_LOW, "actor_lr": rules.POSITIVE, "critic_lr": rules.POSITIVE,
-        "alpha_lr": rules.POSITIVE, "init_alpha": rules.POSITIVE, "hidden_sizes": rules.SIZES,
-        "buffer_size": rules.POSITIVE_INT, "action_bound": rules.POSITIVE,
-        "success_window": rules.POSITIVE_INT, "stop_success": rules.UNIT, "stop_on_success": rules.FLAG,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 class RLPD(InteractionCounters):
@@ -122,26 +70,19 @@ class RLPD(InteractionCounters):
         self.params = tree.map_tensors(lambda x: x.expand(config.num_envs, *x.shape[1:]).clone(), one)
         a = env.action_space.shape[0]
         box = spaces.Box.make(-config.action_bound, config.action_bound, (a,), device=self.device)
-        sac_cfg = SACConfig(
-            gamma=config.gamma,
-            tau=config.tau,
-            init_alpha=config.init_alpha,
-            hidden_sizes=list(config.hidden_sizes),
-            batch_size=config.batch_size,
-        )
         torch.manual_seed(seed)  # network initialisation (as the shared SAC)
-        self.nets = SACNetworks(env.observation_space, box, sac_cfg).to(self.device)
-        self.opt = SACOptimizers.make(self.nets, config.critic_lr)
+        self.nets = SACNetworks(env.observation_space, box, config.sac).to(self.device)
+        self.opt = SACOptimizers.make(self.nets, config.sac.learning_rate)
         for group in self.opt.actor.param_groups:
             group["lr"] = config.actor_lr
         if self.opt.alpha is not None:
             for group in self.opt.alpha.param_groups:
                 group["lr"] = config.alpha_lr
-        self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
+        self.buffer = ReplayBuffer.for_env(env, config.sac.buffer_size)
         self.interaction = Interaction(env, self.params, seed)
         self.generator = self.interaction.policy_generator
         if dataset is None:
-            from rlsuite.envs.combination_lock import collect_offline
+            from rlsuite.agents.hnpg.offline_data import collect_offline
 
             dataset = collect_offline(
                 env, config.offline_episodes, config.offline_epsilon, seed + OFFLINE_SEED_OFFSET, params=one
@@ -162,15 +103,15 @@ class RLPD(InteractionCounters):
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> RLPD:
         """Collect one step per copy, then ``utd`` updates per sample, until the budget or success."""
         cfg, hooks = self.config, hooks or TrainingHooks()
-        n_off = int(round(cfg.batch_size * cfg.offline_fraction))
-        n_on = cfg.batch_size - n_off
+        n_off = int(round(cfg.sac.batch_size * cfg.offline_fraction))
+        n_on = cfg.sac.batch_size - n_off
         while self.global_step < total_steps:
             if cfg.stop_on_success and self.solved_at is not None:
                 break
             tic = time.perf_counter()
             data = self.interaction.collect(self.act, 1)
             self.buffer.add_rollout(data)
-            due = updates_due(cfg.utd, self.global_step, 0, self.num_updates)
+            due = updates_due(cfg.sac.utd, self.global_step, 0, self.num_updates)
             totals = LossTotals()
             for _ in range(due):
                 parts = []
@@ -178,7 +119,7 @@ class RLPD(InteractionCounters):
                     parts.append(self.offline.sample(n_off, self.generator))
                 if n_on:
                     parts.append(self.buffer.sample(n_on, self.generator))
-                totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.gamma, cfg.tau,
+                totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.sac.gamma, cfg.sac.tau,
                                       self.generator))
             self.num_updates += due
             metrics = totals.means("RLPD", self.global_step, params=self.nets.named_parameters())

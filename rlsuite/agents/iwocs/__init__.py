@@ -15,26 +15,53 @@ Modules, one job each:
   :mod:`~rlsuite.agents.iwocs.deep` - the deep agent (``rlsuite agent=iwocs env=pendulum``).
 """
 
-from rlsuite.agents.iwocs.exact import ModelStack, evaluate_policies, solve_models
-from rlsuite.agents.iwocs.reference import RobustSolution, brute_force, robust_value_iteration
-from rlsuite.agents.iwocs.sets import (
-    random_finite_set,
-    random_rectangular_set,
-    rectangular_product,
-    route_choice_set,
-)
-from rlsuite.agents.iwocs.tabular import (
-    DEFAULT_TIE_BREAK,
-    TIE_BREAK_KEYS,
-    IterationRecord,
-    TabularIWOCSResult,
-    solve_tabular,
-)
+from typing import TYPE_CHECKING
 
+from rlsuite.agents import register
+from rlsuite.core.lazy import lazy_exports
+
+register("iwocs", config="rlsuite.agents.iwocs.config:IWOCSConfig", build="rlsuite.agents.iwocs.deep:IWOCS",
+         schema="iwocs_schema")
+
+# The public names below are imported on first use (importing the package to read its
+# registration loads none of its modules).
+if TYPE_CHECKING:
+    from rlsuite.agents.iwocs.exact import ModelStack, evaluate_policies, solve_models
+    from rlsuite.agents.iwocs.reference import RobustSolution, brute_force, robust_value_iteration
+    from rlsuite.agents.iwocs.sets import (
+        random_finite_set,
+        random_rectangular_set,
+        rectangular_product,
+        route_choice_set,
+    )
+    from rlsuite.agents.iwocs.tabular import (
+        DEFAULT_TIE_BREAK,
+        TIE_BREAK_KEYS,
+        IterationRecord,
+        TabularIWOCSResult,
+        solve_tabular,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "ModelStack": ".exact",
+    "evaluate_policies": ".exact",
+    "solve_models": ".exact",
+    "RobustSolution": ".reference",
+    "brute_force": ".reference",
+    "robust_value_iteration": ".reference",
+    "random_finite_set": ".sets",
+    "random_rectangular_set": ".sets",
+    "rectangular_product": ".sets",
+    "route_choice_set": ".sets",
+    "DEFAULT_TIE_BREAK": ".tabular",
+    "TIE_BREAK_KEYS": ".tabular",
+    "IterationRecord": ".tabular",
+    "TabularIWOCSResult": ".tabular",
+    "solve_tabular": ".tabular",
+})
 __all__ = [
-    "DEFAULT_TIE_BREAK", "TIE_BREAK_KEYS", "IterationRecord", "ModelStack", "RobustSolution",
+    "DEFAULT_TIE_BREAK", "IterationRecord", "ModelStack", "RobustSolution", "TIE_BREAK_KEYS",
     "TabularIWOCSResult", "brute_force", "evaluate_policies", "random_finite_set",
-    "random_rectangular_set",
-    "rectangular_product", "robust_value_iteration", "route_choice_set", "solve_models",
-    "solve_tabular",
+    "random_rectangular_set", "rectangular_product", "robust_value_iteration", "route_choice_set",
+    "solve_models", "solve_tabular",
 ]

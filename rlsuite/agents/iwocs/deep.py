@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from rlsuite import validation as rules
-from rlsuite.agents.iwocs.boxes import BOXES, UncertaintyBox, get_box
+from rlsuite.agents.iwocs.boxes import UncertaintyBox, get_box
 from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
+from rlsuite.agents.iwocs.config import IWOCSConfig
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
 from rlsuite.agents.iwocs.search import SearchResult, cmaes_search, grid_search
 from rlsuite.core import spaces, tree
@@ -53,88 +52,6 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SAC, SACConfig, SACNetworks
 from rlsuite.training import TrainingHooks
-
-
-def _default_sac() -> SACConfig:
-    # The Pendulum preset of rlsuite's SAC (conf/experiment/pendulum_sac.yaml: 64-64 nets, lr 1e-3,
-    # 1000 warm-up steps) with utd 1 instead of 0.5: at 8k steps, utd 0.5 left some experts and
-    # DR fallbacks unlearned (an 8k-step SAC on the heavy corner (1.5, 1) scored -780 / -289 on
-    # it for two seeds, utd 1: -280 / -291 / -274 for three; results/iwocs.md). The replay only
-    # ever holds one phase's data.
-    return SACConfig(hidden_sizes=[64, 64], learning_rate=1e-3, learning_starts=1000, utd=1.0,
-                     buffer_size=100_000)
-
-
-INITIAL_MODELS = ("nominal", "fallback_worst_case")
-"""Choices of :attr:`IWOCSConfig.initial_model`."""
-
-
-@dataclass
-class IWOCSConfig:
-    """Deep IWOCS hyperparameters (defaults: the scaled-down Pendulum recipe of ``docs/iwocs.md``)."""
-
-    name: str = "iwocs"
-    """Registry name of the agent."""
-    box: str = "pendulum_mass_length"
-    """Uncertainty box (``rlsuite.agents.iwocs.boxes.BOXES``); its env must be the run's env."""
-    sac: SACConfig = field(default_factory=_default_sac)
-    """The SAC of every phase (DR fallback and experts)."""
-    q_hidden_sizes: list[int] = field(default_factory=lambda: [64, 64, 64])
-    """Hidden widths of the unregularized Q heads (one layer more than SAC's critic, App. F)."""
-    predictor_hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden widths of the next-state predictor."""
-    heads_learning_rate: float = 1e-3
-    """Adam step size of the extra heads (the paper's critic rate, Table 5)."""
-    dr_steps: int = 8000
-    """Env steps (summed over copies) of the domain-randomized fallback SAC."""
-    dr_resample_steps: int = 200
-    """Steps per copy between fresh draws of the copies' params during DR (one Pendulum episode)."""
-    model_steps: int = 8000
-    """Env steps of each expert's SAC on its static model."""
-    num_iterations: int = 2
-    """Experts to train, the initial model's included (the paper's K: 3 for 2-D boxes)."""
-    initial_model: str = "nominal"
-    """The first expert's model: ``nominal`` (the reference model, Algorithm 1's T_0) or
-    ``fallback_worst_case`` (the DR fallback's searched worst case)."""
-    search: str = "grid"
-    """Worst-case search: ``grid`` (IWOCS*) or ``cmaes`` (IWOCS)."""
-    search_points: int = 10
-    """Grid points per dimension of the search grid (10: the evaluation grid, as IWOCS* in the
-    paper searched the grid it was evaluated on)."""
-    search_episodes: int = 4
-    """Episodes (initial states) per searched model."""
-    cmaes_generations: int = 4
-    """CMA-ES generations (paper: 6)."""
-    cmaes_population: int = 8
-    """CMA-ES population (paper: 100)."""
-    thresholds: list[float] = field(default_factory=lambda: [round(0.1 * k, 1) for k in range(1, 11)])
-    """Trust thresholds rho tried for each new expert (App. G: 10 values in [0.1, 1])."""
-    repeat_tol: float = 1e-6
-    """Normalized distance under which a worst case counts as an already-solved model."""
-    eval_points: int = 10
-    """Evaluation grid points per dimension (paper: 10)."""
-    eval_episodes: int = 10
-    """Episodes per evaluation grid point."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "box": rules.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": rules.SIZES,
-        "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
-        "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,
-        "model_steps": rules.POSITIVE_INT, "num_iterations": rules.NONNEG_INT,
-        "initial_model": rules.choice(*INITIAL_MODELS), "search": rules.choice("grid", "cmaes"),
-        "search_points": rules.POSITIVE_INT, "search_episodes": rules.POSITIVE_INT,
-        "cmaes_generations": rules.POSITIVE_INT, "cmaes_population": rules.POSITIVE_INT,
-        "thresholds": rules.list_of(rules.POSITIVE, non_empty=True), "repeat_tol": rules.NONNEG,
-        "eval_points": rules.POSITIVE_INT, "eval_episodes": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        if isinstance(self.sac, dict):  # from Hydra: the nested group arrives as a mapping
-            try:
-                self.sac = SACConfig(**self.sac)
-            except rules.ConfigError as err:
-                raise err.under("sac") from None
-        rules.validate(self)
 
 
 class _LastMetrics(TrainingHooks):

@@ -6,6 +6,11 @@ filtered source data and the optimistic actor), :mod:`.darc` (the DARC baseline)
 (source and target: two params of one engine env, or two gymnasium MuJoCo envs), :mod:`.agent`
 (the VGDF shell and its baselines).
 
-Import from the modules (``from rlsuite.agents.vgdf.agent import VGDF``): this package stays
-import-free so that :mod:`rlsuite.config` can read the config schema without loading the agent.
+Import from the modules (``from rlsuite.agents.vgdf.agent import VGDF``): this file only
+registers the agent, so that :mod:`rlsuite.config` reads the config schema without loading it.
 """
+
+from rlsuite.agents import register
+
+register("vgdf", config="rlsuite.agents.vgdf.config:VGDFConfig", build="rlsuite.agents.vgdf.agent:VGDF",
+         schema="vgdf_schema")

@@ -37,105 +37,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from rlsuite import validation as rules
-from rlsuite.agents.dynlin_common import (
-    BanditRun,
+from rlsuite.agents.dynlin.confidence import (
     Constants,
     dynlin_coefficients,
+    epoch_lengths,
     oful_radius,
     resolve_constants,
     sherman_morrison,
     ucb_scores,
 )
+from rlsuite.agents.dynlin.config import DynLinUCBConfig
+from rlsuite.agents.dynlin.run import BanditRun
 from rlsuite.envs.dynamical_bandit import DTYPE, DynamicalLinearBandit, DynLinParams
 from rlsuite.training import TrainingDiverged, TrainingHooks
-
-NO_EPOCHS_BELOW = 1e-6
-"""``rho_bar`` below this: every round is its own epoch (official DynLinUCBAgent's epsilon)."""
-
-
-RHO_BAR = rules.real(0.0, 1.0, high_open=True)
-"""A bound on the spectral radius of a stable system: in [0, 1) (0: no dynamics, plain LinUCB)."""
-
-
-@dataclass
-class DynLinUCBConfig:
-    """DynLin-UCB; defaults reproduce the official ``lambda = ln T`` run with the true constants."""
-
-    name: str = "dynlin_ucb"
-    """Registry name of the agent."""
-    lam: float | None = None
-    """Ridge regularisation lambda; None: ln T (the paper's second variant uses 1)."""
-    delta: float | None = None
-    """Confidence level; None: 1/T (both official variants)."""
-    horizon: int | None = None
-    """T used in lambda = ln T and delta = 1/T; None: the rounds of the first ``learn`` call."""
-    rho_bar: float | None = None
-    """Upper bound on rho(A); None: the true max |eig(A)| (largest over copies)."""
-    phi_bar: float | None = None
-    """Upper bound on Phi(A) = sup ||A^i|| / rho^i; None: the true value (official spectr)."""
-    omega_bar: float | None = None
-    """Upper bound on ||omega||; None: true."""
-    theta_bar: float | None = None
-    """Upper bound on ||theta||; None: true."""
-    b_bar: float | None = None
-    """Upper bound on ||B||_2; None: true."""
-    u_bar: float | None = None
-    """Upper bound on the action norm; None: the largest arm norm."""
-    sigma: float | None = None
-    """Noise std the radius assumes; None: the env's state-noise std (official: noise_sigma)."""
-    transient_term: bool = True
-    """Keep the c2 term of the radius (False: c2 = 0, e.g. to compare with plain LinUCB)."""
-    official_schedule: bool = True
-    """First epoch one round longer, as the official 0-based counter makes it."""
-    log_every: int = 10_000
-    """Rounds per iteration (one logging call and one possible checkpoint)."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "lam": rules.optional(rules.POSITIVE),
-        "delta": rules.optional(rules.real(0.0, 1.0, low_open=True, high_open=True)),
-        "horizon": rules.optional(rules.POSITIVE_INT), "rho_bar": rules.optional(RHO_BAR),
-        "phi_bar": rules.optional(rules.POSITIVE), "omega_bar": rules.optional(rules.NONNEG),
-        "theta_bar": rules.optional(rules.NONNEG), "b_bar": rules.optional(rules.NONNEG),
-        "u_bar": rules.optional(rules.NONNEG), "sigma": rules.optional(rules.NONNEG),
-        "transient_term": rules.FLAG, "official_schedule": rules.FLAG, "log_every": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
-
-
-def epoch_exponent(m: torch.Tensor, rho_bar: float) -> torch.Tensor:
-    """``floor(ln m / ln(1/rho_bar))`` made integer-safe: a ratio within 1e-9 of an integer is that
-    integer (at exact powers ``m = rho_bar^-k`` floating error can land on either side)."""
-    ratio = torch.log(m.to(DTYPE)) / math.log(1.0 / rho_bar)
-    near = torch.round(ratio)
-    exact = (ratio - near).abs() <= 1e-9 * near.clamp(min=1.0)
-    return torch.where(exact, near, torch.floor(ratio)).to(torch.int64)
-
-
-def epoch_lengths(rho_bar: float, horizon: int, official: bool = True) -> torch.Tensor:
-    """Epoch lengths ``[M]`` (int64) whose sum first reaches ``horizon`` rounds.
-
-    ``L_m = 1 + floor(ln m / ln(1/rho_bar))`` (``m = 1, 2, ...``); all ones when
-    ``rho_bar < NO_EPOCHS_BELOW``. ``official``: the first epoch gets one extra round (official code).
-    """
-    if not 0.0 <= rho_bar < 1.0:
-        raise ValueError(f"rho_bar must be in [0, 1); got {rho_bar}")
-    if horizon < 1:
-        raise ValueError(f"horizon must be >= 1; got {horizon}")
-    if rho_bar < NO_EPOCHS_BELOW:
-        return torch.ones(horizon, dtype=torch.int64)
-    lengths = 1 + epoch_exponent(torch.arange(1, horizon + 1), rho_bar)
-    if official:
-        lengths[0] += 1
-    count = int(torch.searchsorted(lengths.cumsum(0), torch.tensor(horizon))) + 1
-    return lengths[:count]
 
 
 class DynLinUCB:

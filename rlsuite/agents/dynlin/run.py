@@ -1,4 +1,4 @@
-"""What the dynamical-linear-bandit learners share: system constants, UCB algebra, regret accounting.
+"""What the dynamical-linear-bandit learners share: trials, regret accounting, checkpoints.
 
 Every learner (DynLin-UCB and the baselines of Mussi et al., ICML 2023) runs ``B`` independent
 trials at once on a :class:`rlsuite.envs.dynamical_bandit.DynamicalLinearBandit`: it owns a
@@ -15,7 +15,6 @@ played arm, official scripts/main.py) and realized (``t J* - sum_t y_t``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,107 +25,7 @@ from rlsuite.envs.dynamical_bandit import (
     DynamicalLinearBandit,
     DynLinParams,
     arm_values,
-    system_constants,
 )
-
-
-@dataclass(frozen=True)
-class Constants:
-    """Per-copy ``[B]`` bounds the learners are given (P2 section 2 assumptions; official main.py
-    passes the true values): ``rho`` >= rho(A), ``phi`` >= Phi(A), ``omega`` >= ||omega||,
-    ``theta`` >= ||theta||, ``b`` >= ||B||_2, ``u`` >= max ||u||, ``sigma`` noise std."""
-
-    rho: torch.Tensor
-    phi: torch.Tensor
-    omega: torch.Tensor
-    theta: torch.Tensor
-    b: torch.Tensor
-    u: torch.Tensor
-    sigma: torch.Tensor
-
-
-def resolve_constants(env: DynamicalLinearBandit, params: DynLinParams, **given: float | None) -> Constants:
-    """Constants computed from the known system, each replaced by ``given[name]`` when not None.
-
-    A misspecified value (e.g. ``rho`` below the true spectral radius) is allowed on purpose: the
-    learners then run with wrong epochs / radii, as in the paper's sensitivity discussion.
-    """
-    if env.arms is None:
-        raise ValueError(
-            "the dynamical-bandit learners need a finite action set (env arms); discretise the box into arms"
-        )
-    true = system_constants(params, env.arms)
-    out = {}
-    for name, value in true.items():
-        g = given.get(name)
-        if g is not None:
-            if not math.isfinite(float(g)) or float(g) < 0:
-                raise ValueError(f"constant {name}={g} must be finite and >= 0")
-            value = torch.full_like(value, float(g))
-        out[name] = value
-    if bool((out["rho"] >= 1).any()):
-        raise ValueError(f"rho_bar must be < 1; got {out['rho'].max().item()}")
-    return Constants(**out)
-
-
-def sherman_morrison(v_inv: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``(V + u u^T)^{-1}`` from ``V^{-1} [B, d, d]`` and ``u [B, d]`` (one rank-one update)."""
-    vu = torch.bmm(v_inv, u.unsqueeze(-1))  # [B, d, 1]
-    denom = torch.bmm(u.unsqueeze(1), vu) + 1.0  # [B, 1, 1]
-    return torch.baddbmm(v_inv, vu / denom, vu.transpose(1, 2), alpha=-1.0)
-
-
-def ucb_scores(
-    h_hat: torch.Tensor, v_inv: torch.Tensor, arms_t: torch.Tensor, beta: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Optimistic indices ``<h_hat, u_k> + beta ||u_k||_{V^{-1}}`` for every arm: ``([B, K], widths [B, K])``
-    with ``widths = ||u_k||_{V^{-1}}``; ``arms_t [d, K]`` (one matrix product for all arms and copies)."""
-    width = ((v_inv @ arms_t) * arms_t).sum(-2).sqrt()  # [B, K]; V^{-1} is positive definite
-    return torch.addcmul(h_hat @ arms_t, beta.unsqueeze(1), width), width
-
-
-def oful_radius(
-    t: torch.Tensor,
-    lam: torch.Tensor,
-    c1: torch.Tensor,
-    c2: torch.Tensor,
-    sigma_bar_sq: torch.Tensor,
-    log_inv_delta: torch.Tensor,
-    u_bar: torch.Tensor,
-    d: int,
-    gamma: float | None = None,
-) -> torch.Tensor:
-    """The radius of official ``LinearAgent._beta_t`` (DynLin-UCB when c2 > 0, Lin-UCB when c2 = 0)::
-
-        beta_t = c1 sqrt(lam) + c2 / sqrt(lam) ln(e (t + 1))
-                 + sqrt(2 sigma_bar^2 (ln(1/delta) + d/2 ln(1 + g_t t U^2 / (d lam))))
-
-    with ``g_t = (1 - gamma^{2t}) / (1 - gamma^2)`` for the official D-Lin-UCB (lambda = ln T)
-    variant, else 1. ``t`` ``[T]`` rounds (0-based, as the official counter), the rest ``[B]``;
-    returns ``[T, B]``.
-    """
-    t = t.to(DTYPE)[:, None]
-    growth = 1.0 + t * u_bar**2 / (d * lam)
-    if gamma is not None:
-        growth = 1.0 + t * u_bar**2 / (d * lam) * (1 - gamma ** (2 * t)) / (1 - gamma**2)
-    return (
-        c1 * lam.sqrt()
-        + c2 / lam.sqrt() * torch.log(math.e * (t + 1))
-        + torch.sqrt(2 * sigma_bar_sq * (log_inv_delta + d / 2 * torch.log(growth)))
-    )
-
-
-def dynlin_coefficients(c: Constants) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(c1, c2, sigma_bar^2)`` of the DynLin-UCB radius (official agents.py, P2 Theorem 1)::
-
-    X = U / (1 - rho);  c1 = Theta + Omega B Phi / (1 - rho)
-    c2 = U Omega Phi (U B / (1 - rho) + X);  sigma_bar^2 = sigma^2 (1 + Omega^2 Phi^2 / (1 - rho^2))
-    """
-    x_bar = c.u / (1 - c.rho)
-    c1 = c.theta + c.omega * c.b * c.phi / (1 - c.rho)
-    c2 = c.u * c.omega * c.phi * (c.u * c.b / (1 - c.rho) + x_bar)
-    sigma_bar_sq = c.sigma**2 * (1 + c.omega**2 * c.phi**2 / (1 - c.rho**2))
-    return c1, c2, sigma_bar_sq
 
 
 class BanditCheckpoint:

@@ -2,10 +2,10 @@
 
 Every learner plays ``B`` independent trials at once (one per params copy; copies may hold
 different systems, e.g. the three synthetic noise levels side by side) through a
-:class:`~rlsuite.agents.dynlin_common.BanditRun`. Sources: marcomussi/DLB
+:class:`~rlsuite.agents.dynlin.run.BanditRun`. Sources: marcomussi/DLB
 ``dynlinucb/experimental/agents.py`` (the classes named below) and ``scripts/main.py`` (their
 arguments). Per-round learners (Lin-UCB family, Exp3, Batch-Exp3, AR2) loop over rounds in Python
-with every copy in one numpy op on the host (:class:`~rlsuite.agents.dynlin_common.RoundKernel`:
+with every copy in one numpy op on the host (:class:`~rlsuite.agents.dynlin.run.RoundKernel`:
 a numpy op on a few hundred numbers costs under 1 us, a torch op several); their state is handed
 back as torch tensors at the end of every ``learn`` iteration.
 
@@ -54,25 +54,27 @@ expressions. On the synthetic systems (real eigenvalues) nothing changes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from rlsuite import validation as rules
-from rlsuite.agents.dynlin_common import (
-    BanditCheckpoint,
-    BanditRun,
-    RoundKernel,
+from rlsuite.agents.dynlin.confidence import (
     dynlin_coefficients,
-    learn_loop,
+    epoch_lengths,
     oful_radius,
     resolve_constants,
 )
-from rlsuite.agents.dynlin_ucb import RHO_BAR, epoch_lengths
+from rlsuite.agents.dynlin.config import (
+    LINUCB_VARIANTS,
+    AR2Config,
+    Exp3Config,
+    FixedPolicyConfig,
+    LinUCBConfig,
+)
+from rlsuite.agents.dynlin.run import BanditCheckpoint, BanditRun, RoundKernel, learn_loop
 from rlsuite.envs.dynamical_bandit import (
-    BUDGET,
     DTYPE,
     DynamicalLinearBandit,
     DynLinParams,
@@ -80,37 +82,7 @@ from rlsuite.envs.dynamical_bandit import (
 )
 from rlsuite.training import TrainingHooks
 
-LINUCB_VARIANTS = ("linucb_log", "linucb_one", "dlinucb_log", "dlinucb_one")
 BLOCK = 4096  # rounds whose radii / uniforms are prepared at once by the per-round learners
-
-
-@dataclass
-class LinUCBConfig:
-    """Lin-UCB / D-Lin-UCB on raw rewards (official variants; see the module docstring)."""
-
-    name: str = "lin_ucb"
-    """Registry name of the agent."""
-    variant: str = "linucb_log"
-    """One of linucb_log, linucb_one, dlinucb_log, dlinucb_one."""
-    horizon: int | None = None
-    """T in lambda = ln T, delta = 1/T and the radii; None: the rounds of the first ``learn`` call."""
-    rho_bar: float | None = None
-    """Bound on rho(A) used by the radius constants; None: true."""
-    sigma: float | None = None
-    """Noise std assumed; None: the env's state-noise std."""
-    budget: float = BUDGET["total"]
-    """Action-norm bound of the ``*_one`` radii (official: the daily budget 1.5)."""
-    log_every: int = 10_000
-    """Rounds per iteration."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "variant": rules.choice(*LINUCB_VARIANTS), "horizon": rules.optional(rules.POSITIVE_INT),
-        "rho_bar": rules.optional(RHO_BAR), "sigma": rules.optional(rules.NONNEG),
-        "budget": rules.POSITIVE, "log_every": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 def _seed_gen(env: DynamicalLinearBandit, seed: int) -> torch.Generator:
@@ -357,28 +329,6 @@ class LinUCB(BanditCheckpoint):
 # -- Exp3 and Batch-Exp3 ------------------------------------------------------------------------------
 
 
-@dataclass
-class Exp3Config:
-    """Exp3 / Batch-Exp3 as the official script configures them."""
-
-    name: str = "exp3"
-    """Registry name (``exp3`` or ``batch_exp3``)."""
-    batched: bool = False
-    """Batch-Exp3: one arm per batch of ceil(ln M_T / ln(1/rho)) rounds."""
-    horizon: int | None = None
-    """T of the learning rates; None: the rounds of the first ``learn`` call."""
-    rho_bar: float | None = None
-    """rho used in the reward scale and the batch length; None: max |eig(A)|."""
-    log_every: int = 10_000
-    """Rounds per iteration."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "batched": rules.FLAG, "horizon": rules.optional(rules.POSITIVE_INT),
-        "rho_bar": rules.optional(RHO_BAR), "log_every": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 class Exp3(BanditCheckpoint):
@@ -517,26 +467,6 @@ class Exp3(BanditCheckpoint):
 # -- AR2 ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class AR2Config:
-    """AR2 (Chen, Golrezaei, Bouneffouf 2023) with the official script's constants."""
-
-    name: str = "ar2"
-    """Registry name of the agent."""
-    rho_bar: float | None = None
-    """alpha (the AR coefficient); None: max |eig(A)|."""
-    sigma: float | None = None
-    """Noise std; None: the env's state-noise std."""
-    log_every: int = 10_000
-    """Rounds per iteration."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "rho_bar": rules.optional(RHO_BAR), "sigma": rules.optional(rules.NONNEG),
-        "log_every": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 class AR2(BanditCheckpoint):
@@ -695,25 +625,6 @@ class AR2(BanditCheckpoint):
 # -- fixed policies ----------------------------------------------------------------------------------
 
 
-@dataclass
-class FixedPolicyConfig:
-    """A constant action: ``clairvoyant`` (argmax <h, u>), ``myopic`` (argmax <theta, u>) or
-    ``expert`` (the real-data config's historical budget split, an arm the env must declare:
-    ``env.extra_arms=[expert]``)."""
-
-    name: str = "clairvoyant"
-    """Registry name of the agent."""
-    policy: str = "clairvoyant"
-    """clairvoyant, myopic or expert."""
-    log_every: int = 10_000
-    """Rounds per iteration."""
-
-    CHECKS: ClassVar[rules.Checks] = {
-        "policy": rules.choice("clairvoyant", "myopic", "expert"), "log_every": rules.POSITIVE_INT,
-    }
-
-    def __post_init__(self) -> None:
-        rules.validate(self)
 
 
 def expert_arm(env: DynamicalLinearBandit) -> int:
