@@ -144,6 +144,8 @@ class HNPGConfig:
     """Critic dtype: float32 halves the critic fit's cost (the official code uses float64; the
     regression to returns in [0, 1] does not need it)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("critic_lr",)
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "hybrid": rules.FLAG, "batch_steps": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
         "offline_epsilon": rules.optional(rules.UNIT), "policy_hidden": rules.POSITIVE_INT,

@@ -79,6 +79,8 @@ class RLPDConfig:
     """Stop once the moving-average success rate exceeds this."""
     stop_on_success: bool = True
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "alpha_lr")
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
         "offline_epsilon": rules.optional(rules.UNIT), "batch_size": rules.POSITIVE_INT,
@@ -132,11 +134,7 @@ class RLPD(InteractionCounters):
         torch.manual_seed(seed)  # network initialisation (as the shared SAC)
         self.nets = SACNetworks(env.observation_space, box, sac_cfg).to(self.device)
         self.opt = SACOptimizers.make(self.nets, config.critic_lr)
-        for group in self.opt.actor.param_groups:
-            group["lr"] = config.actor_lr
-        if self.opt.alpha is not None:
-            for group in self.opt.alpha.param_groups:
-                group["lr"] = config.alpha_lr
+        self.opt.set_lrs(config.actor_lr, config.critic_lr, config.alpha_lr)
         self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
         self.interaction = Interaction(env, self.params, seed)
         self.generator = self.interaction.policy_generator
@@ -229,7 +227,8 @@ class RLPD(InteractionCounters):
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
         self.nets.load_state_dict(data["nets"])
-        self.opt.load_state_dict(data["optimizers"])
+        cfg = self.config
+        self.opt.load_state_dict(data["optimizers"], cfg.actor_lr, cfg.critic_lr, cfg.alpha_lr)
         self.buffer.load_state_dict(data["buffer"])
         self.num_updates = int(data["num_updates"])
         self.successes.clear()
