@@ -322,8 +322,11 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
         hooks.close()
         logger.close()
         if isinstance(err, TrainingDiverged):
-            last = (f"The last good checkpoint is {hooks.ckpt_path} (resume=<run dir> continues "
-                    f"from it)." if hooks.ckpt_path.exists() else
+            agent_keys = [k for k in identity.resumable_keys(ident.config) if k.startswith("agent.")]
+            last = (f"The last good checkpoint is {hooks.ckpt_path}: the same command with "
+                    f"resume=auto (or resume=<run dir>) continues from it, and may change "
+                    f"{', '.join(agent_keys) or 'total_steps'} there."
+                    if hooks.ckpt_path.exists() else
                     "It diverged before its first checkpoint, so none was written.")
             raise SystemExit(f"rlsuite: training stopped: {err}. {last}") from err
         raise
