@@ -205,6 +205,8 @@ def test_loaded_optimizers_carry_the_new_learning_rates(name: str) -> None:
     state = old.state_dict()
     found = _optimizers(old)
     assert (name in WITH_OPTIMIZERS) == bool(found), sorted(found)
+    if not found and name != "hnpg":
+        return  # nothing that a checkpoint could bring back at an old rate
     loaded, new_cfg = _build(name, *changed)
     loaded.load_state_dict(state)
     reference, _ = _build(name, *changed)  # what a run started at the new rates would carry
