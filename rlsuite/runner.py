@@ -209,13 +209,14 @@ def _auto_resume(run_dir: Path, current: identity.RunIdentity
             log.info(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
             return float(done["score"]), None, None
         trained = int(done.get("global_step", 0))
-        if int(current.config["total_steps"]) > trained:  # steps left: any resumable change
+        budget = int(recorded.config["total_steps"])
+        if int(current.config["total_steps"]) > budget:  # a larger budget: any resumable change
             identity.check_same_run(recorded, current, run_dir, jobs.RESULT_FILE)
         else:
             identity.check_same_run(
                 recorded, current, run_dir, jobs.RESULT_FILE, identity.FINISHED_KEYS,
                 f" (it completed at step {trained}, so a changed value would apply to no step; "
-                f"a larger total_steps trains on with it)")
+                f"a total_steps above {budget} trains on with it)")
     if not (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
         return None, None, None
     payload, _, recorded = _load_checkpoint(run_dir)

@@ -218,3 +218,16 @@ def test_loaded_optimizers_carry_the_new_learning_rates(name: str) -> None:
         assert all(lr not in [float(g["lr"]) for g in found[path].param_groups] for lr in lrs), path
     if name == "hnpg":  # its critic's functional Adam reads the rate from the built settings
         assert loaded.critic_settings.lr == pytest.approx(new_cfg.agent.critic_lr)
+
+
+def test_annealed_ppo_rate_keeps_its_place_in_the_schedule_at_a_new_base() -> None:
+    old, _ = _build("ppo")
+    old.learn(CASES["ppo"].total_steps)  # 4 iterations: the last ran at 1e-3 * (1 - 3/4)
+    state = old.state_dict()
+    assert _lrs(state["optimizer"]) == [pytest.approx(2.5e-4)]
+    same, _ = _build("ppo")
+    same.load_state_dict(state)  # the same base: the saved rate as it was, bit for bit
+    assert _lrs(same.optimizer.state_dict()) == _lrs(state["optimizer"])
+    lower, _ = _build("ppo", "agent.learning_rate=5e-4")
+    lower.load_state_dict(state)
+    assert _lrs(lower.optimizer.state_dict()) == [pytest.approx(5e-4 * 0.25, rel=1e-12)]

@@ -377,6 +377,9 @@ class PPO(InteractionCounters):
         out = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            # the base the optimizer's (annealed) rate derives from: a resume at another base
+            # rescales it (rlsuite.learners.optim.load_optimizer)
+            "learning_rate": float(self.config.learning_rate),
             **self.interaction.state_dict(),
         }
         # A snapshot, not live references: Adam's load_state_dict keeps same-device tensors as
@@ -386,6 +389,8 @@ class PPO(InteractionCounters):
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
         self.model.load_state_dict(data["model"])
-        # The config's base rate: learn() applies the schedule (anneal_lr) from it every iteration.
-        load_optimizer(self.optimizer, data["optimizer"], self.config.learning_rate)
+        # The config's rate, at the saved place in the schedule (anneal_lr); learn() recomputes the
+        # schedule from the config at every iteration. Checkpoints without the saved base get it.
+        load_optimizer(self.optimizer, data["optimizer"], self.config.learning_rate,
+                       data.get("learning_rate"))
         self.interaction.load_state_dict(data)
