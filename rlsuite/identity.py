@@ -36,6 +36,8 @@ was keyed before:
   lists agree; ``resume=auto`` compares keys only, so the command that made a change can continue;
 - a change needs a checkpoint to continue from: a fresh start in a directory claimed by another
   run may differ from it only in ``total_steps``;
+- a run holds :class:`RunLock` on its directory while it trains, so a second process cannot
+  continue the same checkpoint at another learning rate at the same time (:class:`RunInUse`);
 - a completed run takes a change only with steps left to train (a larger ``total_steps``); without
   them only ``total_steps`` and ``eval_episodes`` may change (the latter re-evaluates the final
   policy). A learning rate that would apply to no step is refused, so a sweep over learning rates
@@ -77,6 +79,57 @@ setting used during training) would apply to no step."""
 
 class RunMismatch(ValueError):
     """A run directory holds another run (its identity differs in the keys named)."""
+
+
+class RunInUse(RunMismatch):
+    """Another process is training in the run directory now (it holds :class:`RunLock`)."""
+
+
+LOCK_FILE = ".rlsuite.lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a run trains there (``flock`` on
+    ``<run_dir>/.rlsuite.lock``, holding the owner's pid).
+
+    A resume may change a run's learning rate (:func:`resumable_keys`), so two jobs of a sweep
+    over learning rates that share one ``run_dir`` would otherwise both continue the first one's
+    checkpoint at once. The second is refused instead (:class:`RunInUse`, naming the pid). The
+    kernel drops the lock when its process ends, ``kill -9`` included, so a killed run never
+    leaves a stale lock. Without ``fcntl`` (not POSIX) the lock does nothing.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock (once; the directory must exist), or raise :class:`RunInUse`."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: nothing to lock with
+            return
+        if self.fd is not None:
+            return
+        path = self.run_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunInUse(f"{self.run_dir} is in use: another run (pid {owner}) is training "
+                           f"there now. Give this run a run_dir of its own (in a sweep: leave "
+                           f"run_dir unset, or make it depend on the swept keys)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases it)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 @dataclass(frozen=True)

@@ -246,15 +246,31 @@ def run(cfg: DictConfig, clock: Callable[[], float] = time.monotonic) -> float:
         cfg, payload, resumed_from = _resume_config(cfg, Path(cfg.resume))
     run_dir = Path(cfg.run_dir)
     current = identity.make(_resolved(cfg))
-    if cfg.resume == "auto":
-        score, payload, resumed_from = _auto_resume(run_dir, current)
-        if score is not None:
-            return score
+    # Held from before the directory's records are read until the run ends: a second process
+    # cannot continue (at another learning rate) what this one is training. A directory that
+    # does not exist yet is locked by _run once it has claimed it.
+    lock = identity.RunLock(run_dir)
+    try:
+        if run_dir.is_dir():
+            lock.acquire()
+        if cfg.resume == "auto":
+            score, payload, resumed_from = _auto_resume(run_dir, current)
+            if score is not None:
+                return score
+        return _guarded_run(cfg, run_dir, payload, current, resumed_from, limit, lock)
+    finally:
+        lock.release()
+
+
+def _guarded_run(cfg: DictConfig, run_dir: Path, payload: dict[str, Any] | None,
+                 current: identity.RunIdentity, resumed_from: identity.RunIdentity | None,
+                 limit: jobs.TimeLimit | None, lock: identity.RunLock) -> float:
+    """:func:`_run` under the preemption guard, recording how it ended in ``result.json``."""
     record = {"identity": current.to_dict()}  # _run adds the resume's changes (resumed_with)
     guard = jobs.PreemptionGuard()
     try:
         with guard:
-            return _run(cfg, payload, current, guard, resumed_from, record, limit)
+            return _run(cfg, payload, current, guard, resumed_from, record, limit, lock)
     except jobs.Preempted as err:
         jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), reason=str(err),
                           total_steps=int(cfg.total_steps), **record)
@@ -277,7 +293,8 @@ def run(cfg: DictConfig, clock: Callable[[], float] = time.monotonic) -> float:
 
 def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIdentity,
          guard: jobs.PreemptionGuard, resumed_from: identity.RunIdentity | None = None,
-         record: dict[str, Any] | None = None, time_limit: jobs.TimeLimit | None = None) -> float:
+         record: dict[str, Any] | None = None, time_limit: jobs.TimeLimit | None = None,
+         lock: identity.RunLock | None = None) -> float:
     device = jobs.pick_device(cfg.device, jobs.job_number())
     configure_threads(int(cfg.threads), device)
     run_dir = Path(cfg.run_dir)
@@ -309,6 +326,8 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     # run that continues a checkpoint may differ from the claim in the resumable keys.
     allow = identity.resumable_keys(ident.config) if payload is not None else ("total_steps",)
     identity.claim(run_dir, ident, allow, history)
+    if lock is not None:
+        lock.acquire()  # a no-op when run() already holds it
     checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
     # A resumed run rewinds its logs to the checkpoint: rows logged after it are redone.
     logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None,

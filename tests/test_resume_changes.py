@@ -231,3 +231,20 @@ def test_annealed_ppo_rate_keeps_its_place_in_the_schedule_at_a_new_base() -> No
     lower, _ = _build("ppo", "agent.learning_rate=5e-4")
     lower.load_state_dict(state)
     assert _lrs(lower.optimizer.state_dict()) == [pytest.approx(5e-4 * 0.25, rel=1e-12)]
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
+    """A sweep over learning rates that shares one run_dir must not have a second job continue
+    the first one's checkpoint while the first is still training there."""
+    with pytest.raises(jobs.TimeLimitReached):
+        run(_cfg(tmp_path, "total_steps=512", "time_limit_s=1e-9"))
+    training = identity.RunLock(tmp_path)  # what the first job holds while it trains
+    training.acquire()
+    try:
+        with pytest.raises(identity.RunInUse, match=rf"{tmp_path} is in use: another run \(pid \d+\)"):
+            run(_cfg(tmp_path, "total_steps=512", "agent.learning_rate=1e-4"))
+        assert jobs.read_result(tmp_path)["status"] == jobs.PREEMPTED  # its record untouched
+    finally:
+        training.release()
+    run(_cfg(tmp_path, "total_steps=512", "agent.learning_rate=1e-4"))  # free again: continues
+    assert jobs.read_result(tmp_path)["status"] == jobs.COMPLETED
