@@ -40,6 +40,7 @@ import torch
 
 from rlsuite.core import spaces
 from rlsuite.core.env import BatchedEnv, Step
+from rlsuite.validation import ConfigError
 
 NUM_LATENT_STATES = 3
 """A, B (good) and C (dead)."""
@@ -105,6 +106,11 @@ class CombinationLock(BatchedEnv[CombinationLockState, CombinationLockParams]):
     """
 
     name = "comblock"
+    # Checked at reset and by the runner (BatchedEnv.check_param_values), naming field and value.
+    finite_params = ("anti_reward",)
+    positive_params = ("temperature",)
+    nonnegative_params = ("noise_std",)
+    unit_params = ("p_switch", "anti_reward_prob")
 
     def __init__(
         self,
@@ -122,23 +128,24 @@ class CombinationLock(BatchedEnv[CombinationLockState, CombinationLockParams]):
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__(device)
-        if int(horizon) < 1:
-            raise ValueError(f"CombinationLock: horizon must be >= 1, got {horizon}")
-        if int(num_latent_actions) < 2:
-            raise ValueError(f"CombinationLock: num_latent_actions must be >= 2, got {num_latent_actions}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(
-                f"CombinationLock: reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}"
-            )
-        for name, value in (("p_switch", p_switch), ("anti_reward_prob", anti_reward_prob)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"CombinationLock: {name} must be in [0, 1], got {value}")
-        if noise_std < 0:
-            raise ValueError(f"CombinationLock: noise_std must be >= 0, got {noise_std}")
-        if not temperature > 0:
-            raise ValueError(f"CombinationLock: temperature must be > 0, got {temperature}")
-        if max_episode_steps is not None and int(max_episode_steps) < 1:
-            raise ValueError(f"CombinationLock: max_episode_steps must be >= 1, got {max_episode_steps}")
+        # ConfigErrors name the field and the value (``p_switch=1.5: must be in [0, 1]``); the
+        # runner reports them under ``env.``. NaN fails every comparison, so each test is "ok".
+        checks = [
+            ("horizon", horizon, int(horizon) >= 1, "must be a positive integer"),
+            ("num_latent_actions", num_latent_actions, int(num_latent_actions) >= 2, "must be >= 2"),
+            ("reward_mode", reward_mode, reward_mode in REWARD_MODES,
+             f"must be one of {', '.join(map(repr, REWARD_MODES))}"),
+            ("p_switch", p_switch, 0.0 <= p_switch <= 1.0, "must be in [0, 1]"),
+            ("anti_reward", anti_reward, math.isfinite(anti_reward), "must be finite"),
+            ("anti_reward_prob", anti_reward_prob, 0.0 <= anti_reward_prob <= 1.0, "must be in [0, 1]"),
+            ("noise_std", noise_std, 0.0 <= noise_std < math.inf, "must be non-negative and finite"),
+            ("temperature", temperature, 0.0 < temperature < math.inf, "must be positive and finite"),
+            ("max_episode_steps", max_episode_steps,
+             max_episode_steps is None or int(max_episode_steps) >= 1, "must be a positive integer"),
+        ]
+        for name, value, ok, requirement in checks:
+            if not ok:
+                raise ConfigError(name, value, requirement)
         self.horizon = int(horizon)
         self.seed = int(seed)
         self.num_actions = int(num_latent_actions)
@@ -216,13 +223,15 @@ class CombinationLock(BatchedEnv[CombinationLockState, CombinationLockParams]):
         return self._initial(params, generator)
 
     def check_params(self, params: CombinationLockParams, batch_size: int | None = None) -> None:
-        """Field shapes/dtypes (naming the field), and combination values in range."""
+        """Field shapes/dtypes and the values (naming field, value and copy), and combination
+        indices in range."""
         super().check_params(params, batch_size)
-        if bool(((params.combos < 0) | (params.combos >= self.num_actions)).any()):
-            raise ValueError(
-                f"params.combos must lie in [0, {self.num_actions}), "
-                f"got values {params.combos.unique().tolist()}"
-            )
+        bad = ((params.combos < 0) | (params.combos >= self.num_actions)).reshape(
+            params.combos.shape[0], -1).any(-1)
+        if bool(bad.any()):
+            copy = int(bad.nonzero()[0, 0])
+            raise ConfigError("params.combos", params.combos[copy].tolist(),
+                              f"must be latent actions in [0, {self.num_actions}) (copy {copy})")
 
     def latent_action(
         self, action: torch.Tensor, params: CombinationLockParams, generator: torch.Generator

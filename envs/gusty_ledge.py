@@ -29,6 +29,7 @@ import torch
 
 from rlsuite.core import spaces
 from rlsuite.core.env import BatchedEnv, Step
+from rlsuite.validation import ConfigError
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,16 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
     """
 
     name = "gusty_ledge"
+    # Checked at reset and by the runner (BatchedEnv.check_param_values), naming field and value.
+    finite_params = ("start_height", "height_cost")
+    nonnegative_params = ("climb", "noise", "gust_size", "fall_cost", "max_height")
+    unit_params = ("gust_prob",)
 
     def __init__(self, device: torch.device | str = "cpu", num_steps: int = 10,
                  max_episode_steps: int | None = None, continuous: bool = False) -> None:
         super().__init__(device)
-        if num_steps < 1:
-            raise ValueError(f"GustyLedge: num_steps = {num_steps} must be >= 1")
+        if not (isinstance(num_steps, int) and num_steps >= 1):
+            raise ConfigError("num_steps", num_steps, "must be a positive integer")
         self.num_steps = num_steps
         self.max_episode_steps = max_episode_steps
         self.observation_space = spaces.Box.make(
@@ -97,15 +102,6 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
 
         return GustyLedgeParams(full(0.5), full(0.1), full(0.02), full(0.02), full(0.3), full(2.0),
                                 full(20.0), full(1.0))
-
-    def check_params(self, params: GustyLedgeParams, batch_size: int | None = None) -> None:
-        """Shapes, and probabilities / sizes in range (naming the field)."""
-        super().check_params(params, batch_size)
-        if bool(((params.gust_prob < 0) | (params.gust_prob > 1)).any()):
-            raise ValueError("GustyLedgeParams.gust_prob must lie in [0, 1]")
-        for name in ("climb", "noise", "gust_size", "fall_cost", "max_height"):
-            if bool((getattr(params, name) < 0).any()):
-                raise ValueError(f"GustyLedgeParams.{name} must be >= 0")
 
     def _obs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack([x, y], -1)

@@ -77,17 +77,23 @@ def hydra_main(cfg: DictConfig) -> float:
     In a sweep a failing job must not take the others down: its error is already recorded in
     its ``result.json`` (by :func:`rlsuite.runner.run`; a config refused before the run started,
     here), so it becomes a NaN score (Optuna marks such a trial failed) and the sweep summary
-    lists it. A preemption exit passes through.
+    lists it. A preemption exit passes through. A run that reached its ``time_limit_s``
+    (checkpointed, recorded ``preempted``) exits with status :data:`rlsuite.jobs.TIME_LIMIT_EXIT`
+    (3); in a sweep it scores NaN and the summary lists it as not completed, with the reason.
     """
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         try:
             return run(cfg)
         except ConfigError as err:  # the field, value and what is allowed; no traceback to read
             raise SystemExit(f"rlsuite: invalid config: {err}") from err
+        except jobs.TimeLimitReached as err:  # checkpointed and logged: not a failure, not done
+            raise SystemExit(jobs.TIME_LIMIT_EXIT) from err
     try:
         return run(cfg)
     except PreemptionExit:
         raise
+    except jobs.TimeLimitReached:  # recorded as preempted (with the reason) for the summary
+        return float("nan")
     except ConfigError as err:  # refused before the run recorded anything: record it for the summary
         jobs.write_result(cfg.run_dir, jobs.FAILED, **jobs.failure_fields(err))
         print(f"rlsuite: job {HydraConfig.get().job.num} failed ({type(err).__name__}: {err}); "

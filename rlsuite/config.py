@@ -243,6 +243,11 @@ class RunConfig:
     """Show a progress bar with steps/s."""
     tensorboard: bool = True
     """Write TensorBoard event files (metrics.csv is always written)."""
+    time_limit_s: float | None = None
+    """Wall-clock seconds this process may train for (None: no limit). At the first iteration
+    boundary past it the run checkpoints, records ``preempted`` (reason: the time limit) and stops
+    (``rlsuite`` exits with status 3); the same command with ``resume=auto`` continues. Not part
+    of the run's identity."""
 
     CHECKS: ClassVar[rules.Checks] = {
         "seed": rules.SEED,
@@ -251,6 +256,7 @@ class RunConfig:
         "resume": rules.optional(rules.TEXT), "threads": rules.POSITIVE_INT,
         "checkpoint_every": rules.POSITIVE_INT, "eval_episodes": rules.POSITIVE_INT,
         "progress": rules.FLAG, "tensorboard": rules.FLAG,
+        "time_limit_s": rules.optional(rules.POSITIVE),
     }
 
 

@@ -14,14 +14,40 @@ has no name that could be compared anyway. A change that alters results should b
 The key (a hash) and the keyed config travel in ``identity.json`` (written when a run claims its
 directory), in ``result.json`` and in every checkpoint, so a mismatch can be shown key by key.
 ``resume=auto`` continues a run, or returns its recorded score, only when the keys agree; of the
-keyed config only :data:`RESUMABLE_KEYS` may differ (extending a run), anything else is refused
+keyed config only the resumable keys (:func:`resumable_keys`) may differ, anything else is refused
 with an error naming the keys and both values. A run directory belongs to one identity: a run of
 another identity (a second sweep job given the same ``run_dir``) is refused there.
+
+Resumable keys, and what a change to one means
+----------------------------------------------
+A resume may change the budget and the final evaluation (:data:`RESUMABLE_KEYS`), and the keys an
+agent's config class lists in its ``RESUMABLE`` class attribute: its learning rates and its
+evaluation settings (PPO's ``learning_rate``; RLPD's ``actor_lr``, ``critic_lr``, ``alpha_lr``;
+IWOCS's nested ``sac.learning_rate``, ...). So a run that diverged can go on from its last good
+checkpoint at a smaller learning rate. A run resumed with a changed key is no longer the run that
+was keyed before:
+
+- its identity becomes the config it now trains with (the key of the new values), so the command
+  that resumed it finds it again (a requeue continues it, a rerun after completion returns its
+  score), and the original command no longer does;
+- the change is recorded: ``resumed_with``, a list of ``{step, key, old, new}`` (the step of the
+  checkpoint it continued from), travels in every later checkpoint, in ``identity.json`` and in
+  ``result.json``. Two runs are the same experiment when their keys *and* their ``resumed_with``
+  lists agree; ``resume=auto`` compares keys only, so the command that made a change can continue;
+- a change needs a checkpoint to continue from: a fresh start in a directory claimed by another
+  run may differ from it only in ``total_steps``;
+- a run holds :class:`RunLock` on its directory while it trains, so a second process cannot
+  continue the same checkpoint at another learning rate at the same time (:class:`RunInUse`);
+- a completed run takes a change only with steps left to train (``total_steps`` above the one it
+  completed with); without them only ``total_steps`` and ``eval_episodes`` may change (the latter
+  re-evaluates the final policy). A learning rate that would apply to no step is refused, so a sweep over learning rates
+  that shares one ``run_dir`` cannot hand one job another job's score.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -35,18 +61,75 @@ from typing import Any
 IDENTITY_FILE = "identity.json"
 
 NON_IDENTITY_KEYS = ("run_dir", "resume", "progress", "threads", "checkpoint_every", "device",
-                     "tensorboard", "env.compile")
+                     "tensorboard", "time_limit_s", "env.compile")
 """Dotted config keys outside the identity: output location, resume mode, progress bar, CPU
-threads, checkpoint cadence, device, TensorBoard, and fusing the env with ``torch.compile``. They
+threads, checkpoint cadence, device, TensorBoard, the wall-clock limit of one process, and fusing
+the env with ``torch.compile``. They
 never change the experiment (device and compile change float rounding, not the experiment), so
 a resume takes them from the command that resumes."""
 
-RESUMABLE_KEYS = ("total_steps",)
-"""Keyed settings a resume may change: the budget, so a finished run can be extended."""
+RESUMABLE_KEYS = ("total_steps", "eval_episodes")
+"""Top-level keyed settings a resume may change: the budget (so a finished run can be extended)
+and the number of final evaluation episodes. The agent's own are in :func:`resumable_keys`."""
+
+FINISHED_KEYS = ("total_steps", "eval_episodes")
+"""What a completed run may change without a larger budget: a learning rate (or an evaluation
+setting used during training) would apply to no step."""
 
 
 class RunMismatch(ValueError):
     """A run directory holds another run (its identity differs in the keys named)."""
+
+
+class RunInUse(RunMismatch):
+    """Another process is training in the run directory now (it holds :class:`RunLock`)."""
+
+
+LOCK_FILE = ".rlsuite.lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a run trains there (``flock`` on
+    ``<run_dir>/.rlsuite.lock``, holding the owner's pid).
+
+    A resume may change a run's learning rate (:func:`resumable_keys`), so two jobs of a sweep
+    over learning rates that share one ``run_dir`` would otherwise both continue the first one's
+    checkpoint at once. The second is refused instead (:class:`RunInUse`, naming the pid). The
+    kernel drops the lock when its process ends, ``kill -9`` included, so a killed run never
+    leaves a stale lock. Without ``fcntl`` (not POSIX) the lock does nothing.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock (once; the directory must exist), or raise :class:`RunInUse`."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: nothing to lock with
+            return
+        if self.fd is not None:
+            return
+        path = self.run_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunInUse(f"{self.run_dir} is in use: another run (pid {owner}) is training "
+                           f"there now. Give this run a run_dir of its own (in a sweep: leave "
+                           f"run_dir unset, or make it depend on the swept keys)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases it)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +201,37 @@ def make(resolved: Mapping[str, Any], code: Mapping[str, Any] | None = None) -> 
     return RunIdentity(hashlib.sha256(blob.encode()).hexdigest()[:16], config, code)
 
 
+def _declared(cls: type, prefix: str) -> list[str]:
+    """``cls.RESUMABLE`` with ``prefix``, then those of its nested config dataclasses (IWOCS's
+    ``sac: SACConfig`` gives ``agent.sac.learning_rate``)."""
+    keys = [f"{prefix}{k}" for k in getattr(cls, "RESUMABLE", ())]
+    for f in dataclasses.fields(cls):
+        default = (f.default_factory() if f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+                   else f.default)
+        if dataclasses.is_dataclass(default):
+            keys += _declared(type(default), f"{prefix}{f.name}.")
+    return keys
+
+
+def resumable_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The dotted keys of the keyed ``config`` a resume may change: :data:`RESUMABLE_KEYS`, and
+    ``agent.<key>`` for each key the agent's config class declares resumable (its ``RESUMABLE``
+    class attribute, and its nested configs'). An unknown agent declares none."""
+    from rlsuite import agents
+
+    name = (config.get("agent") or {}).get("name") if isinstance(config, Mapping) else None
+    if name not in agents.names():
+        return RESUMABLE_KEYS
+    return (*RESUMABLE_KEYS, *_declared(agents.get(name).config_cls, "agent."))
+
+
+def changes(old: RunIdentity, new: RunIdentity, step: int) -> list[dict[str, Any]]:
+    """``resumed_with`` entries for a resume at ``step`` from ``old`` to ``new``: one
+    ``{step, key, old, new}`` per keyed value that differs (see the module doc)."""
+    return [{"step": int(step), "key": key, "old": a, "new": b}
+            for key, (a, b) in differences(old, new).items()]
+
+
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(node, Mapping) or not node:
         return {prefix: node}
@@ -145,13 +259,16 @@ def describe(diff: Mapping[str, tuple[Any, Any]]) -> str:
 
 
 def check_same_run(recorded: RunIdentity, current: RunIdentity, run_dir: str | Path,
-                   what: str, allow: tuple[str, ...] = RESUMABLE_KEYS) -> None:
+                   what: str, allow: tuple[str, ...] | None = None, why: str = "") -> None:
     """Raise :class:`RunMismatch` unless ``recorded`` (from ``what`` in ``run_dir``) and
-    ``current`` differ at most in the keys ``allow``."""
+    ``current`` differ at most in the keys ``allow`` (default: :func:`resumable_keys` of
+    ``current``). ``why`` follows the differences in the message (why they are refused)."""
+    if allow is None:
+        allow = resumable_keys(current.config)
     diff = {k: v for k, v in differences(recorded, current).items() if k not in allow}
     if diff:
         raise RunMismatch(
-            f"{run_dir} holds another run ({what}): {describe(diff)}. Only "
+            f"{run_dir} holds another run ({what}): {describe(diff)}{why}. Only "
             f"{', '.join(allow) or 'nothing keyed'} may change on resume (and the unkeyed "
             f"{', '.join(NON_IDENTITY_KEYS)}). Give this run a run_dir of its own (in a sweep: "
             f"leave run_dir unset, or make it depend on the swept keys)")
@@ -165,21 +282,25 @@ def read_claim(run_dir: str | Path) -> RunIdentity | None:
     return RunIdentity.from_dict(json.loads(path.read_text()), str(path))
 
 
-def claim(run_dir: str | Path, current: RunIdentity) -> None:
+def claim(run_dir: str | Path, current: RunIdentity, allow: tuple[str, ...] = ("total_steps",),
+          resumed_with: list[dict[str, Any]] | None = None) -> None:
     """Make ``run_dir`` this run's: create ``identity.json`` (exclusively, so two jobs started at
-    once into one directory cannot both win), or check the one there and record ``current``."""
+    once into one directory cannot both win), or check the one there (it may differ from
+    ``current`` in the keys ``allow`` only) and record ``current``, with ``resumed_with`` (the
+    changes made on resume, see the module doc) when there were any."""
     path = Path(run_dir) / IDENTITY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(current.to_dict(), indent=2, default=str) + "\n"
+    record = current.to_dict() | ({"resumed_with": resumed_with} if resumed_with else {})
+    text = json.dumps(record, indent=2, default=str) + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         recorded = read_claim(run_dir)
         assert recorded is not None
-        check_same_run(recorded, current, run_dir, IDENTITY_FILE)
+        check_same_run(recorded, current, run_dir, IDENTITY_FILE, allow)
         tmp = path.with_name(f".{IDENTITY_FILE}.tmp")
         tmp.write_text(text)
-        os.replace(tmp, path)  # the new budget, if the run was extended
+        os.replace(tmp, path)  # the new budget or learning rate, if the resume changed one
         return
     with os.fdopen(fd, "w") as f:
         f.write(text)

@@ -1,7 +1,8 @@
 """One run as a job of a sweep: its outcome record, preemption signals, and its device.
 
 Every run writes ``result.json`` into its run directory when it ends: ``completed`` with its score,
-``failed`` with the error and traceback, or ``preempted`` with the step it checkpointed at. The
+``failed`` with the error and traceback, or ``preempted`` with the step it checkpointed at and a
+``reason`` (the signal received, or the time limit reached). The
 sweep summary (:mod:`rlsuite.sweeps`) and the report (:mod:`rlsuite.report`) read these records, so
 a failed job is reported, not lost, and a relaunch can skip what already finished.
 
@@ -12,6 +13,11 @@ consistent: it writes the checkpoint there, records ``preempted``, and then hand
 whoever handled it before (submitit requeues the job; otherwise the process exits with
 ``128 + signum``). Relaunched with the same overrides into the same run directory, the run resumes
 from that checkpoint (``resume=auto``, the default).
+
+Wall-clock limit: with ``time_limit_s`` set, :class:`TimeLimit` is checked at the same iteration
+boundaries; once the run has used its time it checkpoints, records ``preempted`` with the reason,
+and :class:`TimeLimitReached` leaves the run (the CLI exits with :data:`TIME_LIMIT_EXIT`). The same
+command with ``resume=auto`` continues, and finishes with the numbers of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -32,6 +39,9 @@ import torch
 RESULT_FILE = "result.json"
 COMPLETED, FAILED, PREEMPTED = "completed", "failed", "preempted"
 PREEMPTION_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+TIME_LIMIT_EXIT = 3
+"""Exit status of the ``rlsuite`` command when a run stopped at its ``time_limit_s`` (checkpointed;
+the same command with ``resume=auto`` continues): neither success (0) nor failure (1)."""
 
 
 def write_result(run_dir: str | Path, status: str, **fields: Any) -> Path:
@@ -67,6 +77,37 @@ class Preempted(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(f"received {signal.Signals(signum).name}")
         self.signum = signum
+
+
+class TimeLimitReached(Exception):
+    """A run used its ``time_limit_s``: it wrote its checkpoint at an iteration boundary and
+    recorded ``preempted``. :func:`rlsuite.runner.run` raises it to library callers; rerunning with
+    ``resume=auto`` continues the run."""
+
+    def __init__(self, limit_s: float, step: int, total_steps: int, run_dir: str | Path) -> None:
+        super().__init__(f"time limit of {limit_s:g} s reached at step {step}/{total_steps}; "
+                         f"checkpointed in {run_dir}; the same command with resume=auto continues")
+        self.limit_s, self.step, self.total_steps, self.run_dir = limit_s, step, total_steps, run_dir
+
+
+@dataclass
+class TimeLimit:
+    """A wall-clock budget, counted from construction (the start of this process's run) on
+    ``clock`` (monotonic by default; a test injects its own instead of sleeping)."""
+
+    limit_s: float
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.start = self.clock()
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return self.clock() - self.start
+
+    def reached(self) -> bool:
+        """True once more than ``limit_s`` seconds have passed."""
+        return self.elapsed() > self.limit_s
 
 
 class PreemptionGuard:

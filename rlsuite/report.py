@@ -339,7 +339,8 @@ def failure_lines(records: Sequence[RunRecord]) -> list[str]:
     """One line per run that did not complete: its directory, status and error."""
     lines = []
     for r in failures(records):
-        why = (r.result or {}).get("error") or (r.result or {}).get("signal") or "no result.json"
+        result = r.result or {}
+        why = result.get("error") or result.get("reason") or result.get("signal") or "no result.json"
         lines.append(f"{r.path}: {r.status}: {why}")
     return lines
 

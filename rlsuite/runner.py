@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,9 @@ from rlsuite.validation import ConfigError, check_fields
 log = logging.getLogger(__name__)
 
 # Keys the command that resumes a run may change (taken from that command, not the checkpoint):
-# the keyed ones a resume may change, and every key outside the identity (rlsuite.identity).
+# the top-level keyed ones a resume may change, and every key outside the identity
+# (rlsuite.identity); resume=<dir> adds the agent's resumable keys when the command builds the
+# checkpoint's agent (_resume_config).
 RESUME_OVERRIDES = (*identity.RESUMABLE_KEYS,
                     *(k for k in identity.NON_IDENTITY_KEYS if k not in ("run_dir", "resume")))
 
@@ -96,15 +100,16 @@ def build_params(env: BatchedEnv, env_cfg: Any, num_envs: int) -> Any:
 
 
 class RunHooks(TrainingHooks):
-    """Logging, progress bar and periodic checkpoints for one run."""
+    """Logging, progress bar, periodic checkpoints, preemption and the time limit for one run."""
 
     def __init__(self, logger: Logger, ckpt_path: Path, config: dict, total_steps: int,
                  every: int, start_step: int, progress: bool,
                  guard: jobs.PreemptionGuard | None = None,
-                 identity: dict | None = None) -> None:
+                 identity: dict | None = None, time_limit: jobs.TimeLimit | None = None) -> None:
         self.logger, self.ckpt_path, self.config, self.every = logger, ckpt_path, config, every
         self.identity = identity
         self.guard = guard
+        self.time_limit, self.total_steps = time_limit, total_steps
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", unit_scale=True,
                         disable=not progress, dynamic_ncols=True, file=sys.stderr)
         self.last_step = start_step
@@ -115,10 +120,18 @@ class RunHooks(TrainingHooks):
         self.last_step = step
         if "rollout/ep_rew_mean" in metrics:
             self.bar.set_postfix(ep_rew_mean=f"{metrics['rollout/ep_rew_mean']:.1f}")
-        if agent.iteration % self.every == 0:
+        saved = agent.iteration % self.every == 0
+        if saved:
             self.save(agent)
         if self.guard is not None:  # a preemption signal: checkpoint here, at a consistent state
             self.guard.check(lambda: self.save(agent))
+        # Out of time: checkpoint here too (a boundary is a consistent state) and leave; a run
+        # whose budget is spent goes on to its final evaluation instead.
+        if self.time_limit is not None and step < self.total_steps and self.time_limit.reached():
+            if not saved:
+                self.save(agent)
+            raise jobs.TimeLimitReached(self.time_limit.limit_s, step, self.total_steps,
+                                        self.ckpt_path.parent.parent)
 
     def save(self, agent: Any) -> None:
         checkpoint.save(self.ckpt_path, agent.state_dict(), self.config, self.identity)
@@ -154,43 +167,65 @@ def _load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DictConfig, identit
     return payload, saved, recorded
 
 
-def _resume_config(cfg: DictConfig, source: Path) -> tuple[DictConfig, dict[str, Any]]:
+def _resume_config(cfg: DictConfig, source: Path
+                   ) -> tuple[DictConfig, dict[str, Any], identity.RunIdentity]:
     """``resume=<dir>``: the checkpoint's (validated) config, with the command's values for the
-    keys a resume may change (:data:`RESUME_OVERRIDES`); it runs in ``<dir>``."""
-    payload, saved, _ = _load_checkpoint(source)
+    keys a resume may change (:data:`RESUME_OVERRIDES`), and for the agent's resumable keys
+    (learning rates, evaluation settings) where the command builds the same agent and sets a value
+    other than the agent config's default: a command that does not mention a key keeps the
+    checkpoint's value instead of reverting it to the default. It runs in ``<dir>``. Also returns
+    the checkpoint and the identity it was written under."""
+    payload, saved, recorded = _load_checkpoint(source)
     current = _resolved(cfg)
+    taken = list(RESUME_OVERRIDES)
+    if cfg.agent.name == saved.agent.name:  # another agent's values mean nothing to this one
+        defaults = OmegaConf.structured(agents.get(saved.agent.name).config_cls)
+        for key in identity.resumable_keys(_resolved(saved)):
+            if key.startswith("agent.") and (OmegaConf.select(cfg, key)
+                                             != OmegaConf.select(defaults, key[len("agent."):])):
+                taken.append(key)
     changed = identity.differences(identity.make(_resolved(saved)), identity.make(current))
-    kept = sorted(k for k in changed if k not in RESUME_OVERRIDES)
+    kept = sorted(k for k in changed if k not in taken)
     if kept:
         log.warning(f"rlsuite: resuming {source}: keeping the checkpoint's {kept}")
-    for key in RESUME_OVERRIDES:
+    for key in taken:
         if OmegaConf.select(saved, key, default=_ABSENT) is not _ABSENT:  # env.compile: some envs
             OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
     saved.resume = str(source)
     saved.run_dir = str(source)
-    return saved, payload
+    return saved, payload, recorded
 
 
 def _auto_resume(run_dir: Path, current: identity.RunIdentity
-                 ) -> tuple[float | None, dict[str, Any] | None]:
-    """``resume=auto``: ``(score, None)`` when ``run_dir`` records this run completed (same key),
-    ``(None, checkpoint)`` when it holds this run's checkpoint (only :data:`RESUMABLE_KEYS`
-    changed), ``(None, None)`` when it holds neither. Anything of another run: RunMismatch."""
+                 ) -> tuple[float | None, dict[str, Any] | None, identity.RunIdentity | None]:
+    """``resume=auto``: ``(score, None, None)`` when ``run_dir`` records this run completed (same
+    key), ``(None, checkpoint, its identity)`` when it holds this run's checkpoint (only resumable
+    keys changed, :func:`rlsuite.identity.resumable_keys`), ``(None, None, None)`` when it holds
+    neither. Anything of another run: RunMismatch. A completed run takes a changed learning rate
+    only with steps left to train (see :mod:`rlsuite.identity`)."""
     done = jobs.read_result(run_dir)
     if done and done.get("status") == jobs.COMPLETED and "identity" in done:
         recorded = identity.RunIdentity.from_dict(done["identity"], str(run_dir / jobs.RESULT_FILE))
         if not identity.differences(recorded, current):
             log.info(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
-            return float(done["score"]), None
-        identity.check_same_run(recorded, current, run_dir, jobs.RESULT_FILE)
+            return float(done["score"]), None, None
+        trained = int(done.get("global_step", 0))
+        budget = int(recorded.config["total_steps"])
+        if int(current.config["total_steps"]) > budget:  # a larger budget: any resumable change
+            identity.check_same_run(recorded, current, run_dir, jobs.RESULT_FILE)
+        else:
+            identity.check_same_run(
+                recorded, current, run_dir, jobs.RESULT_FILE, identity.FINISHED_KEYS,
+                f" (it completed at step {trained}, so a changed value would apply to no step; "
+                f"a total_steps above {budget} trains on with it)")
     if not (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
-        return None, None
+        return None, None, None
     payload, _, recorded = _load_checkpoint(run_dir)
     identity.check_same_run(recorded, current, run_dir, "its checkpoint")
-    return None, payload
+    return None, payload, recorded
 
 
-def run(cfg: DictConfig) -> float:
+def run(cfg: DictConfig, clock: Callable[[], float] = time.monotonic) -> float:
     """Train and evaluate as ``cfg`` says; return the final score (see :func:`_final_eval`).
 
     The outcome is recorded in ``<run_dir>/result.json`` (:mod:`rlsuite.jobs`): completed with the
@@ -198,38 +233,69 @@ def run(cfg: DictConfig) -> float:
     this run (same identity, :mod:`rlsuite.identity`) completed returns that score without
     training again (relaunched sweeps), one with its checkpoint continues from it, and one holding
     another run is refused (:class:`rlsuite.identity.RunMismatch`, naming the keys that differ).
+    A resume that changes a resumable key (a learning rate) records it as ``resumed_with``.
+
+    With ``cfg.time_limit_s`` set, the run stops at the first iteration boundary after it has run
+    that long (on ``clock``, from this call): it checkpoints, records ``preempted`` with the
+    reason, and raises :class:`rlsuite.jobs.TimeLimitReached`; the same call with ``resume=auto``
+    continues, and ends with the same numbers as a run never interrupted.
     """
     check_config(cfg)  # a bad value stops here: no run directory, result or checkpoint is written
-    payload = None
+    limit = None if cfg.time_limit_s is None else jobs.TimeLimit(float(cfg.time_limit_s), clock)
+    payload = resumed_from = None
     if cfg.resume is not None and cfg.resume != "auto":
-        cfg, payload = _resume_config(cfg, Path(cfg.resume))
+        cfg, payload, resumed_from = _resume_config(cfg, Path(cfg.resume))
     run_dir = Path(cfg.run_dir)
     current = identity.make(_resolved(cfg))
-    if cfg.resume == "auto":
-        score, payload = _auto_resume(run_dir, current)
-        if score is not None:
-            return score
+    # Held from before the directory's records are read until the run ends: a second process
+    # cannot continue (at another learning rate) what this one is training. A directory that
+    # does not exist yet is locked by _run once it has claimed it.
+    lock = identity.RunLock(run_dir)
+    try:
+        if run_dir.is_dir():
+            lock.acquire()
+        if cfg.resume == "auto":
+            score, payload, resumed_from = _auto_resume(run_dir, current)
+            if score is not None:
+                return score
+        return _guarded_run(cfg, run_dir, payload, current, resumed_from, limit, lock)
+    finally:
+        lock.release()
+
+
+def _guarded_run(cfg: DictConfig, run_dir: Path, payload: dict[str, Any] | None,
+                 current: identity.RunIdentity, resumed_from: identity.RunIdentity | None,
+                 limit: jobs.TimeLimit | None, lock: identity.RunLock) -> float:
+    """:func:`_run` under the preemption guard, recording how it ended in ``result.json``."""
+    record = {"identity": current.to_dict()}  # _run adds the resume's changes (resumed_with)
     guard = jobs.PreemptionGuard()
     try:
         with guard:
-            return _run(cfg, payload, current, guard)
+            return _run(cfg, payload, current, guard, resumed_from, record, limit, lock)
     except jobs.Preempted as err:
-        jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), total_steps=int(cfg.total_steps),
-                          identity=current.to_dict())
+        jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), reason=str(err),
+                          total_steps=int(cfg.total_steps), **record)
         log.warning(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there")
         guard.forward(err.signum)
+    except jobs.TimeLimitReached as err:
+        jobs.write_result(run_dir, jobs.PREEMPTED, reason=f"time limit of {err.limit_s:g} s reached",
+                          time_limit_s=err.limit_s, global_step=err.step,
+                          total_steps=int(cfg.total_steps), **record)
+        log.warning(f"rlsuite: {err}")
+        raise
     except (ConfigError, identity.RunMismatch):
         # Refused before anything ran (see _run): nothing to record, and a directory that holds
         # another run keeps that run's records.
         raise
     except BaseException as err:
-        jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err),
-                          identity=current.to_dict())
+        jobs.write_result(run_dir, jobs.FAILED, **jobs.failure_fields(err), **record)
         raise
 
 
 def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIdentity,
-         guard: jobs.PreemptionGuard) -> float:
+         guard: jobs.PreemptionGuard, resumed_from: identity.RunIdentity | None = None,
+         record: dict[str, Any] | None = None, time_limit: jobs.TimeLimit | None = None,
+         lock: identity.RunLock | None = None) -> float:
     device = jobs.pick_device(cfg.device, jobs.job_number())
     configure_threads(int(cfg.threads), device)
     run_dir = Path(cfg.run_dir)
@@ -244,27 +310,45 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
         # an agent refusing the env it was given names the env's field (expert: env.extra_arms)
         raise (err if err.field.startswith("env.") else err.under("agent")) from None
     agents.protocol.check(agent, cfg.agent.name)  # a plug-in that does not conform stops here
-    # Claimed only now, after every check that can refuse the config, so a refused run leaves no
-    # directory behind; claiming refuses a directory that holds another run (RunMismatch).
-    identity.claim(run_dir, ident)
-    checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
+    history: list[dict[str, Any]] = []
     if payload is not None:
-        agent.load_state_dict(payload["agent"])
+        agent.load_state_dict(payload["agent"])  # each agent re-applies its config's learning rates
+        assert resumed_from is not None
+        history = list(payload.get("identity", {}).get("resumed_with", []))
+        made = identity.changes(resumed_from, ident, agent.global_step)
+        if made:
+            log.warning(f"rlsuite: resuming {run_dir} at step {agent.global_step} with "
+                        + ", ".join(f"{c['key']}: {c['old']!r} -> {c['new']!r}" for c in made))
+        history += made
+    ident_record = ident.to_dict() | ({"resumed_with": history} if history else {})
+    if record is not None:
+        record["identity"] = ident_record
+    # Claimed only now, after every check that can refuse the config, so a refused run leaves no
+    # directory behind; claiming refuses a directory that holds another run (RunMismatch). Only a
+    # run that continues a checkpoint may differ from the claim in the resumable keys.
+    allow = identity.resumable_keys(ident.config) if payload is not None else ("total_steps",)
+    identity.claim(run_dir, ident, allow, history)
+    if lock is not None:
+        lock.acquire()  # a no-op when run() already holds it
+    checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
     # A resumed run rewinds its logs to the checkpoint: rows logged after it are redone.
     logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None,
                     rewind_to=agent.global_step if payload is not None else None)
     logger.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
     hooks = RunHooks(logger, checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST, resolved,
                      int(cfg.total_steps), int(cfg.checkpoint_every), agent.global_step,
-                     bool(cfg.progress), guard, ident.to_dict())
+                     bool(cfg.progress), guard, ident_record, time_limit)
     try:
         agent.learn(int(cfg.total_steps), hooks)
     except BaseException as err:
         hooks.close()
         logger.close()
         if isinstance(err, TrainingDiverged):
-            last = (f"The last good checkpoint is {hooks.ckpt_path} (resume=<run dir> continues "
-                    f"from it)." if hooks.ckpt_path.exists() else
+            agent_keys = [k for k in identity.resumable_keys(ident.config) if k.startswith("agent.")]
+            last = (f"The last good checkpoint is {hooks.ckpt_path}: the same command with "
+                    f"resume=auto (or resume=<run dir>) continues from it, and may change "
+                    f"{', '.join(agent_keys) or 'total_steps'} there."
+                    if hooks.ckpt_path.exists() else
                     "It diverged before its first checkpoint, so none was written.")
             raise SystemExit(f"rlsuite: training stopped: {err}. {last}") from err
         raise
@@ -278,7 +362,7 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     score = metrics[key]
     jobs.write_result(run_dir, jobs.COMPLETED, metric=key, score=score, metrics=metrics,
                       global_step=agent.global_step, total_steps=int(cfg.total_steps),
-                      identity=ident.to_dict())
+                      identity=ident_record)
     log.info(f"rlsuite: {cfg.agent.name} on {cfg.env.name}: {key} = {score:.4g} after "
              f"{agent.global_step} steps; run dir {run_dir}")
     return score

@@ -180,7 +180,8 @@ def write_summary(sweep_dir: str | Path, launched: Sequence[LaunchedJob]
     path = sweep_dir / "summary.md"
     path.write_text("\n".join(lines))
     payload = [{"job": job.num, "overrides": job.overrides, "run_dir": str(r.path),
-                "status": r.status, "score": r.score, "error": (r.result or {}).get("error")}
+                "status": r.status, "score": r.score, "error": (r.result or {}).get("error"),
+                "reason": (r.result or {}).get("reason")}
                for job, r in zip(ordered, records, strict=True)]
     (sweep_dir / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
     return path, bad

@@ -129,6 +129,15 @@ CLI_CASES: list[tuple[str, str]] = [
     ("env=frozenlake env.success_rate=1.5", "env.success_rate=1.5"),
     ("env=random_mdp env.num_states=0", "env.num_states=0"),
     ("agent=hnpg env=comblock env.reward_mode=dense", "env.reward_mode='dense'"),
+    # GustyLedge's and CombinationLock's physics, checked before the run (field, value, copy)
+    ("agent=ecrm env=gusty_ledge env.params.gust_prob=1.5",
+     "env.params.gust_prob=1.5: must be in [0, 1] (copy 0)"),
+    ("agent=ecrm env=gusty_ledge env.params.climb=-0.5",
+     "env.params.climb=-0.5: must be non-negative and finite (copy 0)"),
+    ("agent=hnpg env=comblock env.params.temperature=0",
+     "env.params.temperature=0.0: must be positive and finite (copy 0)"),
+    ("agent=hnpg env=comblock env.params.anti_reward_prob=-0.5",
+     "env.params.anti_reward_prob=-0.5: must be in [0, 1] (copy 0)"),
     # bandits
     ("agent=dynlin_ucb env=dynlin_synthetic agent.rho_bar=1.0", "agent.rho_bar=1.0: must be in [0.0, 1.0)"),
     ("agent=lin_ucb env=dynlin_synthetic agent.variant=ucb", "agent.variant='ucb'"),
@@ -223,11 +232,51 @@ def _reset(name: str, **values: Any) -> None:
     ("cartpole", {"gravity": math.inf}, "params.gravity=inf: must be finite"),
     ("pendulum", {"l": -0.5}, "params.l=-0.5"),
     ("acrobot", {"link_moi_2": math.nan}, "params.link_moi_2=nan"),
+    ("gusty_ledge", {"gust_prob": 1.5}, "params.gust_prob=1.5: must be in [0, 1] (copy 0)"),
+    ("gusty_ledge", {"climb": [0.1, -0.5, 0.1, 0.1]},
+     "params.climb=-0.5: must be non-negative and finite (copy 1)"),
+    ("gusty_ledge", {"fall_cost": math.nan}, "params.fall_cost=nan: must be non-negative and finite"),
+    ("gusty_ledge", {"start_height": math.inf}, "params.start_height=inf: must be finite (copy 0)"),
+    ("comblock", {"p_switch": 2.0}, "params.p_switch=2.0: must be in [0, 1] (copy 0)"),
+    ("comblock", {"anti_reward_prob": [0.5, 0.5, 0.5, math.nan]},
+     "params.anti_reward_prob=nan: must be in [0, 1] (copy 3)"),
+    ("comblock", {"temperature": 0.0}, "params.temperature=0.0: must be positive and finite (copy 0)"),
+    ("comblock", {"noise_std": -1.0}, "params.noise_std=-1.0: must be non-negative and finite"),
+    ("comblock", {"anti_reward": math.inf}, "params.anti_reward=inf: must be finite (copy 0)"),
 ])
 def test_env_params_are_checked_at_reset(name: str, values: dict, expected: str) -> None:
     with pytest.raises(ValueError) as info:
         _reset(name, **values)
     assert expected in str(info.value)
+
+
+def test_combination_lock_names_the_copy_with_an_impossible_combination() -> None:
+    env = envs.make("comblock", horizon=3)
+    params = env.default_params(4)
+    combos = params.combos.clone()
+    combos[2, 1, 0] = 10  # latent actions are 0 .. 9
+    bad = params_lib.with_values(params, combos=combos)
+    with pytest.raises(ConfigError) as info:
+        env.reset(bad, env.make_generator(0))
+    assert str(info.value) == (f"params.combos={combos[2].tolist()}: must be latent actions in "
+                               f"[0, 10) (copy 2)")
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda: envs.make("gusty_ledge", num_steps=0), "num_steps=0: must be a positive integer"),
+    (lambda: envs.make("comblock", p_switch=1.5), "p_switch=1.5: must be in [0, 1]"),
+    (lambda: envs.make("comblock", noise_std=math.nan), "noise_std=nan: must be non-negative"),
+    (lambda: envs.make("comblock", temperature=0.0), "temperature=0.0: must be positive and finite"),
+    (lambda: envs.make("comblock", anti_reward=math.inf), "anti_reward=inf: must be finite"),
+    (lambda: envs.make("comblock", reward_mode="dense"),
+     "reward_mode='dense': must be one of 'final', 'transition'"),
+    (lambda: envs.make("comblock", horizon=0), "horizon=0: must be a positive integer"),
+], ids=["gusty_num_steps", "p_switch", "noise_std", "temperature", "anti_reward", "reward_mode",
+        "horizon"])
+def test_env_constructors_name_the_field_and_value(make: Callable[[], Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert str(info.value).startswith(expected)
 
 
 def test_wrong_sized_field_is_the_one_blamed() -> None:

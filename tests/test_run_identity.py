@@ -68,10 +68,12 @@ def test_reused_run_dir_does_not_hand_back_another_runs_score(tmp_path: Path) ->
 
 def test_resume_extends_the_budget_but_refuses_other_changes(tmp_path: Path) -> None:
     run(_cfg(tmp_path, "total_steps=256", "checkpoint_every=1"))
+    # A completed run: a learning rate would apply to no step (see test_resume_changes.py).
     with pytest.raises(identity.RunMismatch) as err:
         run(_cfg(tmp_path, "total_steps=256", "agent.learning_rate=1e-4"))
-    assert "agent.learning_rate: 0.001 there, 0.0001 here" in str(err.value)
-    assert "total_steps" not in str(err.value).split(". Only")[0]
+    differing = str(err.value).split(" (it completed")[0]
+    assert differing.endswith("agent.learning_rate: 0.001 there, 0.0001 here")
+    assert "total_steps" not in differing
     run(_cfg(tmp_path, "total_steps=512", "checkpoint_every=3"))  # extend, another cadence
     record = jobs.read_result(tmp_path)
     assert record["global_step"] == 512 and record["identity"]["config"]["total_steps"] == 512
@@ -149,8 +151,8 @@ def test_checkpoint_without_identity_is_checked_by_its_config(tmp_path: Path) ->
         payload["config"]["agent"]["learning_rate"] = 0.5
 
     _tamper(tmp_path, strip)
-    with pytest.raises(identity.RunMismatch, match="agent.learning_rate: 0.5 there, 0.001 here"):
-        run(_cfg(tmp_path, "total_steps=256"))
+    with pytest.raises(identity.RunMismatch, match="agent.gamma: 0.99 there, 0.9 here"):
+        run(_cfg(tmp_path, "total_steps=256", "agent.gamma=0.9"))
     # resume=<dir> runs the checkpoint's (validated) config, and says what it kept.
     run(_cfg(tmp_path, "total_steps=256", f"resume={tmp_path}"))
     assert OmegaConf.load(tmp_path / "config.yaml").agent.learning_rate == 0.5

@@ -74,6 +74,8 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
     """Params fields that must be finite and > 0 in every copy (masses, lengths, time steps)."""
     nonnegative_params: tuple[str, ...] = ()
     """Params fields that must be finite and >= 0 in every copy (speed and torque limits)."""
+    unit_params: tuple[str, ...] = ()
+    """Params fields that must lie in [0, 1] in every copy (probabilities)."""
     check_actions: bool = os.environ.get("RLSUITE_CHECK_ACTIONS", "0") not in ("", "0")
     """Refuse action values outside the action space in ``step`` (:meth:`check_action_values`).
     Off by default for the classic-control envs: the test needs a host sync per step, which the
@@ -112,10 +114,12 @@ class BatchedEnv(abc.ABC, Generic[S, P]):
             self.check_param_values(params)
 
     def check_param_values(self, params: P) -> None:
-        """Raise a ConfigError naming the field and the copy if a value of
-        :attr:`finite_params` is not finite, or one of :attr:`positive_params` /
-        :attr:`nonnegative_params` is not positive / non-negative (one host sync)."""
-        check_values(params, self.finite_params, self.positive_params, self.nonnegative_params)
+        """Raise a ConfigError naming the field, the value and the copy if a value of
+        :attr:`finite_params` is not finite, one of :attr:`positive_params` /
+        :attr:`nonnegative_params` is not positive / non-negative, or one of :attr:`unit_params`
+        lies outside [0, 1] (one host sync)."""
+        check_values(params, self.finite_params, self.positive_params, self.nonnegative_params,
+                     self.unit_params)
 
     def check_action_values(self, action: torch.Tensor) -> None:
         """Raise a ValueError naming the first copy whose action lies outside the action space:

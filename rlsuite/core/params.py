@@ -70,10 +70,11 @@ def _common_batch(params: Any, reference: Any) -> int | None:
 
 
 def check_values(params: Any, finite: Iterable[str] = (), positive: Iterable[str] = (),
-                 nonnegative: Iterable[str] = ()) -> None:
+                 nonnegative: Iterable[str] = (), unit: Iterable[str] = ()) -> None:
     """Raise a :class:`~rlsuite.validation.ConfigError` (a ValueError) naming the first field of
     ``finite`` with a NaN/inf entry, of ``positive`` with an entry that is not a finite positive
-    number, or of ``nonnegative`` with one below 0 or NaN/inf, and that entry's value and copy.
+    number, of ``nonnegative`` with one below 0 or NaN/inf, or of ``unit`` (probabilities) with one
+    outside [0, 1] or NaN, and that entry's value and copy.
 
     Physical constants are checked once, where an env starts (``reset``): the test is one device
     reduction per field and a single host sync for all of them. Names that ``params`` lacks are
@@ -86,6 +87,7 @@ def check_values(params: Any, finite: Iterable[str] = (), positive: Iterable[str
                for name in positive]
     checks += [(name, "must be non-negative and finite", lambda t: torch.isfinite(t) & (t >= 0))
                for name in nonnegative]
+    checks += [(name, "must be in [0, 1]", lambda t: (t >= 0) & (t <= 1)) for name in unit]
     checks = [(n, req, ok) for n, req, ok in checks if isinstance(getattr(params, n, None), torch.Tensor)]
     if not checks:
         return

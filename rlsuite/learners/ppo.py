@@ -32,6 +32,7 @@ from rlsuite.engine.fastpath import FastKernel, FusedPolicy
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners import heads
 from rlsuite.learners.nets import flat_dim, mlp
+from rlsuite.learners.optim import load_optimizer, set_lr
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingHooks, check_finite
 
@@ -76,6 +77,8 @@ class PPOConfig:
     """Act, collect and evaluate through fused kernels (``rlsuite.engine.fastpath``); False
     forces the eager path (op by op, nothing compiled)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "num_steps": rules.POSITIVE_INT, "learning_rate": rules.POSITIVE, "anneal_lr": rules.FLAG,
         "gamma": rules.UNIT, "gae_lambda": rules.UNIT, "num_minibatches": rules.POSITIVE_INT,
@@ -308,8 +311,7 @@ class PPO(InteractionCounters):
             lr = cfg.learning_rate
             if cfg.anneal_lr:
                 lr *= 1.0 - self.iteration / num_iterations
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(self.optimizer, lr)
             # ---- rollout
             rollout_policy = self.fused_policy(False) if cfg.fast_path else self._eager_rollout_policy
             data = self.interaction.collect(rollout_policy, cfg.num_steps)
@@ -375,6 +377,9 @@ class PPO(InteractionCounters):
         out = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            # the base the optimizer's (annealed) rate derives from: a resume at another base
+            # rescales it (rlsuite.learners.optim.load_optimizer)
+            "learning_rate": float(self.config.learning_rate),
             **self.interaction.state_dict(),
         }
         # A snapshot, not live references: Adam's load_state_dict keeps same-device tensors as
@@ -384,5 +389,8 @@ class PPO(InteractionCounters):
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
         self.model.load_state_dict(data["model"])
-        self.optimizer.load_state_dict(data["optimizer"])
+        # The config's rate, at the saved place in the schedule (anneal_lr); learn() recomputes the
+        # schedule from the config at every iteration. Checkpoints without the saved base get it.
+        load_optimizer(self.optimizer, data["optimizer"], self.config.learning_rate,
+                       data.get("learning_rate"))
         self.interaction.load_state_dict(data)

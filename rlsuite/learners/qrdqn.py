@@ -50,6 +50,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
+from rlsuite.learners.optim import load_optimizer
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 
@@ -94,6 +95,8 @@ class QRDQNConfig:
     max_grad_norm: float | None = None
     """Global gradient-norm clip (None: no clipping, as SB3-contrib's default)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "n_quantiles": rules.POSITIVE_INT, "kappa": rules.NONNEG, "hidden_sizes": rules.SIZES,
         "learning_rate": rules.POSITIVE, "adam_eps": rules.optional(rules.POSITIVE),
@@ -304,7 +307,7 @@ class QuantileAgentCheckpoint:
         """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
         self.q_net.load_state_dict(data["q_net"])
         self.target_net.load_state_dict(data["target_net"])
-        self.optimizer.load_state_dict(data["optimizer"])
+        load_optimizer(self.optimizer, data["optimizer"], self.config.learning_rate)
         self.buffer.load_state_dict(data["buffer"])
         self.exploration_rate = float(data["exploration_rate"])
         self.num_updates = int(data["num_updates"])

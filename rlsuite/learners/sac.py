@@ -34,6 +34,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
+from rlsuite.learners.optim import set_lr
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -71,6 +72,8 @@ class SACConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "buffer_size": rules.POSITIVE_INT, "learning_starts": rules.NONNEG_INT,
         "num_steps": rules.POSITIVE_INT, "utd": rules.POSITIVE, "batch_size": rules.POSITIVE_INT,
@@ -228,12 +231,22 @@ class SACOptimizers:
         out = {"actor": self.actor.state_dict(), "critic": self.critic.state_dict()}
         return out | ({"alpha": self.alpha.state_dict()} if self.alpha is not None else {})
 
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
+    def set_lrs(self, actor: float, critic: float, alpha: float) -> None:
+        """The learning rate of each part (:func:`rlsuite.learners.optim.set_lr`)."""
+        set_lr(self.actor, actor)
+        set_lr(self.critic, critic)
+        if self.alpha is not None:
+            set_lr(self.alpha, alpha)
+
+    def load_state_dict(self, data: dict[str, Any], actor: float, critic: float,
+                        alpha: float) -> None:
+        """Restore from :meth:`state_dict`, then set the config's learning rates ``actor``,
+        ``critic`` and ``alpha`` (a loaded state carries the rates it was saved with)."""
         self.actor.load_state_dict(data["actor"])
         self.critic.load_state_dict(data["critic"])
         if self.alpha is not None:
             self.alpha.load_state_dict(data["alpha"])
+        self.set_lrs(actor, critic, alpha)
 
 
 def sac_update(
@@ -363,7 +376,8 @@ class SAC(InteractionCounters):
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (the env and params must be the same as when saved)."""
         self.nets.load_state_dict(data["nets"])
-        self.opt.load_state_dict(data["optimizers"])
+        lr = self.config.learning_rate
+        self.opt.load_state_dict(data["optimizers"], lr, lr, lr)
         self.buffer.load_state_dict(data["buffer"])
         self.num_updates = int(data["num_updates"])
         self.interaction.load_state_dict(data)

@@ -161,6 +161,8 @@ class DetaNConfig:
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "rollout_episodes")
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
         "target": rules.FINITE, "initial_stock": rules.FINITE, "gamma": rules.UNIT,

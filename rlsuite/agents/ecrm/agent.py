@@ -43,6 +43,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.envs.tabular.mdp import TabularMDP
 from rlsuite.learners.npg import detached_kl, trpo_step
+from rlsuite.learners.optim import load_optimizer
 from rlsuite.risk import cvar
 from rlsuite.training import TrainingHooks, check_finite
 
@@ -647,10 +648,12 @@ class ECRM(InteractionCounters):
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
         self.model.load_state_dict(data["model"])
+        cfg = self.config  # the config's rates, not the ones the state was saved with
         if self.actor_opt is not None:
-            self.actor_opt.load_state_dict(data["actor_opt"])
+            load_optimizer(self.actor_opt, data["actor_opt"], cfg.policy_lr)
+        rates = {"eta": cfg.eta_lr, "critic": cfg.critic_lr, "baseline": cfg.baseline_lr}
         for name, opt in self.net_opts.items():
-            opt.load_state_dict(data[f"{name}_opt"])
+            load_optimizer(opt, data[f"{name}_opt"], rates[name])
         self.interaction.load_state_dict(data)
 
 

@@ -144,6 +144,9 @@ class ECRMConfig:
     """Tabular MDPs with a horizon: log the exact ECRM of the current policy every this many
     iterations (0: never)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("policy_lr", "eta_lr", "critic_lr", "baseline_lr",
+                                             "npg_step_size", "npg_q_lr", "exact_every")
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "variant": rules.choice(*VARIANTS), "parameterization": rules.choice(*PARAMETERIZATIONS),
         "risk_weight": rules.UNIT, "alpha": rules.UNIT_OPEN_LOW, "gamma": rules.UNIT,

@@ -82,6 +82,8 @@ class HNPGConfig:
     """Critic dtype: float32 halves the critic fit's cost (the official code uses float64; the
     regression to returns in [0, 1] does not need it)."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("critic_lr",)
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "hybrid": rules.FLAG, "batch_steps": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
         "offline_epsilon": rules.optional(rules.UNIT), "policy_hidden": rules.POSITIVE_INT,
@@ -143,6 +145,9 @@ class RLPDConfig:
     """Stop once the moving-average success rate exceeds this."""
     stop_on_success: bool = True
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("actor_lr", "alpha_lr")
+    """Keys a resume may change besides the nested ``sac.learning_rate`` (the critics'):
+    learning rates (``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "num_envs": rules.POSITIVE_INT, "offline_episodes": rules.POSITIVE_INT,
         "offline_epsilon": rules.optional(rules.UNIT), "offline_fraction": rules.UNIT,

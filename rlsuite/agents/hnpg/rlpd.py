@@ -73,11 +73,7 @@ class RLPD(InteractionCounters):
         torch.manual_seed(seed)  # network initialisation (as the shared SAC)
         self.nets = SACNetworks(env.observation_space, box, config.sac).to(self.device)
         self.opt = SACOptimizers.make(self.nets, config.sac.learning_rate)
-        for group in self.opt.actor.param_groups:
-            group["lr"] = config.actor_lr
-        if self.opt.alpha is not None:
-            for group in self.opt.alpha.param_groups:
-                group["lr"] = config.alpha_lr
+        self.opt.set_lrs(config.actor_lr, config.sac.learning_rate, config.alpha_lr)
         self.buffer = ReplayBuffer.for_env(env, config.sac.buffer_size)
         self.interaction = Interaction(env, self.params, seed)
         self.generator = self.interaction.policy_generator
@@ -170,7 +166,8 @@ class RLPD(InteractionCounters):
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
         self.nets.load_state_dict(data["nets"])
-        self.opt.load_state_dict(data["optimizers"])
+        cfg = self.config
+        self.opt.load_state_dict(data["optimizers"], cfg.actor_lr, cfg.sac.learning_rate, cfg.alpha_lr)
         self.buffer.load_state_dict(data["buffer"])
         self.num_updates = int(data["num_updates"])
         self.successes.clear()

@@ -72,6 +72,8 @@ class IWOCSConfig:
     eval_episodes: int = 10
     """Episodes per evaluation grid point."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("heads_learning_rate", "eval_points", "eval_episodes")
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "box": rules.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": rules.SIZES,
         "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,

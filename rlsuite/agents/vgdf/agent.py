@@ -59,6 +59,7 @@ from rlsuite.engine.evaluate import evaluate
 from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, concat
 from rlsuite.learners.nets import flat_dim
+from rlsuite.learners.optim import load_optimizer
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
 from rlsuite.training import LossTotals, TrainingHooks, check_finite
 
@@ -368,13 +369,14 @@ class VGDF:
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (same env, params and config)."""
         self.nets.load_state_dict(data["nets"])
-        self.opt.load_state_dict(data["optimizers"])
+        lr = self.config.learning_rate  # the config's rates, not the ones the state was saved with
+        self.opt.load_state_dict(data["optimizers"], lr, lr, lr)
         self.explore_actor.load_state_dict(data["explore_actor"])
-        self.explore_opt.load_state_dict(data["explore_opt"])
+        load_optimizer(self.explore_opt, data["explore_opt"], lr)
         self.model.load_state_dict(data["model"])
-        self.model_opt.load_state_dict(data["model_opt"])
+        load_optimizer(self.model_opt, data["model_opt"], self.config.model_learning_rate)
         self.classifiers.load_state_dict(data["classifiers"])
-        self.classifier_opt.load_state_dict(data["classifier_opt"])
+        load_optimizer(self.classifier_opt, data["classifier_opt"], lr)
         self.src.load_state_dict(data["src"])
         self.tar.load_state_dict(data["tar"])
         self.eval_generator.set_state(data["eval_generator"])

@@ -117,6 +117,9 @@ class VGDFConfig:
     """Log the filter's diagnostics (:mod:`rlsuite.agents.vgdf.diagnostics`): a few extra forward
     passes per update, no generator draw, so the run's numbers are the same either way."""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "model_learning_rate", "eval_every",
+                                             "eval_episodes")
+    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "variant": rules.choice(*VARIANTS), "target_shift": rules.TEXT,
         "gamma_ratio": rules.POSITIVE_INT, "target_envs": rules.POSITIVE_INT,
