@@ -40,8 +40,8 @@ was keyed before:
   continue the same checkpoint at another learning rate at the same time (:class:`RunInUse`);
 - a completed run takes a change only with steps left to train (``total_steps`` above the one it
   completed with); without them only ``total_steps`` and ``eval_episodes`` may change (the latter
-  re-evaluates the final policy). A learning rate that would apply to no step is refused, so a sweep over learning rates
-  that shares one ``run_dir`` cannot hand one job another job's score.
+  re-evaluates the final policy). A learning rate that would apply to no step is refused, so a
+  sweep over learning rates that shares one ``run_dir`` cannot hand one job another job's score.
 """
 
 from __future__ import annotations
