@@ -138,7 +138,7 @@ def test_resumable_keys_of_every_agent() -> None:
         "deta_n": ["agent.learning_rate", "agent.rollout_episodes"],
         "vgdf": ["agent.learning_rate", "agent.model_learning_rate", "agent.eval_every",
                  "agent.eval_episodes"],
-        "rlpd": ["agent.actor_lr", "agent.critic_lr", "agent.alpha_lr"],
+        "rlpd": ["agent.actor_lr", "agent.alpha_lr", "agent.sac.learning_rate"],
         "hnpg": ["agent.critic_lr"],
         "iwocs": ["agent.heads_learning_rate", "agent.eval_points", "agent.eval_episodes",
                   "agent.sac.learning_rate"],
