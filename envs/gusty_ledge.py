@@ -107,6 +107,12 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
             if bool((getattr(params, name) < 0).any()):
                 raise ValueError(f"GustyLedgeParams.{name} must be >= 0")
 
+    def episode_metrics(self, obs: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
+        """Summaries of walked paths (``obs`` ``[T, B, 2]``, ``valid`` ``[T, B]`` marks their
+        steps): ``mean_height``, the mean height ``y`` over every visited step (how far above the
+        gusts the paths keep)."""
+        return {"mean_height": float(obs[..., 1][valid].mean())}
+
     def _obs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack([x, y], -1)
 

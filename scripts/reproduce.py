@@ -77,10 +77,6 @@ LEGACY: dict[str, tuple[str, list[list[str]]]] = {
         "Mussi et al. 2023, dynamical linear bandits -> results/dynlin_ucb.md",
         [["scripts/reproduce_dynlin.py", "--horizon", "1000000", "--trials", "10", "--workers", "2"]],
     ),
-    "ecrm": (
-        "Yu and Ying 2023, risk-averse policy gradient with ECRMs -> results/ecrm.md",
-        [["scripts/reproduce_ecrm.py", "--seeds", "0", "1"]],
-    ),
 }
 
 
