@@ -97,7 +97,7 @@ def _get(record: Record, suffix: str) -> float | None:
 def pm(mean: float | None, se: float | None = None) -> str:
     """``mean +- se`` the way the official plots' tables read (no decimals from 100 on)."""
     if mean is None:
-        return "not run"
+        return "not completed"
     digits = 0 if abs(mean) >= 100 else 1
     text = f"{mean:,.{digits}f}"
     return text if se is None else f"{text} +- {se:,.{digits}f}"
@@ -195,7 +195,7 @@ def _timing(records: dict[str, Record]) -> str:
             r = records.get(f"{config}_{key}")
             cpu = r.cpu_s if r is not None and r.completed else float("nan")
             total += cpu if cpu == cpu else 0.0
-            cells.append("-" if r is None else ("not run" if cpu != cpu else f"{cpu:.1f}"))
+            cells.append("-" if r is None else ("not completed" if cpu != cpu else f"{cpu:.1f}"))
         lines.append(f"| {label} | {' | '.join(cells)} |")
     lines += ["", f"Total over the completed runs of the four figures: {total:.0f} CPU s."]
     return "\n".join(lines)
