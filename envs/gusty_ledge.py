@@ -103,6 +103,12 @@ class GustyLedge(BatchedEnv[GustyLedgeState, GustyLedgeParams]):
         return GustyLedgeParams(full(0.5), full(0.1), full(0.02), full(0.02), full(0.3), full(2.0),
                                 full(20.0), full(1.0))
 
+    def episode_metrics(self, obs: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
+        """Summaries of walked paths (``obs`` ``[T, B, 2]``, ``valid`` ``[T, B]`` marks their
+        steps): ``mean_height``, the mean height ``y`` over every visited step (how far above the
+        gusts the paths keep)."""
+        return {"mean_height": float(obs[..., 1][valid].mean())}
+
     def _obs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack([x, y], -1)
 

@@ -73,14 +73,6 @@ LEGACY: dict[str, tuple[str, list[list[str]]]] = {
          ["scripts/reproduce_vgdf.py", "--mujoco", "halfcheetah_broken_thigh", "--variants", "vgdf",
           "zero_shot", "--seeds", "0", "--steps", "20000", "--out", "vgdf_mujoco_20k"]],
     ),
-    "dynlin_ucb": (
-        "Mussi et al. 2023, dynamical linear bandits -> results/dynlin_ucb.md",
-        [["scripts/reproduce_dynlin.py", "--horizon", "1000000", "--trials", "10", "--workers", "2"]],
-    ),
-    "ecrm": (
-        "Yu and Ying 2023, risk-averse policy gradient with ECRMs -> results/ecrm.md",
-        [["scripts/reproduce_ecrm.py", "--seeds", "0", "1"]],
-    ),
 }
 
 

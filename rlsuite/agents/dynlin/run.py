@@ -62,6 +62,10 @@ class BanditCheckpoint:
         self.run.load_state_dict(data["run"])
 
 
+REGRET_MARKS = (1_000, 10_000, 100_000)
+"""Rounds at which :meth:`BanditRun.metrics` also reports the cumulative pseudo-regret."""
+
+
 class BanditRun:
     """The trials' side of a run: hidden states, env noise, and regret books, for ``B`` copies.
 
@@ -285,15 +289,26 @@ class BanditRun:
     def metrics(self, prefix: str) -> dict[str, float]:
         """Final metrics, the score (mean cumulative pseudo-regret) first."""
         b = self.num_copies
-        reg = self.pseudo_regret
-        stderr = float(reg.std() / math.sqrt(b)) if b > 1 else 0.0
-        return {
+
+        def stderr(values: torch.Tensor) -> float:
+            return float(values.std() / math.sqrt(b)) if b > 1 else 0.0
+
+        reg, realized = self.pseudo_regret, self.realized_regret()
+        out = {
             f"{prefix}/cumulative_regret": float(reg.mean()),
-            f"{prefix}/cumulative_regret_stderr": stderr,
-            f"{prefix}/realized_regret": float(self.realized_regret().mean()),
+            f"{prefix}/cumulative_regret_stderr": stderr(reg),
+            f"{prefix}/realized_regret": float(realized.mean()),
+            f"{prefix}/realized_regret_stderr": stderr(realized),
             f"{prefix}/rounds": float(self.t),
             f"{prefix}/optimum": float(self.optimum.mean()),
         }
+        # the regret after REGRET_MARKS rounds (those before the end), for regret-growth tables
+        marks = [m for m in REGRET_MARKS if m < self.t]
+        if marks:
+            for mark, row in zip(marks, self.regret_curve(torch.tensor(marks)), strict=True):
+                out[f"{prefix}/regret_at_{mark}"] = float(row.mean())
+                out[f"{prefix}/regret_at_{mark}_stderr"] = stderr(row)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain data only (torch.load with weights_only=True)."""

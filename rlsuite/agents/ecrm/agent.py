@@ -47,6 +47,9 @@ from rlsuite.learners.optim import load_optimizer
 from rlsuite.risk import cvar
 from rlsuite.training import TrainingHooks, check_finite
 
+REPORT_CVAR_LEVEL = 0.1
+"""The fixed tail level of the ``eval/return_cvar_0.1`` final metric (the same for every alpha)."""
+
 
 def _scatter_mean(index: torch.Tensor, values: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-index sums and counts of ``values`` (flat ``index`` into ``size`` cells)."""
@@ -630,9 +633,15 @@ class ECRM(InteractionCounters):
         out["eval/ecrm_estimate"] = float((disc * torch.where(ep.valid, stage + thr, 0.0)).sum(0).mean())
         out["eval/mean_return"] = float(returns.mean())
         out["eval/return_cvar"] = float(cvar(returns.double(), None, cfg.alpha))
+        # one fixed level as well, so that runs of different alphas compare on the same tail
+        out[f"eval/return_cvar_{REPORT_CVAR_LEVEL}"] = float(cvar(returns.double(), None, REPORT_CVAR_LEVEL))
+        out["eval/mean_length"] = float(ep.valid.float().sum(0).mean())
         if self.failure_reward is not None:
             fail = (ep.valid & (ep.reward <= self.failure_reward)).any(0)
             out["eval/failure_rate"] = float(fail.float().mean())
+        describe = getattr(env, "episode_metrics", None)  # env-specific summaries of the walked paths
+        if describe is not None:
+            out.update({f"eval/{k}": float(v) for k, v in describe(ep.obs, ep.valid).items()})
         return out
 
     # -- checkpointing ---------------------------------------------------------------------------
