@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from rlsuite.agents.vgdf.analysis import mean_after, mean_ci, mean_ci_text
 from rlsuite.reproduce import Citations, Job, Record, fmt
 
 TITLE = "VGDF (Xu et al. 2023), cross-domain RL by value-guided data filtering"
@@ -41,10 +42,6 @@ QUICK = ("total_steps=1000", "agent.batch_size=32", "agent.model_batch_size=32",
          "eval_episodes=4", "tensorboard=false")
 """Quick budget: 1 k source / 100 target steps, small batches so that updates, model fits and the
 filter all start within it."""
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-"""Two-sided 95 % Student-t quantiles by degrees of freedom."""
-
-
 def _gain_tag(gain: float) -> str:
     return f"gain{gain:+g}"
 
@@ -55,41 +52,36 @@ def _job(tag: str, method: str, seed: int, extra: Sequence[str], quick: bool) ->
 
 
 def plan(quick: bool) -> list[Job]:
-    """One-sided motor: every method x seed; sweep: every gain x sweep method x sweep seed. In run
-    order: three motor seeds, the sweep's first seed, the other motor seeds, the other sweep seeds
-    (an interrupted reproduction has every table started)."""
-    seeds, sweep_seeds = ((0,), (0,)) if quick else (SEEDS, SWEEP_SEEDS)
-    gains = SWEEP_GAINS[-1:] if quick else SWEEP_GAINS
+    """One-sided motor: every method x seed; sweep: every gain x sweep method x sweep seed.
 
-    def motor(seeds: Sequence[int]) -> list[Job]:
-        return [_job(f"motor_{m}_s{s}", m, s, (), quick) for s in seeds for m in METHODS]
+    In run order, most informative first, so that an interrupted reproduction has every table
+    started: the motor's seed 0, the reversed motor (gain -1) at seed 0, motor seed 1, the reversed
+    motor at seed 1, motor seed 2, the other gains, motor seeds 3 and 4.
+    """
+    if quick:
+        return motor(0, quick) + sweep(SWEEP_GAINS[-1], 0, quick)
+    strongest, others = SWEEP_GAINS[-1], SWEEP_GAINS[:-1]
+    jobs = motor(0) + sweep(strongest, 0) + motor(1) + sweep(strongest, 1) + motor(2)
+    jobs += [j for s in SWEEP_SEEDS for g in others for j in sweep(g, s)]
+    return jobs + motor(3) + motor(4)
 
-    def sweep(seeds: Sequence[int]) -> list[Job]:
-        return [_job(f"{_gain_tag(g)}_{m}_s{s}", m, s, (f'agent.target_shift="action_gain={g:g}"',),
-                     quick) for s in seeds for g in gains for m in SWEEP_METHODS]
 
-    return motor(seeds[:3]) + sweep(sweep_seeds[:1]) + motor(seeds[3:]) + sweep(sweep_seeds[1:])
+def motor(seed: int, quick: bool = False) -> list[Job]:
+    """The one-sided motor's runs of one seed, every method."""
+    return [_job(f"motor_{m}_s{seed}", m, seed, (), quick) for m in METHODS]
+
+
+def sweep(gain: float, seed: int, quick: bool = False) -> list[Job]:
+    """The sweep's runs of one gain and seed, every sweep method."""
+    return [_job(f"{_gain_tag(gain)}_{m}_s{seed}", m, seed, (f'agent.target_shift="action_gain={gain:g}"',),
+                 quick) for m in SWEEP_METHODS]
 
 
 # -- rendering ------------------------------------------------------------------------------------
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95 % Student-t interval (NaN for fewer than 2 values)."""
-    m = statistics.fmean(values)
-    if len(values) < 2:
-        return m, math.nan
-    return m, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
-
-
-def _pm(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    m, h = mean_ci(values)
-    return f"{fmt(m, 4)} ± {fmt(h, 3)}" if h == h else fmt(m, 4)
-
-
-def _done(records: Sequence[Record]) -> tuple[list[Record], str]:
+def done_runs(records: Sequence[Record]) -> tuple[list[Record], str]:
+    """The completed records and a note on how many did not complete (empty when all did)."""
     done = [r for r in records if r.completed]
     note = "" if len(done) == len(records) else f" ({len(records) - len(done)} of {len(records)} not run)"
     return done, note
@@ -101,17 +93,18 @@ DIAGNOSTICS = ("vgdf/accept_ratio", "vgdf/fvp_iqr", "vgdf/value_kept", "vgdf/val
 
 def diagnostic(record: Record, key: str) -> float:
     """``key``'s mean over the run's logged iterations after the filter's warm-up (NaN if none)."""
-    warmup = int(record.config.get("agent", {}).get("warmup_steps", 0))
-    values = [v for step, v in record.curve(key) if step > warmup]
-    return statistics.fmean(values) if values else math.nan
+    return mean_after(record.curve(key), int(record.config.get("agent", {}).get("warmup_steps", 0)))
+
+
+def diag_mean(records: Sequence[Record], key: str) -> str:
+    """:func:`diagnostic` averaged over ``records`` (runs that never logged ``key`` left out),
+    formatted; ``-`` when none did."""
+    values = [v for v in (diagnostic(r, key) for r in records) if v == v]
+    return fmt(statistics.fmean(values), 3) if values else "-"
 
 
 def _diag_cells(records: Sequence[Record]) -> list[str]:
-    cells = []
-    for key in DIAGNOSTICS:
-        values = [v for v in (diagnostic(r, key) for r in records) if v == v]
-        cells.append(fmt(statistics.fmean(values), 3) if values else "-")
-    return cells
+    return [diag_mean(records, key) for key in DIAGNOSTICS]
 
 
 def _motor(records: dict[str, Record], quick: bool, cites: Citations) -> tuple[str, str]:
@@ -122,12 +115,13 @@ def _motor(records: dict[str, Record], quick: bool, cites: Citations) -> tuple[s
             "dyn. differ, rejected | model error on fresh target data | runs |",
             "|---|---|---|---|---|---|---|---|---|"]
     for method, (_, _, label) in METHODS.items():
-        recs, note = _done([records[f"motor_{method}_s{s}"] for s in seeds])
+        recs, note = done_runs([records[f"motor_{method}_s{s}"] for s in seeds])
         target = [r.score for r in recs]
         source = [r.final.get("eval/source_return", math.nan) for r in recs]
         per_seed = ", ".join(fmt(x, 4) for x in target) or "-"
         mark = cites.cite([records[f"motor_{method}_s{s}"] for s in seeds])
-        rows.append(f"| {label}{note} | {_pm(target)} | {per_seed} | {_pm(source)} | {mark} |")
+        rows.append(f"| {label}{note} | {mean_ci_text(target)} | {per_seed} | {mean_ci_text(source)} "
+                    f"| {mark} |")
         if method.startswith("vgdf"):
             diag.append(f"| {label}{note} | " + " | ".join(_diag_cells(recs)) + f" | {mark} |")
     return "\n".join(rows), "\n".join(diag)
@@ -145,10 +139,10 @@ def _sweep(records: dict[str, Record], quick: bool, cites: Citations, out: Path)
         for m in SWEEP_METHODS:
             group = [records[f"{_gain_tag(g)}_{m}_s{s}"] for s in seeds]
             all_recs += group
-            recs, note = _done(group)
-            cells.append(_pm([r.score for r in recs]) + note)
+            recs, note = done_runs(group)
+            cells.append(mean_ci_text([r.score for r in recs]) + note)
             means[m].append(mean_ci([r.score for r in recs])[0] if recs else math.nan)
-        vg, _ = _done([records[f"{_gain_tag(g)}_vgdf_s{s}"] for s in seeds])
+        vg, _ = done_runs([records[f"{_gain_tag(g)}_vgdf_s{s}"] for s in seeds])
         kept, rej = _diag_cells(vg)[4:6]
         rows.append(f"| {g:g} ({1 - g:g}) | " + " | ".join(cells) + f" | {kept} / {rej} | "
                     f"{cites.cite(all_recs)} |")
