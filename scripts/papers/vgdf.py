@@ -170,9 +170,33 @@ def _plot_sweep(gains: Sequence[float], means: dict[str, list[float]], path: Pat
     plt.close(fig)
 
 
+DIAGNOSTIC_RUNS = ("motor_vgdf_s0", "motor_vgdf_official_s0", "gain-1_vgdf_s0")
+"""Runs whose diagnostics the full page plots over training (``vgdf_diagnostics.png``)."""
+
+
+def _plot_diagnostics(records: dict[str, Record], path: Path) -> str:
+    """The diagnostics of :data:`DIAGNOSTIC_RUNS` that completed, plotted by
+    ``scripts/vgdf_diagnostics_plot.py``; the markdown that shows them ('' when none completed)."""
+    import importlib.util
+
+    dirs = [records[t].run_dir for t in DIAGNOSTIC_RUNS if t in records and records[t].completed]
+    if not dirs:
+        return ""
+    script = Path(__file__).resolve().parents[1] / "vgdf_diagnostics_plot.py"
+    spec = importlib.util.spec_from_file_location("vgdf_diagnostics_plot", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.plot(dirs, path, every=5)
+    return f"\n\n![diagnostics over training: {', '.join(d.name for d in dirs)}]({path.name})"
+
+
 def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]:
-    """Sections ``motor`` (table and diagnostics) and ``sweep`` (table and, in full, a plot)."""
+    """Sections ``motor`` (table), ``motor_diagnostics`` (table and, in full, a plot over
+    training), ``sweep`` (table and, in full, a plot) and ``runs`` (the citations)."""
     cites = Citations(quick)
     table, diag = _motor(records, quick, cites)
     sweep = _sweep(records, quick, cites, out)
+    if not quick:
+        diag += _plot_diagnostics(records, out / "vgdf_diagnostics.png")
     return {"motor": table, "motor_diagnostics": diag, "sweep": sweep, "runs": cites.markdown()}
