@@ -97,10 +97,13 @@ def test_morph_assets_are_package_data():
     import tomllib
 
     globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    # rlsuite.envs is envs/ (package-dir), so package rlsuite.envs.X.Y is the folder envs/X/Y.
+    dirs = {pkg: REPO / "envs" / Path(*pkg.split(".")[2:]) for pkg in globs if pkg.startswith("rlsuite.envs")}
     for name in MORPH:
-        rel = ms.asset_path(name).relative_to(REPO / "envs").as_posix()
-        assert any(fnmatch.fnmatch(rel, g) and rel.count("/") == g.count("/")
-                   for g in globs["rlsuite.envs"]), rel
+        path = ms.asset_path(name)
+        assert any(path.is_relative_to(d) and any(
+            fnmatch.fnmatch(rel := path.relative_to(d).as_posix(), g) and rel.count("/") == g.count("/")
+            for g in globs[pkg]) for pkg, d in dirs.items()), path
 
 
 def _capsule_mass(length: float, radius: float = 0.08, density: float = 5.0) -> float:
