@@ -191,7 +191,7 @@ def _plot_diagnostics(records: dict[str, Record], path: Path) -> str:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.plot(dirs, path, every=5)
+    module.plot(dirs, path)
     return f"\n\n![diagnostics over training: {', '.join(d.name for d in dirs)}]({path.name})"
 
 
