@@ -56,8 +56,7 @@ def plan(quick: bool) -> list[Job]:
 
     In run order, most informative first, so that an interrupted reproduction has every table
     started: the motor's seed 0 but zero-shot, the reversed motor (gain -1) at seed 0, zero-shot's
-    seed 0, motor seed 1, the reversed motor at seed 1, motor seed 2, the other gains, motor seeds
-    3 and 4.
+    seed 0, the reversed motor at seed 1, motor seeds 1 and 2, the other gains, motor seeds 3 and 4.
     """
     if quick:
         return motor(0, quick) + sweep(SWEEP_GAINS[-1], 0, quick)
@@ -65,7 +64,7 @@ def plan(quick: bool) -> list[Job]:
     first = motor(0)
     late = [j for j in first if "zero_shot" in j.tag]
     jobs = [j for j in first if j not in late] + sweep(strongest, 0) + late
-    jobs += motor(1) + sweep(strongest, 1) + motor(2)
+    jobs += sweep(strongest, 1) + motor(1) + motor(2)
     jobs += [j for s in SWEEP_SEEDS for g in others for j in sweep(g, s)]
     return jobs + motor(3) + motor(4)
 
