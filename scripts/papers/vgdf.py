@@ -143,7 +143,8 @@ def _sweep(records: dict[str, Record], quick: bool, cites: Citations, out: Path)
             group = [records[f"{_gain_tag(g)}_{m}_s{s}"] for s in seeds]
             all_recs += group
             recs, note = done_runs(group)
-            cells.append(mean_ci_text([r.score for r in recs]) + note)
+            per_seed = "" if quick else " (" + ", ".join(fmt(r.score, 4) for r in recs) + ")"
+            cells.append(mean_ci_text([r.score for r in recs]) + (per_seed if recs else "") + note)
             means[m].append(mean_ci([r.score for r in recs])[0] if recs else math.nan)
         vg, _ = done_runs([records[f"{_gain_tag(g)}_vgdf_s{s}"] for s in seeds])
         kept, rej = _diag_cells(vg)[4:6]
