@@ -62,17 +62,6 @@ LEGACY: dict[str, tuple[str, list[list[str]]]] = {
          ["scripts/reproduce_hnpg.py", "--timing", "--horizons", "5", "10", "15", "30", "50"],
          ["scripts/reproduce_hnpg.py", "--report"]],
     ),
-    "vgdf": (
-        "Xu et al. 2023, VGDF on Pendulum shifts -> results/vgdf.md",
-        [["scripts/reproduce_vgdf.py", "--seeds", "0", "1", "2", "--steps", "12000", "--variants",
-          "vgdf", "zero_shot", "target_only", "mix", "darc", "--shifts", "action_low=0"],
-         ["scripts/reproduce_vgdf.py", "--seeds", "0", "1", "--steps", "12000", "--variants", "vgdf",
-          "mix", "--shifts", "l=1.5", "--out", "vgdf_morph"],
-         ["scripts/reproduce_vgdf.py", "--mujoco", "halfcheetah_broken_thigh", "halfcheetah_no_thighs",
-          "--variants", "vgdf", "zero_shot", "--seeds", "0", "--steps", "10000", "--out", "vgdf_mujoco"],
-         ["scripts/reproduce_vgdf.py", "--mujoco", "halfcheetah_broken_thigh", "--variants", "vgdf",
-          "zero_shot", "--seeds", "0", "--steps", "20000", "--out", "vgdf_mujoco_20k"]],
-    ),
 }
 
 

@@ -106,3 +106,10 @@ def test_cartpole_target_uses_the_terminal_predicate() -> None:
     assert agent.target_params.masspole.tolist() == [0.5] and agent.source_params.masspole[0] == 0.1
     agent.learn(400)
     assert agent.model_fits == 1 and bool(agent.tar_buffer.ordered().terminated.any())
+
+
+def test_an_unknown_mujoco_task_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="mujoco_task='nope': must be one of"):
+        VGDFConfig(mujoco_task="nope")
+    with pytest.raises(ValueError, match="agent.mujoco_task"):
+        run(compose(["experiment=vgdf_halfcheetah", "agent.mujoco_task=nope", "run_dir=/nonexistent/x"]))

@@ -167,3 +167,23 @@ def test_short_run_logs_every_diagnostic_finite_and_changes_nothing() -> None:
         shared = {k: v for k, v in n.items() if k != "time/fps"}
         assert {k: m[k] for k in shared} == shared
     assert not any(k in m for _, m in plain_rec.rows for k in DIAGNOSTIC_KEYS[1:])
+
+
+def test_mean_ci_is_the_student_t_interval() -> None:
+    from rlsuite.agents.vgdf.analysis import mean_ci, mean_ci_text
+
+    m, h = mean_ci([1.0, 2.0, 3.0])  # sd 1, n 3: 4.303 / sqrt(3)
+    assert m == 2.0 and h == pytest.approx(4.303 / math.sqrt(3))
+    m, h = mean_ci([5.0])
+    assert m == 5.0 and math.isnan(h)
+    assert mean_ci_text([1.0, 2.0, 3.0]) == "2 ± 2.48" and mean_ci_text([5.0]) == "5"
+    assert mean_ci_text([]) == "-"
+    with pytest.raises(ValueError, match="no values"):
+        mean_ci([])
+
+
+def test_mean_after_averages_only_the_points_after_the_warmup() -> None:
+    from rlsuite.agents.vgdf.analysis import mean_after
+
+    assert mean_after([(100, 1.0), (200, 2.0), (300, 4.0)], 100) == 3.0
+    assert math.isnan(mean_after([(100, 1.0)], 100))

@@ -1,8 +1,8 @@
 """Slow tier: on the Pendulum one-sided-motor shift (the ``vgdf_pendulum`` preset), VGDF's greedy
 target return beats zero-shot SAC (source only) and target-only SAC (the same 1.2 k target steps)
 on average over seeds 0-2. One test per seed trains the three agents (~70 s per seed on one
-uncontended CPU thread); the last test compares the means. ``scripts/reproduce_vgdf.py`` gives the
-same comparison (20 evaluation episodes instead of 50) in ``results/vgdf.md``.
+uncontended CPU thread); the last test compares the means. ``scripts/reproduce.py vgdf`` gives the
+same comparison with 5 seeds (20 evaluation episodes instead of 50) in ``results/vgdf.md``.
 """
 
 from __future__ import annotations

@@ -97,10 +97,13 @@ def test_morph_assets_are_package_data():
     import tomllib
 
     globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    # rlsuite.envs is envs/ (package-dir), so package rlsuite.envs.X.Y is the folder envs/X/Y.
+    dirs = {pkg: REPO / "envs" / Path(*pkg.split(".")[2:]) for pkg in globs if pkg.startswith("rlsuite.envs")}
     for name in MORPH:
-        rel = ms.asset_path(name).relative_to(REPO / "envs").as_posix()
-        assert any(fnmatch.fnmatch(rel, g) and rel.count("/") == g.count("/")
-                   for g in globs["rlsuite.envs"]), rel
+        path = ms.asset_path(name)
+        assert any(path.is_relative_to(d) and any(
+            fnmatch.fnmatch(rel := path.relative_to(d).as_posix(), g) and rel.count("/") == g.count("/")
+            for g in globs[pkg]) for pkg, d in dirs.items()), path
 
 
 def _capsule_mass(length: float, radius: float = 0.08, density: float = 5.0) -> float:
@@ -273,3 +276,28 @@ def test_vgdf_learns_from_a_source_and_a_target_gymnasium_env():
     assert torch.equal(again.tar_buffer.ordered().next_obs, tar.next_obs[:20])
     agent.domains.close()
     again.domains.close()
+
+
+def test_the_runner_trains_vgdf_on_a_mujoco_preset(tmp_path):
+    """``rlsuite experiment=vgdf_halfcheetah`` (``agent.mujoco_task``): the runner builds the two
+    gymnasium domains, trains, and scores the greedy policy in the broken-thigh target."""
+    from rlsuite import jobs
+    from rlsuite.logging import read_metrics
+    from rlsuite.runner import compose, run
+
+    cfg = compose(["experiment=vgdf_halfcheetah", "total_steps=300", "num_envs=2", "eval_episodes=1",
+                   "agent.hidden_sizes=[16,16]", "agent.batch_size=16", "agent.model_batch_size=16",
+                   "agent.ensemble_size=3", "agent.num_elites=2", "agent.model_hidden=[16]",
+                   "agent.model_weight_decay=[1e-5,1e-5]", "agent.model_train_freq=100",
+                   "agent.model_max_epochs=2", "agent.utd=0.25", "agent.random_steps=40",
+                   "agent.warmup_steps=200", "agent.eval_every=1000", f"run_dir={tmp_path}",
+                   "progress=false", "tensorboard=false", "threads=1"])
+    assert cfg.agent.mujoco_task == "halfcheetah_broken_thigh"
+    score = run(cfg)
+    result = jobs.read_result(tmp_path)
+    assert result["status"] == "completed" and result["metrics"]["eval/target_return"] == score
+    assert set(result["metrics"]) == {"eval/target_return", "eval/source_return"}
+    rows = read_metrics(tmp_path)
+    assert rows[-2]["vgdf/target_steps"] == 30  # Gamma = 10 source steps per target step
+    accept = [r["vgdf/accept_ratio"] for r in rows if "vgdf/accept_ratio" in r]
+    assert accept[0] == 1.0 and accept[-1] == pytest.approx(0.25)  # filtering after the warm-up

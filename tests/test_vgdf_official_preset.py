@@ -39,7 +39,7 @@ def test_preset_composes_with_the_official_switches_and_nothing_else() -> None:
     differing = {k for k in vars(paper) if getattr(paper, k) != getattr(official, k)}
     assert differing == set(SWITCHES)
     top = compose(["experiment=vgdf_pendulum_official"])
-    assert (top.num_envs, top.total_steps) == (10, 20000)
+    assert (top.num_envs, top.total_steps) == (10, 12000)
 
 
 def _targets(**switches: str) -> torch.Tensor:

@@ -50,7 +50,7 @@ from rlsuite.agents.vgdf import darc
 from rlsuite.agents.vgdf import diagnostics as diag
 from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.config import VGDFConfig
-from rlsuite.agents.vgdf.domains import ShiftDomains
+from rlsuite.agents.vgdf.domains import GymnasiumDomains, ShiftDomains
 from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
 from rlsuite.agents.vgdf.update import vgdf_update
 from rlsuite.core import tree
@@ -76,7 +76,8 @@ class VGDF:
             the same env with ``config.target_shift``. Ignored when ``domains`` is given.
         params: the source domain's params; their batch size is the number of source copies.
         seed: seeds the networks, both domains' env streams and the agent's generator.
-        domains: the two domains, when they are not two params of one engine env: e.g.
+        domains: the two domains, when they are not two params of one engine env (nor
+            ``config.mujoco_task``'s pair, built here when set): e.g.
             :class:`rlsuite.agents.vgdf.domains.GymnasiumDomains` (two gymnasium MuJoCo envs; then
             ``config.target_shift`` and ``config.target_envs`` are not used).
     """
@@ -88,7 +89,11 @@ class VGDF:
         if domains is None:
             if env is None or params is None:
                 raise ValueError("VGDF needs an env and its params, or domains=")
-            domains = ShiftDomains(env, params, cfg.target_envs, cfg.target_shift)
+            if cfg.mujoco_task is not None:  # the runner's path to the paper's MuJoCo tasks
+                domains = GymnasiumDomains.for_task(cfg.mujoco_task, tree.batch_size(params),
+                                                    cfg.target_envs, env.device)
+            else:
+                domains = ShiftDomains(env, params, cfg.target_envs, cfg.target_shift)
         self.domains = domains
         self.env = domains.source_env
         self.device = self.env.device

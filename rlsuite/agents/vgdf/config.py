@@ -12,8 +12,11 @@ from typing import ClassVar
 
 from rlsuite import validation as rules
 from rlsuite.agents.vgdf import filter as vfilter
+from rlsuite.envs.mujoco_shifts import TASKS
 
 VARIANTS = ("vgdf", "mix", "zero_shot", "target_only", "darc")
+MUJOCO_TASKS = tuple(TASKS)
+"""Names ``mujoco_task`` accepts (the task table imports without the ``mujoco`` extra)."""
 
 
 @dataclass
@@ -32,6 +35,13 @@ class VGDFConfig:
     ``max_speed`` (clipped joint velocity) or the actuator (``action_gain``, ``action_low``,
     ``action_high``). Default: a one-sided (half-broken) motor. A string, not a dict, so that a
     command-line override replaces it (``agent.target_shift='m=1.5,g=12'``)."""
+    mujoco_task: str | None = None
+    """One of the paper's MuJoCo tasks (:data:`rlsuite.envs.mujoco_shifts.TASKS`, ``mujoco``
+    extra): source and target are then two gymnasium envs
+    (:meth:`rlsuite.agents.vgdf.domains.GymnasiumDomains.for_task`) with the run's ``num_envs``
+    source copies and ``target_envs`` target copies, ``target_shift`` is not used, and the run's
+    engine env is not stepped (it only carries ``num_envs`` and the evaluation episodes). None:
+    the engine env's own source / target params (``target_shift``)."""
     gamma_ratio: int = 10
     """Gamma: source steps per target step (paper: 10, 1 M : 100 k)."""
     target_envs: int = 1
@@ -122,6 +132,7 @@ class VGDFConfig:
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "variant": rules.choice(*VARIANTS), "target_shift": rules.TEXT,
+        "mujoco_task": rules.optional(rules.choice(*MUJOCO_TASKS)),
         "gamma_ratio": rules.POSITIVE_INT, "target_envs": rules.POSITIVE_INT,
         "keep_fraction": rules.UNIT_OPEN_LOW, "warmup_steps": rules.NONNEG_INT, "utd": rules.NONNEG,
         "batch_size": rules.POSITIVE_INT, "random_steps": rules.NONNEG_INT, "gamma": rules.UNIT,

@@ -1,0 +1,69 @@
+"""VGDF (Xu et al. 2023) on the paper's MuJoCo tasks (issue 20, item 4): HalfCheetah with a broken
+back thigh (kinematic) and without thighs (morphology), VGDF vs Mix vs DARC vs zero-shot vs
+target-only at equal budgets, every run ``rlsuite experiment=vgdf_halfcheetah ...``
+(``conf/experiment/vgdf_halfcheetah.yaml``: 100 k source / 10 k target steps, 10 % of the paper's).
+
+Needs the ``mujoco`` extra and hours of CPU per run, so the quick check has no runs (the runner path
+is tested by ``tests/test_vgdf_mujoco.py``); the full plan is resumable (``--time-limit``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rlsuite.agents.vgdf.analysis import mean_ci_text
+from rlsuite.reproduce import Citations, Job, Record, fmt, load_paper
+
+TITLE = "VGDF (Xu et al. 2023) on the paper's MuJoCo tasks"
+PAGE = "results/vgdf_mujoco.md"
+
+TASKS = {
+    "halfcheetah_broken_thigh": ("HalfCheetah, broken back thigh (kinematic)", "4834 ± 250"),
+    "halfcheetah_no_thighs": ("HalfCheetah, no thighs (morphology)", "3910 ± 160"),
+}
+"""Task -> (row label, the paper's VGDF+BC score in Table 1: offline source, 1 M D4RL + 100 k
+target steps; the online setting has learning curves only)."""
+SEEDS = {"vgdf": (0, 1, 2), "mix": (0, 1, 2), "darc": (0,), "zero_shot": (0,), "target_only": (0,)}
+"""Issue 20's plan: VGDF and Mix with 3 seeds, the other methods with 1."""
+
+
+def plan(quick: bool) -> list[Job]:
+    """Every task x method x seed (none when ``quick``: see the module doc)."""
+    if quick:
+        return []
+    return [Job(f"{task}_{method}_s{seed}", "vgdf_halfcheetah",
+                (f"agent.mujoco_task={task}", f"agent.variant={method}", f"seed={seed}"))
+            for seed in range(3) for task in TASKS for method, seeds in SEEDS.items() if seed in seeds]
+
+
+def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]:
+    """Section ``mujoco``: target and source return, the filter's diagnostics and the runs."""
+    if quick:
+        return {"mujoco": "No quick runs: a MuJoCo run needs the `mujoco` extra and hours of CPU; "
+                          "`tests/test_vgdf_mujoco.py` trains VGDF through the runner on the "
+                          "`vgdf_halfcheetah` preset at a tiny budget."}
+    pendulum = load_paper("vgdf").module  # the shared row helpers of the Pendulum page
+    cites = Citations(quick)
+    rows = ["| target | method | seeds | target return (mean ± 95% CI) | source return | "
+            "accept ratio | V(s') kept / rejected | model error on fresh target data | "
+            "paper (VGDF+BC, Table 1) | runs |", "|---" * 10 + "|"]
+    for task, (label, paper) in TASKS.items():
+        for method, seeds in SEEDS.items():
+            group = [records[f"{task}_{method}_s{s}"] for s in seeds]
+            recs, note = pendulum.done_runs(group)
+            target = [r.score for r in recs]
+            source = [r.final.get("eval/source_return", math.nan) for r in recs]
+            diag = {k: pendulum.diag_mean(recs, k) for k in
+                    ("vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse")}
+            value = (f"{diag['vgdf/value_kept']} / {diag['vgdf/value_rejected']}"
+                     if method == "vgdf" else "-")
+            ours = method == "vgdf"
+            rows.append(f"| {label} | {method}{note} | {len(seeds)} | {mean_ci_text(target)} | "
+                        f"{mean_ci_text(source)} | {diag['vgdf/accept_ratio'] if ours else '-'} | "
+                        f"{value} | {diag['vgdf/model_fresh_mse'] if ours else '-'} | "
+                        f"{paper if ours else '-'} | {cites.cite(group)} |")
+    done = sum(r.completed for r in records.values())
+    summary = f"{done} of {len(records)} runs completed; CPU seconds per run: " + (
+        ", ".join(fmt(r.cpu_s, 3) for r in records.values() if r.completed) or "-")
+    return {"mujoco": "\n".join(rows) + "\n\n" + summary + "\n\n" + cites.markdown()}
