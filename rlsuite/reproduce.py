@@ -364,13 +364,17 @@ def load_paper(name: str, root: Path = REPO) -> Paper:
 
 def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path | None = None,
                workers: int = 1, keep_stale: bool = False, extra: Sequence[str] = (),
-               progress: bool = True, root: Path = REPO) -> int:
+               progress: bool = True, root: Path = REPO, run: bool = True) -> int:
     """Run paper ``name``'s plan and write its page (see the module doc); with ``check`` (quick
     only) compare instead of writing. Returns the exit status: 0, or 1 when a job did not
-    complete or the check found a difference. ``root`` is the repository (tests use a copy)."""
+    complete or the check found a difference. ``root`` is the repository (tests use a copy).
+    ``run=False`` runs nothing: the page is rendered from the records already there (the rows of
+    runs not made yet say so), e.g. to publish what a long reproduction has so far."""
     paper = load_paper(name, root)
     if check and not quick:
         raise ValueError("--check compares quick pages: use it with --quick")
+    if check and not run:
+        raise ValueError("--check reruns the quick plan: it cannot be combined with --no-run")
     default_root = root / "runs" / ("reproduce_quick" if quick else "reproduce") / name
     run_root = runs_root if runs_root is not None else default_root
     if check and runs_root is None:  # a check reruns everything from scratch
@@ -378,8 +382,11 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
 
         run_root = Path(tempfile.mkdtemp(prefix=f"rlsuite-check-{name}-"))
     plan = paper.plan(quick)
-    records = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check, extra=extra,
-                     progress=progress)
+    if run:
+        records = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
+                         extra=extra, progress=progress)
+    else:
+        records = [read_record(job, run_root / job.tag) for job in plan]
     missing = [r.job.tag for r in records if not r.completed]
     if missing:
         print(f"reproduce {name}: {len(missing)} of {len(records)} runs did not complete: {missing}; "

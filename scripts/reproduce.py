@@ -100,10 +100,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="read back runs recorded by an older commit instead of rerunning them")
     parser.add_argument("--time-limit", type=float, default=None, metavar="S",
                         help="stop each run after S seconds with a checkpoint (rerun to continue)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="run nothing: render the page from the runs recorded so far")
     parser.add_argument("--runs", type=Path, default=None, help="run root (default runs/reproduce*/<paper>)")
     args = parser.parse_args(argv)
     if args.check and not args.quick:
         parser.error("--check compares the quick pages: add --quick")
+    if args.check and args.no_run:
+        parser.error("--check reruns the quick plan: drop --no-run")
     if args.workers < 1:
         parser.error(f"--workers={args.workers}: must be at least 1")
     if args.list or args.paper is None:
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         tic = time.perf_counter()
         rc = reproduce.regenerate(name, quick=args.quick, check=args.check, runs_root=args.runs,
-                                  workers=args.workers, keep_stale=args.keep_stale, extra=extra)
+                                  workers=args.workers, keep_stale=args.keep_stale, extra=extra,
+                                  run=not args.no_run)
         print(f"reproduce {name}: exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
         status = status or rc
     return status

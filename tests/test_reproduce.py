@@ -32,7 +32,8 @@ TOY = textwrap.dedent('''
         cites = Citations(quick)
         rows = ["| seed | score | runs |", "|---|---|---|"]
         for tag, r in records.items():
-            rows.append(f"| {{r.config['seed']}} | {{fmt(r.score, 6)}} | {{cites.cite([r])}} |")
+            score = fmt(r.score, 6) if r.completed else "not run"
+            rows.append(f"| {{tag[1:]}} | {{score}} | {{cites.cite([r])}} |")
         return {{"scores": "\\n".join(rows) + "\\n\\n" + cites.markdown()}}
 ''').format(tiny=TINY)
 
@@ -75,6 +76,15 @@ def test_full_page_splices_sections_and_cites_commits(toy_root: Path) -> None:
     record = reproduce.read_record(Job("s1", "cartpole_ppo"), runs / "s1")
     assert "[2] `rlsuite experiment=cartpole_ppo seed=1 " in page
     assert f"(commit {record.commit}, " in page and "CPU s)" in page
+
+
+def test_no_run_renders_from_the_records_so_far(toy_root: Path) -> None:
+    runs = toy_root / "runs_partial"
+    reproduce.launch([Job("s0", "cartpole_ppo", ("seed=0", *TINY))], runs, progress=False)
+    # s1 never ran: its row renders from an empty record, and nothing is launched.
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, runs_root=runs, run=False) == 1
+    page = (toy_root / "results" / "toy.md").read_text()
+    assert "| 0 | " in page and "**missing**" in page and not (runs / "s1").exists()
 
 
 def test_recorded_runs_are_read_back_and_stale_ones_rerun(toy_root: Path, monkeypatch) -> None:
