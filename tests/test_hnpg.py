@@ -410,35 +410,6 @@ def test_agent_is_deterministic_and_resumes_exactly(tmp_path: Path) -> None:
         assert torch.equal(p, q)
 
 
-def test_reproduce_script_resumes_a_stopped_run_exactly(tmp_path: Path) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_hnpg", Path(__file__).resolve().parents[1] / "scripts" / "reproduce_hnpg.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.CKPT_DIR = tmp_path / "ckpt"
-    saved: list[dict] = []
-    # stopped by the wall-clock limit after its first chunk, then continued from the checkpoint
-    first = script.run_one("hnpg", 3, 0, 4008, wall_limit=0.0, on_save=saved.append)
-    assert first["stopped_by"] == "wall_clock" and first["online_samples"] == 1002 and len(saved) == 1
-    resumed = script.run_one("hnpg", 3, 0, 4008, wall_limit=1e9)
-    assert resumed["stopped_by"] == "budget" and resumed["resumed"] == 1
-    ckpt = script.CKPT_DIR / "hnpg_H3_s0.pt"
-    ckpt.rename(tmp_path / "resumed.pt")
-    straight = script.run_one("hnpg", 3, 0, 4008, wall_limit=1e9)
-    assert straight["resumed"] == 0 and len(straight["curve"]) == len(resumed["curve"]) == 4
-    assert resumed["curve"] == straight["curve"]
-    a = torch.load(tmp_path / "resumed.pt", weights_only=True)["agent"]
-    b = torch.load(ckpt, weights_only=True)["agent"]
-    for part in ("policy", "q"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), (part, k)
-    assert a["successes"] == b["successes"] and a["policy_generator"].equal(b["policy_generator"])
-    assert resumed["wall_s"] >= first["wall_s"]  # the limits count every session's time
-
-
 def test_metrics_offline_batch_sizes_and_act() -> None:
     env = CombinationLock(horizon=3)
     agent = HNPG(HNPGConfig(**SMALL), env, env.default_params(1), seed=0)
