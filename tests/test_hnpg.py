@@ -576,3 +576,63 @@ def test_step_sampler_groups_shuffled_data_by_step() -> None:
         assert bool((steps == h).all()) and bool((batch["terminated"][h] == (h == 3)).all())
     with pytest.raises(ValueError, match="cover steps"):
         StepSampler(data, 5)
+
+
+def _paper_record(paper, job_tag: str, result: dict, metrics: list | None = None, cpu: float = 0.0):
+    from rlsuite.reproduce import Record
+
+    job = next(j for j in paper.plan(quick=False) if j.tag == job_tag)
+    timing = [{"wall_s": cpu, "cpu_s": cpu, "commit": "abc"}] if cpu else []
+    return Record(job, Path("."), result, metrics or [], timing)
+
+
+def test_results_page_rows_for_solved_unsolved_and_unfinished_runs(tmp_path: Path) -> None:
+    """scripts/papers/hnpg.py renders each run's outcome from its record: samples to success, the
+    budget when never solved, how far an interrupted run got, and 'not run' for a missing one."""
+    from rlsuite.reproduce import load_paper
+
+    paper = load_paper("hnpg")
+    done = {"status": "completed", "global_step": 56_000,
+            "metrics": {"eval/success_rate": 0.99, "eval/greedy_success_rate": 1.0,
+                        "hnpg/samples_to_success": 56_000.0}}
+    budget = {"status": "completed", "global_step": 200_000,
+              "metrics": {"eval/success_rate": 0.0, "eval/greedy_success_rate": 0.5,
+                          "hnpg/samples_to_success": -1.0}}
+    rows = [{"step": 1000, "hnpg/success_rate_ma": 0.0}, {"step": 2000, "hnpg/success_rate_ma": 0.25}]
+    records = {
+        "hnpg_H5_s0": _paper_record(paper, "hnpg_H5_s0", done, cpu=5.6),
+        "hnpg_H5_s1": _paper_record(paper, "hnpg_H5_s1", {**done, "global_step": 60_000, "metrics": {
+            **done["metrics"], "hnpg/samples_to_success": 60_000.0}}, cpu=6.0),
+        "trpo_H5_s0": _paper_record(paper, "trpo_H5_s0", budget, cpu=20.0),
+        "hnpg_H50_s0": _paper_record(paper, "hnpg_H50_s0", {"status": "preempted"}, rows),
+    }
+    text = paper.render(records, quick=False, out=tmp_path)["samples"]
+    lines = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in text.splitlines()
+             if line.startswith("| hnpg") or line.startswith("| trpo")}
+    assert "| 2/5 (3 not complete) | 58,000 +- 2,000 | s0: 56,000, s1: 60,000, s2: not run," in lines["hnpg5"]
+    # CPU per 1,000 samples: the median of 5.6 / 56 and 6.0 / 60 seconds
+    assert "| 200,000 | 0.1 | solves (< 1e6, not readable) |" in lines["hnpg5"]
+    assert "| 0/5 (4 not complete) | - | s0: > 200,000 (budget), s1: not run," in lines["trpo5"]
+    assert "| 0.5 | 200,000 | 0.1 | fails (> 1e8) | [4] |" in lines["trpo5"]
+    assert "s0: not complete: 2,000 so far (best success MA 0.25), s1: not run" in lines["hnpg50"]
+    assert "| 0/2 (2 not complete) |" in lines["hnpg50"] and "~3e7" in lines["hnpg50"]
+    assert "preempted" in text  # the run list marks the run that did not complete
+    assert (tmp_path / "hnpg_samples.png").exists() and (tmp_path / "hnpg_curves.png").exists()
+
+
+def test_timing_benchmark_compares_cpu_with_the_official_cpu_time_and_refuses_bad_input() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_hnpg.py"
+    spec = importlib.util.spec_from_file_location("bench_hnpg", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    case = {"setup_cpu_s": 0.3, "iter_cpu_s": 0.11, "iter_wall_s": 0.5, "other_cores": 1.5}
+    text = bench.markdown({"10": {"backward": case, "parallel": case},
+                           "5": {"backward": case, "parallel": case}}, "cmd")
+    rows = [line for line in text.splitlines() if line.startswith("| 5") or line.startswith("| 10")]
+    # H ascending; the official code's 2.2 CPU s at H=5 against 0.11 CPU s: 20x; no figure at H=10
+    assert rows[0] == "| 5 | 0.30 | 0.110 / 0.500 | 0.110 / 0.500 | 2.2 | 20x | 1.5 |"
+    assert rows[1] == "| 10 | 0.30 | 0.110 / 0.500 | 0.110 / 0.500 | - | - | 1.5 |"
+    with pytest.raises(SystemExit):
+        bench.main(["--horizons", "0"])

@@ -86,9 +86,11 @@ def greedy_success(record: Record, agent: str) -> float:
     return record.final["eval/success_rate" if agent == "rlpd" else "eval/greedy_success_rate"]
 
 
-def outcome(record: Record, agent: str) -> tuple[str, float | None]:
-    """``(text, samples to success or None)`` of one run: solved, unsolved within its budget, or
-    not complete (how far it got, from its logged rows)."""
+def outcome(record: Record | None, agent: str) -> tuple[str, float | None]:
+    """``(text, samples to success or None)`` of one run: solved, unsolved within its budget, not
+    complete (how far it got, from its logged rows), or not run."""
+    if record is None:
+        return "not run", None
     if record.completed:
         solved = record.final.get(_samples_key(agent), -1.0)
         if solved >= 0:
@@ -114,27 +116,27 @@ def _table(records: dict[str, Record], quick: bool, cites: Citations) -> tuple[l
     for agent, per_h in SEEDS.items():
         for h in horizons:
             n = QUICK_SEEDS[agent] if quick else per_h.get(h, 0)
-            runs = [records[tag(agent, h, s)] for s in range(n) if tag(agent, h, s) in records]
-            if not runs:
+            if not n:
                 continue
-            results = [outcome(r, agent) for r in runs]
-            solved = [v for _, v in results if v is not None]
-            done = sum(r.completed for r in runs)
-            summary[(agent, h)] = (runs, solved)
+            # a seed without a record (not in this plan's records) reads as not run
+            runs = {s: records.get(tag(agent, h, s)) for s in range(n)}
+            results = {s: outcome(r, agent) for s, r in runs.items()}
+            solved = [v for _, v in results.values() if v is not None]
+            recorded = [r for r in runs.values() if r is not None]
+            done = [r for r in recorded if r.completed]
+            summary[(agent, h)] = (recorded, solved)
             stat = f"{statistics.mean(solved):,.0f} +- {statistics.pstdev(solved):,.0f}" if solved else "-"
-            per = ", ".join(f"s{r.config['seed']}: {text}" for r, (text, _) in zip(runs, results, strict=True))
-            greedy = [greedy_success(r, agent) for r in runs if r.completed]
-            row = (f"| {agent} | {h} | {len(solved)}/{len(runs)} | {stat} | {per} | "
+            per = ", ".join(f"s{s}: {text}" for s, (text, _) in results.items())
+            greedy = [greedy_success(r, agent) for r in done]
+            unfinished = f" ({n - len(done)} not complete)" if len(done) < n else ""
+            row = (f"| {agent} | {h} | {len(solved)}/{n}{unfinished} | {stat} | {per} | "
                    f"{fmt(statistics.mean(greedy)) if greedy else '-'} |")
-            if done < len(runs):
-                row = row.replace(f"| {len(solved)}/{len(runs)} |",
-                                  f"| {len(solved)}/{len(runs)} ({len(runs) - done} not complete) |")
             if not quick:
-                cpu = [r.cpu_s / r.result["global_step"] * 1000 for r in runs
-                       if r.completed and r.timing and r.result.get("global_step")]
+                cpu = [r.cpu_s / r.result["global_step"] * 1000 for r in done
+                       if r.timing and r.result.get("global_step")]
                 row += (f" {BUDGET[h]:,} | {fmt(statistics.median(cpu), 2) if cpu else '-'} | "
                         f"{PAPER[agent].get(h, '')} |")
-            lines.append(row + f" {cites.cite(runs)} |")
+            lines.append(row + f" {cites.cite(recorded)} |")
     return lines, summary
 
 
@@ -156,6 +158,11 @@ def _figures(summary: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # only what has run: a group none of whose runs logged a row stays out of the figures
+    summary = {k: (runs, solved) for k, (runs, solved) in summary.items()
+               if any(r.curve(_ma_key(k[0])) for r in runs)}
+    if not summary:
+        return
     horizons = sorted({h for _, h in summary})
     agents = [a for a in SEEDS if any(k[0] == a for k in summary)]
     fig, ax = plt.subplots(figsize=(7, 4))
