@@ -609,13 +609,13 @@ def test_results_page_rows_for_solved_unsolved_and_unfinished_runs(tmp_path: Pat
     text = paper.render(records, quick=False, out=tmp_path)["samples"]
     lines = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in text.splitlines()
              if line.startswith("| hnpg") or line.startswith("| trpo")}
-    assert "| 2/5 (3 not complete) | 58,000 +- 2,000 | s0: 56,000, s1: 60,000, s2: not run," in lines["hnpg5"]
+    assert "| 2/5 (3 not run) | 58,000 +- 2,000 | s0: 56,000, s1: 60,000, s2: not run," in lines["hnpg5"]
     # CPU per 1,000 samples: the median of 5.6 / 56 and 6.0 / 60 seconds
     assert "| 200,000 | 0.1 | solves (< 1e6, not readable) |" in lines["hnpg5"]
-    assert "| 0/5 (4 not complete) | - | s0: > 200,000 (budget), s1: not run," in lines["trpo5"]
+    assert "| 0/5 (4 not run) | - | s0: > 200,000 (budget), s1: not run," in lines["trpo5"]
     assert "| 0.5 | 200,000 | 0.1 | fails (> 1e8) | [4] |" in lines["trpo5"]
     assert "s0: not complete: 2,000 so far (best success MA 0.25), s1: not run" in lines["hnpg50"]
-    assert "| 0/2 (2 not complete) |" in lines["hnpg50"] and "~3e7" in lines["hnpg50"]
+    assert "| 0/2 (1 not complete, 1 not run) |" in lines["hnpg50"] and "~3e7" in lines["hnpg50"]
     assert "preempted" in text  # the run list marks the run that did not complete
     assert (tmp_path / "hnpg_samples.png").exists() and (tmp_path / "hnpg_curves.png").exists()
 

@@ -128,7 +128,12 @@ def _table(records: dict[str, Record], quick: bool, cites: Citations) -> tuple[l
             stat = f"{statistics.mean(solved):,.0f} +- {statistics.pstdev(solved):,.0f}" if solved else "-"
             per = ", ".join(f"s{s}: {text}" for s, (text, _) in results.items())
             greedy = [greedy_success(r, agent) for r in done]
-            unfinished = f" ({n - len(done)} not complete)" if len(done) < n else ""
+            states = [text for text, _ in results.values()]
+            started = sum(text.startswith("not complete") for text in states)
+            missing = sum(text == "not run" for text in states)
+            unfinished = ", ".join(([f"{started} not complete"] if started else [])
+                                   + ([f"{missing} not run"] if missing else []))
+            unfinished = f" ({unfinished})" if unfinished else ""
             row = (f"| {agent} | {h} | {len(solved)}/{n}{unfinished} | {stat} | {per} | "
                    f"{fmt(statistics.mean(greedy)) if greedy else '-'} |")
             if not quick:
