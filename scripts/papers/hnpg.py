@@ -177,15 +177,16 @@ def _figures(summary: dict, out: Path) -> None:
             if (agent, h) not in summary:
                 continue
             runs, solved = summary[(agent, h)]
+            runs = [r for r in runs if r.curve(_ma_key(agent))]  # seeds not run stay out
             x = j + (i - (len(agents) - 1) / 2) * width
             if solved and len(solved) == len(runs):
                 ax.bar(x, statistics.mean(solved), width, yerr=statistics.pstdev(solved),
                        color=f"C{i}", label=agent if j == 0 else None)
-            else:  # unsolved or incomplete seeds: a hatched bar at the most samples any spent
+            else:  # unsolved or unfinished seeds: a hatched bar at the most samples any spent
                 spent = max((r.curve(_ma_key(agent)) or [(0, 0.0)])[-1][0] for r in runs)
                 if spent:
                     ax.bar(x, spent, width, color="none", edgecolor=f"C{i}", hatch="//",
-                           label=f"{agent} (not solved: samples spent)")
+                           label=f"{agent} (unsolved or unfinished: samples so far)")
                 for value in solved:
                     ax.plot(x, value, "o", color=f"C{i}")
         if agent == "hnpg":
