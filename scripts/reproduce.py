@@ -41,27 +41,6 @@ LEGACY: dict[str, tuple[str, list[list[str]]]] = {
         "Zouitine et al. 2024, IWOCS robust MDPs -> results/iwocs.md",
         [["scripts/reproduce_iwocs.py"], ["scripts/iwocs_nonrectangular.py"]],
     ),
-    "hnpg": (
-        "Zhou et al. 2023, hybrid NPG on the combination lock -> results/hnpg.md",
-        [["scripts/reproduce_hnpg.py", "--agents", "hnpg", "trpo", "--horizons", "5",
-          "--seeds", "0", "1", "2", "3", "4", "--budget", "200000"],
-         ["scripts/reproduce_hnpg.py", "--agents", "hnpg", "--horizons", "10", "--seeds", "0", "1", "2",
-          "--budget", "1000000"],
-         ["scripts/reproduce_hnpg.py", "--agents", "trpo", "--horizons", "10", "--seeds", "0",
-          "--budget", "200000"],
-         ["scripts/reproduce_hnpg.py", "--agents", "hnpg", "--horizons", "15", "--seeds", "0", "1", "2",
-          "--budget", "3000000"],
-         ["scripts/reproduce_hnpg.py", "--agents", "hnpg", "--horizons", "30", "--seeds", "0",
-          "--budget", "6000000"],
-         ["scripts/reproduce_hnpg.py", "--agents", "rlpd", "--horizons", "5", "--seeds", "0", "1",
-          "--budget", "100000", "--rlpd-hidden", "64", "64"],
-         ["scripts/reproduce_hnpg.py", "--agents", "rlpd", "--horizons", "10", "--seeds", "0", "1",
-          "--budget", "300000", "--rlpd-hidden", "64", "64"],
-         ["scripts/reproduce_hnpg.py", "--agents", "rlpd", "--horizons", "15", "--seeds", "0",
-          "--budget", "600000", "--rlpd-hidden", "64", "64"],
-         ["scripts/reproduce_hnpg.py", "--timing", "--horizons", "5", "10", "15", "30", "50"],
-         ["scripts/reproduce_hnpg.py", "--report"]],
-    ),
 }
 
 

@@ -411,35 +411,6 @@ def test_agent_is_deterministic_and_resumes_exactly(tmp_path: Path) -> None:
         assert torch.equal(p, q)
 
 
-def test_reproduce_script_resumes_a_stopped_run_exactly(tmp_path: Path) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_hnpg", Path(__file__).resolve().parents[1] / "scripts" / "reproduce_hnpg.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.CKPT_DIR = tmp_path / "ckpt"
-    saved: list[dict] = []
-    # stopped by the wall-clock limit after its first chunk, then continued from the checkpoint
-    first = script.run_one("hnpg", 3, 0, 4008, wall_limit=0.0, on_save=saved.append)
-    assert first["stopped_by"] == "wall_clock" and first["online_samples"] == 1002 and len(saved) == 1
-    resumed = script.run_one("hnpg", 3, 0, 4008, wall_limit=1e9)
-    assert resumed["stopped_by"] == "budget" and resumed["resumed"] == 1
-    ckpt = script.CKPT_DIR / "hnpg_H3_s0.pt"
-    ckpt.rename(tmp_path / "resumed.pt")
-    straight = script.run_one("hnpg", 3, 0, 4008, wall_limit=1e9)
-    assert straight["resumed"] == 0 and len(straight["curve"]) == len(resumed["curve"]) == 4
-    assert resumed["curve"] == straight["curve"]
-    a = torch.load(tmp_path / "resumed.pt", weights_only=True)["agent"]
-    b = torch.load(ckpt, weights_only=True)["agent"]
-    for part in ("policy", "q"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), (part, k)
-    assert a["successes"] == b["successes"] and a["policy_generator"].equal(b["policy_generator"])
-    assert resumed["wall_s"] >= first["wall_s"]  # the limits count every session's time
-
-
 def test_metrics_offline_batch_sizes_and_act() -> None:
     env = CombinationLock(horizon=3)
     agent = HNPG(HNPGConfig(**SMALL), env, env.default_params(1), seed=0)
@@ -617,3 +588,63 @@ def test_rlpd_nests_the_shared_sac_config_keeping_its_table_2_defaults() -> None
     assert cfg.sac == SACConfig(learning_rate=1e-3, gamma=0.99, tau=0.005, init_alpha=0.1,
                                 batch_size=128, hidden_sizes=[64, 64], buffer_size=1_000_000, utd=1.0)
     assert RLPDConfig().sac.hidden_sizes == [256, 256]
+
+
+def _paper_record(paper, job_tag: str, result: dict, metrics: list | None = None, cpu: float = 0.0):
+    from rlsuite.reproduce import Record
+
+    job = next(j for j in paper.plan(quick=False) if j.tag == job_tag)
+    timing = [{"wall_s": cpu, "cpu_s": cpu, "commit": "abc"}] if cpu else []
+    return Record(job, Path("."), result, metrics or [], timing)
+
+
+def test_results_page_rows_for_solved_unsolved_and_unfinished_runs(tmp_path: Path) -> None:
+    """scripts/papers/hnpg.py renders each run's outcome from its record: samples to success, the
+    budget when never solved, how far an interrupted run got, and 'not run' for a missing one."""
+    from rlsuite.reproduce import load_paper
+
+    paper = load_paper("hnpg")
+    done = {"status": "completed", "global_step": 56_000,
+            "metrics": {"eval/success_rate": 0.99, "eval/greedy_success_rate": 1.0,
+                        "hnpg/samples_to_success": 56_000.0}}
+    budget = {"status": "completed", "global_step": 200_000,
+              "metrics": {"eval/success_rate": 0.0, "eval/greedy_success_rate": 0.5,
+                          "hnpg/samples_to_success": -1.0}}
+    rows = [{"step": 1000, "hnpg/success_rate_ma": 0.0}, {"step": 2000, "hnpg/success_rate_ma": 0.25}]
+    records = {
+        "hnpg_H5_s0": _paper_record(paper, "hnpg_H5_s0", done, cpu=5.6),
+        "hnpg_H5_s1": _paper_record(paper, "hnpg_H5_s1", {**done, "global_step": 60_000, "metrics": {
+            **done["metrics"], "hnpg/samples_to_success": 60_000.0}}, cpu=6.0),
+        "trpo_H5_s0": _paper_record(paper, "trpo_H5_s0", budget, cpu=20.0),
+        "hnpg_H50_s0": _paper_record(paper, "hnpg_H50_s0", {"status": "preempted"}, rows),
+    }
+    text = paper.render(records, quick=False, out=tmp_path)["samples"]
+    lines = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in text.splitlines()
+             if line.startswith("| hnpg") or line.startswith("| trpo")}
+    assert "| 2/5 (3 not run) | 58,000 +- 2,000 | s0: 56,000, s1: 60,000, s2: not run," in lines["hnpg5"]
+    # CPU per 1,000 samples: the median of 5.6 / 56 and 6.0 / 60 seconds
+    assert "| 200,000 | 0.1 | solves (< 1e6, not readable) |" in lines["hnpg5"]
+    assert "| 0/5 (4 not run) | - | s0: > 200,000 (budget), s1: not run," in lines["trpo5"]
+    assert "| 0.5 | 200,000 | 0.1 | fails (> 1e8) | [4] |" in lines["trpo5"]
+    assert "s0: not complete: 2,000 so far (best success MA 0.25), s1: not run" in lines["hnpg50"]
+    assert "| 0/2 (1 not complete, 1 not run) |" in lines["hnpg50"] and "~3e7" in lines["hnpg50"]
+    assert "preempted" in text  # the run list marks the run that did not complete
+    assert (tmp_path / "hnpg_samples.png").exists() and (tmp_path / "hnpg_curves.png").exists()
+
+
+def test_timing_benchmark_compares_cpu_with_the_official_cpu_time_and_refuses_bad_input() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_hnpg.py"
+    spec = importlib.util.spec_from_file_location("bench_hnpg", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    case = {"setup_cpu_s": 0.3, "iter_cpu_s": 0.11, "iter_wall_s": 0.5, "other_cores": 1.5}
+    text = bench.markdown({"10": {"backward": case, "parallel": case},
+                           "5": {"backward": case, "parallel": case}}, "cmd")
+    rows = [line for line in text.splitlines() if line.startswith("| 5") or line.startswith("| 10")]
+    # H ascending; the official code's 2.2 CPU s at H=5 against 0.11 CPU s: 20x; no figure at H=10
+    assert rows[0] == "| 5 | 0.30 | 0.110 / 0.500 | 0.110 / 0.500 | 2.2 | 20x | 1.5 |"
+    assert rows[1] == "| 10 | 0.30 | 0.110 / 0.500 | 0.110 / 0.500 | - | - | 1.5 |"
+    with pytest.raises(SystemExit):
+        bench.main(["--horizons", "0"])
