@@ -151,6 +151,10 @@ def read_record(job: Job, run_dir: Path) -> Record:
     return Record(job, run_dir, result, metrics, timing)
 
 
+PREEMPTED = "preempted by a signal"
+"""What :func:`_run_one` returns when its run was stopped by a signal: :func:`launch` stops there."""
+
+
 def _run_one(job: Job, run_dir: str, extra: tuple[str, ...]) -> str | None:
     """Worker: run ``job`` in ``run_dir`` through the runner; the error text, or None."""
     import torch
@@ -161,9 +165,13 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...]) -> str | None:
 
     overrides = [f"experiment={job.preset}", *job.overrides, f"run_dir={run_dir}", "resume=auto",
                  "progress=false", "threads=1", *extra]
+    from rlsuite.jobs import PreemptionExit
+
     tic, cpu = time.perf_counter(), time.process_time()
     try:
         run(compose(overrides))
+    except PreemptionExit:  # a signal (SIGTERM, Slurm's SIGUSR2): checkpointed; stop the plan
+        return PREEMPTED
     except BaseException as err:  # noqa: BLE001 (recorded; the plan goes on with the other jobs)
         return f"{type(err).__name__}: {err}"
     finally:
@@ -214,14 +222,22 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
         if bar is not None:
             bar.update(1)
 
+    # A signal stops the whole plan (each run checkpoints; the same command continues); a time
+    # limit or a failure stops only its own run.
     if workers <= 1:
         for job in todo:
             done(job, _run_one(job, str(root / job.tag), tuple(extra)))
+            if errors.get(job.tag) == PREEMPTED:
+                break
     else:
         with ProcessPoolExecutor(workers) as pool:
             futures = [(job, pool.submit(_run_one, job, str(root / job.tag), tuple(extra))) for job in todo]
             for job, future in futures:
                 done(job, future.result())
+                if errors.get(job.tag) == PREEMPTED:
+                    for _, rest in futures:
+                        rest.cancel()
+                    break
     if bar is not None:
         bar.close()
     return [read_record(job, root / job.tag) for job in plan]
@@ -364,12 +380,14 @@ def load_paper(name: str, root: Path = REPO) -> Paper:
 
 def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path | None = None,
                workers: int = 1, keep_stale: bool = False, extra: Sequence[str] = (),
-               progress: bool = True, root: Path = REPO, run: bool = True) -> int:
+               progress: bool = True, root: Path = REPO, run: bool = True,
+               only: Sequence[str] = ()) -> int:
     """Run paper ``name``'s plan and write its page (see the module doc); with ``check`` (quick
     only) compare instead of writing. Returns the exit status: 0, or 1 when a job did not
     complete or the check found a difference. ``root`` is the repository (tests use a copy).
     ``run=False`` runs nothing: the page is rendered from the records already there (the rows of
-    runs not made yet say so), e.g. to publish what a long reproduction has so far."""
+    runs not made yet say so), e.g. to publish what a long reproduction has so far. ``only``
+    (shell patterns on tags) runs just those jobs; the page still renders every recorded run."""
     paper = load_paper(name, root)
     if check and not quick:
         raise ValueError("--check compares quick pages: use it with --quick")
@@ -382,6 +400,18 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
 
         run_root = Path(tempfile.mkdtemp(prefix=f"rlsuite-check-{name}-"))
     plan = paper.plan(quick)
+    if only:
+        import fnmatch
+
+        unmatched = [p for p in only if not any(fnmatch.fnmatch(j.tag, p) for j in plan)]
+        if unmatched:
+            raise ValueError(f"only={unmatched}: no job of {name} matches; its tags are "
+                             f"{[j.tag for j in plan]}")
+        selected = [j for j in plan if any(fnmatch.fnmatch(j.tag, p) for p in only)]
+        if run:
+            launch(selected, run_root, workers=workers, keep_stale=keep_stale, extra=extra,
+                   progress=progress)
+        run = False  # the page renders from every recorded run
     if run:
         records = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
                          extra=extra, progress=progress)

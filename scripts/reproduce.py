@@ -81,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop each run after S seconds with a checkpoint (rerun to continue)")
     parser.add_argument("--no-run", action="store_true",
                         help="run nothing: render the page from the runs recorded so far")
+    parser.add_argument("--only", nargs="+", default=(), metavar="TAG",
+                        help="run only the jobs whose tags match these shell patterns (hnpg_H30_*); "
+                             "the page renders every recorded run")
     parser.add_argument("--runs", type=Path, default=None, help="run root (default runs/reproduce*/<paper>)")
     args = parser.parse_args(argv)
     if args.check and not args.quick:
         parser.error("--check compares the quick pages: add --quick")
+    if args.check and args.only:
+        parser.error("--check reruns the whole quick plan: drop --only")
     if args.check and args.no_run:
         parser.error("--check reruns the quick plan: drop --no-run")
     if args.workers < 1:
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         rc = reproduce.regenerate(name, quick=args.quick, check=args.check, runs_root=args.runs,
                                   workers=args.workers, keep_stale=args.keep_stale, extra=extra,
-                                  run=not args.no_run)
+                                  run=not args.no_run, only=args.only)
         print(f"reproduce {name}: exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
         status = status or rc
     return status

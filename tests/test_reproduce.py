@@ -87,6 +87,16 @@ def test_no_run_renders_from_the_records_so_far(toy_root: Path) -> None:
     assert "| 0 | " in page and "**missing**" in page and not (runs / "s1").exists()
 
 
+def test_only_runs_the_matching_jobs_and_renders_every_record(toy_root: Path) -> None:
+    runs = toy_root / "runs_only"
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, runs_root=runs, progress=False,
+                                only=["s1"]) == 1  # s0 has no record yet
+    assert (runs / "s1" / "result.json").exists() and not (runs / "s0").exists()
+    assert "not run" in (toy_root / "results" / "toy.md").read_text()
+    with pytest.raises(ValueError, match=r"only=\['s9'\]: no job of toy matches"):
+        reproduce.regenerate("toy", quick=False, root=toy_root, runs_root=runs, only=["s9"])
+
+
 def test_recorded_runs_are_read_back_and_stale_ones_rerun(toy_root: Path, monkeypatch) -> None:
     plan = [Job("s0", "cartpole_ppo", ("seed=0", *TINY))]
     runs = toy_root / "runs_b"
