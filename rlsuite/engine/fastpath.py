@@ -82,22 +82,32 @@ class FastKernel:
 
     def call(self, args: tuple[torch.Tensor, ...], key: Hashable) -> Sequence[torch.Tensor]:
         """Run on ``args``; ``key`` must determine their signature (see ``CompiledKernel.call``)."""
+        return self.runner(args, key)(args)
+
+    def runner(
+        self, args: tuple[torch.Tensor, ...] | list[torch.Tensor], key: Hashable
+    ) -> Callable[[tuple[torch.Tensor, ...] | list[torch.Tensor]], Sequence[torch.Tensor]]:
+        """The callable compiled for ``key`` (see ``CompiledKernel.runner``), or ``fn`` run eagerly
+        where compilation failed."""
         if self._failed:
-            return list(self.fn(*args))
+            return self._eager
         before = self._kernel.cache_size()
         tic = time.perf_counter()
         try:
-            out = self._kernel.call(args, key)
+            run = self._kernel.runner(args, key)
         except Exception as error:  # noqa: BLE001 - any compiler failure: fall back, once
             self._failed = True
             _warn_once(self.name, error)
-            return list(self.fn(*args))
+            return self._eager
         seconds = time.perf_counter() - tic
         if self._kernel.cache_size() > before:
             _COMPILE_SECONDS[0] += seconds
             if VERBOSE:
                 _announce(f"rlsuite: compiling {self.name} ... {seconds:.2f} s")
-        return out
+        return run
+
+    def _eager(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(self.fn(*args))
 
     def __call__(self, *args: torch.Tensor, static: Hashable = None) -> Sequence[torch.Tensor]:
         """Run on ``args`` (their signature computed here)."""
