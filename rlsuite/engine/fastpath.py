@@ -24,6 +24,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -143,6 +144,49 @@ def fast_env(env: Any) -> Any:
     return twin
 
 
+@dataclass(frozen=True)
+class Noise:
+    """A policy step's randomness: ``width`` uniforms (U[0, 1)) or standard normals per copy,
+    drawn from a generator outside compiled code.
+
+    :meth:`draw` is the one place these draws are made, for the eager and the fused path alike,
+    so both consume a generator identically.
+    """
+
+    kind: str
+    """``"uniform"`` or ``"normal"``."""
+    width: int
+    """Draws per copy and step."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("uniform", "normal"):
+            raise ValueError(f"Noise.kind must be 'uniform' or 'normal', got {self.kind!r}")
+        if self.width < 1:
+            raise ValueError(f"Noise.width must be >= 1, got {self.width}")
+
+    def draw(self, batch: int, generator: torch.Generator, device: torch.device,
+             steps: int | None = None) -> torch.Tensor:
+        """``[batch, width]`` draws, or ``[steps, batch, width]`` for ``steps`` steps at once
+        (only where :meth:`splits_evenly` says that equals ``steps`` single-step draws)."""
+        shape = (batch, self.width) if steps is None else (steps, batch, self.width)
+        if self.kind == "uniform":
+            return torch.rand(shape, generator=generator, device=device)
+        return torch.randn(shape, generator=generator, device=device)
+
+    def splits_evenly(self, batch: int, device: torch.device) -> bool:
+        """Whether one draw of ``T`` steps is bit for bit the ``T`` single-step draws in order.
+
+        On CPU, uniforms are drawn one number at a time, so any split is the same stream.
+        Normals are made 16 at a time (Box-Muller over blocks of 16, ``normal_fill``), with a
+        short tail redone from fresh numbers: a block of steps equals the steps drawn one by one
+        only when each step is a whole number of such blocks. Elsewhere (CUDA's Philox offsets)
+        the split changes the stream: never.
+        """
+        if device.type != "cpu":
+            return False
+        return self.kind == "uniform" or (batch * self.width) % 16 == 0
+
+
 class FusedPolicy:
     """A policy whose step is one fused kernel: ``kernel(*weights, obs, noise) -> outputs``.
 
@@ -154,7 +198,7 @@ class FusedPolicy:
         kernel: the fused step; outputs are ``(env_action, *extras)`` in ``extras`` order.
         weights: returns the weight tensors: the live parameters themselves (the kernel runs
             without autograd), so optimizer steps and ``load_state_dict`` are seen.
-        noise: ``noise(obs, generator)`` draws the step's randomness (None: deterministic).
+        noise: the step's randomness (None: deterministic), drawn with :meth:`Noise.draw`.
         generator: the policy's generator (None for a deterministic policy).
         extras: names of the extra outputs.
         static: a hashable that, with the argument signatures, selects the compiled version.
@@ -164,7 +208,7 @@ class FusedPolicy:
         self,
         kernel: FastKernel,
         weights: Callable[[], tuple[torch.Tensor, ...]],
-        noise: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+        noise: Noise | None,
         generator: torch.Generator | None,
         extras: tuple[str, ...],
         static: Hashable,
@@ -178,17 +222,28 @@ class FusedPolicy:
         self._weights_key: tuple[tuple[torch.Tensor, ...], Any] | None = None
 
     def _args_and_key(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], Hashable]:
+        weights, weights_signature = self.weights_and_signature()
+        if self.noise is None:
+            tail: tuple[torch.Tensor, ...] = (obs,)
+        else:
+            tail = (obs, self.draw(obs))
+        return (*weights, *tail), (self.static, weights_signature, signature(tail))
+
+    def draw(self, obs: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """The randomness of one step for ``obs`` (or of ``steps`` steps, see :class:`Noise`)."""
+        assert self.noise is not None and self.generator is not None
+        return self.noise.draw(obs.shape[0], self.generator, obs.device, steps)
+
+    def weights_and_signature(self) -> tuple[tuple[torch.Tensor, ...], Any]:
+        """The live weight tensors and their :func:`signature` (recomputed only when the tuple
+        of tensors changes, not when their values do)."""
         weights = self.weights()
         cached = self._weights_key
         if cached is None or len(cached[0]) != len(weights) or any(
             a is not b for a, b in zip(cached[0], weights, strict=True)
         ):
             cached = self._weights_key = (weights, signature(weights))
-        if self.noise is None:
-            tail: tuple[torch.Tensor, ...] = (obs,)
-        else:
-            tail = (obs, self.noise(obs, self.generator))  # type: ignore[arg-type]
-        return (*weights, *tail), (self.static, cached[1], signature(tail))
+        return cached
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -28,7 +28,7 @@ from torch import nn
 from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
-from rlsuite.engine.fastpath import FastKernel, FusedPolicy
+from rlsuite.engine.fastpath import FastKernel, FusedPolicy, Noise
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners import heads
 from rlsuite.learners.nets import flat_dim, mlp
@@ -139,10 +139,11 @@ class ActorCritic(nn.Module):
         """One step's randomness, ``[N, out_dim]``: uniforms (Gumbel-max) for a categorical policy,
         standard normals for a Gaussian one. Drawn outside the networks so a fused policy step
         consumes the generator exactly as the eager one does."""
-        shape = (obs.shape[0], self.actor[-1].out_features)
-        if self.discrete:
-            return torch.rand(shape, generator=generator, device=obs.device)
-        return torch.randn(shape, generator=generator, device=obs.device)
+        return self.noise().draw(obs.shape[0], generator, obs.device)
+
+    def noise(self) -> Noise:
+        """What :meth:`draw_noise` draws per copy (the fast path draws it the same way)."""
+        return Noise("uniform" if self.discrete else "normal", self.actor[-1].out_features)
 
     def act_with_noise(
         self, obs: torch.Tensor, noise: torch.Tensor | None
@@ -266,7 +267,7 @@ class PPO(InteractionCounters):
             what = "ppo greedy policy" if deterministic else "ppo rollout policy"
             policy = self._policies[deterministic] = FusedPolicy(
                 FastKernel(what, step), lambda: self._weights,
-                None if deterministic else model.draw_noise,
+                None if deterministic else model.noise(),
                 None if deterministic else self.policy_generator,
                 () if deterministic else ("raw_action", "log_prob", "value"),
                 static=deterministic,
