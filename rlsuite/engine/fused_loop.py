@@ -79,7 +79,15 @@ def _kernel(policy: FusedPolicy, env: ClassicControlEnv, kind: str,
 
 
 class _EnvArgs:
-    """An env state as flat kernel arguments ``(*fields, time, pool values, cursor)`` and back."""
+    """An env state as flat kernel arguments ``(*fields, time, pool values, cursor)`` and back.
+
+    The reset pool's cursor stays a tensor, an output of one step fed to the next. The host reads
+    it only when it must decide a refill: a step consumes at most ``B`` columns, so after a read
+    the pool provably lasts ``(P - cursor) // B - 1`` more steps without a look, and
+    :meth:`ensure_pool` then refills exactly where the env's own step does. The reads (and the one
+    in :meth:`state`) are marked :func:`~rlsuite.engine.syncguard.host_sync_point`: on CPU they
+    read a CPU scalar, about every ``P / B = 16`` steps.
+    """
 
     def __init__(self, env: ClassicControlEnv, state: Any, params: Any) -> None:
         self.env = env
@@ -88,15 +96,28 @@ class _EnvArgs:
         self.pool: autoreset.ResetPool = state.pool
         self.params, self.params_signature = env._param_tensors(params)
         self.batch = self.time.shape[0]
-
         self.cursor = torch.full((), self.pool.cursor, dtype=torch.int64)
+        self._unread = 0  # steps run since self.pool.cursor was exact
 
     def ensure_pool(self, generator: torch.Generator) -> None:
         """Refill the reset pool exactly where the env's own step would (start of a step)."""
-        pool = autoreset.ensure_pool(self.pool, self.batch, self.env._sample_initial, generator)
-        if pool is not self.pool:
-            self.pool = pool
-            self.cursor = torch.full((), pool.cursor, dtype=torch.int64)
+        pool = self.pool
+        if pool.values.shape[1] - pool.cursor - self._unread * self.batch >= self.batch:
+            return  # enough columns left even if every copy reset since the last read
+        if self._unread:
+            pool = self._read_cursor()
+        refilled = autoreset.ensure_pool(pool, self.batch, self.env._sample_initial, generator)
+        if refilled is not pool:
+            self.cursor = torch.full((), refilled.cursor, dtype=torch.int64)
+        self.pool = refilled
+
+    def _read_cursor(self) -> autoreset.ResetPool:
+        from rlsuite.engine.syncguard import host_sync_point
+
+        with host_sync_point():  # a CPU scalar; see the class docstring
+            self.pool = autoreset.ResetPool(self.pool.values, int(self.cursor))
+        self._unread = 0
+        return self.pool
 
     def flat(self) -> list[torch.Tensor]:
         """``[*fields, time, pool values, cursor]``."""
@@ -106,12 +127,13 @@ class _EnvArgs:
         """Read the env part of a kernel's outputs ``(*fields, time, cursor, *rest)``; return rest."""
         f = len(self.fields)
         self.fields, self.time, self.cursor = tuple(out[:f]), out[f], out[f + 1]
-        # One read of a CPU scalar (no device involved): the pool's cursor is a Python int.
-        self.pool = autoreset.ResetPool(self.pool.values, int(self.cursor))
+        self._unread += 1
         return list(out[f + 2 :])
 
     def state(self) -> Any:
-        return self.env._make_state(self.fields, self.time, self.pool)
+        """The env state to continue from (its pool cursor read once)."""
+        pool = self._read_cursor() if self._unread else self.pool
+        return self.env._make_state(self.fields, self.time, pool)
 
     def key(self) -> Hashable:
         return (self.env.max_episode_steps, self.params_signature,

@@ -288,11 +288,10 @@ class PPO(InteractionCounters):
         extras = {"raw_action": action, "log_prob": log_prob, "value": self.model.value(obs)}
         return self._to_env(action), extras
 
-    def _rollout_policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The policy ``collect`` steps with: fused on the fast path, else op by op."""
-        if self.config.fast_path:
-            return self.fused_policy(False)(obs)
-        return self._eager_rollout_policy(obs)
+    def rollout_policy(self) -> Any:
+        """The policy ``learn`` collects with: the :class:`FusedPolicy` on the fast path (so
+        ``collect`` fuses each whole step), else the op-by-op policy."""
+        return self.fused_policy(False) if self.config.fast_path else self._eager_rollout_policy
 
     # -- learning ---------------------------------------------------------------------------
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> PPO:
@@ -312,8 +311,7 @@ class PPO(InteractionCounters):
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             # ---- rollout
-            rollout_policy = self.fused_policy(False) if cfg.fast_path else self._eager_rollout_policy
-            data = self.interaction.collect(rollout_policy, cfg.num_steps)
+            data = self.interaction.collect(self.rollout_policy(), cfg.num_steps)
             # ---- advantages: bootstrap from V(pre-reset next obs), cut traces at episode ends
             with torch.no_grad():
                 t, b = data.num_steps, data.num_envs
