@@ -286,3 +286,19 @@ def test_fast_env_is_a_cached_compiled_twin_that_follows_the_time_limit() -> Non
     assert fastpath.fast_env(env).max_episode_steps == 7
     tabular = envs.make("frozenlake")
     assert fastpath.fast_env(tabular) is tabular
+
+
+def test_fused_policies_see_the_weights_after_fused_adam_steps() -> None:
+    # torch's fused Adam writes the parameters without bumping their version counters: a layout
+    # of the weights cached on versions would go stale after learn() (seen: PPO stopped
+    # learning). Every fused call lays the weights out again.
+    env = envs.make("cartpole")
+    agent = _agent(env)
+    obs = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    greedy, rollout = agent.greedy_policy(), agent.fused_policy(False)
+    greedy(obs)
+    agent.learn(2 * 16 * 32)
+    _, _, value = agent.model(obs, None)
+    logits = agent.model.actor(obs)
+    assert torch.equal(greedy(obs)[0], logits.argmax(-1))
+    torch.testing.assert_close(rollout(obs)[1]["value"], value, rtol=0, atol=1e-5)

@@ -196,8 +196,9 @@ class FusedPolicy:
 
     Args:
         kernel: the fused step; outputs are ``(env_action, *extras)`` in ``extras`` order.
-        weights: returns the weight tensors: the live parameters themselves (the kernel runs
-            without autograd), so optimizer steps and ``load_state_dict`` are seen.
+        weights: returns the weight tensors, read at every call (once per fused rollout or
+            evaluation): the live parameters or a fresh layout of them, so optimizer steps and
+            ``load_state_dict`` are seen (the kernel runs without autograd).
         noise: the step's randomness (None: deterministic), drawn with :meth:`Noise.draw`.
         generator: the policy's generator (None for a deterministic policy).
         extras: names of the extra outputs.
