@@ -6,12 +6,14 @@ the fast path a policy is a pure function of ``(weights..., obs, noise)`` fused 
 (:class:`~rlsuite.core.compiled.CompiledKernel`, one call of ~20-40 us), and a classic-control
 env steps through its own fused step (``compile=True``, :func:`fast_env`). The randomness never
 enters compiled code: the caller draws the step's uniforms / normals from its generator with the
-same calls the eager policy makes, so the random streams are those of the eager path.
+same calls the eager policy makes, so the random streams are those of the eager path. Where the
+env's CPU step can be fused too, a whole rollout or evaluation step (policy, env step, autoreset,
+bookkeeping, buffer writes) is one kernel: :mod:`rlsuite.engine.fused_loop`.
 
-What it costs: every new kernel signature (policy, batch size, deterministic or not) compiles once
-per process, ~1-3 s on this CPU with a cold cache and a fraction of that warm (TorchInductor's FX
-graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
-``/tmp/torchinductor_$USER``). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
+What it costs: every new kernel signature (policy and env, batch size, rollout or evaluation)
+compiles once per process, a few seconds on this CPU with a cold cache and a fraction of that warm
+(TorchInductor's FX graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_$USER``; the first compilation of a process also imports TorchInductor). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
 to stderr and is added to :func:`compile_seconds`. Where compilation fails (no C++ compiler, an
 op inductor cannot trace) the kernel warns once and runs eagerly.
 """

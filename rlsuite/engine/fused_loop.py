@@ -73,6 +73,7 @@ def _kernel(policy: FusedPolicy, env: ClassicControlEnv, kind: str,
     key = (kind, id(env))
     if key not in kernels:
         name = getattr(env, "name", type(env).__name__)
+        # The entry holds the env (its step closes over it), so its id is not reused meanwhile.
         kernels[key] = FastKernel(f"{policy.kernel.name} + {name} {kind} step", make(),
                                   KERNEL_OPTIONS)
     return kernels[key]
