@@ -302,3 +302,21 @@ def test_fused_policies_see_the_weights_after_fused_adam_steps() -> None:
     logits = agent.model.actor(obs)
     assert torch.equal(greedy(obs)[0], logits.argmax(-1))
     torch.testing.assert_close(rollout(obs)[1]["value"], value, rtol=0, atol=1e-5)
+
+
+def test_fused_rollout_from_a_state_laid_out_otherwise_equals_eager() -> None:
+    # The first step's state may come from elsewhere (a checkpoint, the eager path) with other
+    # strides than the kernel's own outputs: the compiled version is chosen again at step 1.
+    env = envs.make("cartpole", dtype=torch.float64)
+    agent = _agent(env)
+
+    def run(policy):
+        agent.policy_generator.manual_seed(5)
+        state = start(env, agent.params, env.make_generator(0))
+        state = type(state)(state.obs.contiguous(), state.env_state, state.episode)
+        return collect(env, state, agent.params, policy, 40, env.make_generator(1))[0]
+
+    assert run(agent.fused_policy(False)).obs.shape == (40, 16, 4)
+    fused, eager = run(agent.fused_policy(False)), run(agent._eager_rollout_policy)
+    for name in ("obs", "next_obs", "action", "reward", "terminated"):
+        assert torch.equal(getattr(fused, name), getattr(eager, name)), name

@@ -242,7 +242,6 @@ def collect_fused(
         kernel = _kernel(policy, twin, "rollout", lambda: step)
         indices = _indices(num_steps, obs.device)
         ep_return, ep_length = episode.returns, episode.lengths
-        run = None
         for t in range(num_steps):
             if stochastic:
                 noise = [block[t]] if block is not None else [
@@ -252,7 +251,9 @@ def collect_fused(
             env_args.ensure_pool(generator)
             args = [*weights, *env_args.flat(), *env_args.params, obs, *noise, indices[t],
                     ep_return, ep_length, *buffers]
-            if run is None:  # every step has the signature of the first
+            if t < 2:  # from the second step on, the state is the kernel's own output: the
+                # signature of step 1 holds for every later step (step 0's state may have been
+                # laid out by something else: a reset, the eager path, a checkpoint)
                 key = ("rollout", weights_signature, env_args.key(),
                        signature([obs, *noise, ep_return, ep_length, *buffers]), num_steps)
                 run = kernel.runner(args, key)
@@ -305,13 +306,12 @@ def evaluate_fused(
             return (*fields, time, cursor, next_obs, count, stats.returns, stats.lengths)
 
         kernel = _kernel(policy, twin, "evaluation", lambda: step)
-        run = None
         ep_return, ep_length = stats.returns, stats.lengths
         for t in range(max_steps):
             env_args.ensure_pool(generator)
             args = [*weights, *env_args.flat(), *env_args.params, obs, returns, lengths, count,
                     ep_return, ep_length]
-            if run is None:
+            if t < 2:  # as in collect_fused: step 1's signature holds from then on
                 key = ("evaluation", weights_signature, env_args.key(),
                        signature([obs, returns, lengths, count, ep_return, ep_length]))
                 run = kernel.runner(args, key)
