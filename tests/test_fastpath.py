@@ -227,11 +227,14 @@ def test_collection_and_evaluation_never_sync_with_the_host(monkeypatch) -> None
     monkeypatch.setattr(cpu_env, "check_param_values", marked_check)
     cpu_agent = _agent(cpu_env)
     cpu_policy, cpu_greedy = cpu_agent.fused_policy(False), cpu_agent.greedy_policy()
-    _rollout(cpu_agent, cpu_policy, steps=2)
+    _rollout(cpu_agent, cpu_policy, steps=100)  # compile (T is part of the kernel's shapes)
     evaluate(cpu_greedy, cpu_env, cpu_env.default_params(16), 1, cpu_env.make_generator(3))
-    with no_host_sync():
-        data, _ = _rollout(cpu_agent, cpu_policy, steps=100)
-        evaluate(cpu_greedy, cpu_env, cpu_env.default_params(16), 1, cpu_env.make_generator(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fused kernels ran compiled, not an eager fallback
+        with no_host_sync():
+            data, _ = _rollout(cpu_agent, cpu_policy, steps=100)
+            evaluate(cpu_greedy, cpu_env, cpu_env.default_params(16), 1,
+                     cpu_env.make_generator(3))
     assert len(_loop_kernels(cpu_policy)) == 1 and int(data.done.sum()) > 16
     # The guard is live: the eager CPU pool path reads resets on the host and is caught.
     monkeypatch.undo()

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from rlsuite.core.compiled import CompiledKernel, signature
+from rlsuite.engine.syncguard import HostSyncError
 
 _COMPILE_SECONDS = [0.0]
 _WARNED: set[str] = set()
@@ -98,6 +99,8 @@ class FastKernel:
         tic = time.perf_counter()
         try:
             run = self._kernel.runner(args, key)
+        except HostSyncError:
+            raise  # compiling inside no_host_sync: the caller's error, not the compiler's
         except Exception as error:  # noqa: BLE001 - any compiler failure: fall back, once
             self._failed = True
             _warn_once(self.name, error)
