@@ -97,6 +97,17 @@ def _deta_n() -> AgentSpec:
 _BUILDERS["deta_n"] = _deta_n
 
 
+def _risk_neutral_qrdqn() -> AgentSpec:
+    # DηN's risk-neutral baseline reads DηN's config (same network and schedule settings).
+    from rlsuite.agents.distributional_dp.baselines import RiskNeutralQRDQN
+    from rlsuite.agents.distributional_dp.deta_n import DetaNConfig
+
+    return AgentSpec(DetaNConfig, lambda cfg, env, params, seed: RiskNeutralQRDQN(cfg, env, params, seed))
+
+
+_BUILDERS["risk_neutral_qrdqn"] = _risk_neutral_qrdqn
+
+
 def _ecrm() -> AgentSpec:
     from rlsuite.agents.ecrm.agent import ECRM, ECRMConfig
 

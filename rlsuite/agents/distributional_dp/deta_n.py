@@ -66,7 +66,6 @@ from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.qrdqn import (
     QRDQN,
-    QRDQNConfig,
     QuantileAgentCheckpoint,
     QuantileNetwork,
     action_quantiles,
@@ -116,7 +115,7 @@ class DetaNConfig:
     atoms_high]``, Cramer-projected targets, cross-entropy loss). See :class:`QuantileHead` and
     :class:`CategoricalHead`. On the stock grids at 40k steps the categorical head returned the
     target 5 exactly where quantiles missed it by 1, but deployed worse CVaR policies on the
-    stochastic grid (``scripts/deta_n_ablation.py``, ``results/distributional_dp.md``)."""
+    stochastic grid (the ablation of ``results/distributional_dp.md``)."""
     n_quantiles: int = 50
     """Quantiles per action (RIGOR: 50), representation = quantile."""
     kappa: float = 1.0
@@ -182,6 +181,13 @@ class DetaNConfig:
     """Upper end of the relabelled stocks; None: ``stock_high``."""
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
+    report_levels: list[float] = field(default_factory=list)
+    """objective = cvar on a tabular env: final_metrics also deploys the network for each of
+    these CVaR levels by every RU deployment and scores each exactly and by ``rollout_episodes``
+    episodes (:func:`rlsuite.agents.distributional_dp.analysis.deta_n_report`)."""
+    report_targets: list[float] = field(default_factory=list)
+    """objective = target on a tabular env: final_metrics also scores the network deployed at
+    ``initial_stock - target`` for each of these return targets (as ``report_levels``)."""
 
     CHECKS: ClassVar[rules.Checks] = {
         "objective": rules.choice(*OBJECTIVES), "level": rules.UNIT_OPEN_LOW, "mean_weight": rules.UNIT,
@@ -200,7 +206,8 @@ class DetaNConfig:
         "deploy_shortlist": rules.NONNEG_INT, "deploy_snapshots": rules.NONNEG_INT,
         "snapshot_interval": rules.POSITIVE_INT, "relabel_fraction": rules.UNIT,
         "relabel_low": rules.optional(rules.FINITE), "relabel_high": rules.optional(rules.FINITE),
-        "rollout_episodes": rules.POSITIVE_INT,
+        "rollout_episodes": rules.POSITIVE_INT, "report_levels": rules.list_of(rules.UNIT_OPEN_LOW),
+        "report_targets": rules.list_of(rules.FINITE),
     }
 
     def __post_init__(self) -> None:
@@ -291,7 +298,7 @@ class CategoricalHead:
     the cross-entropy. On a lattice (integer rewards, ``gamma = 1``, integer atoms covering the
     returns) the projection is exact, so the loss's fixed point is the true return distribution,
     while repeated quantile projections bias the tails that a CVaR search reads
-    (``scripts/deta_n_quantile_dp.py``)."""
+    (:func:`~rlsuite.agents.distributional_dp.analysis.quantile_dp`)."""
 
     def __init__(self, n_atoms: int, low: float, high: float, device: torch.device) -> None:
         if n_atoms < 2 or not low < high:
@@ -524,8 +531,8 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         the quantile representation's bias: on the stochastic grid even the exact fixed point of
         the quantile-projected DP with 100 quantiles predicts CVaR_0.25 = 0.16 at the optimal
         stock, whose policy has 1.01, and its RU search picks a stock worth 0.86
-        (``scripts/deta_n_quantile_dp.py``, ``results/distributional_dp.md``). Monte-Carlo
-        scores have no such bias but need many episodes per candidate. (Scoring a candidate by
+        (:func:`~rlsuite.agents.distributional_dp.analysis.quantile_dp_report`,
+        ``results/distributional_dp.md``). Monte-Carlo scores have no such bias but need many episodes per candidate. (Scoring a candidate by
         the objective of the predicted distribution deployed there instead of RU's bound picked
         worse stocks too.)
 
@@ -641,7 +648,11 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
 
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
-        """Empirical objective (the score) with a 95% CI, mean return, CVaR of the returns."""
+        """Empirical objective (the score) with a 95% CI, mean return, CVaR of the returns; with
+        ``report_levels`` / ``report_targets`` the report of every deployment as well."""
+        from rlsuite.agents.distributional_dp.analysis import deta_n_report
+
+        cfg = self.config
         g = self.rollout_returns(self.config.rollout_episodes, generator)
         lo, hi = objective_ci(self.objective, g, self.config.initial_stock, generator)
         return {
@@ -654,6 +665,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             "eval/deploy_network_step": float(self.global_step if self.deployed_step is None
                                               else self.deployed_step),
             "eval/episodes": float(g.shape[0]),
+            **(deta_n_report(self, generator) if cfg.report_levels or cfg.report_targets else {}),
         }
 
 
@@ -680,26 +692,12 @@ def greedy_returns(env: StockAugmentedEnv, act: Any, episodes: int, stock: float
 
 def risk_neutral_qrdqn(env: TabularEnv, config: DetaNConfig, seed: int = 0,
                        num_envs: int = 16) -> QRDQN:
-    """The risk-neutral baseline: the suite's :class:`~rlsuite.learners.qrdqn.QRDQN` (greedy by
-    the mean, no stock) on the same finite-horizon MDP, with DηN's network, loss and schedule
-    settings from ``config``. QR-DQN bootstraps through time limits (gymnasium semantics), so it
-    runs on :func:`~rlsuite.envs.tabular.stock_grid.unroll_time` of the MDP, where the time limit
-    is a termination and the step count is part of the (one-hot) state; its ``env`` is a
-    :class:`StockAugmentedEnv` with the stock fixed at 0 (the wrapper one-hot encodes the
-    state), so :func:`greedy_returns` and :func:`tabular_policy_returns` evaluate it as DηN."""
-    from rlsuite.envs.tabular.stock_grid import unroll_time
+    """The risk-neutral baseline with ``num_envs`` copies:
+    :class:`~rlsuite.agents.distributional_dp.baselines.RiskNeutralQRDQN` (the suite's QR-DQN
+    on the time-unrolled MDP, with DηN's network, loss and schedule settings from ``config``)."""
+    from rlsuite.agents.distributional_dp.baselines import RiskNeutralQRDQN
 
-    base = TabularEnv(unroll_time(env.mdp), device=env.device)
-    wrapped = StockAugmentedEnv(base, config.gamma, 0.0, include_time=False)
-    qcfg = QRDQNConfig(
-        n_quantiles=config.n_quantiles, kappa=config.kappa, hidden_sizes=list(config.hidden_sizes),
-        learning_rate=config.learning_rate, batch_size=config.batch_size,
-        buffer_size=config.buffer_size, learning_starts=config.learning_starts, gamma=config.gamma,
-        num_steps=config.num_steps, utd=config.utd, target_update_interval=1, tau=config.tau,
-        exploration_fraction=config.exploration_fraction,
-        exploration_initial_eps=config.exploration_initial_eps,
-        exploration_final_eps=config.exploration_final_eps, max_grad_norm=config.max_grad_norm)
-    return QRDQN(qcfg, wrapped, wrapped.default_params(num_envs), seed=seed)
+    return RiskNeutralQRDQN(config, env, env.default_params(num_envs), seed)
 
 
 def stock_candidates(config: DetaNConfig) -> torch.Tensor:
