@@ -532,9 +532,9 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         the quantile-projected DP with 100 quantiles predicts CVaR_0.25 = 0.16 at the optimal
         stock, whose policy has 1.01, and its RU search picks a stock worth 0.86
         (:func:`~rlsuite.agents.distributional_dp.analysis.quantile_dp_report`,
-        ``results/distributional_dp.md``). Monte-Carlo scores have no such bias but need many episodes per candidate. (Scoring a candidate by
-        the objective of the predicted distribution deployed there instead of RU's bound picked
-        worse stocks too.)
+        ``results/distributional_dp.md``). Monte-Carlo scores have no such bias but need many
+        episodes per candidate. (Scoring a candidate by the objective of the predicted
+        distribution deployed there instead of RU's bound picked worse stocks too.)
 
         With ``deploy_snapshots > 0`` every kept snapshot proposes its own shortlist, all
         (snapshot, stock) pairs are scored by episodes, and the best pair wins (ties: the newest
