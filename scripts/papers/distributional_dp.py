@@ -111,6 +111,8 @@ def _done(record: Record | None) -> bool:
 def _missing(record: Record | None) -> str:
     """The text a row shows for a run that did not complete."""
     status = "not run" if record is None else record.result.get("status", "missing")
+    if status == "preempted":
+        return "stopped with a checkpoint (not yet complete)"
     return "not yet run" if status in ("missing", "not run") else status
 
 
