@@ -71,7 +71,8 @@ def test_deta_n_report_scores_each_deployment_exactly_and_restores_the_config(tr
             assert out[f"{key}/{name}/exact_mean"] == pytest.approx(float((r * p).sum()), abs=1e-12)
             assert out[f"{key}/best_stock/exact"] >= out[f"{key}/{name}/exact"] - 1e-12
             assert out[f"{key}/{name}/network_step"] == agent.global_step
-            assert out[f"{key}/{name}/ci_low"] <= out[f"{key}/{name}/empirical"] <= out[f"{key}/{name}/ci_high"]
+            p = f"{key}/{name}"
+            assert out[f"{p}/ci_low"] <= out[f"{p}/empirical"] <= out[f"{p}/ci_high"]
         assert out[f"{key}/network/selection_episodes"] == 0
         assert out[f"{key}/rollout/selection_episodes"] == 3 * 32
         assert out[f"{key}/snapshot/selection_episodes"] == 2 * 3 * 32

@@ -160,9 +160,12 @@ def exact_solver(records: dict[str, Record], quick: bool) -> str:
 
 def targeting(records: dict[str, Record], quick: bool) -> str:
     """Return targeting: one DηN network for every target, against QR-DQN."""
+    deta, base = records.get("target_deta_n_s0"), records.get("target_qrdqn_s0")
+    note = _none_completed([deta, base], quick)
+    if note:
+        return note
     cites = Citations(quick)
     _, optima = _optima()
-    deta, base = records.get("target_deta_n_s0"), records.get("target_qrdqn_s0")
     rows = ["| target | exact optimum | DηN exact | DηN empirical (95% CI) | DηN mean return | "
             "QR-DQN exact | QR-DQN empirical (95% CI) | QR-DQN mean return | runs |", "|---" * 9 + "|"]
     for t in TARGETS:
@@ -183,8 +186,21 @@ def _cvar_records(records: dict[str, Record], quick: bool) -> list[tuple[int, Re
     return [(s, records.get(f"cvar_deta_n_s{s}"), records.get(f"cvar_qrdqn_s{s}")) for s in seeds]
 
 
+def _none_completed(runs: list[Record | None], quick: bool) -> str | None:
+    """A short note instead of a table of empty rows when none of ``runs`` has completed."""
+    if any(_done(r) for r in runs):
+        return None
+    cites = Citations(quick)
+    mark = cites.cite([r for r in runs if r is not None])
+    return (f"No run of this table has completed yet {mark}: `.venv/bin/python scripts/reproduce.py "
+            f"distributional_dp` runs (or continues) them.\n\n" + cites.markdown())
+
+
 def cvar_network(records: dict[str, Record], quick: bool) -> str:
     """CVaR, primary reading: the RU search on the final network's reading (no episodes)."""
+    note = _none_completed([r for _, d, b in _cvar_records(records, quick) for r in (d, b)], quick)
+    if note:
+        return note
     cites = Citations(quick)
     optima, _ = _optima()
     rows = ["| level | exact CVaR (mean) | seed | DηN stock | DηN CVaR exact | DηN CVaR empirical (95% CI) "
@@ -213,6 +229,9 @@ def cvar_network(records: dict[str, Record], quick: bool) -> str:
 def cvar_deployed(records: dict[str, Record], quick: bool) -> str:
     """CVaR, secondary: the deployments chosen by greedy episodes on the training env, with the
     evaluation budget each spent."""
+    note = _none_completed([d for _, d, _ in _cvar_records(records, quick)], quick)
+    if note:
+        return note
     cites = Citations(quick)
     optima, _ = _optima()
     rows = ["| level | exact CVaR | seed | deployment | evaluation episodes spent choosing | stock, "
@@ -240,6 +259,8 @@ def cvar_summary(records: dict[str, Record], quick: bool) -> str:
     deployments with their budgets."""
     optima, _ = _optima()
     runs = _cvar_records(records, quick)
+    if not any(_done(r) for _, r, _ in runs):
+        return "No CVaR run of DηN has completed yet (see the tables above)."
     budget = {}
     for name in ("rollout", "snapshot"):
         spent = {r.final.get(f"report/cvar_0.25/{name}/selection_episodes") for _, r, _ in runs if _done(r)}
@@ -268,7 +289,10 @@ def cvar_summary(records: dict[str, Record], quick: bool) -> str:
         roll, _ = cells(level, "rollout")
         snap, snap_ok = cells(level, "snapshot")
         rows.append(f"| {level:g} | {net} | {net_ok} | {roll} | {snap} | {snap_ok} |")
-    return "\n".join(rows)
+    figure = "" if quick else ("\n\n![trade-off](distributional_dp_tradeoff.png)\n\n(Exact CVaR at each "
+                               "level against the exact mean of every deployed policy, from the run "
+                               "records.)")
+    return "\n".join(rows) + figure
 
 
 def cpu_times(records: dict[str, Record], quick: bool) -> str:
