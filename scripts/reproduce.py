@@ -28,15 +28,6 @@ from rlsuite import reproduce  # noqa: E402
 
 LEGACY: dict[str, tuple[str, list[list[str]]]] = {
     # papers whose page is still written by its own script (until it has a scripts/papers/ module)
-    "distributional_dp": (
-        "Avila Pires et al. 2025, distributional DP with stock augmentation -> "
-        "results/distributional_dp.md",
-        [["scripts/bench_distributional_dp.py", "--repeats", "3", "--python-steps", "3"],
-         ["scripts/deta_n_gridworld.py", "--steps", "120000", "--episodes", "10000", "--seeds", "0", "1",
-          "2"],
-         ["scripts/deta_n_ablation.py", "--seeds", "0", "1", "2"],
-         ["scripts/deta_n_quantile_dp.py", "--quantiles", "50", "100", "200"]],
-    ),
     "iwocs": (
         "Zouitine et al. 2024, IWOCS robust MDPs -> results/iwocs.md",
         [["scripts/reproduce_iwocs.py"], ["scripts/iwocs_nonrectangular.py"]],

@@ -97,6 +97,7 @@ CASES: dict[str, Case] = {
     "rlpd": Case(_RLPD, 24, 3),
     "distributional_dp": Case(_DDP, 1, 1),
     "deta_n": Case(_DETA_N, 64, 2),
+    "risk_neutral_qrdqn": Case(_DETA_N, 64, 2),
     "ecrm": Case(_ECRM, 480, 2),
     **{name: Case(_BANDIT, 160, 2) for name in BANDITS},
     # the expert plays the expert allocation, an arm the env declares (arm 6 after the 6 vertices)
@@ -152,7 +153,7 @@ def build(name: str) -> tuple[Any, Any, Any]:
 def observations(name: str, agent: Any, env: Any, params: Any) -> torch.Tensor:
     """A batch of first observations in the form the agent's ``act`` takes."""
     generator = torch.Generator().manual_seed(11)
-    if name == "deta_n":  # acts on its own stock-augmented view of the env
+    if name in ("deta_n", "risk_neutral_qrdqn"):  # act on their own stock-augmented view of the env
         return agent.env.reset(agent.env.default_params(4), generator)[0]
     if name == "distributional_dp":  # one-hot state, stock, time (see DistributionalDP.act)
         from rlsuite.envs.stock import StockAugmentedEnv

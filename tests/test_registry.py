@@ -21,6 +21,7 @@ from rlsuite.agents import protocol
 SIX_PAPERS_AND_LEARNERS = {
     "ppo", "sac", "qrdqn", "vgdf", "iwocs", "hnpg", "rlpd", "distributional_dp", "deta_n", "ecrm",
     "dynlin_ucb", "lin_ucb", "exp3", "batch_exp3", "ar2", "clairvoyant", "myopic", "expert",
+    "risk_neutral_qrdqn",
 }
 
 

@@ -136,6 +136,7 @@ def test_resumable_keys_of_every_agent() -> None:
         "ppo": ["agent.learning_rate"], "sac": ["agent.learning_rate"],
         "qrdqn": ["agent.learning_rate"],
         "deta_n": ["agent.learning_rate", "agent.rollout_episodes"],
+        "risk_neutral_qrdqn": ["agent.learning_rate", "agent.rollout_episodes"],
         "vgdf": ["agent.learning_rate", "agent.model_learning_rate", "agent.eval_every",
                  "agent.eval_episodes"],
         "rlpd": ["agent.actor_lr", "agent.alpha_lr", "agent.sac.learning_rate"],
@@ -192,7 +193,7 @@ def _build(name: str, *extra: str) -> tuple[Any, Any]:
     return spec.build(agent_cfg, env, params, SEED), cfg
 
 
-WITH_OPTIMIZERS = {"ppo", "sac", "qrdqn", "deta_n", "vgdf", "rlpd", "ecrm"}
+WITH_OPTIMIZERS = {"ppo", "sac", "qrdqn", "deta_n", "risk_neutral_qrdqn", "vgdf", "rlpd", "ecrm"}
 """Agents that keep torch optimizers across iterations (HNPG fits its critic with a functional
 Adam whose rate it reads from its config; IWOCS builds a SAC per expert from ``agent.sac``)."""
 

@@ -16,6 +16,9 @@ register("distributional_dp", config="rlsuite.agents.distributional_dp.config:Di
          build="rlsuite.agents.distributional_dp.agent:DistributionalDP", schema="distributional_dp_schema")
 register("deta_n", config="rlsuite.agents.distributional_dp.config:DetaNConfig",
          build="rlsuite.agents.distributional_dp.deta_n:DetaN", schema="deta_n_schema")
+# DηN's risk-neutral baseline reads DηN's config (the same network and schedule settings).
+register("risk_neutral_qrdqn", config="rlsuite.agents.distributional_dp.config:DetaNConfig",
+         build="rlsuite.agents.distributional_dp.baselines:RiskNeutralQRDQN", schema="deta_n_schema")
 
 # The public names below are imported on first use (importing the package to read its
 # registration loads none of its modules).

@@ -94,7 +94,7 @@ class DetaNConfig:
     atoms_high]``, Cramer-projected targets, cross-entropy loss). See :class:`QuantileHead` and
     :class:`CategoricalHead`. On the stock grids at 40k steps the categorical head returned the
     target 5 exactly where quantiles missed it by 1, but deployed worse CVaR policies on the
-    stochastic grid (``scripts/deta_n_ablation.py``, ``results/distributional_dp.md``)."""
+    stochastic grid (the ablation of ``results/distributional_dp.md``)."""
     n_quantiles: int = 50
     """Quantiles per action (RIGOR: 50), representation = quantile."""
     kappa: float = 1.0
@@ -160,6 +160,13 @@ class DetaNConfig:
     """Upper end of the relabelled stocks; None: ``stock_high``."""
     rollout_episodes: int = 10_000
     """Evaluation episodes in final_metrics (one per copy)."""
+    report_levels: list[float] = field(default_factory=list)
+    """objective = cvar on a tabular env: final_metrics also deploys the network for each of
+    these CVaR levels by every RU deployment and scores each exactly and by ``rollout_episodes``
+    episodes (:func:`rlsuite.agents.distributional_dp.analysis.deta_n_report`)."""
+    report_targets: list[float] = field(default_factory=list)
+    """objective = target on a tabular env: final_metrics also scores the network deployed at
+    ``initial_stock - target`` for each of these return targets (as ``report_levels``)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "rollout_episodes")
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -180,7 +187,8 @@ class DetaNConfig:
         "deploy_shortlist": rules.NONNEG_INT, "deploy_snapshots": rules.NONNEG_INT,
         "snapshot_interval": rules.POSITIVE_INT, "relabel_fraction": rules.UNIT,
         "relabel_low": rules.optional(rules.FINITE), "relabel_high": rules.optional(rules.FINITE),
-        "rollout_episodes": rules.POSITIVE_INT,
+        "rollout_episodes": rules.POSITIVE_INT, "report_levels": rules.list_of(rules.UNIT_OPEN_LOW),
+        "report_targets": rules.list_of(rules.FINITE),
     }
 
     def __post_init__(self) -> None:

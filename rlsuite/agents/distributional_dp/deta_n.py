@@ -65,7 +65,6 @@ from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.qrdqn import (
     QRDQN,
-    QRDQNConfig,
     QuantileAgentCheckpoint,
     QuantileNetwork,
     action_quantiles,
@@ -152,7 +151,7 @@ class CategoricalHead:
     the cross-entropy. On a lattice (integer rewards, ``gamma = 1``, integer atoms covering the
     returns) the projection is exact, so the loss's fixed point is the true return distribution,
     while repeated quantile projections bias the tails that a CVaR search reads
-    (``scripts/deta_n_quantile_dp.py``)."""
+    (:func:`~rlsuite.agents.distributional_dp.analysis.quantile_dp`)."""
 
     def __init__(self, n_atoms: int, low: float, high: float, device: torch.device) -> None:
         if n_atoms < 2 or not low < high:
@@ -374,10 +373,10 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         the quantile representation's bias: on the stochastic grid even the exact fixed point of
         the quantile-projected DP with 100 quantiles predicts CVaR_0.25 = 0.16 at the optimal
         stock, whose policy has 1.01, and its RU search picks a stock worth 0.86
-        (``scripts/deta_n_quantile_dp.py``, ``results/distributional_dp.md``). Monte-Carlo
-        scores have no such bias but need many episodes per candidate. (Scoring a candidate by
-        the objective of the predicted distribution deployed there instead of RU's bound picked
-        worse stocks too.)
+        (:func:`~rlsuite.agents.distributional_dp.analysis.quantile_dp_report`,
+        ``results/distributional_dp.md``). Monte-Carlo scores have no such bias but need many
+        episodes per candidate. (Scoring a candidate by the objective of the predicted
+        distribution deployed there instead of RU's bound picked worse stocks too.)
 
         With ``deploy_snapshots > 0`` every kept snapshot proposes its own shortlist, all
         (snapshot, stock) pairs are scored by episodes, and the best pair wins (ties: the newest
@@ -491,7 +490,11 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
 
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
-        """Empirical objective (the score) with a 95% CI, mean return, CVaR of the returns."""
+        """Empirical objective (the score) with a 95% CI, mean return, CVaR of the returns; with
+        ``report_levels`` / ``report_targets`` the report of every deployment as well."""
+        from rlsuite.agents.distributional_dp.analysis import deta_n_report
+
+        cfg = self.config
         g = self.rollout_returns(self.config.rollout_episodes, generator)
         lo, hi = objective_ci(self.objective, g, self.config.initial_stock, generator)
         return {
@@ -504,6 +507,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             "eval/deploy_network_step": float(self.global_step if self.deployed_step is None
                                               else self.deployed_step),
             "eval/episodes": float(g.shape[0]),
+            **(deta_n_report(self, generator) if cfg.report_levels or cfg.report_targets else {}),
         }
 
 
@@ -530,26 +534,12 @@ def greedy_returns(env: StockAugmentedEnv, act: Any, episodes: int, stock: float
 
 def risk_neutral_qrdqn(env: TabularEnv, config: DetaNConfig, seed: int = 0,
                        num_envs: int = 16) -> QRDQN:
-    """The risk-neutral baseline: the suite's :class:`~rlsuite.learners.qrdqn.QRDQN` (greedy by
-    the mean, no stock) on the same finite-horizon MDP, with DηN's network, loss and schedule
-    settings from ``config``. QR-DQN bootstraps through time limits (gymnasium semantics), so it
-    runs on :func:`~rlsuite.envs.tabular.stock_grid.unroll_time` of the MDP, where the time limit
-    is a termination and the step count is part of the (one-hot) state; its ``env`` is a
-    :class:`StockAugmentedEnv` with the stock fixed at 0 (the wrapper one-hot encodes the
-    state), so :func:`greedy_returns` and :func:`tabular_policy_returns` evaluate it as DηN."""
-    from rlsuite.envs.tabular.stock_grid import unroll_time
+    """The risk-neutral baseline with ``num_envs`` copies:
+    :class:`~rlsuite.agents.distributional_dp.baselines.RiskNeutralQRDQN` (the suite's QR-DQN
+    on the time-unrolled MDP, with DηN's network, loss and schedule settings from ``config``)."""
+    from rlsuite.agents.distributional_dp.baselines import RiskNeutralQRDQN
 
-    base = TabularEnv(unroll_time(env.mdp), device=env.device)
-    wrapped = StockAugmentedEnv(base, config.gamma, 0.0, include_time=False)
-    qcfg = QRDQNConfig(
-        n_quantiles=config.n_quantiles, kappa=config.kappa, hidden_sizes=list(config.hidden_sizes),
-        learning_rate=config.learning_rate, batch_size=config.batch_size,
-        buffer_size=config.buffer_size, learning_starts=config.learning_starts, gamma=config.gamma,
-        num_steps=config.num_steps, utd=config.utd, target_update_interval=1, tau=config.tau,
-        exploration_fraction=config.exploration_fraction,
-        exploration_initial_eps=config.exploration_initial_eps,
-        exploration_final_eps=config.exploration_final_eps, max_grad_norm=config.max_grad_norm)
-    return QRDQN(qcfg, wrapped, wrapped.default_params(num_envs), seed=seed)
+    return RiskNeutralQRDQN(config, env, env.default_params(num_envs), seed)
 
 
 def stock_candidates(config: DetaNConfig) -> torch.Tensor:
