@@ -62,3 +62,17 @@ def test_every_results_page_opens_with_its_command() -> None:
             if md.name != "README.md"
             and not any(".venv/bin/python scripts/" in line for line in md.read_text().splitlines()[:8])]
     assert not late, f"results pages whose first 8 lines quote no `.venv/bin/python scripts/...`: {late}"
+
+
+def test_the_readme_reproduce_commands_parse_and_plan(capsys) -> None:
+    """Every ``scripts/reproduce.py`` command of the README runs here with ``--dry-run`` (the
+    options parse, the paper exists, its plan builds)."""
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    commands = [shlex.split(line, comments=True) for line in readme.splitlines()
+                if line.startswith(".venv/bin/python scripts/reproduce.py")]
+    assert len(commands) >= 5
+    for argv in commands:
+        assert reproduce_script.main([*argv[2:], "--dry-run"]) == 0, argv
+    assert "$ rlsuite experiment=" in capsys.readouterr().out
