@@ -52,9 +52,9 @@ _BUILDERS["vgdf"] = _vgdf
 
 
 def _iwocs() -> AgentSpec:
-    from rlsuite.agents.iwocs.deep import IWOCS, IWOCSConfig
+    from rlsuite.agents.iwocs.deep import IWOCSConfig, build
 
-    return AgentSpec(IWOCSConfig, lambda cfg, env, params, seed: IWOCS(cfg, env, params, seed))
+    return AgentSpec(IWOCSConfig, build)  # IWOCS, or its nominal / DR SAC baseline (config.method)
 
 
 _BUILDERS["iwocs"] = _iwocs

@@ -44,11 +44,19 @@ from typing import Any, ClassVar
 import torch
 
 from rlsuite import validation as rules
-from rlsuite.agents.iwocs.boxes import BOXES, UncertaintyBox, get_box
+from rlsuite.agents.iwocs.baselines import (
+    BASELINES,
+    SACBaseline,
+    check_box_env,
+    greedy_policy,
+    train_domain_randomized,
+)
+from rlsuite.agents.iwocs.boxes import BOXES, get_box
 from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
+from rlsuite.agents.iwocs.evaluation import grid_metrics, same_start
 from rlsuite.agents.iwocs.search import SearchResult, cmaes_search, grid_search
-from rlsuite.core import spaces, tree
+from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.sac import SAC, SACConfig, SACNetworks
@@ -75,6 +83,11 @@ class IWOCSConfig:
 
     name: str = "iwocs"
     """Registry name of the agent."""
+    method: str = "iwocs"
+    """What the run trains: ``iwocs``, or one of the paper's baselines on the same SAC, box and
+    evaluation grid for the run's ``total_steps`` (``nominal_sac``, ``dr_sac``;
+    :mod:`rlsuite.agents.iwocs.baselines`). Only ``sac``, ``box``, ``dr_resample_steps`` and the
+    ``eval_*`` fields matter to a baseline."""
     box: str = "pendulum_mass_length"
     """Uncertainty box (``rlsuite.agents.iwocs.boxes.BOXES``); its env must be the run's env."""
     sac: SACConfig = field(default_factory=_default_sac)
@@ -117,7 +130,8 @@ class IWOCSConfig:
     """Episodes per evaluation grid point."""
 
     CHECKS: ClassVar[rules.Checks] = {
-        "box": rules.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": rules.SIZES,
+        "method": rules.choice("iwocs", *BASELINES), "box": rules.choice(*BOXES), "sac": SACConfig,
+        "q_hidden_sizes": rules.SIZES,
         "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
         "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,
         "model_steps": rules.POSITIVE_INT, "num_iterations": rules.NONNEG_INT,
@@ -147,38 +161,6 @@ class _LastMetrics(TrainingHooks):
         self.metrics = metrics
 
 
-def train_domain_randomized(
-    config: SACConfig, env: BatchedEnv, box: UncertaintyBox, nominal: Any, num_envs: int,
-    steps: int, seed: int, resample_steps: int, hooks: TrainingHooks | None = None,
-) -> SAC:
-    """SAC with domain randomization: every ``resample_steps`` steps per copy, each copy's params
-    are redrawn uniformly from the box (the env takes params per step, so this is a swap)."""
-    g = torch.Generator().manual_seed(seed + 31_337)
-    agent = SAC(config, env, box.params(nominal, box.sample(num_envs, g)), seed)
-    chunk = num_envs * resample_steps
-    while agent.global_step < steps:
-        agent.learn(min(steps, agent.global_step + chunk), hooks)
-        fresh = box.params(nominal, box.sample(num_envs, g))
-        agent.params = agent.interaction.params = fresh
-    return agent
-
-
-def train_nominal(config: SACConfig, env: BatchedEnv, nominal: Any, num_envs: int, steps: int,
-                  seed: int) -> SAC:
-    """The nominal baseline: SAC on the reference model only."""
-    return SAC(config, env, tree.repeat(nominal, num_envs), seed).learn(steps)
-
-
-def greedy_policy(nets: SACNetworks) -> Any:
-    """A SAC's deterministic policy ``obs -> action`` (no generator needed)."""
-
-    @torch.no_grad()
-    def policy(obs: torch.Tensor) -> torch.Tensor:
-        return mean_action(nets, obs)
-
-    return policy
-
-
 class IWOCS:
     """Deep IWOCS agent (see the module docstring).
 
@@ -193,12 +175,7 @@ class IWOCS:
     def __init__(self, config: IWOCSConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         self.config = config
         self.box = get_box(config.box)
-        if getattr(env, "name", None) != self.box.env:
-            raise ValueError(f"IWOCS: box {config.box!r} is for env {self.box.env!r}, "
-                             f"the run's env is {getattr(env, 'name', type(env).__name__)!r}")
-        if not isinstance(env.action_space, spaces.Box):
-            raise ValueError("IWOCS: the deep version trains SAC experts and needs a Box action "
-                             f"space; {type(env).__name__} has {type(env.action_space).__name__}")
+        check_box_env(config.box, self.box, env, "IWOCS")
         self.env, self.seed = env, seed
         self.num_envs = tree.batch_size(params)
         self.nominal = tree.index(params, slice(0, 1))
@@ -299,7 +276,12 @@ class IWOCS:
                "iwocs/searched_mean_return": result.mean_return,
                "iwocs/num_experts": float(len(self.experts)),
                "iwocs/kept_experts": float(self.best_experts)}
+        if self.experts:  # no estimate without an expert (phase 0)
+            out["iwocs/q_estimate"] = self.trace[-1]["q_estimate"]
         out |= {f"iwocs/worst_{k}": v for k, v in self.box.describe(result.worst_values).items()}
+        if trained_on is not None:  # the phase's model, so a page can show the trace from the log
+            out |= {f"iwocs/trained_{k}": v
+                    for k, v in self.box.describe(torch.tensor(trained_on)).items()}
         return out
 
     def _dr_phase(self) -> dict[str, float]:
@@ -365,13 +347,29 @@ class IWOCS:
     # -- evaluation -------------------------------------------------------------------------
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
-        """Worst case (the score) and mean of the composite policy's mean return over the
-        ``eval_points``-per-dimension grid, ``eval_episodes`` episodes per point."""
+        """The kept composite's worst case (the score), mean and every point's mean return over
+        the ``eval_points``-per-dimension grid, ``eval_episodes`` episodes per point
+        (:func:`~rlsuite.agents.iwocs.evaluation.grid_metrics`, the keys the baselines report),
+        and the share of its steps the fallback acted; then, from the same initial states, the
+        same for the composite of the last phase (``eval/last/``: no choice of the kept phase)
+        and the worst case and mean of IWOCS's components alone (``eval/fallback/``,
+        ``eval/expert_<i>/``: diagnostics)."""
         cfg = self.config
-        result = grid_search(self.composite(), env, self.box, self.nominal, cfg.eval_points,
-                             cfg.eval_episodes, generator)
-        out = {"eval/worst_case_return": result.worst_return, "eval/mean_return": result.mean_return}
-        out |= {f"eval/worst_{k}": v for k, v in self.box.describe(result.worst_values).items()}
+        start = same_start(generator)
+
+        def grid(policy: Any, prefix: str, per_point: bool) -> dict[str, float]:
+            g = generator if prefix == "eval" else same_start(start)
+            return grid_metrics(policy, env, self.box, self.nominal, cfg.eval_points,
+                                cfg.eval_episodes, g, prefix, per_point)
+
+        kept = self.composite()
+        out = grid(kept, "eval", True)
+        out["eval/fallback_fraction"] = kept.fallback_fraction()
+        out |= grid(self.composite(experts=self.experts), "eval/last", True)
+        assert self.fallback is not None
+        out |= grid(greedy_policy(self.fallback), "eval/fallback", False)
+        for i, expert in enumerate(self.experts, 1):
+            out |= grid(greedy_policy(expert.nets), f"eval/expert_{i}", False)
         return out
 
     # -- checkpointing ----------------------------------------------------------------------
@@ -435,5 +433,11 @@ def config_replace(config: IWOCSConfig, **changes: Any) -> IWOCSConfig:
     return out
 
 
-__all__ = ["IWOCS", "IWOCSConfig", "config_replace", "greedy_policy", "train_domain_randomized",
-           "train_nominal"]
+def build(config: IWOCSConfig, env: BatchedEnv, params: Any, seed: int = 0) -> IWOCS | SACBaseline:
+    """The agent of an ``agent=iwocs`` run: IWOCS, or the baseline ``config.method`` names."""
+    if config.method in BASELINES:
+        return SACBaseline(config, env, params, seed)
+    return IWOCS(config, env, params, seed)
+
+
+__all__ = ["IWOCS", "IWOCSConfig", "build", "config_replace"]
