@@ -37,10 +37,6 @@ LEGACY: dict[str, tuple[str, list[list[str]]]] = {
          ["scripts/deta_n_ablation.py", "--seeds", "0", "1", "2"],
          ["scripts/deta_n_quantile_dp.py", "--quantiles", "50", "100", "200"]],
     ),
-    "iwocs": (
-        "Zouitine et al. 2024, IWOCS robust MDPs -> results/iwocs.md",
-        [["scripts/reproduce_iwocs.py"], ["scripts/iwocs_nonrectangular.py"]],
-    ),
     "hnpg": (
         "Zhou et al. 2023, hybrid NPG on the combination lock -> results/hnpg.md",
         [["scripts/reproduce_hnpg.py", "--agents", "hnpg", "trpo", "--horizons", "5",
