@@ -171,29 +171,41 @@ def _pendulum(records: dict[str, Record], quick: bool, cites: Citations) -> str:
     seeds = SEEDS[quick]
     lines = [_setup(records), "", "| method | worst case | mean over grid | worst case per seed | "
              "runs |", "|---|---|---|---|---|"]
-    worst: dict[str, list[float]] = {}
+    worst: dict[str, dict[int, float]] = {}  # label -> seed -> worst case
+    missing_any = False
     for label, _, recs, prefix in _rows(records, seeds):
-        done = [r for r in recs if r.completed]
-        if len(done) < len(recs):
-            missing = [r.job.tag for r in recs if not r.completed]
-            lines.append(f"| {label} | not yet run: {', '.join(missing)} | | | {cites.cite(recs)} |")
+        done = {s: r for s, r in zip(seeds, recs, strict=True) if r.completed}
+        missing = [r.job.tag for r in recs if not r.completed]
+        missing_any = missing_any or bool(missing)
+        if not done:
+            lines.append(f"| {label} | not yet run ({', '.join(missing)}) | | | {cites.cite(recs)} |")
             continue
-        wm = [_worst_mean(r, prefix) for r in recs]
-        worst[label] = [w for w, _ in wm]
-        lines.append(f"| {label} | {_pm([w for w, _ in wm])} | {_pm([m for _, m in wm])} | "
-                     f"{[float(fmt(w, 4)) for w, _ in wm]} | {cites.cite(recs)} |")
-    nom, dr = worst.get("nominal SAC"), worst.get("DR SAC")
+        wm = {s: _worst_mean(r, prefix) for s, r in done.items()}
+        worst[label] = {s: w for s, (w, _) in wm.items()}
+        per_seed = ", ".join(f"seed {s}: {fmt(w, 4)}" for s, (w, _) in wm.items())
+        if missing:
+            per_seed += f"; not yet run: {', '.join(missing)}"
+        lines.append(f"| {label} | {_pm([w for w, _ in wm.values()])} | "
+                     f"{_pm([m for _, m in wm.values()])} | {per_seed} | {cites.cite(recs)} |")
+    if missing_any:
+        lines += ["", "Rows marked *not yet run* have runs that did not complete; "
+                  "`.venv/bin/python scripts/reproduce.py iwocs` runs them (recorded runs are "
+                  "read back, interrupted ones continue from their checkpoints)."]
+    nom, dr = worst.get("nominal SAC", {}), worst.get("DR SAC", {})
     if nom and dr:
         lines += ["", "Normalized worst case, (v - v_nominal) / |v_DR - v_nominal| (DR stands in for "
-                  "the paper's M2TD3: DR = 1, nominal = 0 by construction; pooled = from the seed "
-                  "means, per seed = each seed's own nominal and DR):", "",
-                  "| method | pooled | per seed |", "|---|---|---|"]
-        mn, md = statistics.fmean(nom), statistics.fmean(dr)
+                  "the paper's M2TD3: DR = 1, nominal = 0 by construction; pooled = from the means "
+                  "over the seeds where all three runs completed, per seed = each seed's own "
+                  "nominal and DR):", "", "| method | pooled | per seed |", "|---|---|---|"]
         for label, values in worst.items():
-            pooled = (statistics.fmean(values) - mn) / abs(md - mn) if md != mn else float("nan")
-            per = [(v - n) / abs(d - n) if d != n else float("nan")
-                   for v, n, d in zip(values, nom, dr, strict=True)]
-            lines.append(f"| {label} | {pooled:.2f} | {[round(p, 2) for p in per]} |")
+            common = [s for s in seeds if s in values and s in nom and s in dr]
+            if not common:
+                continue
+            mv, mn, md = (statistics.fmean(x[s] for s in common) for x in (values, nom, dr))
+            pooled = (mv - mn) / abs(md - mn) if md != mn else float("nan")
+            per = ", ".join(f"seed {s}: {(values[s] - nom[s]) / abs(dr[s] - nom[s]):.2f}"
+                            if dr[s] != nom[s] else f"seed {s}: -" for s in common)
+            lines.append(f"| {label} | {pooled:.2f} | {per} |")
     return "\n".join(lines)
 
 
