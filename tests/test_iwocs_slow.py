@@ -6,8 +6,8 @@ against the nominal SAC and the independently trained domain-randomized SAC
 (``pendulum_iwocs_nominal_sac``, ``pendulum_iwocs_dr_sac``), each baseline given IWOCS's whole
 training budget in env steps (the paper's convention; search roll-outs are not counted). Worst
 case = min over the 10 x 10 grid of the mean return over 10 episodes, the same initial states for
-every method. The numbers of seed 0 are on the page; about 10 CPU-minutes in all (IWOCS ~4.5,
-nominal ~3, DR ~2.5). CI runs seed 0 only; the three-seed table comes from the page's plan.
+every method. About 10 CPU-minutes in all on an idle core (IWOCS ~4.5, nominal ~3, DR ~2.5). CI
+runs seed 0 only; the three-seed table comes from the page's plan.
 """
 
 from pathlib import Path
