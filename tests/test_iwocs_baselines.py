@@ -77,6 +77,16 @@ def _cfg(**changes) -> IWOCSConfig:
     return config_replace(base, **changes)
 
 
+class _Recorder:
+    """Hooks that record which agent each iteration reports."""
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def on_iteration(self, who, step, metrics) -> None:
+        self.seen.append(who)
+
+
 def test_baselines_are_iwocs_methods_reporting_iwocs_evaluation_keys():
     env = _env()
     iwocs = build(_cfg(), env, env.default_params(2), 1).learn(10**6)
@@ -88,14 +98,9 @@ def test_baselines_are_iwocs_methods_reporting_iwocs_evaluation_keys():
     for method in ("nominal_sac", "dr_sac"):
         agent = build(_cfg(method=method), env, env.default_params(2), 1)
         assert isinstance(agent, SACBaseline)
-        logged = []
-
-        class Hooks:
-            def on_iteration(self, who, step, metrics):
-                logged.append(who)
-
-        agent.learn(120, Hooks())
-        assert agent.global_step == 120 and logged and all(w is agent for w in logged)
+        hooks = _Recorder()
+        agent.learn(120, hooks)
+        assert agent.global_step == 120 and hooks.seen and all(w is agent for w in hooks.seen)
         metrics = agent.final_metrics(env, None, same_start(gen))
         primary = {k for k in ref if k.count("/") == 1 or k.startswith("eval/grid/")}
         assert set(metrics) == primary - {"eval/fallback_fraction"}
