@@ -5,18 +5,17 @@
     .venv/bin/python scripts/reproduce.py hnpg --quick          # reduced runs -> results/quick/hnpg.md
     .venv/bin/python scripts/reproduce.py all --quick --check   # what CI runs: rerun, compare, fail on a diff
 
-A paper with a module in ``scripts/papers/`` is reproduced by :mod:`rlsuite.reproduce`: every run is
-``rlsuite experiment=<preset> <overrides>`` through the runner, in ``runs/reproduce/<paper>/<tag>``
+Each paper has a module in ``scripts/papers/`` (its plan and its tables), reproduced by
+:mod:`rlsuite.reproduce`: every run is ``rlsuite experiment=<preset> <overrides>`` through the
+runner, in ``runs/reproduce/<paper>/<tag>``
 (``resume=auto``: recorded runs are read back, interrupted ones continue; ``--time-limit`` stops
 each run after that many seconds with a checkpoint, so long reproductions span several sittings),
-and the page's generated sections name the command and commit behind every row. The papers not yet
-converted run their legacy script commands below (``--dry-run`` prints them).
+and the page's generated sections name the command and commit behind every row.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,32 +25,9 @@ sys.path.insert(0, str(REPO))
 
 from rlsuite import reproduce  # noqa: E402
 
-LEGACY: dict[str, tuple[str, list[list[str]]]] = {
-    # papers whose page is still written by its own script (until it has a scripts/papers/ module)
-    "iwocs": (
-        "Zouitine et al. 2024, IWOCS robust MDPs -> results/iwocs.md",
-        [["scripts/reproduce_iwocs.py"], ["scripts/iwocs_nonrectangular.py"]],
-    ),
-}
-
-
-def _legacy(paper: str, dry_run: bool) -> int:
-    what, commands = LEGACY[paper]
-    print(f"reproduce {paper}: {what}")
-    for command in commands:
-        print("  $ python " + " ".join(command), flush=True)
-        if dry_run:
-            continue
-        tic = time.perf_counter()
-        rc = subprocess.run([sys.executable, *command], cwd=REPO).returncode
-        print(f"  -> exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
-        if rc:
-            return rc
-    return 0
-
 
 def _names() -> list[str]:
-    return sorted({*reproduce.papers(), *LEGACY})
+    return reproduce.papers()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,27 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workers={args.workers}: must be at least 1")
     if args.list or args.paper is None:
         for name in _names():
-            if name in reproduce.papers():
-                paper = reproduce.load_paper(name)
-                print(f"{name}: {paper.title} -> {paper.module.PAGE}")
-                for job in paper.plan(quick=args.quick):
-                    print(f"    {job.command}")
-            else:
-                print(f"{name}: {LEGACY[name][0]} (legacy scripts)")
-                for command in LEGACY[name][1]:
-                    print("    python " + " ".join(command))
+            paper = reproduce.load_paper(name)
+            print(f"{name}: {paper.title} -> {paper.module.PAGE}")
+            for job in paper.plan(quick=args.quick):
+                print(f"    {job.command}")
         return 0
     names = _names() if args.paper == "all" else [args.paper]
     extra = [f"time_limit_s={args.time_limit}"] if args.time_limit else []
     status = 0
     for name in names:
-        if name not in reproduce.papers():
-            if args.quick:
-                print(f"reproduce {name}: no quick reproduction yet (legacy scripts only)", file=sys.stderr)
-                status = status or 1
-                continue
-            status = _legacy(name, args.dry_run) or status
-            continue
         if args.dry_run:
             for job in reproduce.load_paper(name).plan(args.quick):
                 print(f"  $ {job.command}")

@@ -225,12 +225,8 @@ def test_on_random_non_rectangular_sets_iwocs_is_below_brute_force_unless_conver
     """On random finite sets (start state 0) the stopping criterion is still a certificate:
     estimate_i = max_a min_{found T} Q*_T(s0, a) >= min_T V^{pi*}_T(s0) for the brute-force policy
     pi*, and the evaluated worst case is <= that, so meeting the criterion means the brute-force
-    value. The gaps come from stalls (``scripts/iwocs_nonrectangular.py`` reports them)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from iwocs_nonrectangular import run
+    value. The gaps come from stalls (``results/iwocs.md`` reports them)."""
+    from rlsuite.agents.iwocs.analysis import nonrectangular_gaps as run
 
     data = run(instances=20, states=3, actions=2, models=4, gamma=0.9, sparsity=2, seed=0)
     for r in data["instances"]:
@@ -241,5 +237,5 @@ def test_on_random_non_rectangular_sets_iwocs_is_below_brute_force_unless_conver
     s = data["summary"]
     assert s["by_stop_reason"]["stalled"]["above_threshold"] >= 5  # measured: 12 of 20
     assert s["max_gap"] > 0.3
-    with pytest.raises(ValueError, match="--models = 0"):
+    with pytest.raises(ValueError, match="models = 0"):
         run(instances=1, states=3, actions=2, models=0, gamma=0.9, sparsity=2, seed=0)

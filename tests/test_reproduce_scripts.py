@@ -1,11 +1,9 @@
-"""``scripts/reproduce.py``: every paper has a reproduction; legacy commands name scripts that exist
-and options they take; every results page quotes its command."""
+"""``scripts/reproduce.py``: every paper has a reproduction module, its plan builds, and every
+results page quotes its command."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -15,35 +13,19 @@ sys.path.insert(0, str(REPO / "scripts"))
 import reproduce as reproduce_script  # noqa: E402
 
 
-@cache
-def _help(script: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), "--help"], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
-
-
-@pytest.mark.parametrize("paper", sorted(reproduce_script.LEGACY))
-def test_legacy_commands_use_existing_scripts_and_options(paper: str) -> None:
-    for command in reproduce_script.LEGACY[paper][1]:
-        script = REPO / command[0]
-        assert script.exists(), f"{paper}: {script} does not exist"
-        help_text = _help(script)
-        assert help_text.returncode == 0, help_text.stderr[-2000:]
-        for option in (a for a in command[1:] if a.startswith("--")):
-            assert option in help_text.stdout, f"{paper}: {script.name} has no option {option}"
-
-
 def test_every_agent_package_has_a_paper_entry() -> None:
     papers = set(reproduce_script._names())
     assert {"distributional_dp", "iwocs", "hnpg", "vgdf", "dynlin_ucb", "ecrm"} <= papers
-    converted = set(reproduce_script.reproduce.papers())
-    assert not converted & set(reproduce_script.LEGACY), "a converted paper still has legacy commands"
+    for paper in papers:  # each page a paper module writes exists and holds its markers
+        module = reproduce_script.reproduce.load_paper(paper).module
+        assert "<!-- generated:" in (REPO / module.PAGE).read_text(), module.PAGE
 
 
 @pytest.mark.parametrize("paper", ["distributional_dp", "iwocs", "hnpg", "vgdf", "dynlin_ucb", "ecrm"])
 def test_dry_run_prints_without_running(paper: str, capsys) -> None:
     assert reproduce_script.main([paper, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "$ rlsuite experiment=" in out or "$ python scripts/" in out
+    assert "$ rlsuite experiment=" in out
 
 
 def test_every_results_file_quotes_the_command_that_produced_it() -> None:

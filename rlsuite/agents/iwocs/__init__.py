@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from rlsuite.agents import register
 from rlsuite.core.lazy import lazy_exports
 
-register("iwocs", config="rlsuite.agents.iwocs.config:IWOCSConfig", build="rlsuite.agents.iwocs.deep:IWOCS",
+register("iwocs", config="rlsuite.agents.iwocs.config:IWOCSConfig", build="rlsuite.agents.iwocs.deep:build",
          schema="iwocs_schema")
 
 # The public names below are imported on first use (importing the package to read its

@@ -10,6 +10,10 @@ from rlsuite import validation as rules
 from rlsuite.agents.iwocs.boxes import BOXES
 from rlsuite.learners.sac import SACConfig
 
+BASELINES = ("nominal_sac", "dr_sac")
+"""The paper's baselines a run may train instead of IWOCS (:attr:`IWOCSConfig.method`;
+:mod:`rlsuite.agents.iwocs.baselines`)."""
+
 
 def _default_sac() -> SACConfig:
     # The Pendulum preset of rlsuite's SAC (conf/experiment/pendulum_sac.yaml: 64-64 nets, lr 1e-3,
@@ -31,6 +35,11 @@ class IWOCSConfig:
 
     name: str = "iwocs"
     """Registry name of the agent."""
+    method: str = "iwocs"
+    """What the run trains: ``iwocs``, or one of the paper's baselines on the same SAC, box and
+    evaluation grid for the run's ``total_steps`` (``nominal_sac``, ``dr_sac``;
+    :mod:`rlsuite.agents.iwocs.baselines`). Only ``sac``, ``box``, ``dr_resample_steps`` and the
+    ``eval_*`` fields matter to a baseline."""
     box: str = "pendulum_mass_length"
     """Uncertainty box (``rlsuite.agents.iwocs.boxes.BOXES``); its env must be the run's env."""
     sac: SACConfig = field(default_factory=_default_sac)
@@ -75,7 +84,8 @@ class IWOCSConfig:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("heads_learning_rate", "eval_points", "eval_episodes")
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
-        "box": rules.choice(*BOXES), "sac": SACConfig, "q_hidden_sizes": rules.SIZES,
+        "method": rules.choice("iwocs", *BASELINES), "box": rules.choice(*BOXES), "sac": SACConfig,
+        "q_hidden_sizes": rules.SIZES,
         "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
         "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,
         "model_steps": rules.POSITIVE_INT, "num_iterations": rules.NONNEG_INT,

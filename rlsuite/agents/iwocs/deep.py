@@ -42,15 +42,23 @@ from typing import Any
 
 import torch
 
-from rlsuite.agents.iwocs.boxes import UncertaintyBox, get_box
+from rlsuite.agents.iwocs.baselines import (
+    BASELINES,
+    SACBaseline,
+    check_box_env,
+    greedy_policy,
+    train_domain_randomized,
+)
+from rlsuite.agents.iwocs.boxes import get_box
 from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
 from rlsuite.agents.iwocs.config import IWOCSConfig
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
+from rlsuite.agents.iwocs.evaluation import grid_metrics, same_start
 from rlsuite.agents.iwocs.search import SearchResult, cmaes_search, grid_search
-from rlsuite.core import spaces, tree
+from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.learners.nets import flat_dim
-from rlsuite.learners.sac import SAC, SACConfig, SACNetworks
+from rlsuite.learners.sac import SAC, SACNetworks
 from rlsuite.training import TrainingHooks
 
 
@@ -62,38 +70,6 @@ class _LastMetrics(TrainingHooks):
 
     def on_iteration(self, agent: Any, step: int, metrics: dict[str, float]) -> None:
         self.metrics = metrics
-
-
-def train_domain_randomized(
-    config: SACConfig, env: BatchedEnv, box: UncertaintyBox, nominal: Any, num_envs: int,
-    steps: int, seed: int, resample_steps: int, hooks: TrainingHooks | None = None,
-) -> SAC:
-    """SAC with domain randomization: every ``resample_steps`` steps per copy, each copy's params
-    are redrawn uniformly from the box (the env takes params per step, so this is a swap)."""
-    g = torch.Generator().manual_seed(seed + 31_337)
-    agent = SAC(config, env, box.params(nominal, box.sample(num_envs, g)), seed)
-    chunk = num_envs * resample_steps
-    while agent.global_step < steps:
-        agent.learn(min(steps, agent.global_step + chunk), hooks)
-        fresh = box.params(nominal, box.sample(num_envs, g))
-        agent.params = agent.interaction.params = fresh
-    return agent
-
-
-def train_nominal(config: SACConfig, env: BatchedEnv, nominal: Any, num_envs: int, steps: int,
-                  seed: int) -> SAC:
-    """The nominal baseline: SAC on the reference model only."""
-    return SAC(config, env, tree.repeat(nominal, num_envs), seed).learn(steps)
-
-
-def greedy_policy(nets: SACNetworks) -> Any:
-    """A SAC's deterministic policy ``obs -> action`` (no generator needed)."""
-
-    @torch.no_grad()
-    def policy(obs: torch.Tensor) -> torch.Tensor:
-        return mean_action(nets, obs)
-
-    return policy
 
 
 class IWOCS:
@@ -110,12 +86,7 @@ class IWOCS:
     def __init__(self, config: IWOCSConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         self.config = config
         self.box = get_box(config.box)
-        if getattr(env, "name", None) != self.box.env:
-            raise ValueError(f"IWOCS: box {config.box!r} is for env {self.box.env!r}, "
-                             f"the run's env is {getattr(env, 'name', type(env).__name__)!r}")
-        if not isinstance(env.action_space, spaces.Box):
-            raise ValueError("IWOCS: the deep version trains SAC experts and needs a Box action "
-                             f"space; {type(env).__name__} has {type(env.action_space).__name__}")
+        check_box_env(config.box, self.box, env, "IWOCS")
         self.env, self.seed = env, seed
         self.num_envs = tree.batch_size(params)
         self.nominal = tree.index(params, slice(0, 1))
@@ -216,7 +187,12 @@ class IWOCS:
                "iwocs/searched_mean_return": result.mean_return,
                "iwocs/num_experts": float(len(self.experts)),
                "iwocs/kept_experts": float(self.best_experts)}
+        if self.experts:  # no estimate without an expert (phase 0)
+            out["iwocs/q_estimate"] = self.trace[-1]["q_estimate"]
         out |= {f"iwocs/worst_{k}": v for k, v in self.box.describe(result.worst_values).items()}
+        if trained_on is not None:  # the phase's model, so a page can show the trace from the log
+            out |= {f"iwocs/trained_{k}": v
+                    for k, v in self.box.describe(torch.tensor(trained_on)).items()}
         return out
 
     def _dr_phase(self) -> dict[str, float]:
@@ -282,13 +258,29 @@ class IWOCS:
     # -- evaluation -------------------------------------------------------------------------
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
-        """Worst case (the score) and mean of the composite policy's mean return over the
-        ``eval_points``-per-dimension grid, ``eval_episodes`` episodes per point."""
+        """The kept composite's worst case (the score), mean and every point's mean return over
+        the ``eval_points``-per-dimension grid, ``eval_episodes`` episodes per point
+        (:func:`~rlsuite.agents.iwocs.evaluation.grid_metrics`, the keys the baselines report),
+        and the share of its steps the fallback acted; then, from the same initial states, the
+        same for the composite of the last phase (``eval/last/``: no choice of the kept phase)
+        and the worst case and mean of IWOCS's components alone (``eval/fallback/``,
+        ``eval/expert_<i>/``: diagnostics)."""
         cfg = self.config
-        result = grid_search(self.composite(), env, self.box, self.nominal, cfg.eval_points,
-                             cfg.eval_episodes, generator)
-        out = {"eval/worst_case_return": result.worst_return, "eval/mean_return": result.mean_return}
-        out |= {f"eval/worst_{k}": v for k, v in self.box.describe(result.worst_values).items()}
+        start = same_start(generator)
+
+        def grid(policy: Any, prefix: str, per_point: bool) -> dict[str, float]:
+            g = generator if prefix == "eval" else same_start(start)
+            return grid_metrics(policy, env, self.box, self.nominal, cfg.eval_points,
+                                cfg.eval_episodes, g, prefix, per_point)
+
+        kept = self.composite()
+        out = grid(kept, "eval", True)
+        out["eval/fallback_fraction"] = kept.fallback_fraction()
+        out |= grid(self.composite(experts=self.experts), "eval/last", True)
+        assert self.fallback is not None
+        out |= grid(greedy_policy(self.fallback), "eval/fallback", False)
+        for i, expert in enumerate(self.experts, 1):
+            out |= grid(greedy_policy(expert.nets), f"eval/expert_{i}", False)
         return out
 
     # -- checkpointing ----------------------------------------------------------------------
@@ -352,5 +344,11 @@ def config_replace(config: IWOCSConfig, **changes: Any) -> IWOCSConfig:
     return out
 
 
-__all__ = ["IWOCS", "IWOCSConfig", "config_replace", "greedy_policy", "train_domain_randomized",
-           "train_nominal"]
+def build(config: IWOCSConfig, env: BatchedEnv, params: Any, seed: int = 0) -> IWOCS | SACBaseline:
+    """The agent of an ``agent=iwocs`` run: IWOCS, or the baseline ``config.method`` names."""
+    if config.method in BASELINES:
+        return SACBaseline(config, env, params, seed)
+    return IWOCS(config, env, params, seed)
+
+
+__all__ = ["IWOCS", "IWOCSConfig", "build", "config_replace"]

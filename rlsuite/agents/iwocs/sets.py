@@ -5,10 +5,10 @@ candidate rows per uncertain ``(s, a)`` and ``U`` uncertain pairs the product ha
 :func:`rectangular_product` lists them all, in ``itertools.product`` order (the first uncertain
 pair, in row-major ``(s, a)`` order, varies slowest; choice 0 comes first), which is the order in
 which the paper's brute-force worst-case search enumerates them (App. E: strict ``<``, so the
-first minimizer wins). Used by the tests and ``scripts/reproduce_iwocs.py``.
+first minimizer wins). Used by the tests and :mod:`rlsuite.agents.iwocs.analysis`.
 
 :func:`random_finite_set` draws the opposite case, a finite set that is not rectangular (used by
-``scripts/iwocs_nonrectangular.py``).
+:func:`rlsuite.agents.iwocs.analysis.nonrectangular_gaps`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ but the loop often stalls first, below it. ``Q*_T`` credits the agent with knowi
 first action, and without rectangularity no model in the set need have the robust value as its
 optimal value, so ``Q_i`` can stay above the robust value after every model has been found
 (``tests/test_iwocs_tabular.py``, two models: 0.27 against brute force's 0.63;
-``scripts/iwocs_nonrectangular.py`` measures the gap on random sets).
+:func:`~rlsuite.agents.iwocs.analysis.nonrectangular_gaps` measures the gap on random sets).
 
 Tie-breaking among equally bad models (worst-case values within ``tie_tol`` of the minimum) is a
 sequence of keys applied in order, the model index last:
