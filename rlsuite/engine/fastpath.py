@@ -13,9 +13,8 @@ bookkeeping, buffer writes) is one kernel: :mod:`rlsuite.engine.fused_loop`.
 What it costs: every new kernel signature (policy and env, batch size, rollout or evaluation)
 compiles once per process, a few seconds on this CPU with a cold cache and a fraction of that warm
 (TorchInductor's FX graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
-``/tmp/torchinductor_$USER``; the first compilation of a process also imports TorchInductor).
-Each compilation prints ``rlsuite: compiling <what> ... <s> s`` to stderr and is added to
-:func:`compile_seconds`. Where compilation fails (no C++ compiler, an
+``/tmp/torchinductor_$USER``; the first compilation of a process also imports TorchInductor). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
+to stderr and is added to :func:`compile_seconds`. Where compilation fails (no C++ compiler, an
 op inductor cannot trace) the kernel warns once and runs eagerly.
 """
 
