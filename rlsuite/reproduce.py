@@ -385,9 +385,10 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
     """Run paper ``name``'s plan and write its page (see the module doc); with ``check`` (quick
     only) compare instead of writing. Returns the exit status: 0, or 1 when a job did not
     complete or the check found a difference. ``root`` is the repository (tests use a copy).
-    ``run=False`` runs nothing: the page is rendered from the records already there (the rows of
-    runs not made yet say so), e.g. to publish what a long reproduction has so far. ``only``
-    (shell patterns on tags) runs just those jobs; the page still renders every recorded run."""
+    A check's scratch run root is removed afterwards. ``run=False`` runs nothing: the page is
+    rendered from the records already there (the rows of runs not made yet say so), e.g. to
+    publish what a long reproduction has so far. ``only`` (shell patterns on tags) runs just those
+    jobs; the page still renders every recorded run."""
     paper = load_paper(name, root)
     if check and not quick:
         raise ValueError("--check compares quick pages: use it with --quick")
@@ -395,10 +396,24 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
         raise ValueError("--check reruns the quick plan: it cannot be combined with --no-run")
     default_root = root / "runs" / ("reproduce_quick" if quick else "reproduce") / name
     run_root = runs_root if runs_root is not None else default_root
-    if check and runs_root is None:  # a check reruns everything from scratch
+    scratch = check and runs_root is None  # a check reruns everything from scratch
+    if scratch:
         import tempfile
 
         run_root = Path(tempfile.mkdtemp(prefix=f"rlsuite-check-{name}-"))
+    try:
+        return _regenerate(paper, quick, check, run_root, workers, keep_stale, extra, progress,
+                           root, run, only)
+    finally:
+        if scratch:
+            shutil.rmtree(run_root, ignore_errors=True)
+
+
+def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers: int,
+                keep_stale: bool, extra: Sequence[str], progress: bool, root: Path, run: bool,
+                only: Sequence[str]) -> int:
+    """:func:`regenerate` once its run root is chosen."""
+    name = paper.name
     plan = paper.plan(quick)
     if only:
         import fnmatch

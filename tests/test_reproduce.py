@@ -56,8 +56,12 @@ def test_quick_page_regenerates_and_check_catches_a_changed_number(toy_root: Pat
     assert "commit" not in page  # quick pages hold no commits or timings: they regenerate at any commit
     record = reproduce.read_record(Job("s0", "cartpole_ppo"), runs / "s0")
     assert f"| 0 | {reproduce.fmt(record.score, 6)} |" in page
-    # A check reruns from scratch (a fresh run root) and finds the same page.
+    # A check reruns from scratch (a fresh run root, removed afterwards) and finds the same page.
+    import tempfile
+
+    scratch = set(Path(tempfile.gettempdir()).glob("rlsuite-check-toy-*"))
     assert reproduce.regenerate("toy", quick=True, check=True, root=toy_root, progress=False) == 0
+    assert set(Path(tempfile.gettempdir()).glob("rlsuite-check-toy-*")) == scratch
     # A committed number that the code does not produce fails the check, with a diff.
     tampered = page.replace(f"| 0 | {reproduce.fmt(record.score, 6)} |", "| 0 | 123.456 |")
     (toy_root / "results" / "quick" / "toy.md").write_text(tampered)
