@@ -40,7 +40,8 @@ def test_every_results_file_quotes_the_command_that_produced_it() -> None:
 
 def test_every_results_page_opens_with_its_command() -> None:
     # A reader should not have to search the page: the command is within its first lines.
-    late = [md.name for md in sorted((REPO / "results").glob("*.md"))
+    pages = [*sorted((REPO / "results").glob("*.md")), *sorted((REPO / "results" / "quick").glob("*.md"))]
+    late = [md.name for md in pages
             if md.name != "README.md"
             and not any(".venv/bin/python scripts/" in line for line in md.read_text().splitlines()[:8])]
     assert not late, f"results pages whose first 8 lines quote no `.venv/bin/python scripts/...`: {late}"
