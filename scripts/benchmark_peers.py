@@ -283,7 +283,7 @@ def rlsuite_greedy(agent: Any) -> Callable:
 def rlsuite_collect(agent: Any, num_steps: int) -> Any:
     """One rollout of ``num_steps`` steps of every copy with the agent's policy: the same call that
     ``PPO.learn`` makes for its rollout (kept in this one place, for when that call changes)."""
-    return agent.interaction.collect(agent._rollout_policy, num_steps)
+    return agent.interaction.collect(agent.rollout_policy(), num_steps)
 
 
 def work_rollout(contender: str, seed: int, seconds: float) -> dict[str, Any]:

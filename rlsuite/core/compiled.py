@@ -58,13 +58,22 @@ class CompiledKernel:
         """Run the version compiled for ``key``, which the caller guarantees determines
         :func:`signature` of ``args`` (e.g. it contains it) and every non-tensor input of ``fn``.
         """
+        return self.runner(args, key)(args)
+
+    def runner(
+        self, args: tuple[torch.Tensor, ...] | list[torch.Tensor], key: Hashable
+    ) -> Callable[[tuple[torch.Tensor, ...] | list[torch.Tensor]], list[torch.Tensor]]:
+        """The version compiled for ``key`` (compiling it from ``args`` on first sight), to call
+        directly on further argument lists with the same signature: a loop that knows its
+        signatures do not change (a fused rollout) pays the key's computation once, not per step.
+        """
         # Inductor's CPU code bakes in the intra-op thread count: a changed count recompiles.
         # Grad mode decides whether an input that requires grad needs the eager path (_build).
         key = (key, torch.get_num_threads(), torch.is_grad_enabled())
         run = self._compiled.get(key)
         if run is None:
-            run = self._compiled[key] = self._build(args)
-        return run(args)
+            run = self._compiled[key] = self._build(tuple(args))
+        return run
 
     def cache_size(self) -> int:
         """How many versions have been compiled (one per distinct key seen)."""
@@ -81,9 +90,7 @@ class CompiledKernel:
         from torch._inductor import compile as inductor_compile
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        with torch.no_grad():
-            outputs = tuple(self.fn(*args))
-        as_bool = tuple(o.dtype == torch.bool for o in outputs)
+        as_bool = tuple(spec[1] == torch.bool for spec in output_specs(self.fn, args))
         bool_index = [i for i, b in enumerate(as_bool) if b]
 
         def flat(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -100,6 +107,10 @@ class CompiledKernel:
             if context is None:
                 compiled = inductor_compile(graph, list(args), options=self.options)
             else:
+                # Every input static: given a shape env, AOTAutograd would otherwise make every
+                # dimension symbolic, and the kernels would be compiled for any size (loops not
+                # specialised, sizes computed in Python on every call).
+                _mark_static(context, args)
                 with torch._guards.tracing(context):
                     compiled = inductor_compile(graph, list(args), options=self.options)
 
@@ -110,6 +121,36 @@ class CompiledKernel:
             return out
 
         return run
+
+
+def output_specs(
+    fn: Callable[..., tuple[torch.Tensor, ...]], args: tuple[torch.Tensor, ...] | list[torch.Tensor]
+) -> list[tuple[torch.Size, torch.dtype]]:
+    """Shape and dtype of each output of ``fn(*args)``, from one eager run on copies of ``args``
+    (a function that writes into its inputs, such as a rollout step storing into its buffers,
+    leaves them as they were).
+
+    An eager run, not fake tensors: a function may create and cache tensors on first use (an
+    env's 0-dim constants), and under a fake mode it would cache fakes.
+    """
+    with torch.no_grad():
+        return [(o.shape, o.dtype) for o in fn(*[a.clone() for a in args])]
+
+
+def _mark_static(context: Any, args: tuple[torch.Tensor, ...]) -> None:
+    """Register every input with ``context`` as static in all its dimensions (what TorchDynamo
+    records for a tensor it specialises)."""
+    from torch._dynamo.source import LocalSource
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, StatefulSymbolicContext
+
+    for i, a in enumerate(args):
+        if a not in context.tensor_to_context:
+            context.tensor_to_context[a] = StatefulSymbolicContext(
+                dynamic_sizes=[DimDynamic.STATIC] * a.dim(),
+                dynamic_strides=[DimDynamic.INFER_STRIDE] * a.dim(),
+                constraint_sizes=[None] * a.dim(), constraint_strides=[None] * a.dim(),
+                tensor_source=LocalSource(f"rlsuite_input_{i}"),
+            )
 
 
 def _tracing_context() -> Any:

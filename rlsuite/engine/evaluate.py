@@ -57,8 +57,13 @@ def evaluate(
         if env.max_episode_steps is None:
             raise ValueError("evaluate: the env has no time limit; pass max_steps")
         max_steps = episodes * env.max_episode_steps
-    if isinstance(policy, FusedPolicy):  # the fast path: a fused policy steps a fused env
-        env = fast_env(env)
+    if isinstance(policy, FusedPolicy):  # the fast path: one fused kernel per step if it can
+        from rlsuite.engine.fused_loop import evaluate_fused
+
+        fused = evaluate_fused(policy, env, params, episodes, generator, max_steps, CHECK_EVERY)
+        if fused is not None:
+            return _result(*fused, episodes, max_steps)
+        env = fast_env(env)  # else a fused policy steps the fused env
     obs, env_state = env.reset(params, generator)
     b = obs.shape[0]
     device = obs.device
@@ -90,6 +95,12 @@ def evaluate(
                 with host_sync_point():  # the loop's one intended sync, every CHECK_EVERY steps
                     if bool((count >= episodes).all()):
                         break
+    return _result(returns, lengths, count, episodes, max_steps)
+
+
+def _result(returns: torch.Tensor, lengths: torch.Tensor, count: torch.Tensor, episodes: int,
+            max_steps: int) -> EvalResult:
+    """The first ``episodes`` of each copy, or the error that some copies did not finish."""
     with host_sync_point():
         missing = int((count < episodes).sum())
     if missing:

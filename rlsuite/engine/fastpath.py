@@ -6,12 +6,14 @@ the fast path a policy is a pure function of ``(weights..., obs, noise)`` fused 
 (:class:`~rlsuite.core.compiled.CompiledKernel`, one call of ~20-40 us), and a classic-control
 env steps through its own fused step (``compile=True``, :func:`fast_env`). The randomness never
 enters compiled code: the caller draws the step's uniforms / normals from its generator with the
-same calls the eager policy makes, so the random streams are those of the eager path.
+same calls the eager policy makes, so the random streams are those of the eager path. Where the
+env's CPU step can be fused too, a whole rollout or evaluation step (policy, env step, autoreset,
+bookkeeping, buffer writes) is one kernel: :mod:`rlsuite.engine.fused_loop`.
 
-What it costs: every new kernel signature (policy, batch size, deterministic or not) compiles once
-per process, ~1-3 s on this CPU with a cold cache and a fraction of that warm (TorchInductor's FX
-graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
-``/tmp/torchinductor_$USER``). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
+What it costs: every new kernel signature (policy and env, batch size, rollout or evaluation)
+compiles once per process, a few seconds on this CPU with a cold cache and a fraction of that warm
+(TorchInductor's FX graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_$USER``; the first compilation of a process also imports TorchInductor). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
 to stderr and is added to :func:`compile_seconds`. Where compilation fails (no C++ compiler, an
 op inductor cannot trace) the kernel warns once and runs eagerly.
 """
@@ -24,11 +26,13 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from rlsuite.core.compiled import CompiledKernel, signature
+from rlsuite.engine.syncguard import HostSyncError
 
 _COMPILE_SECONDS = [0.0]
 _WARNED: set[str] = set()
@@ -82,22 +86,34 @@ class FastKernel:
 
     def call(self, args: tuple[torch.Tensor, ...], key: Hashable) -> Sequence[torch.Tensor]:
         """Run on ``args``; ``key`` must determine their signature (see ``CompiledKernel.call``)."""
+        return self.runner(args, key)(args)
+
+    def runner(
+        self, args: tuple[torch.Tensor, ...] | list[torch.Tensor], key: Hashable
+    ) -> Callable[[tuple[torch.Tensor, ...] | list[torch.Tensor]], Sequence[torch.Tensor]]:
+        """The callable compiled for ``key`` (see ``CompiledKernel.runner``), or ``fn`` run eagerly
+        where compilation failed."""
         if self._failed:
-            return list(self.fn(*args))
+            return self._eager
         before = self._kernel.cache_size()
         tic = time.perf_counter()
         try:
-            out = self._kernel.call(args, key)
+            run = self._kernel.runner(args, key)
+        except HostSyncError:
+            raise  # compiling inside no_host_sync: the caller's error, not the compiler's
         except Exception as error:  # noqa: BLE001 - any compiler failure: fall back, once
             self._failed = True
             _warn_once(self.name, error)
-            return list(self.fn(*args))
+            return self._eager
         seconds = time.perf_counter() - tic
         if self._kernel.cache_size() > before:
             _COMPILE_SECONDS[0] += seconds
             if VERBOSE:
                 _announce(f"rlsuite: compiling {self.name} ... {seconds:.2f} s")
-        return out
+        return run
+
+    def _eager(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(self.fn(*args))
 
     def __call__(self, *args: torch.Tensor, static: Hashable = None) -> Sequence[torch.Tensor]:
         """Run on ``args`` (their signature computed here)."""
@@ -133,6 +149,49 @@ def fast_env(env: Any) -> Any:
     return twin
 
 
+@dataclass(frozen=True)
+class Noise:
+    """A policy step's randomness: ``width`` uniforms (U[0, 1)) or standard normals per copy,
+    drawn from a generator outside compiled code.
+
+    :meth:`draw` is the one place these draws are made, for the eager and the fused path alike,
+    so both consume a generator identically.
+    """
+
+    kind: str
+    """``"uniform"`` or ``"normal"``."""
+    width: int
+    """Draws per copy and step."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("uniform", "normal"):
+            raise ValueError(f"Noise.kind must be 'uniform' or 'normal', got {self.kind!r}")
+        if self.width < 1:
+            raise ValueError(f"Noise.width must be >= 1, got {self.width}")
+
+    def draw(self, batch: int, generator: torch.Generator, device: torch.device,
+             steps: int | None = None) -> torch.Tensor:
+        """``[batch, width]`` draws, or ``[steps, batch, width]`` for ``steps`` steps at once
+        (only where :meth:`splits_evenly` says that equals ``steps`` single-step draws)."""
+        shape = (batch, self.width) if steps is None else (steps, batch, self.width)
+        if self.kind == "uniform":
+            return torch.rand(shape, generator=generator, device=device)
+        return torch.randn(shape, generator=generator, device=device)
+
+    def splits_evenly(self, batch: int, device: torch.device) -> bool:
+        """Whether one draw of ``T`` steps is bit for bit the ``T`` single-step draws in order.
+
+        On CPU, uniforms are drawn one number at a time, so any split is the same stream.
+        Normals are made 16 at a time (Box-Muller over blocks of 16, ``normal_fill``), with a
+        short tail redone from fresh numbers: a block of steps equals the steps drawn one by one
+        only when each step is a whole number of such blocks. Elsewhere (CUDA's Philox offsets)
+        the split changes the stream: never.
+        """
+        if device.type != "cpu":
+            return False
+        return self.kind == "uniform" or (batch * self.width) % 16 == 0
+
+
 class FusedPolicy:
     """A policy whose step is one fused kernel: ``kernel(*weights, obs, noise) -> outputs``.
 
@@ -142,9 +201,10 @@ class FusedPolicy:
 
     Args:
         kernel: the fused step; outputs are ``(env_action, *extras)`` in ``extras`` order.
-        weights: returns the weight tensors: the live parameters themselves (the kernel runs
-            without autograd), so optimizer steps and ``load_state_dict`` are seen.
-        noise: ``noise(obs, generator)`` draws the step's randomness (None: deterministic).
+        weights: returns the weight tensors, read at every call (once per fused rollout or
+            evaluation): the live parameters or a fresh layout of them, so optimizer steps and
+            ``load_state_dict`` are seen (the kernel runs without autograd).
+        noise: the step's randomness (None: deterministic), drawn with :meth:`Noise.draw`.
         generator: the policy's generator (None for a deterministic policy).
         extras: names of the extra outputs.
         static: a hashable that, with the argument signatures, selects the compiled version.
@@ -154,7 +214,7 @@ class FusedPolicy:
         self,
         kernel: FastKernel,
         weights: Callable[[], tuple[torch.Tensor, ...]],
-        noise: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+        noise: Noise | None,
         generator: torch.Generator | None,
         extras: tuple[str, ...],
         static: Hashable,
@@ -168,17 +228,28 @@ class FusedPolicy:
         self._weights_key: tuple[tuple[torch.Tensor, ...], Any] | None = None
 
     def _args_and_key(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], Hashable]:
+        weights, weights_signature = self.weights_and_signature()
+        if self.noise is None:
+            tail: tuple[torch.Tensor, ...] = (obs,)
+        else:
+            tail = (obs, self.draw(obs))
+        return (*weights, *tail), (self.static, weights_signature, signature(tail))
+
+    def draw(self, obs: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """The randomness of one step for ``obs`` (or of ``steps`` steps, see :class:`Noise`)."""
+        assert self.noise is not None and self.generator is not None
+        return self.noise.draw(obs.shape[0], self.generator, obs.device, steps)
+
+    def weights_and_signature(self) -> tuple[tuple[torch.Tensor, ...], Any]:
+        """The live weight tensors and their :func:`signature` (recomputed only when the tuple
+        of tensors changes, not when their values do)."""
         weights = self.weights()
         cached = self._weights_key
         if cached is None or len(cached[0]) != len(weights) or any(
             a is not b for a, b in zip(cached[0], weights, strict=True)
         ):
             cached = self._weights_key = (weights, signature(weights))
-        if self.noise is None:
-            tail: tuple[torch.Tensor, ...] = (obs,)
-        else:
-            tail = (obs, self.noise(obs, self.generator))  # type: ignore[arg-type]
-        return (*weights, *tail), (self.static, cached[1], signature(tail))
+        return cached
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

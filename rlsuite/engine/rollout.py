@@ -147,8 +147,14 @@ def collect(
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     if isinstance(policy, FusedPolicy):
-        # The fast path: a fused policy steps a fused env. No autograd here, as in evaluate, so
-        # both share the env's kernels (grad mode is part of a compiled kernel's key).
+        # The fast path: policy, env step and storage as one kernel per step where the env's step
+        # can be fused with the policy (fused_loop); else a fused policy steps the fused env.
+        # No autograd here, as in evaluate (grad mode is part of a compiled kernel's key).
+        from rlsuite.engine.fused_loop import collect_fused
+
+        fused = collect_fused(env, state, params, policy, num_steps, generator)
+        if fused is not None:
+            return fused
         with torch.no_grad():
             return _collect(fast_env(env), state, params, policy, num_steps, generator)
     return _collect(env, state, params, policy, num_steps, generator)
