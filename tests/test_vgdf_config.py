@@ -74,7 +74,8 @@ def test_agent_builds_from_the_nested_fields() -> None:
     lrs = {g["lr"] for opt in (agent.opt.actor, agent.opt.critic, agent.opt.alpha, agent.explore_opt,
                                agent.classifier_opt) for g in opt.param_groups}
     assert lrs == {2e-3}
-    assert agent.nets.log_alpha.requires_grad and float(agent.nets.log_alpha.detach().exp()) == pytest.approx(0.5)
+    assert agent.nets.log_alpha.requires_grad
+    assert float(agent.nets.log_alpha.detach().exp()) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("key", MOVED_TO_SAC)
