@@ -70,6 +70,24 @@ def missing_extra(args: Sequence[str]) -> str | None:
     return None
 
 
+def moved_key(argv: list[str]) -> str | None:
+    """The new name of a VGDF key that moved under ``agent.sac`` (``agent.learning_rate`` is
+    ``agent.sac.learning_rate``), when the command selects VGDF by name (``agent=vgdf``, a
+    ``vgdf_*`` experiment or ``search=vgdf``) and overrides an old key; None otherwise. Hydra's
+    own error names the unknown key but not where it went."""
+    from rlsuite.agents.vgdf.config import MOVED_TO_SAC
+
+    if not any(a == "agent=vgdf" or a.startswith(("experiment=vgdf", "search=vgdf")) for a in argv):
+        return None
+    for arg in argv:
+        key, sep, _ = arg.lstrip("+~").partition("=")
+        field = key.removeprefix("agent.")
+        if sep and key.startswith("agent.") and field in MOVED_TO_SAC:
+            return (f"rlsuite: {key} is not a VGDF setting: VGDF's SAC settings are nested, "
+                    f"use agent.sac.{field}")
+    return None
+
+
 @hydra.main(version_base="1.3", config_path="pkg://rlsuite.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     """The Hydra app; returns the final evaluation score for sweepers.
@@ -106,8 +124,9 @@ def hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """Entry point of the ``rlsuite`` console script: check optional extras, then run Hydra."""
-    hint = missing_extra(sys.argv[1:])
+    """Entry point of the ``rlsuite`` console script: check optional extras and moved keys, then
+    run Hydra."""
+    hint = missing_extra(sys.argv[1:]) or moved_key(sys.argv[1:])
     if hint is not None:
         raise SystemExit(hint)
     hydra_main()

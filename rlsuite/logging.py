@@ -3,13 +3,19 @@
 Tags follow SB3 (``rollout/ep_rew_mean``, ``time/fps``, ``train/...``, ``eval/...``); agents put
 their own quantities under their name. Values arrive as host floats: agents sync once per
 iteration, here, never inside a rollout.
+
+Rows are streamed to disk, never kept: the logger holds only the CSV's columns, so its memory does
+not grow with the run (a long RLPD run logs one row per iteration, millions of steps; holding every
+row took ~1.5 GB). The two operations that rewrite the file (a new tag widens the header, a resume
+drops the rows after its checkpoint) stream it from disk into a temporary file that replaces it.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +49,16 @@ class Logger:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / "metrics.csv"
-        self._rows: list[dict[str, str]] = []
         self._columns: list[str] = [STEP_COLUMN]
+        """The CSV's header: the only state kept across rows."""
         if resume and self.csv_path.exists():
+            _drop_partial_line(self.csv_path)
             with self.csv_path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                self._columns = list(reader.fieldnames or [STEP_COLUMN])
-                self._rows = list(reader)
-            if rewind_to is not None:
-                self._rows = [r for r in self._rows if int(r[STEP_COLUMN]) <= rewind_to]
-                self._rewrite()
+                header = csv.DictReader(f).fieldnames
+            if header:
+                self._columns = list(header)
+            if rewind_to is not None or not header:  # an empty file gets its header back
+                self._rewrite(keep=None if rewind_to is None else _up_to(rewind_to))
         elif self.csv_path.exists():
             self.csv_path.unlink()
         if config is not None:
@@ -73,10 +79,11 @@ class Logger:
             if self._writer is not None and math.isfinite(value):
                 self._writer.add_scalar(tag, value, int(step))
         new = [tag for tag in row if tag not in self._columns]
-        self._rows.append(row)
-        if new:  # a new tag: rewrite the file with the wider header (SB3's CSV writer does too)
+        if new or not self.csv_path.exists():
+            # A new tag: rewrite the file with the wider header (SB3's CSV writer does too). Rare:
+            # a run's tags appear within its first evaluations.
             self._columns += new
-            self._rewrite()
+            self._rewrite(extra=row)
         else:
             with self.csv_path.open("a", newline="") as f:
                 csv.DictWriter(f, self._columns, restval="").writerow(row)
@@ -106,11 +113,24 @@ class Logger:
         for summary in (experiment, session_start, session_end):
             self._writer.file_writer.add_summary(summary)
 
-    def _rewrite(self) -> None:
-        with self.csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, self._columns, restval="")
+    def _rewrite(self, keep: Callable[[dict[str, str]], bool] | None = None,
+                 extra: dict[str, str] | None = None) -> None:
+        """Rewrite ``metrics.csv`` under the current header: its rows streamed from disk (those
+        ``keep`` accepts, all when None), then ``extra``. Written to a temporary file that
+        replaces the old one, so a kill mid-rewrite leaves the old file whole."""
+        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+        with tmp.open("w", newline="") as out:
+            # extrasaction: cells beyond the header (only a corrupted line has them) are dropped.
+            writer = csv.DictWriter(out, self._columns, restval="", extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(self._rows)
+            if self.csv_path.exists():
+                with self.csv_path.open(newline="") as f:
+                    for row in csv.DictReader(f):
+                        if keep is None or keep(row):
+                            writer.writerow(row)
+            if extra is not None:
+                writer.writerow(extra)
+        os.replace(tmp, self.csv_path)
 
     def flush(self) -> None:
         """Push pending TensorBoard events to disk."""
@@ -122,6 +142,39 @@ class Logger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _drop_partial_line(path: Path, chunk: int = 1 << 16) -> None:
+    """Cut a last line that has no newline (a write killed midway, whose cells may be cut short:
+    ``512`` written as ``5``), so that a resume neither keeps it nor appends to it."""
+    with path.open("rb+") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            block = f.read(pos - start)
+            if pos == end and block.endswith(b"\n"):
+                return
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                f.truncate(start + newline + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def _up_to(step: int) -> Callable[[dict[str, str]], bool]:
+    """Row filter of a resume: rows logged at or before ``step`` (a row whose step cell is not a
+    number, the partial last line of a killed write, is dropped)."""
+
+    def keep(row: dict[str, str]) -> bool:
+        try:
+            return int(row[STEP_COLUMN]) <= step
+        except (TypeError, ValueError):
+            return False
+
+    return keep
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, float | int | str | bool]:

@@ -335,7 +335,7 @@ def test_full_scale_presets_compose_with_their_stated_budgets() -> None:
     assert (iwocs.search, iwocs.cmaes_generations, iwocs.cmaes_population) == ("cmaes", 6, 100)
     vgdf = cfgs["vgdf_pendulum_full"]
     assert vgdf.total_steps == 1_000_000 and vgdf.agent.warmup_steps == 100_000
-    assert list(vgdf.agent.hidden_sizes) == [256, 256] and list(vgdf.agent.model_hidden) == [200] * 4
+    assert list(vgdf.agent.sac.hidden_sizes) == [256, 256] and list(vgdf.agent.model_hidden) == [200] * 4
     dynlin = cfgs["dynlin_synthetic_full"]
     assert dynlin.total_steps // dynlin.num_envs == dynlin.agent.horizon == 1_000_000
 

@@ -14,9 +14,10 @@ from rlsuite.envs.pendulum import Pendulum
 from rlsuite.logging import read_metrics
 from rlsuite.runner import compose, run
 
-TINY = dict(hidden_sizes=[16, 16], batch_size=32, ensemble_size=3, num_elites=2, model_hidden=[16],
+TINY = dict(sac={"hidden_sizes": [16, 16], "batch_size": 32, "utd": 0.25}, ensemble_size=3,
+            num_elites=2, model_hidden=[16],
             model_weight_decay=[1e-5, 1e-5], model_train_freq=100, model_max_epochs=3,
-            model_batch_size=32, utd=0.25,
+            model_batch_size=32,
             warmup_steps=200, darc_warmup=200, random_steps=50, eval_every=200, eval_episodes=2)
 
 
@@ -85,7 +86,8 @@ def test_same_seed_same_run_and_exact_resume() -> None:
 
 
 def test_cli_runs_vgdf_on_pendulum(tmp_path: Path) -> None:
-    over = [f"agent.{k}={v}".replace("'", "").replace(" ", "") for k, v in TINY.items()]
+    flat = {f"sac.{k}": v for k, v in TINY["sac"].items()} | {k: v for k, v in TINY.items() if k != "sac"}
+    over = [f"agent.{k}={v}".replace("'", "").replace(" ", "") for k, v in flat.items()]
     cfg = compose(["agent=vgdf", "env=pendulum", "num_envs=10", "total_steps=400",
                    "env.max_episode_steps=50", "eval_episodes=2", "progress=false", "device=cpu",
                    f"run_dir={tmp_path}", *over,

@@ -17,9 +17,10 @@ from rlsuite.agents.vgdf.domains import ShiftDomains
 from rlsuite.envs.pendulum import Pendulum
 from rlsuite.envs.shifts import ContinuousCartPole, shifted_env, step_from_obs
 
-TINY = dict(hidden_sizes=[16, 16], batch_size=32, ensemble_size=3, num_elites=2, model_hidden=[16],
+TINY = dict(sac={"hidden_sizes": [16, 16], "batch_size": 32, "utd": 0.25}, ensemble_size=3,
+            num_elites=2, model_hidden=[16],
             model_weight_decay=[1e-5, 1e-5], model_train_freq=100, model_max_epochs=3,
-            model_batch_size=32, utd=0.25,
+            model_batch_size=32,
             warmup_steps=200, darc_warmup=200, random_steps=50, eval_every=200, eval_episodes=2)
 DIAGNOSTIC_KEYS = ("vgdf/accept_ratio", "vgdf/fvp_std", "vgdf/fvp_iqr", "vgdf/fvp_min",
                    "vgdf/fvp_median", "vgdf/fvp_max", "vgdf/value_kept", "vgdf/value_rejected",

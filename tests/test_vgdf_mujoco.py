@@ -234,9 +234,10 @@ def test_domains_reject_different_spaces():
 
 
 # -- VGDF on two gymnasium envs -----------------------------------------------------------------
-TINY = dict(hidden_sizes=[16, 16], batch_size=32, ensemble_size=3, num_elites=2, model_hidden=[16],
+TINY = dict(sac={"hidden_sizes": [16, 16], "batch_size": 32, "utd": 0.25}, ensemble_size=3,
+            num_elites=2, model_hidden=[16],
             model_weight_decay=[1e-5, 1e-5], model_train_freq=100, model_max_epochs=3,
-            model_batch_size=32, utd=0.25, warmup_steps=200, random_steps=50, eval_every=400,
+            model_batch_size=32, warmup_steps=200, random_steps=50, eval_every=400,
             eval_episodes=2)
 
 
@@ -286,10 +287,10 @@ def test_the_runner_trains_vgdf_on_a_mujoco_preset(tmp_path):
     from rlsuite.runner import compose, run
 
     cfg = compose(["experiment=vgdf_halfcheetah", "total_steps=300", "num_envs=2", "eval_episodes=1",
-                   "agent.hidden_sizes=[16,16]", "agent.batch_size=16", "agent.model_batch_size=16",
+                   "agent.sac.hidden_sizes=[16,16]", "agent.sac.batch_size=16", "agent.model_batch_size=16",
                    "agent.ensemble_size=3", "agent.num_elites=2", "agent.model_hidden=[16]",
                    "agent.model_weight_decay=[1e-5,1e-5]", "agent.model_train_freq=100",
-                   "agent.model_max_epochs=2", "agent.utd=0.25", "agent.random_steps=40",
+                   "agent.model_max_epochs=2", "agent.sac.utd=0.25", "agent.random_steps=40",
                    "agent.warmup_steps=200", "agent.eval_every=1000", f"run_dir={tmp_path}",
                    "progress=false", "tensorboard=false", "threads=1"])
     assert cfg.agent.mujoco_task == "halfcheetah_broken_thigh"

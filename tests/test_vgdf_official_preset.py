@@ -95,9 +95,9 @@ def test_normalisation_switch_averages_over_the_whole_batch() -> None:
 
 def test_official_switches_run_in_the_agent() -> None:
     torch.set_num_threads(1)
-    tiny = dict(hidden_sizes=[16, 16], batch_size=32, ensemble_size=3, num_elites=2,
-                model_hidden=[16], model_weight_decay=[1e-5, 1e-5], model_train_freq=100,
-                model_max_epochs=3, model_batch_size=32, utd=0.25, warmup_steps=200,
+    tiny = dict(sac={"hidden_sizes": [16, 16], "batch_size": 32, "utd": 0.25}, ensemble_size=3,
+                num_elites=2, model_hidden=[16], model_weight_decay=[1e-5, 1e-5],
+                model_train_freq=100, model_max_epochs=3, model_batch_size=32, warmup_steps=200,
                 random_steps=50, eval_every=1000)
     env = Pendulum(max_episode_steps=50)
     agent = VGDF(VGDFConfig(**tiny, **SWITCHES), env, env.default_params(10), 0)

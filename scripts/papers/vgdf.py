@@ -36,7 +36,7 @@ SWEEP_GAINS = (0.5, -0.5, -1.0)
 reverses the motor), so the shift's size is ``1 - gain``."""
 SWEEP_METHODS = ("vgdf", "mix", "target_only")
 SWEEP_SEEDS = (0, 1)
-QUICK = ("total_steps=1000", "agent.batch_size=32", "agent.model_batch_size=32",
+QUICK = ("total_steps=1000", "agent.sac.batch_size=32", "agent.model_batch_size=32",
          "agent.random_steps=200", "agent.warmup_steps=500", "agent.darc_warmup=500",
          "agent.model_max_epochs=3", "agent.eval_every=500", "agent.eval_episodes=2",
          "eval_episodes=4", "tensorboard=false")

@@ -17,14 +17,14 @@ Per iteration (the batched form of the code's one-source-step loop, ``script/tra
 2. the target copies step with the policy until ``target steps * Gamma >= source steps``;
 3. the dynamics ensemble is refitted on all target data each time the source clock crosses a
    multiple of ``model_train_freq`` (250);
-4. ``utd`` updates per source step: sample ``batch_size`` from each domain, score the source
+4. ``sac.utd`` updates per source step: sample ``sac.batch_size`` from each domain, score the source
    batch with the value-guided filter (keep the top ``keep_fraction`` after ``warmup_steps``),
    then SAC's critic / actor / exploration-actor steps (:func:`rlsuite.agents.vgdf.update.vgdf_update`);
 5. every ``eval_every`` source steps the greedy policy is scored in both domains.
 
 Variants (``config.variant``): ``mix`` keeps every source sample; ``zero_shot`` trains SAC on the
 source alone; ``target_only`` trains SAC on the target data alone (same target budget and
-schedule, so ``utd * gamma_ratio`` updates per target step); ``darc`` corrects source rewards
+schedule, so ``sac.utd * gamma_ratio`` updates per target step); ``darc`` corrects source rewards
 with DARC's classifiers instead of filtering. None of them fits the dynamics model.
 
 Logged tags: ``rollout/ep_rew_mean`` (source episodes), ``vgdf/target_ep_rew_mean``,
@@ -60,7 +60,7 @@ from rlsuite.engine.interaction import Interaction
 from rlsuite.learners.buffers import ReplayBuffer, concat
 from rlsuite.learners.nets import flat_dim
 from rlsuite.learners.optim import load_optimizer
-from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
+from rlsuite.learners.sac import SACNetworks, SACOptimizers, SquashedGaussianActor
 from rlsuite.training import LossTotals, TrainingHooks, check_finite
 
 TARGET_SEED_OFFSET = 7_919
@@ -102,21 +102,21 @@ class VGDF:
         self.num_source = tree.batch_size(self.source_params)
         self.terminal = domains.terminal
         torch.manual_seed(seed)  # network initialisation
-        sac_cfg = SACConfig(hidden_sizes=list(cfg.hidden_sizes), alpha=cfg.alpha)
+        sac = cfg.sac
         obs_space, act_space = self.env.observation_space, self.env.action_space
-        self.nets = SACNetworks(obs_space, act_space, sac_cfg).to(self.device)
-        self.opt = SACOptimizers.make(self.nets, cfg.learning_rate)
+        self.nets = SACNetworks(obs_space, act_space, sac).to(self.device)
+        self.opt = SACOptimizers.make(self.nets, sac.learning_rate)
         obs_dim, act_dim = flat_dim(obs_space.shape), flat_dim(act_space.shape)
         self.explore_actor = SquashedGaussianActor(obs_dim, act_space.low, act_space.high,
-                                                   cfg.hidden_sizes).to(self.device)
-        self.explore_opt = torch.optim.Adam(self.explore_actor.parameters(), lr=cfg.learning_rate)
+                                                   sac.hidden_sizes).to(self.device)
+        self.explore_opt = torch.optim.Adam(self.explore_actor.parameters(), lr=sac.learning_rate)
         self.model = build_model(cfg, obs_dim, act_dim).to(self.device)
         self.model_opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                           lr=cfg.model_learning_rate)
         self.classifiers = darc.DomainClassifiers(obs_dim, act_dim, cfg.darc_hidden).to(self.device)
-        self.classifier_opt = torch.optim.Adam(self.classifiers.parameters(), lr=cfg.learning_rate)
-        self.src_buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
-        self.tar_buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
+        self.classifier_opt = torch.optim.Adam(self.classifiers.parameters(), lr=sac.learning_rate)
+        self.src_buffer = ReplayBuffer.for_env(self.env, sac.buffer_size)
+        self.tar_buffer = ReplayBuffer.for_env(self.env, sac.buffer_size)
         self.src = Interaction(domains.source_env, self.source_params, seed)
         self.tar = Interaction(domains.target_env, self.target_params, seed + TARGET_SEED_OFFSET)
         self.generator = self.src.policy_generator  # every draw of the learner
@@ -180,11 +180,11 @@ class VGDF:
 
         fict = vfilter.fictitious_targets(
             make_predict(self.model, cfg.fve_members), value, policy, src.obs, src.action,
-            src.reward, cfg.gamma, self.generator, terminal=self.terminal,
+            src.reward, cfg.sac.gamma, self.generator, terminal=self.terminal,
             next_state=cfg.fictitious_next_state, reward_mode=cfg.fictitious_reward,
             next_action=cfg.fictitious_action)
         y_src = vfilter.source_targets(value, policy, src.reward, src.next_obs, src.terminated,
-                                       cfg.gamma, self.generator)
+                                       cfg.sac.gamma, self.generator)
         scores = vfilter.fvp_scores(fict, y_src)
         sel = vfilter.select(scores, cfg.keep_fraction, self._filter_active())
         stats = {"accept_ratio": sel.mask.float().mean(), "fvp_mean": scores.mean(),
@@ -212,16 +212,16 @@ class VGDF:
         """One gradient step: ``(losses and filter statistics, diagnostics)``; the diagnostics
         (``{}`` unless ``diagnose`` and the variant filters) are kept apart because the agent
         computes them on one update per iteration."""
-        cfg = self.config
+        cfg, batch_size = self.config, self.config.sac.batch_size
         stats: dict[str, torch.Tensor] = {}
         diagnostics: dict[str, torch.Tensor] = {}
         if cfg.variant == "target_only":
-            batch, weight = self.tar_buffer.sample(cfg.batch_size, self.generator), None
+            batch, weight = self.tar_buffer.sample(batch_size, self.generator), None
         elif cfg.variant == "zero_shot":
-            batch, weight = self.src_buffer.sample(cfg.batch_size, self.generator), None
+            batch, weight = self.src_buffer.sample(batch_size, self.generator), None
         else:
-            src = self.src_buffer.sample(cfg.batch_size, self.generator)
-            tar = self.tar_buffer.sample(cfg.batch_size, self.generator)
+            src = self.src_buffer.sample(batch_size, self.generator)
+            tar = self.tar_buffer.sample(batch_size, self.generator)
             w_src = torch.ones(len(src), device=self.device)
             if cfg.variant == "vgdf":
                 w_src, filt, diagnostics = self.filter_batch(src, diagnose)
@@ -235,7 +235,7 @@ class VGDF:
             weight = 2.0 * torch.cat([torch.ones(len(tar), device=self.device), w_src])
         update_policy = self.num_updates % cfg.policy_delay == 0
         explore = cfg.optimistic_exploration and cfg.variant != "target_only"
-        out = vgdf_update(self.nets, self.opt, batch, weight, cfg.gamma, cfg.tau, cfg.grad_clip,
+        out = vgdf_update(self.nets, self.opt, batch, weight, cfg.sac.gamma, cfg.sac.tau, cfg.grad_clip,
                           update_policy, self.generator,
                           self.explore_actor if explore else None,
                           self.explore_opt if explore else None)
@@ -293,10 +293,10 @@ class VGDF:
                     metrics |= {"vgdf/model_holdout_mse": float(fit.holdout_mse.mean()),
                                 "vgdf/model_epochs": float(fit.epochs)}
             # ---- gradient updates owed (utd per source step once both buffers hold a batch)
-            ready = ((not use_source or len(self.src_buffer) >= cfg.batch_size)
-                     and (not use_target or len(self.tar_buffer) >= cfg.batch_size))
+            ready = ((not use_source or len(self.src_buffer) >= cfg.sac.batch_size)
+                     and (not use_target or len(self.tar_buffer) >= cfg.sac.batch_size))
             # Slots owed before both buffers are ready are skipped, as the code skips train_ac.
-            slots = int(cfg.utd * self.source_steps + 1e-9)
+            slots = int(cfg.sac.utd * self.source_steps + 1e-9)
             due = slots - self.update_slots if ready else 0
             self.update_slots = slots
             totals, diag_totals = LossTotals(), LossTotals()
@@ -374,7 +374,7 @@ class VGDF:
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (same env, params and config)."""
         self.nets.load_state_dict(data["nets"])
-        lr = self.config.learning_rate  # the config's rates, not the ones the state was saved with
+        lr = self.config.sac.learning_rate  # the config's rates, not the ones the state was saved with
         self.opt.load_state_dict(data["optimizers"], lr, lr, lr)
         self.explore_actor.load_state_dict(data["explore_actor"])
         load_optimizer(self.explore_opt, data["explore_opt"], lr)

@@ -13,10 +13,31 @@ from typing import ClassVar
 from rlsuite import validation as rules
 from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.envs.mujoco_shifts import TASKS
+from rlsuite.learners.sac import SACConfig
 
 VARIANTS = ("vgdf", "mix", "zero_shot", "target_only", "darc")
 MUJOCO_TASKS = tuple(TASKS)
 """Names ``mujoco_task`` accepts (the task table imports without the ``mujoco`` extra)."""
+
+
+def _vgdf_sac() -> SACConfig:
+    # Paper Table 2 / App. E.1 and the official config/vgdf/*.yaml: batch 128 per domain, one update
+    # per source step, lr 3e-4, gamma 0.99, Polyak 0.005, fixed temperature 0.2, 256-256 networks,
+    # replay 1e6 per domain. learning_starts is 0 because VGDF does not use it (UNUSED_SAC).
+    return SACConfig(buffer_size=1_000_000, learning_starts=0, utd=1.0, batch_size=128, gamma=0.99,
+                     tau=0.005, learning_rate=3e-4, alpha=0.2, hidden_sizes=[256, 256])
+
+
+MOVED_TO_SAC = ("buffer_size", "batch_size", "utd", "gamma", "tau", "learning_rate", "alpha",
+                "hidden_sizes")
+"""Fields VGDFConfig held itself until they moved under ``sac`` (issue 18): ``agent.learning_rate``
+is now ``agent.sac.learning_rate`` (:func:`rlsuite.cli.moved_key` names the new key)."""
+
+UNUSED_SAC = {"learning_starts": "agent.random_steps (uniform random actions in both domains; "
+                                 "updates start once both buffers hold a batch)",
+              "num_steps": "nothing: each iteration steps every source copy once"}
+"""Fields of the nested :class:`SACConfig` VGDF does not read, and what plays their part; a value
+other than the default is refused so that it is not silently ignored."""
 
 
 @dataclass
@@ -50,30 +71,23 @@ class VGDFConfig:
     """xi: fraction of each source batch kept after the warm-up (paper: 25 %)."""
     warmup_steps: int = 100_000
     """Source steps before filtering starts; every source sample is used before (paper: 1e5)."""
-    utd: float = 1.0
-    """Gradient updates per source step (paper: one per source step)."""
-    batch_size: int = 128
-    """Transitions sampled from each domain per update (paper: 128)."""
+    sac: SACConfig = field(default_factory=_vgdf_sac)
+    """The shared SAC (:class:`rlsuite.learners.sac.SACConfig`), paper defaults: ``batch_size``
+    (transitions sampled from *each* domain per update: 128), ``utd`` (updates per source step: 1),
+    ``gamma``, ``tau``, ``learning_rate`` (Adam step size of the actor, the exploration actor, the
+    critics, the temperature and DARC's classifiers: 3e-4), ``alpha`` (paper / code: fixed 0.2;
+    None tunes it from ``init_alpha`` to ``target_entropy``), ``hidden_sizes`` (actors and critics,
+    ReLU: 256-256) and ``buffer_size`` (replay capacity of *each* domain: 1e6). ``learning_starts``
+    and ``num_steps`` are not used and must keep their defaults (:data:`UNUSED_SAC`)."""
     random_steps: int = 0
-    """Source steps of uniform random actions (both domains) before the policies act (0: none)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak rate of the target critics."""
-    learning_rate: float = 3e-4
-    """Adam step size of the actor, the exploration actor and the critics."""
-    alpha: float | None = 0.2
-    """SAC temperature (paper / code: fixed 0.2); None tunes it to the entropy target -dim(A)."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    """Hidden widths of the actors and critics (ReLU)."""
+    """Source steps of uniform random actions (both domains) before the policies act (0: none).
+    Unlike SAC's ``learning_starts``, updates do not wait for them (only for a batch per domain)."""
     policy_delay: int = 2
     """Critic updates per actor update (code ``training_delay``: 2)."""
     grad_clip: float = 100.0
     """Gradient-norm clip of the critics and actors (code ``ac_gradient_clip``: 100)."""
     optimistic_exploration: bool = True
     """Act in the source domain with the optimistic policy trained on max(Q1, Q2) (paper's pi^E)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity of each domain."""
     ensemble_size: int = 7
     """Members of the target dynamics ensemble (paper: 7)."""
     num_elites: int = 5
@@ -127,19 +141,16 @@ class VGDFConfig:
     """Log the filter's diagnostics (:mod:`rlsuite.agents.vgdf.diagnostics`): a few extra forward
     passes per update, no generator draw, so the run's numbers are the same either way."""
 
-    RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "model_learning_rate", "eval_every",
-                                             "eval_episodes")
-    """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("model_learning_rate", "eval_every", "eval_episodes")
+    """Keys a resume may change besides the nested ``sac.learning_rate`` (learning rates,
+    evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
         "variant": rules.choice(*VARIANTS), "target_shift": rules.TEXT,
         "mujoco_task": rules.optional(rules.choice(*MUJOCO_TASKS)),
         "gamma_ratio": rules.POSITIVE_INT, "target_envs": rules.POSITIVE_INT,
-        "keep_fraction": rules.UNIT_OPEN_LOW, "warmup_steps": rules.NONNEG_INT, "utd": rules.NONNEG,
-        "batch_size": rules.POSITIVE_INT, "random_steps": rules.NONNEG_INT, "gamma": rules.UNIT,
-        "tau": rules.UNIT_OPEN_LOW, "learning_rate": rules.POSITIVE,
-        "alpha": rules.optional(rules.NONNEG), "hidden_sizes": rules.SIZES,
-        "policy_delay": rules.POSITIVE_INT, "grad_clip": rules.POSITIVE,
-        "optimistic_exploration": rules.FLAG, "buffer_size": rules.POSITIVE_INT,
+        "keep_fraction": rules.UNIT_OPEN_LOW, "warmup_steps": rules.NONNEG_INT, "sac": SACConfig,
+        "random_steps": rules.NONNEG_INT, "policy_delay": rules.POSITIVE_INT,
+        "grad_clip": rules.POSITIVE, "optimistic_exploration": rules.FLAG,
         "ensemble_size": rules.POSITIVE_INT, "num_elites": rules.POSITIVE_INT,
         "fve_members": rules.choice("all", "elites"), "model_hidden": rules.SIZES,
         "model_learning_rate": rules.POSITIVE,
@@ -159,10 +170,18 @@ class VGDFConfig:
     }
 
     def __post_init__(self) -> None:
+        rules.nest(self, "sac", SACConfig)
         rules.validate(self)
 
     def check_combinations(self) -> None:
         """Cross-field rules (run by :func:`rlsuite.validation.validate`)."""
+        default = _vgdf_sac()
+        for key, instead in UNUSED_SAC.items():
+            value = getattr(self.sac, key)
+            if value != getattr(default, key):
+                raise rules.ConfigError(f"sac.{key}", value,
+                                        f"not used by VGDF (keep {getattr(default, key)}); "
+                                        f"what plays its part: {instead}")
         if self.num_elites > self.ensemble_size:
             raise rules.ConfigError("num_elites", self.num_elites,
                                 f"must be at most ensemble_size = {self.ensemble_size}")
