@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 import rlsuite.config  # noqa: F401  (registers the structured schemas before composition)
 from rlsuite import jobs
+from rlsuite.identity import RunMismatch
 from rlsuite.jobs import PreemptionExit
 from rlsuite.runner import run
 from rlsuite.validation import ConfigError
@@ -104,6 +105,8 @@ def hydra_main(cfg: DictConfig) -> float:
             return run(cfg)
         except ConfigError as err:  # the field, value and what is allowed; no traceback to read
             raise SystemExit(f"rlsuite: invalid config: {err}") from err
+        except RunMismatch as err:  # names the differing keys; the other run is left untouched
+            raise SystemExit(f"rlsuite: {err}") from err
         except jobs.TimeLimitReached as err:  # checkpointed and logged: not a failure, not done
             raise SystemExit(jobs.TIME_LIMIT_EXIT) from err
     try:

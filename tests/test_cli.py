@@ -148,3 +148,19 @@ def test_multirun_basic_launcher(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert len(list(tmp_path.glob("*/checkpoints/latest.pt"))) == 2
+
+
+def test_a_refused_resume_is_one_line_naming_the_key_and_keeps_the_other_run(tmp_path: Path) -> None:
+    def cli(*overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "rlsuite", *SMALL, "total_steps=128", f"run_dir={tmp_path}",
+             "resume=auto", *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    assert cli().returncode == 0
+    before = (tmp_path / "result.json").read_text()
+    out = cli("seed=7")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "HYDRA_FULL_ERROR" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        f"rlsuite: {tmp_path} holds another run (result.json): seed: 0 there, 7 here")
+    assert (tmp_path / "result.json").read_text() == before
