@@ -54,6 +54,8 @@ from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
 from rlsuite.agents.iwocs.config import IWOCSConfig
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
 from rlsuite.agents.iwocs.evaluation import grid_metrics, same_start
+from rlsuite.agents.iwocs.mujoco_env import for_box
+from rlsuite.agents.iwocs.paper_scores import add_normalized
 from rlsuite.agents.iwocs.search import SearchResult, cmaes_search, grid_search
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
@@ -86,6 +88,7 @@ class IWOCS:
     def __init__(self, config: IWOCSConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         self.config = config
         self.box = get_box(config.box)
+        env, params = for_box(config.box, env, params, config.episode_steps)  # a MuJoCo set's env
         check_box_env(config.box, self.box, env, "IWOCS")
         self.env, self.seed = env, seed
         self.num_envs = tree.batch_size(params)
@@ -266,6 +269,7 @@ class IWOCS:
         and the worst case and mean of IWOCS's components alone (``eval/fallback/``,
         ``eval/expert_<i>/``: diagnostics)."""
         cfg = self.config
+        env = self.env  # the env the agent steps: a MuJoCo set's own, else the run's (the same)
         start = same_start(generator)
 
         def grid(policy: Any, prefix: str, per_point: bool) -> dict[str, float]:
@@ -281,7 +285,7 @@ class IWOCS:
         out |= grid(greedy_policy(self.fallback), "eval/fallback", False)
         for i, expert in enumerate(self.experts, 1):
             out |= grid(greedy_policy(expert.nets), f"eval/expert_{i}", False)
-        return out
+        return add_normalized(cfg.box, out)  # the paper's score, for a set with references
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
