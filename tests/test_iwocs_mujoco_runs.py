@@ -43,7 +43,8 @@ def test_setting_halfcheetah_parameters_is_exact():
     # RRLS indexes bodies by number (torso 1, back thigh 2): the names resolve to the same bodies
     assert (_body(model, "torso"), _body(model, "bthigh")) == (1, 2)
     engine = MujocoParamsEnv("halfcheetah_3")
-    params = get_box("halfcheetah_3").params(engine.default_params(1), torch.tensor([[0.1, 7.0, 0.35]], dtype=torch.float64))
+    values = torch.tensor([[0.1, 7.0, 0.35]], dtype=torch.float64)
+    params = get_box("halfcheetah_3").params(engine.default_params(1), values)
     obs, state = engine.reset(params, engine.make_generator(0))
     engine.step(state, torch.zeros(1, 6), params, engine.make_generator(0))
     m = engine.model

@@ -91,8 +91,8 @@ class IWOCSConfig:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("heads_learning_rate", "eval_points", "eval_episodes")
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
-        "method": rules.choice("iwocs", *BASELINES), "box": rules.choice(*BOXES, *MUJOCO_BOXES), "sac": SACConfig,
-        "episode_steps": rules.optional(rules.POSITIVE_INT),
+        "method": rules.choice("iwocs", *BASELINES), "box": rules.choice(*BOXES, *MUJOCO_BOXES),
+        "sac": SACConfig, "episode_steps": rules.optional(rules.POSITIVE_INT),
         "q_hidden_sizes": rules.SIZES,
         "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
         "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,
