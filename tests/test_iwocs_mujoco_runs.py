@@ -175,3 +175,44 @@ def test_dr_sac_baseline_resumes_mid_episode_bit_for_bit(tmp_path: Path):
     _run(killed, *common, "resume=auto")
     assert _final(killed) == _final(whole)
     assert "eval/normalized_worst_case" in _final(whole)
+
+
+def test_results_page_mujoco_section_renders_runs_and_says_not_yet_run():
+    """scripts/papers/iwocs.py: the full plan holds IWOCS, DR and nominal SAC on halfcheetah_3
+    for seeds 0-2 (the quick plan none: no mujoco extra in CI); the generated section shows the
+    worst case and the paper's normalized score of the runs made, *not yet run* for the others,
+    and the budget beside the paper's."""
+    from rlsuite.reproduce import Record, load_paper
+
+    paper = load_paper("iwocs")
+    full, quick = paper.plan(False), paper.plan(True)
+    mujoco_jobs = {(j.tag, j.preset) for j in full if j.tag.startswith("halfcheetah")}
+    assert mujoco_jobs == {(f"halfcheetah_{m}_s{s}", "halfcheetah_iwocs" + p)
+                           for m, p in (("iwocs", ""), ("dr_sac", "_dr_sac"),
+                                        ("nominal_sac", "_nominal_sac")) for s in (0, 1, 2)}
+    assert not any(j.preset.startswith("halfcheetah") for j in quick)
+    ref = REFERENCES["halfcheetah_3"]
+    records = {}
+    for job in full:
+        result = {}
+        if job.tag in ("halfcheetah_iwocs_s0", "halfcheetah_iwocs_s1"):
+            worst = 330.0 if job.tag.endswith("0") else 170.0
+            result = {"status": "completed", "metrics": {
+                "eval/worst_case_return": worst, "eval/last/worst_case_return": ref.td3},
+                "identity": {"config": {"total_steps": 160000, "num_envs": 4, "agent": {
+                    "dr_steps": 64000, "num_iterations": 3, "model_steps": 32000,
+                    "sac": {"hidden_sizes": [256, 256]}, "eval_points": 10, "eval_episodes": 1,
+                    "episode_steps": None, "thresholds": [0.5] * 10}}}}
+        records[job.tag] = Record(job, Path("/nonexistent"), result)
+    text = paper.module.mujoco_section(records)  # what render() puts in the full page
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    iwocs = rows["IWOCS* (kept phase chosen on the grid)"]
+    mean_norm = (normalized_score(330.0, ref.td3, ref.m2td3) + normalized_score(170, ref.td3, ref.m2td3)) / 2
+    assert " 2/3 | 250 +- " in iwocs and f" | {mean_norm:.4g} +- " in iwocs
+    assert "seed 0: 330, seed 1: 170; not yet run: halfcheetah_iwocs_s2" in iwocs
+    assert "| IWOCS*: 0.61 | 160 k / 5 M |" in iwocs
+    assert " | 0 +- 0 | " in rows["IWOCS (last phase, no choice)"]  # v_TD3 normalizes to 0
+    assert "0/3 | not yet run (halfcheetah_dr_sac_s0, " in rows["DR SAC"]
+    assert "TD3: 0.00" in rows["nominal SAC"]
+    assert "DR fallback 64 k + up to 3 experts x 32 k = 160 k env steps" in text
