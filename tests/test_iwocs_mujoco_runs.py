@@ -216,3 +216,35 @@ def test_results_page_mujoco_section_renders_runs_and_says_not_yet_run():
     assert "0/3 | not yet run (halfcheetah_dr_sac_s0, " in rows["DR SAC"]
     assert "TD3: 0.00" in rows["nominal SAC"]
     assert "DR fallback 64 k + up to 3 experts x 32 k = 160 k env steps" in text
+
+
+@needs_mujoco
+@pytest.mark.parametrize("name", ["ant_3", "hopper_3", "humanoidstandup_3", "invertedpendulum_2",
+                                  "walker_3", "halfcheetah_2"])
+def test_every_set_steps_like_gymnasium_with_set_params(name):
+    """Any set, at a random point of its box: the engine env's copy equals gymnasium's env with
+    set_params applied, observation, reward and termination (InvertedPendulum falls: the
+    terminated path), up to 40 steps."""
+    from rlsuite.agents.iwocs.mujoco_sets import MUJOCO_BOXES
+
+    env = MujocoParamsEnv(name, max_episode_steps=40)
+    box = get_box(name)
+    values = box.sample(1, torch.Generator().manual_seed(1))
+    params = box.params(env.default_params(1), values)
+    gen = env.make_generator(0)
+    seed = torch.randint(0, 2**31 - 1, (1,), generator=env.make_generator(0)).item()
+    obs, state = env.reset(params, gen)
+    ref = gymnasium.make(MUJOCO_BOXES[name].env_id, max_episode_steps=40)
+    set_params(ref, name, values[0])
+    assert torch.equal(obs[0], torch.as_tensor(ref.reset(seed=seed)[0], dtype=torch.float32))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        a = rng.uniform(-0.4, 0.4, env.action_space.shape).astype(np.float32)
+        step = env.step(state, torch.from_numpy(a)[None], params, gen)
+        o, r, term, trunc, _ = ref.step(a)
+        assert torch.equal(step.final_obs[0], torch.as_tensor(o, dtype=torch.float32))
+        assert float(step.reward[0]) == np.float32(r) and bool(step.terminated[0]) == term
+        state = step.state
+        if term or trunc:
+            break
+    assert term == (name == "invertedpendulum_2")
