@@ -4,7 +4,6 @@ halfcheetah_iwocs runs end to end through the runner, killed and resumed (``mujo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,7 +19,13 @@ from rlsuite.agents.iwocs.mujoco_sets import make_env, set_params
 from rlsuite.agents.iwocs.paper_scores import REFERENCES, add_normalized, normalized_score
 from rlsuite.runner import compose, run
 
-needs_mujoco = pytest.mark.skipif(importlib.util.find_spec("mujoco") is None,
+try:
+    import mujoco  # noqa: F401
+
+    HAVE_MUJOCO = True
+except ImportError:
+    HAVE_MUJOCO = False
+needs_mujoco = pytest.mark.skipif(not HAVE_MUJOCO,
                                   reason="needs the mujoco extra (pip install -e '.[mujoco]')")
 
 
@@ -248,3 +253,18 @@ def test_every_set_steps_like_gymnasium_with_set_params(name):
         if term or trunc:
             break
     assert term == (name == "invertedpendulum_2")
+
+
+def test_a_mujoco_set_without_the_extra_is_refused_naming_the_field(monkeypatch):
+    """Without mujoco, agent.box=halfcheetah_3 stops with a ConfigError naming agent.box and the
+    extra to install (before any env is built), not gymnasium's import error."""
+    import sys
+
+    from rlsuite import envs
+    from rlsuite.agents.iwocs.deep import IWOCS, IWOCSConfig
+    from rlsuite.validation import ConfigError
+
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # import mujoco now raises ImportError
+    env = envs.make("pendulum")
+    with pytest.raises(ConfigError, match=r"box='halfcheetah_3': a MuJoCo set needs the mujoco extra"):
+        IWOCS(IWOCSConfig(box="halfcheetah_3"), env, env.default_params(2))

@@ -179,7 +179,8 @@ class SACBaseline:
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
         """Worst case (the score), mean and every grid point's mean return of the greedy policy
-        (:func:`~rlsuite.agents.iwocs.evaluation.grid_metrics`, the keys IWOCS reports)."""
+        (:func:`~rlsuite.agents.iwocs.evaluation.grid_metrics`, the keys IWOCS reports), and the
+        paper's normalized worst case for a set with published references."""
         cfg = self.config
         # the env the agent steps: a MuJoCo set's own, else the run's (the same object)
         return add_normalized(cfg.box, grid_metrics(

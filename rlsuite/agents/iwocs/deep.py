@@ -267,7 +267,9 @@ class IWOCS:
         and the share of its steps the fallback acted; then, from the same initial states, the
         same for the composite of the last phase (``eval/last/``: no choice of the kept phase)
         and the worst case and mean of IWOCS's components alone (``eval/fallback/``,
-        ``eval/expert_<i>/``: diagnostics)."""
+        ``eval/expert_<i>/``: diagnostics). For a set with published references
+        (:mod:`.paper_scores`), each worst case gets the paper's normalized score beside it
+        (``<prefix>/normalized_worst_case``)."""
         cfg = self.config
         env = self.env  # the env the agent steps: a MuJoCo set's own, else the run's (the same)
         start = same_start(generator)

@@ -36,6 +36,7 @@ import torch
 from rlsuite.agents.iwocs.mujoco_sets import get_mujoco_box, param_targets
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv, Step
+from rlsuite.validation import ConfigError
 
 SEED_BOUND = 2**31 - 1
 """Reset seeds are drawn in ``[0, SEED_BOUND)``."""
@@ -202,5 +203,10 @@ def for_box(box_name: str, env: BatchedEnv, params: Any, max_episode_steps: int 
 
     if box_name not in MUJOCO_BOXES:
         return env, params
+    try:
+        import mujoco  # noqa: F401
+    except ImportError:
+        raise ConfigError("box", box_name, "a MuJoCo set needs the mujoco extra "
+                          "(pip install -e '.[mujoco]')") from None
     own = MujocoParamsEnv(box_name, env.device, max_episode_steps)
     return own, own.default_params(tree.batch_size(params))
