@@ -9,6 +9,13 @@ worst case, the mean; IWOCS also its last phase's composite and its components a
 per-phase search trace in ``metrics.csv``. The quick plan runs the same four on
 ``pendulum_iwocs_smoke`` (a seconds-long budget).
 
+The full plan also runs the paper's protocol on MuJoCo (``mujoco`` extra): per seed 0-2, IWOCS*
+on the HalfCheetah 3-parameter set (``halfcheetah_iwocs``) and its nominal and DR SAC baselines at
+the same env steps (``halfcheetah_iwocs_nominal_sac``, ``halfcheetah_iwocs_dr_sac``), 1-1.5
+CPU-hours each; :func:`mujoco_section` renders their worst cases and the paper's normalized score
+(:mod:`rlsuite.agents.iwocs.paper_scores`). ``--only 'halfcheetah_*'`` runs just those. The quick
+plan has no MuJoCo run (the quick check runs without the extra).
+
 The tabular tables are exact analyses (no training), computed here by
 :mod:`rlsuite.agents.iwocs.analysis`: stall statistics on random sa-rectangular sets and the gap
 to brute force on random non-rectangular sets (fewer sets in the quick version).
@@ -34,6 +41,20 @@ METHODS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("nominal_sac", "nominal SAC", "pendulum_iwocs_nominal_sac", ("agent.method=nominal_sac",)),
 ]
 QUICK_PRESET = "pendulum_iwocs_smoke"
+# The MuJoCo comparison (full plan only: each run takes 1-2 CPU-hours and needs the mujoco extra):
+# (tag prefix, row label, preset, metric prefix). Tags must not start with "iwocs" (the Pendulum
+# trace and components sections read every such run).
+MUJOCO_SET = "halfcheetah_3"
+MUJOCO_METHODS: list[tuple[str, str, str, str]] = [
+    ("halfcheetah_iwocs", "IWOCS* (kept phase chosen on the grid)", "halfcheetah_iwocs", "eval"),
+    ("halfcheetah_iwocs", "IWOCS (last phase, no choice)", "halfcheetah_iwocs", "eval/last"),
+    ("halfcheetah_dr_sac", "DR SAC", "halfcheetah_iwocs_dr_sac", "eval"),
+    ("halfcheetah_nominal_sac", "nominal SAC", "halfcheetah_iwocs_nominal_sac", "eval"),
+]
+PAPER_ROW = {"IWOCS* (kept phase chosen on the grid)": "IWOCS*", "DR SAC": "DR (TD3)",
+             "nominal SAC": "TD3"}
+"""The row of the paper's Table 1 each row compares with (its baselines are TD3-based: a TD3 on
+the reference model, 0 by construction, and a domain-randomized TD3)."""
 # The tabular analyses' sizes (S, A, choices per uncertain pair, uncertain pairs), sets per size,
 # and the non-rectangular sets (full, quick).
 STALL_SIZES = [(4, 2, 2, 5), (6, 3, 2, 6), (8, 2, 3, 5)]
@@ -52,6 +73,10 @@ def plan(quick: bool) -> list[Job]:
             if quick:
                 jobs.append(Job(f"{tag}_s{seed}", QUICK_PRESET, (f"seed={seed}", *quick_overrides)))
             else:
+                jobs.append(Job(f"{tag}_s{seed}", preset, (f"seed={seed}",)))
+    if not quick:
+        for seed in SEEDS[False]:
+            for tag, preset in dict((t, p) for t, _, p, _ in MUJOCO_METHODS).items():
                 jobs.append(Job(f"{tag}_s{seed}", preset, (f"seed={seed}",)))
     return jobs
 
@@ -285,6 +310,73 @@ def _figure(records: dict[str, Record], out: Path) -> str:
     return f"![mean return over the grid, seed 0]({name})"
 
 
+def _steps(n: float) -> str:
+    return f"{n / 1e6:g} M" if n >= 1e6 else f"{n / 1e3:g} k"
+
+
+def mujoco_section(records: dict[str, Record]) -> str:
+    """IWOCS and its baselines on the paper's HalfCheetah 3-D set: worst case over the grid and
+    the paper's normalized score, per method, beside the paper's Table 1 numbers."""
+    from rlsuite.agents.iwocs.paper_scores import REFERENCES, normalized_score
+
+    ref = REFERENCES[MUJOCO_SET]
+    seeds = SEEDS[False]
+    cites = Citations(False)
+    done = [r for tag, r in records.items() if tag.startswith("halfcheetah_iwocs_s") and r.completed]
+    if done:  # the settings a run was made with; before any run, the preset's
+        cfg = done[0].config
+    else:
+        from omegaconf import OmegaConf
+
+        from rlsuite.runner import compose
+
+        cfg = OmegaConf.to_container(  # run_dir: its default needs a Hydra run
+            compose(["experiment=halfcheetah_iwocs", "run_dir=unused"]), resolve=True)
+    a = cfg["agent"]
+    steps = int(cfg["total_steps"])
+    budget = (f"IWOCS = DR fallback {_steps(a['dr_steps'])} + up to {a['num_iterations']} "
+              f"experts x {_steps(a['model_steps'])} = {_steps(steps)} env steps; each baseline "
+              f"{_steps(steps)}; SAC {a['sac']['hidden_sizes']}, {cfg['num_envs']} copies; search "
+              f"and evaluation on the {a['eval_points']}^3 linspace grid, "
+              f"{a['eval_episodes']} episode(s) per point, episodes of "
+              f"{a['episode_steps'] or 1000} steps, {len(a['thresholds'])} thresholds")
+    lines = [
+        f"Set `{MUJOCO_SET}` on gymnasium `HalfCheetah-v5`: world friction [0.1, 4] x torso mass "
+        f"[0.1, 7] x back-thigh mass [0.1, 3]. This budget: {budget}. The paper's: "
+        f"{_steps(ref.budget_steps)} per run ({ref.budget}), 10 seeds. Normalized worst case = "
+        f"(v - v_TD3) / |v_M2TD3 - v_TD3| with the paper's references v_TD3 = {ref.td3:g} and "
+        f"v_M2TD3 = {ref.m2td3:g} (Gym v2 models, `docs/iwocs.md`); +- is a Student-t 95 % "
+        f"interval over seeds.", "",
+        "| method | seeds | worst case | normalized worst case | per seed (worst case) | "
+        "paper, normalized (Table 1) | env steps (this / paper) | runs |",
+        "|---|---|---|---|---|---|---|---|"]
+    missing_any = False
+    for tag, label, _, prefix in MUJOCO_METHODS:
+        recs = [records[f"{tag}_s{s}"] for s in seeds if f"{tag}_s{s}" in records]
+        ok = {s: r for s, r in zip(seeds, recs, strict=True) if r.completed}
+        missing = [r.job.tag for r in recs if not r.completed]
+        missing_any = missing_any or bool(missing)
+        paper = (f"{PAPER_ROW[label]}: {ref.scores[PAPER_ROW[label]]:.2f}" if label in PAPER_ROW
+                 else "-")
+        budget_cell = f"{_steps(steps)} / {_steps(ref.budget_steps)}"
+        if not ok:
+            lines.append(f"| {label} | 0/{len(seeds)} | not yet run ({', '.join(missing)}) | | | "
+                         f"{paper} | {budget_cell} | {cites.cite(recs)} |")
+            continue
+        worst = [r.final[f"{prefix}/worst_case_return"] for r in ok.values()]
+        norm = [normalized_score(w, ref.td3, ref.m2td3) for w in worst]
+        per = ", ".join(f"seed {s}: {fmt(w, 4)}" for s, w in zip(ok, worst, strict=True))
+        if missing:
+            per += f"; not yet run: {', '.join(missing)}"
+        lines.append(f"| {label} | {len(ok)}/{len(seeds)} | {_pm(worst)} | {_pm(norm)} | {per} | "
+                     f"{paper} | {budget_cell} | {cites.cite(recs)} |")
+    if missing_any:
+        lines += ["", "Rows marked *not yet run* have runs that did not complete: "
+                  "`.venv/bin/python scripts/reproduce.py iwocs --only 'halfcheetah_*'` runs them "
+                  "(the `mujoco` extra is needed; interrupted runs continue from their checkpoints)."]
+    return "\n".join(lines) + "\n\n" + cites.markdown()
+
+
 def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]:
     """The tabular sections (exact analyses) and the Pendulum sections (from the run records)."""
     cites = Citations(quick)
@@ -298,4 +390,5 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
     }
     if not quick:
         sections["pendulum_figure"] = _figure(records, out)
+        sections["mujoco"] = mujoco_section(records)  # full plan only: the quick check has no MuJoCo
     return sections

@@ -23,6 +23,8 @@ from rlsuite.agents.iwocs.boxes import UncertaintyBox, get_box
 from rlsuite.agents.iwocs.composite import mean_action
 from rlsuite.agents.iwocs.config import BASELINES  # the IWOCSConfig.method values trained here
 from rlsuite.agents.iwocs.evaluation import grid_metrics
+from rlsuite.agents.iwocs.mujoco_env import for_box
+from rlsuite.agents.iwocs.paper_scores import add_normalized
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.learners.sac import SAC, SACConfig, SACNetworks
@@ -138,6 +140,7 @@ class SACBaseline:
             raise ValueError(f"SACBaseline: method={config.method!r} is not one of {BASELINES}")
         self.config = config
         self.box = get_box(config.box)
+        env, params = for_box(config.box, env, params, config.episode_steps)  # a MuJoCo set's env
         check_box_env(config.box, self.box, env, "SACBaseline")
         self.env = env
         self.nominal = tree.index(params, slice(0, 1))
@@ -176,10 +179,13 @@ class SACBaseline:
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator
                       ) -> dict[str, float]:
         """Worst case (the score), mean and every grid point's mean return of the greedy policy
-        (:func:`~rlsuite.agents.iwocs.evaluation.grid_metrics`, the keys IWOCS reports)."""
+        (:func:`~rlsuite.agents.iwocs.evaluation.grid_metrics`, the keys IWOCS reports), and the
+        paper's normalized worst case for a set with published references."""
         cfg = self.config
-        return grid_metrics(greedy_policy(self.sac.nets), env, self.box, self.nominal,
-                            cfg.eval_points, cfg.eval_episodes, generator)
+        # the env the agent steps: a MuJoCo set's own, else the run's (the same object)
+        return add_normalized(cfg.box, grid_metrics(
+            greedy_policy(self.sac.nets), self.env, self.box, self.nominal, cfg.eval_points,
+            cfg.eval_episodes, generator))
 
     def state_dict(self) -> dict[str, Any]:
         """The learner's state (with the DR draws for ``dr_sac``)."""

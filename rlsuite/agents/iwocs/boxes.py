@@ -121,8 +121,13 @@ BOXES: dict[str, UncertaintyBox] = {
 
 
 def get_box(name: str) -> UncertaintyBox:
-    """The box called ``name`` (a KeyError lists the known ones)."""
-    try:
+    """The box called ``name``: a classic-control box, or a MuJoCo set's box (a KeyError lists the
+    known ones)."""
+    from rlsuite.agents.iwocs.mujoco_sets import MUJOCO_BOXES  # it imports this module
+
+    if name in BOXES:
         return BOXES[name]
-    except KeyError:
-        raise KeyError(f"unknown uncertainty box {name!r}; known: {sorted(BOXES)}") from None
+    if name in MUJOCO_BOXES:
+        return MUJOCO_BOXES[name].box
+    raise KeyError(f"unknown uncertainty box {name!r}; known: {sorted(BOXES)} and the MuJoCo "
+                   f"sets {sorted(MUJOCO_BOXES)}")

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from rlsuite import validation as rules
 from rlsuite.agents.iwocs.boxes import BOXES
+from rlsuite.agents.iwocs.mujoco_sets import MUJOCO_BOXES
 from rlsuite.learners.sac import SACConfig
 
 BASELINES = ("nominal_sac", "dr_sac")
@@ -41,7 +42,13 @@ class IWOCSConfig:
     :mod:`rlsuite.agents.iwocs.baselines`). Only ``sac``, ``box``, ``dr_resample_steps`` and the
     ``eval_*`` fields matter to a baseline."""
     box: str = "pendulum_mass_length"
-    """Uncertainty box (``rlsuite.agents.iwocs.boxes.BOXES``); its env must be the run's env."""
+    """Uncertainty box: one of ``rlsuite.agents.iwocs.boxes.BOXES``, whose env must be the run's
+    env, or a MuJoCo set of ``rlsuite.agents.iwocs.mujoco_sets.MUJOCO_BOXES`` (``halfcheetah_3``;
+    ``mujoco`` extra), whose env the agent builds itself (:mod:`.mujoco_env`; the run's env is then
+    not stepped, only its ``num_envs`` copies are taken)."""
+    episode_steps: int | None = None
+    """Time limit of a MuJoCo set's env (None: gymnasium's, 1000 steps, the paper's); unused by
+    the classic boxes (their env's ``max_episode_steps`` applies)."""
     sac: SACConfig = field(default_factory=_default_sac)
     """The SAC of every phase (DR fallback and experts)."""
     q_hidden_sizes: list[int] = field(default_factory=lambda: [64, 64, 64])
@@ -84,7 +91,8 @@ class IWOCSConfig:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("heads_learning_rate", "eval_points", "eval_episodes")
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
     CHECKS: ClassVar[rules.Checks] = {
-        "method": rules.choice("iwocs", *BASELINES), "box": rules.choice(*BOXES), "sac": SACConfig,
+        "method": rules.choice("iwocs", *BASELINES), "box": rules.choice(*BOXES, *MUJOCO_BOXES),
+        "sac": SACConfig, "episode_steps": rules.optional(rules.POSITIVE_INT),
         "q_hidden_sizes": rules.SIZES,
         "predictor_hidden_sizes": rules.SIZES, "heads_learning_rate": rules.POSITIVE,
         "dr_steps": rules.POSITIVE_INT, "dr_resample_steps": rules.POSITIVE_INT,

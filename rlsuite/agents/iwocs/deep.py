@@ -54,6 +54,8 @@ from rlsuite.agents.iwocs.composite import CompositePolicy, Expert, mean_action
 from rlsuite.agents.iwocs.config import IWOCSConfig
 from rlsuite.agents.iwocs.critic import ExpertHeads, HeadsTrainer
 from rlsuite.agents.iwocs.evaluation import grid_metrics, same_start
+from rlsuite.agents.iwocs.mujoco_env import for_box
+from rlsuite.agents.iwocs.paper_scores import add_normalized
 from rlsuite.agents.iwocs.search import SearchResult, cmaes_search, grid_search
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
@@ -86,6 +88,7 @@ class IWOCS:
     def __init__(self, config: IWOCSConfig, env: BatchedEnv, params: Any, seed: int = 0) -> None:
         self.config = config
         self.box = get_box(config.box)
+        env, params = for_box(config.box, env, params, config.episode_steps)  # a MuJoCo set's env
         check_box_env(config.box, self.box, env, "IWOCS")
         self.env, self.seed = env, seed
         self.num_envs = tree.batch_size(params)
@@ -264,8 +267,11 @@ class IWOCS:
         and the share of its steps the fallback acted; then, from the same initial states, the
         same for the composite of the last phase (``eval/last/``: no choice of the kept phase)
         and the worst case and mean of IWOCS's components alone (``eval/fallback/``,
-        ``eval/expert_<i>/``: diagnostics)."""
+        ``eval/expert_<i>/``: diagnostics). For a set with published references
+        (:mod:`.paper_scores`), each worst case gets the paper's normalized score beside it
+        (``<prefix>/normalized_worst_case``)."""
         cfg = self.config
+        env = self.env  # the env the agent steps: a MuJoCo set's own, else the run's (the same)
         start = same_start(generator)
 
         def grid(policy: Any, prefix: str, per_point: bool) -> dict[str, float]:
@@ -281,7 +287,7 @@ class IWOCS:
         out |= grid(greedy_policy(self.fallback), "eval/fallback", False)
         for i, expert in enumerate(self.experts, 1):
             out |= grid(greedy_policy(expert.nets), f"eval/expert_{i}", False)
-        return out
+        return add_normalized(cfg.box, out)  # the paper's score, for a set with references
 
     # -- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

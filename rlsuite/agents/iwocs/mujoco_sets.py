@@ -117,7 +117,9 @@ def get_mujoco_box(name: str) -> MujocoBox:
         raise KeyError(f"unknown MuJoCo uncertainty set {name!r}; known: {sorted(MUJOCO_BOXES)}") from None
 
 
-def _targets(model: Any, env_id: str, param: MujocoParam, friction: str, ant_leg: str) -> list[int]:
+def param_targets(model: Any, env_id: str, param: MujocoParam, friction: str = "floor_and_feet",
+                  ant_leg: str = "m2td3") -> list[int]:
+    """The indices ``param`` writes in ``model``: bodies (a mass) or geoms (a friction)."""
     import mujoco
 
     if param.kind == "mass":
@@ -154,7 +156,7 @@ def set_params(env: Any, name: str, values: torch.Tensor | list[float], friction
     for p, v in zip(mbox.params, vals, strict=True):
         if not p.low - 1e-9 <= v <= p.high + 1e-9:
             raise ValueError(f"{name}.{p.name} = {v} is outside [{p.low}, {p.high}]")
-        idx = _targets(model, mbox.env_id, p, friction, ant_leg)
+        idx = param_targets(model, mbox.env_id, p, friction, ant_leg)
         if p.kind == "mass":
             model.body_mass[idx] = v
         else:
@@ -169,7 +171,7 @@ def nominal_values(name: str, friction: str = "floor_and_feet", ant_leg: str = "
     model = env.unwrapped.model
     out = []
     for p in mbox.params:
-        idx = _targets(model, mbox.env_id, p, friction, ant_leg)[0]
+        idx = param_targets(model, mbox.env_id, p, friction, ant_leg)[0]
         out.append(float(model.body_mass[idx] if p.kind == "mass" else model.geom_friction[idx, 0]))
     env.close()
     return out
