@@ -35,7 +35,7 @@ SWEEP_GAINS = (0.5, -0.5, -1.0)
 """Harmful-shift family: the target's actuator gain (``action_gain``; 1 is the source's, negative
 reverses the motor), so the shift's size is ``1 - gain``."""
 SWEEP_METHODS = ("vgdf", "mix", "target_only")
-SWEEP_SEEDS = (0, 1)
+SWEEP_SEEDS = (0, 1, 2, 3, 4)
 QUICK = ("total_steps=1000", "agent.sac.batch_size=32", "agent.model_batch_size=32",
          "agent.random_steps=200", "agent.warmup_steps=500", "agent.darc_warmup=500",
          "agent.model_max_epochs=3", "agent.eval_every=500", "agent.eval_episodes=2",
@@ -56,7 +56,8 @@ def plan(quick: bool) -> list[Job]:
 
     In run order, most informative first, so that an interrupted reproduction has every table
     started: the motor's seed 0 but zero-shot, the reversed motor (gain -1) at seed 0, zero-shot's
-    seed 0, the reversed motor at seed 1, motor seeds 1 and 2, the other gains, motor seeds 3 and 4.
+    seed 0, the reversed motor at seed 1, motor seeds 1 and 2, the other gains (seeds 0 and 1),
+    motor seeds 3 and 4, then the sweep's seeds 2-4.
     """
     if quick:
         return motor(0, quick) + sweep(SWEEP_GAINS[-1], 0, quick)
@@ -65,8 +66,9 @@ def plan(quick: bool) -> list[Job]:
     late = [j for j in first if "zero_shot" in j.tag]
     jobs = [j for j in first if j not in late] + sweep(strongest, 0) + late
     jobs += sweep(strongest, 1) + motor(1) + motor(2)
-    jobs += [j for s in SWEEP_SEEDS for g in others for j in sweep(g, s)]
-    return jobs + motor(3) + motor(4)
+    jobs += [j for s in SWEEP_SEEDS[:2] for g in others for j in sweep(g, s)]
+    jobs += motor(3) + motor(4)
+    return jobs + [j for s in SWEEP_SEEDS[2:] for g in SWEEP_GAINS for j in sweep(g, s)]
 
 
 def motor(seed: int, quick: bool = False) -> list[Job]:
