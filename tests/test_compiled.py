@@ -13,7 +13,7 @@ import torch
 
 import rlsuite.envs
 from rlsuite.core import tree
-from rlsuite.core.classic import SMALL_BATCH
+from rlsuite.core.classic import SMALL_BATCH, _prefix_sum
 from rlsuite.core.compiled import CompiledKernel
 
 
@@ -95,6 +95,16 @@ def test_fused_cpu_step_equals_eager_in_float64(name: str) -> None:
                 assert va.dtype == vb.dtype and torch.allclose(va, vb, rtol=0, atol=1e-9), key
             else:
                 assert va.dtype == vb.dtype and torch.equal(va, vb), key
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 16, 63, 64])
+def test_prefix_sum_equals_cumsum_eagerly_and_fused(n: int) -> None:
+    # The fused step's reset count (b <= SMALL_BATCH): exact, at any length, compiled or not.
+    x = torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(n), dtype=torch.int32)
+    expected = torch.cumsum(x, 0, dtype=torch.int32)
+    assert torch.equal(_prefix_sum(x), expected)
+    (fused,) = CompiledKernel(lambda v: (_prefix_sum(v),))(x)
+    assert torch.equal(fused, expected)
 
 
 def test_fused_cartpole_float32_agrees_to_rounding_above_small_batch() -> None:
