@@ -16,6 +16,10 @@ exactly that signature, compiling a new one for a new signature. Python values t
 (module constants, attributes of its owner) are baked in at trace time, so the function must be
 pure in its tensor arguments; whatever else it depends on goes into ``static``. Calls that need
 autograd (grad mode on and an input requiring grad) run ``fn`` eagerly.
+
+The compiled graph is then called under none of the wrappers ``torch._inductor.compile`` puts
+around it (TorchDynamo's ``disable``, AOTAutograd's runtime wrapper) wherever a check on its first
+call shows they change nothing (:func:`_direct_entry`): ~6-8 us of a fused rollout step.
 """
 
 from __future__ import annotations
