@@ -63,6 +63,8 @@ def test_a_fused_rollout_step_is_one_kernel_call() -> None:
     kernel._kernel.runner = lambda args, key: (lambda a: calls.append(1) or run(args, key)(a))
     _rollout(agent, policy, steps=40)
     assert len(calls) == 40 and kernel._kernel.cache_size() == 1
+    # ... and that program is called directly, under none of torch's wrappers (core/compiled.py).
+    assert all(run.direct for run in kernel._kernel._compiled.values())
     assert policy.kernel._kernel.cache_size() == 0
     assert fastpath.fast_env(env)._step_kernel._kernel.cache_size() == 0
     assert int(data.done.sum()) > 0

@@ -84,3 +84,30 @@ def test_ppo_solves_cartpole(seed: int) -> None:
     agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
     with pytest.raises(_SolvedAt):
         agent.learn(400_000, _GreedyEvaluation(env))
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+@pytest.mark.parametrize("obs_dim,hidden", [(4, [64, 64]), (12, [16]), (3, []), (20, [9, 5, 7])])
+def test_paired_forward_equals_the_networks(discrete: bool, obs_dim: int, hidden: list[int]) -> None:
+    # Narrow layers (<= NARROW_LAYER inputs or outputs) as product-and-sum, wide ones as
+    # matmuls, no hidden layer at all: the fused policy's maths is the modules' maths.
+    from rlsuite.core import spaces
+    from rlsuite.learners.ppo import NARROW_LAYER, ActorCritic
+
+    assert 12 > NARROW_LAYER >= 4
+    torch.manual_seed(0)
+    action_space = spaces.Discrete(3) if discrete else spaces.Box.make(-1.0, 1.0, (2,))
+    model = ActorCritic(spaces.Box.make(-1.0, 1.0, (obs_dim,)), action_space,
+                        PPOConfig(hidden_sizes=hidden))
+    with torch.no_grad():
+        for p in model.parameters():  # non-zero biases and output layers: every term counts
+            p.uniform_(-0.5, 0.5)
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(32, obs_dim, generator=g)
+    noise = torch.rand(32, 3, generator=g) if discrete else torch.randn(32, 2, generator=g)
+    with torch.no_grad():
+        expected = model(obs, noise)
+        got = model.paired_forward(model.paired_weights(), obs, noise)
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=1e-5)  # same discrete actions
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(got[2], expected[2], rtol=0, atol=1e-5)

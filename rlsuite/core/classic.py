@@ -44,9 +44,20 @@ S = TypeVar("S")
 P = TypeVar("P")
 Fields = tuple[torch.Tensor, ...]
 SMALL_BATCH = 64
-"""Up to this batch size the fused CPU step counts resets with a masked sum instead of cumsum."""
+"""Up to this batch size the fused CPU step counts resets with a scan fused into the step (see
+:func:`_prefix_sum`) instead of ATen's cumsum."""
 KernelOut = tuple[Fields, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 """``(next fields, time, reward, terminated, truncated, observation of the next fields)``."""
+
+
+def _prefix_sum(x: torch.Tensor) -> torch.Tensor:
+    """Inclusive prefix sum of a 1-D integer tensor, as ``ceil(log2 n)`` shifted adds
+    (Hillis-Steele): ops TorchInductor fuses, unlike ``torch.cumsum``. Exact for integers."""
+    shift = 1
+    while shift < x.shape[0]:
+        x = x + torch.nn.functional.pad(x[:-shift], (shift, 0))
+        shift *= 2
+    return x
 
 
 class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
@@ -173,10 +184,11 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
         ended = (terminated | truncated).to(torch.int32)
         b = ended.shape[0]
         if b <= SMALL_BATCH:
-            # cumsum as a masked row sum: inductor fuses it into the step (a cumsum is a call out
-            # of the fused code into ATen, which costs more than these b * b adds).
-            lower = torch.ones(b, b, dtype=torch.int32, device=ended.device).tril()
-            count = (lower * ended).sum(1, dtype=torch.int32)
+            # cumsum as a log-step scan: inductor fuses it into the step (a cumsum is a call out
+            # of the fused code into ATen, which costs more than these ~b log b adds). It
+            # replaced a masked row sum of b * b adds, which took ~3/4 of a fused 64-copy
+            # rollout step's own kernel (perf: ~8 us of ~11).
+            count = _prefix_sum(ended)
         else:
             count = torch.cumsum(ended, 0, dtype=torch.int32)  # copies in 0..i that ended
         before = torch.nn.functional.pad(count[:-1], (1, 0))  # copies in 0..i-1 that ended

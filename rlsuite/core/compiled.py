@@ -16,6 +16,10 @@ exactly that signature, compiling a new one for a new signature. Python values t
 (module constants, attributes of its owner) are baked in at trace time, so the function must be
 pure in its tensor arguments; whatever else it depends on goes into ``static``. Calls that need
 autograd (grad mode on and an input requiring grad) run ``fn`` eagerly.
+
+The compiled graph is then called under none of the wrappers ``torch._inductor.compile`` puts
+around it (TorchDynamo's ``disable``, AOTAutograd's runtime wrapper) wherever a check on its first
+call shows they change nothing (:func:`_direct_entry`): ~6-8 us of a fused rollout step.
 """
 
 from __future__ import annotations
@@ -114,12 +118,26 @@ class CompiledKernel:
                 with torch._guards.tracing(context):
                     compiled = inductor_compile(graph, list(args), options=self.options)
 
-        def run(call_args: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-            out = compiled(*call_args)
-            for i in bool_index:
-                out[i] = out[i].bool()
-            return out
+        entry = _direct_entry(compiled, args)
+        if entry is None:
 
+            def run(call_args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
+                out = compiled(*call_args)
+                for i in bool_index:
+                    out[i] = out[i].bool()
+                return out
+
+        else:
+            constants, call = entry
+
+            def run(call_args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
+                # A fresh argument list (the callee empties it); the outputs come as a tuple.
+                out = list(call([*constants, *call_args]))
+                for i in bool_index:
+                    out[i] = out[i].bool()
+                return out
+
+        run.direct = entry is not None  # type: ignore[attr-defined]  # which call (tests)
         return run
 
 
@@ -135,6 +153,81 @@ def output_specs(
     """
     with torch.no_grad():
         return [(o.shape, o.dtype) for o in fn(*[a.clone() for a in args])]
+
+
+def _direct_entry(
+    compiled: Callable[..., Any], args: tuple[torch.Tensor, ...]
+) -> tuple[list[torch.Tensor], Callable[[list[torch.Tensor]], Any]] | None:
+    """The compiled graph's own entry point under the wrappers of ``torch._inductor.compile``,
+    with the constants it takes first: ``call([*constants, *args])`` computes ``compiled(*args)``;
+    None where this torch wraps it otherwise or the two disagree on ``args``.
+
+    ``torch._inductor.compile`` returns the graph behind TorchDynamo's ``disable`` wrapper and
+    AOTAutograd's runtime wrappers (argument lists, version counters of mutated inputs, outputs
+    that alias inputs): ~6-8 us of a ~60 us fused rollout step on this CPU. For a kernel with no
+    autograd (built only then, see ``CompiledKernel._build``) that returns no alias of an input,
+    those layers change nothing; the check below (one run of each on copies of ``args``:
+    outputs and inputs written identical, no output a view of an input) keeps the wrapped call
+    wherever they would. The layers are found through ``__wrapped__`` (``functools.wraps``) and
+    the constants in AOTAutograd's ``params_buffers_flat``: private layout, so anything
+    unexpected returns None and the public call stays.
+    """
+    constants, fn = None, compiled
+    for _ in range(16):
+        cells = _closure(fn)
+        if isinstance(cells.get("params_buffers_flat"), (list, tuple)):
+            constants = list(cells["params_buffers_flat"])
+        inner = getattr(fn, "__wrapped__", None)
+        if inner is None:
+            break
+        fn = inner
+    call = getattr(fn, "current_callable", None)
+    if constants is None or not callable(call):
+        return None
+    try:
+        agrees = _same_results(compiled, lambda a: call([*constants, *a]), args)
+    except Exception:  # noqa: BLE001 - any failure of the unwrapped call: keep the wrapped one
+        return None
+    return (constants, call) if agrees else None
+
+
+def _closure(fn: Any) -> dict[str, Any]:
+    """The closure variables of ``fn`` by name (empty where it has none)."""
+    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None)
+    if code is None or not cells:
+        return {}
+    out = {}
+    for name, cell in zip(code.co_freevars, cells, strict=True):
+        try:
+            out[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    return out
+
+
+def _same_results(
+    wrapped: Callable[..., Any], direct: Callable[[list[torch.Tensor]], Any],
+    args: tuple[torch.Tensor, ...],
+) -> bool:
+    """Whether ``wrapped(*copies)`` and ``direct(copies)`` return equal outputs (values, dtypes,
+    shapes, strides), none a view of an input, and leave their copies of ``args`` equal."""
+    a, b = [t.clone() for t in args], [t.clone() for t in args]
+    with torch.no_grad():
+        out_a, out_b = list(wrapped(*a)), list(direct(list(b)))
+    inputs = {t.untyped_storage().data_ptr() for t in a}
+    return (
+        len(out_a) == len(out_b)
+        and all(_identical(x, y) for x, y in zip(out_a, out_b, strict=True))
+        and all(_identical(x, y) for x, y in zip(a, b, strict=True))
+        and not any(o.untyped_storage().data_ptr() in inputs for o in out_a)
+    )
+
+
+def _identical(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Same dtype, shape, strides and values (NaN equal to NaN)."""
+    return (x.dtype == y.dtype and x.shape == y.shape and x.stride() == y.stride()
+            and torch.equal(torch.where(x != x, 0, x), torch.where(y != y, 0, y))
+            and torch.equal(x != x, y != y))
 
 
 def _mark_static(context: Any, args: tuple[torch.Tensor, ...]) -> None:

@@ -80,7 +80,11 @@ def _kernel(policy: FusedPolicy, env: ClassicControlEnv, kind: str,
 
 
 class _EnvArgs:
-    """An env state as flat kernel arguments ``(*fields, time, pool values, cursor)`` and back.
+    """An env state as flat kernel arguments ``(*fields, time, cursor, pool values)`` and back.
+
+    A fused step returns ``(*fields, time, cursor, ...)`` first: :meth:`take` keeps that output
+    list as the state (nothing copied), and a loop passes its first :attr:`n_state` entries on as
+    the next step's arguments.
 
     The reset pool's cursor stays a tensor, an output of one step fed to the next. The host reads
     it only when it must decide a refill: a step consumes at most ``B`` columns, so after a read
@@ -92,25 +96,44 @@ class _EnvArgs:
 
     def __init__(self, env: ClassicControlEnv, state: Any, params: Any) -> None:
         self.env = env
-        self.fields = tuple([getattr(state, name) for name in env.state_fields])
-        self.time = state.time
+        self.n_fields = len(env.state_fields)
+        self.n_state = self.n_fields + 2
+        """How many leading outputs of a step are the env state: fields, time, cursor."""
         self.pool: autoreset.ResetPool = state.pool
+        self._state: list[torch.Tensor] | tuple[torch.Tensor, ...] = [
+            *[getattr(state, name) for name in env.state_fields], state.time,
+            torch.full((), self.pool.cursor, dtype=torch.int64)]
         self.params, self.params_signature = env._param_tensors(params)
-        self.batch = self.time.shape[0]
-        self.cursor = torch.full((), self.pool.cursor, dtype=torch.int64)
+        self.batch = state.time.shape[0]
         self._unread = 0  # steps run since self.pool.cursor was exact
 
-    def ensure_pool(self, generator: torch.Generator) -> None:
-        """Refill the reset pool exactly where the env's own step would (start of a step)."""
+    @property
+    def fields(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self._state[: self.n_fields])
+
+    @property
+    def time(self) -> torch.Tensor:
+        return self._state[self.n_fields]
+
+    @property
+    def cursor(self) -> torch.Tensor:
+        return self._state[self.n_fields + 1]
+
+    def ensure_pool(self, generator: torch.Generator) -> bool:
+        """Refill the reset pool exactly where the env's own step would (start of a step).
+        True where the pool was refilled: :meth:`flat` then has a new pool and cursor."""
         pool = self.pool
         if pool.values.shape[1] - pool.cursor - self._unread * self.batch >= self.batch:
-            return  # enough columns left even if every copy reset since the last read
+            return False  # enough columns left even if every copy reset since the last read
         if self._unread:
             pool = self._read_cursor()
         refilled = autoreset.ensure_pool(pool, self.batch, self.env._sample_initial, generator)
-        if refilled is not pool:
-            self.cursor = torch.full((), refilled.cursor, dtype=torch.int64)
         self.pool = refilled
+        if refilled is pool:
+            return False
+        self._state = [*self._state[: self.n_fields + 1],
+                       torch.full((), refilled.cursor, dtype=torch.int64)]
+        return True
 
     def _read_cursor(self) -> autoreset.ResetPool:
         from rlsuite.engine.syncguard import host_sync_point
@@ -121,15 +144,13 @@ class _EnvArgs:
         return self.pool
 
     def flat(self) -> list[torch.Tensor]:
-        """``[*fields, time, pool values, cursor]``."""
-        return [*self.fields, self.time, self.pool.values, self.cursor]
+        """``[*fields, time, cursor, pool values]``."""
+        return [*self._state[: self.n_state], self.pool.values]
 
-    def take(self, out: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-        """Read the env part of a kernel's outputs ``(*fields, time, cursor, *rest)``; return rest."""
-        f = len(self.fields)
-        self.fields, self.time, self.cursor = tuple(out[:f]), out[f], out[f + 1]
+    def take(self, out: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> None:
+        """A step's outputs ``(*fields, time, cursor, *rest)`` become the state."""
+        self._state = out
         self._unread += 1
-        return list(out[f + 2 :])
 
     def state(self) -> Any:
         """The env state to continue from (its pool cursor read once)."""
@@ -143,9 +164,9 @@ class _EnvArgs:
 
 def _env_step(env: ClassicControlEnv, n_fields: int, n_params: int,
               flat: tuple[torch.Tensor, ...], action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Trace-time helper: the env's fused CPU step on ``flat = (*fields, time, pool, cursor,
+    """Trace-time helper: the env's fused CPU step on ``flat = (*fields, time, cursor, pool,
     *params)``; returns ``(*fields, time, reward, terminated, truncated, final_obs, obs, cursor)``."""
-    fields, (time, pool, cursor) = flat[:n_fields], flat[n_fields : n_fields + 3]
+    fields, (time, cursor, pool) = flat[:n_fields], flat[n_fields : n_fields + 3]
     params = flat[n_fields + 3 : n_fields + 3 + n_params]
     return env._flat_step(*fields, env._prepare_action(action), time, pool, cursor, *params)
 
@@ -218,15 +239,21 @@ def collect_fused(
         buffers = [out.obs, out.action, out.reward, out.terminated, out.truncated, out.next_obs,
                     out.episode_return, out.episode_length, *out.extras.values()]
 
+        # The kernel's arguments: (*weights, *fields, time, cursor, pool values, *params,
+        # [noise], t, obs, episode return, episode length, *buffers). Its outputs, (*fields, time,
+        # cursor, obs, episode return, episode length), go back into this list in place: a step
+        # of the loop below is two slice writes and the call.
+        n_noise = 1 if stochastic else 0
+        at_env, at_t = n_w, n_w + n_f + 3 + n_p + n_noise
+        at_obs, n_state = at_t + 1, env_args.n_state
+
         def step(*flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            i = n_w + n_f + 3 + n_p
-            weights, obs = flat[:n_w], flat[i]
-            noise = (flat[i + 1],) if stochastic else ()
-            i += 1 + len(noise)
-            t, ep_return, ep_length, buffers = flat[i], flat[i + 1], flat[i + 2], flat[i + 3 :]
+            weights, noise = flat[:n_w], flat[at_t - n_noise : at_t]
+            t, obs, ep_return, ep_length = flat[at_t : at_obs + 3]
+            buffers = flat[at_obs + 3 :]
             action, *extras = policy.kernel.fn(*weights, obs, *noise)
             (*fields, time, reward, terminated, truncated, final_obs, next_obs, cursor) = _env_step(
-                twin, n_f, n_p, flat[n_w:], action)
+                twin, n_f, n_p, flat[at_env:], action)
             # EpisodeStats.update, op for op.
             done = terminated | truncated
             returns, lengths = ep_return + reward, ep_length + 1
@@ -241,23 +268,29 @@ def collect_fused(
 
         kernel = _kernel(policy, twin, "rollout", lambda: step)
         indices = _indices(num_steps, obs.device)
-        ep_return, ep_length = episode.returns, episode.lengths
+        # The noise of each step: views of the rollout's one draw, made at once.
+        rows = list(block.unbind(0)) if block is not None else None
+        args = [*weights, *env_args.flat(), *env_args.params,
+                *([first_noise] if stochastic else []), indices[0], obs, episode.returns,
+                episode.lengths, *buffers]
         for t in range(num_steps):
-            if stochastic:
-                noise = [block[t]] if block is not None else [
-                    first_noise if t == 0 else policy.draw(obs)]
-            else:
-                noise = []
-            env_args.ensure_pool(generator)
-            args = [*weights, *env_args.flat(), *env_args.params, obs, *noise, indices[t],
-                    ep_return, ep_length, *buffers]
+            if t:
+                if stochastic:
+                    args[at_t - 1] = rows[t] if rows is not None else policy.draw(args[at_obs])
+                args[at_t] = indices[t]
+            if env_args.ensure_pool(generator):
+                args[at_env : at_env + n_state + 1] = env_args.flat()
             if t < 2:  # from the second step on, the state is the kernel's own output: the
                 # signature of step 1 holds for every later step (step 0's state may have been
                 # laid out by something else: a reset, the eager path, a checkpoint)
                 key = ("rollout", weights_signature, env_args.key(),
-                       signature([obs, *noise, ep_return, ep_length, *buffers]), num_steps)
+                       signature(args[at_t - n_noise :]), num_steps)
                 run = kernel.runner(args, key)
-            obs, ep_return, ep_length = env_args.take(run(args))
+            result = run(args)
+            env_args.take(result)
+            args[at_env : at_env + n_state] = result[:n_state]
+            args[at_obs : at_obs + 3] = result[n_state:]
+        obs, ep_return, ep_length = args[at_obs : at_obs + 3]
     return out, RolloutState(obs, env_args.state(), EpisodeStats(ep_return, ep_length))
 
 
@@ -315,7 +348,9 @@ def evaluate_fused(
                 key = ("evaluation", weights_signature, env_args.key(),
                        signature([obs, returns, lengths, count, ep_return, ep_length]))
                 run = kernel.runner(args, key)
-            obs, count, ep_return, ep_length = env_args.take(run(args))
+            out = run(args)
+            env_args.take(out)
+            obs, count, ep_return, ep_length = out[env_args.n_state :]
             if (t + 1) % check_every == 0:
                 with host_sync_point():  # the loop's one intended sync, every check_every steps
                     if bool((count >= episodes).all()):

@@ -92,6 +92,17 @@ class PPOConfig:
         rules.validate(self)
 
 
+NARROW_LAYER = 8
+"""A layer with at most this many inputs or outputs runs as a product and sum in
+:meth:`ActorCritic.paired_forward` (fused by TorchInductor), a wider one as a matmul."""
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight + bias`` for ``x [..., N, K]`` and ``weight [..., K, M]`` (batched alike)."""
+    if min(weight.shape[-2:]) <= NARROW_LAYER:
+        return (x.unsqueeze(-1) * weight.unsqueeze(-3)).sum(-2) + bias
+    return torch.matmul(x, weight) + bias
+
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs; categorical or diagonal-Gaussian action head."""
 
@@ -200,17 +211,24 @@ class ActorCritic(nn.Module):
     def paired_forward(
         self, weights: tuple[torch.Tensor, ...], obs: torch.Tensor, noise: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`forward` on :meth:`paired_weights` (the same maths, up to float rounding)."""
+        """:meth:`forward` on :meth:`paired_weights` (the same maths, up to float rounding).
+
+        Written for TorchInductor (the fused policy step is its only caller): a layer with a
+        narrow side (:data:`NARROW_LAYER`: CartPole's 4 inputs, the 2 logits) is a broadcast
+        product and sum that inductor fuses into the neighbouring ops, not a matmul it calls out
+        to; a hidden layer is a matmul whose bias add inductor fuses into the tanh. Measured on
+        the 64-copy CartPole rollout step: ~4.5 us of ~60 less than three (b)addmm calls.
+        """
         n_layers = (len(weights) - (0 if self.discrete else 1)) // 2
         x = self.features(obs)
         if n_layers == 1:  # no hidden layer: both last layers on the input
             h = x.expand(2, *x.shape)
         else:
-            h = torch.tanh(torch.addmm(weights[1], x, weights[0]))
+            h = torch.tanh(_linear(x, weights[0], weights[1]))
             h = h.view(x.shape[0], 2, -1).transpose(0, 1)  # [2, N, hidden]: actor, critic
         for i in range(1, n_layers - 1):
-            h = torch.tanh(torch.baddbmm(weights[2 * i + 1], h, weights[2 * i]))
-        last = torch.baddbmm(weights[2 * n_layers - 1], h, weights[2 * n_layers - 2])
+            h = torch.tanh(_linear(h, weights[2 * i], weights[2 * i + 1]))
+        last = _linear(h, weights[2 * n_layers - 2], weights[2 * n_layers - 1])
         out, value = last[0, :, : self.actor[-1].out_features], last[1, :, 0]
         if self.discrete:
             action = out.argmax(-1) if noise is None else heads.categorical_sample(out, noise)
