@@ -170,9 +170,15 @@ def keyed_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+CODE_PATHS = ("rlsuite", "envs", "conf")
+"""The repository's directories whose content shapes a run's numbers: ``dirty`` looks only at
+them (a results page rewritten by ``scripts/reproduce.py`` between runs is not a code change)."""
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict[str, Any]:
-    """``{version, commit, dirty}`` of the running rlsuite; commit/dirty None outside git."""
+    """``{version, commit, dirty}`` of the running rlsuite; commit/dirty None outside git.
+    ``dirty``: uncommitted changes to tracked files under :data:`CODE_PATHS`."""
     import rlsuite
 
     here = Path(rlsuite.__file__).resolve().parent
@@ -183,7 +189,8 @@ def code_version() -> dict[str, Any]:
         env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never touch the index
         commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True, env=env).stdout.strip() or None
-        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--",
+                                 *(f":/{path}" for path in CODE_PATHS)],
                                 capture_output=True, text=True, timeout=10, check=True, env=env)
         dirty = bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):

@@ -38,11 +38,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from rlsuite.identity import CODE_PATHS  # where a code change makes a recorded run stale
+
 REPO = Path(__file__).resolve().parents[1]
 TIMING_FILE = "reproduce_timing.json"
 """Per-run list of process segments ``{wall_s, cpu_s, commit}`` written by :func:`launch`."""
-CODE_PATHS = ("rlsuite", "envs", "conf")
-"""Where a code change makes a recorded run stale (see :func:`is_stale`)."""
 
 
 @dataclass(frozen=True)

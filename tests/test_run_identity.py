@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,40 @@ def test_checkpoint_without_identity_is_checked_by_its_config(tmp_path: Path) ->
     # resume=<dir> runs the checkpoint's (validated) config, and says what it kept.
     run(_cfg(tmp_path, "total_steps=256", f"resume={tmp_path}"))
     assert OmegaConf.load(tmp_path / "config.yaml").agent.learning_rate == 0.5
+
+
+def test_dirty_means_uncommitted_code_not_a_rewritten_results_page(tmp_path, monkeypatch) -> None:
+    # scripts/reproduce.py rewrites results pages between runs: that must not mark later runs
+    # dirty (and so stale); a change under rlsuite/, envs/ or conf/ must.
+    import shutil
+    import subprocess
+
+    import rlsuite
+
+    repo = tmp_path / "repo"
+    for sub in ("rlsuite", "results"):
+        (repo / sub).mkdir(parents=True)
+    (repo / "rlsuite" / "__init__.py").write_text("__version__ = '0'\n")
+    (repo / "results" / "page.md").write_text("old\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    fake = type(shutil)("rlsuite")
+    fake.__file__ = str(repo / "rlsuite" / "__init__.py")
+    fake.__version__ = rlsuite.__version__
+    monkeypatch.setitem(sys.modules, "rlsuite", fake)
+
+    def dirty() -> bool | None:
+        identity.code_version.cache_clear()  # cached per process
+        return identity.code_version()["dirty"]
+
+    try:
+        assert dirty() is False
+        (repo / "results" / "page.md").write_text("rewritten\n")
+        assert dirty() is False
+        (repo / "rlsuite" / "__init__.py").write_text("__version__ = '1'\n")
+        assert dirty() is True
+    finally:
+        monkeypatch.undo()
+        identity.code_version.cache_clear()
