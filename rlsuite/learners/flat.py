@@ -9,8 +9,10 @@ instead of one small op per parameter tensor plus the Python of ``torch.optim``:
   unchanged) and keeps a gradient block beside it;
 * :class:`FlatAdam` binds a ``torch.optim.Adam``'s per-parameter moments to views of two blocks and
   steps them with one call of torch's fused Adam kernel: the same update, element for element, as
-  ``optimizer.step()`` with ``fused=True`` (``tests/test_flat.py``), and the optimizer's
-  ``state_dict`` keeps its per-parameter layout, so checkpoints load either way.
+  ``optimizer.step()`` with ``fused=True`` up to the last bit (the kernel rounds a tensor's
+  vectorised body and its scalar tail differently, and an element's place differs between a
+  parameter alone and the block), and the optimizer's ``state_dict`` keeps its per-parameter
+  layout, so checkpoints load either way (``tests/test_ppo_fast.py``, ``tests/test_flat.py``).
 """
 
 from __future__ import annotations
@@ -150,3 +152,59 @@ class FlatAdam:
             [self._steps[0]], amsgrad=False, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
             weight_decay=0.0, eps=group["eps"], maximize=False, grad_scale=None, found_inf=None,
         )
+
+
+class FlatOptimizer:
+    """A ``torch.optim.Adam`` whose parameters, gradients and moments live in flat blocks, for
+    learners that compute gradients with autograd (SAC's actor and critics).
+
+    The parameters' ``.grad`` are views of the gradient block, so ``backward()`` accumulates
+    into the block in place; :meth:`zero_grad` zeroes the block (one op) and :meth:`step` is one
+    fused Adam call (:class:`FlatAdam`). The parameters, gradients and Adam state equal those of
+    ``optimizer`` itself up to :class:`FlatAdam`'s last-bit rounding (``tests/test_flat.py``); ``state_dict``,
+    ``load_state_dict`` and ``param_groups`` are the wrapped optimizer's. Where autograd replaced a
+    ``.grad`` (it does when it cannot accumulate in place) the step copies it into the block first.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self._bind()
+
+    def _bind(self) -> None:
+        self.flat = FlatParams(self.optimizer.param_groups[0]["params"])
+        self.adam = FlatAdam(self.optimizer, self.flat)
+        for p, g in zip(self.flat.params, self.flat.grads, strict=True):
+            p.grad = g
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The wrapped optimizer's param groups (where ``set_lr`` writes the rate)."""
+        return self.optimizer.param_groups
+
+    def state_dict(self) -> dict:
+        """The wrapped optimizer's ``state_dict`` (per-parameter layout)."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load into the wrapped optimizer; the next step binds the loaded moments to the blocks."""
+        self.optimizer.load_state_dict(state)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradient block (``set_to_none`` is accepted and ignored: the gradients stay
+        views of the block, which is what lets backward write into it)."""
+        if not self.flat.bound():  # the parameters were replaced (.to, a deep copy)
+            self._bind()
+        for p, g in zip(self.flat.params, self.flat.grads, strict=True):
+            if p.grad is not g:
+                p.grad = g
+        self.flat.grad.zero_()
+
+    def step(self) -> None:
+        """One fused Adam step over the block."""
+        if not self.flat.bound():
+            raise RuntimeError("FlatOptimizer.step: parameters replaced since zero_grad")
+        for p, g in zip(self.flat.params, self.flat.grads, strict=True):
+            if p.grad is not g:  # autograd allocated a new gradient: take it into the block
+                g.copy_(p.grad if p.grad is not None else torch.zeros_like(g))
+                p.grad = g
+        self.adam.step()
