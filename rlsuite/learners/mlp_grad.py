@@ -5,7 +5,7 @@ building and dispatch cost about as much as the arithmetic: PPO's minibatch grad
 with autograd and ~2.5 ms as these explicit matmuls (measured in one process, CPU time). The
 backward pass writes each layer's gradient into caller-given tensors (views of a flat block,
 :class:`rlsuite.learners.flat.FlatParams`) with ``out=``, so no per-parameter gradient is
-allocated. ``tests/test_mlp_grad.py`` checks both passes against autograd.
+allocated. ``tests/test_ppo_fast.py`` checks both passes against autograd.
 """
 
 from __future__ import annotations

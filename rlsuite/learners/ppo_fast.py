@@ -130,8 +130,10 @@ class FastPPOUpdate:
         self.flat = FlatParams(self.model.parameters())
         self.adam = FlatAdam(self.optimizer, self.flat)
         grads = dict(zip([id(p) for p in self.flat.params], self.flat.grads, strict=True))
-        self.actor_grads = ([grads[id(m.weight)] for m in self.actor], [grads[id(m.bias)] for m in self.actor])
-        self.critic_grads = ([grads[id(m.weight)] for m in self.critic], [grads[id(m.bias)] for m in self.critic])
+        self.actor_grads = ([grads[id(m.weight)] for m in self.actor],
+                            [grads[id(m.bias)] for m in self.actor])
+        self.critic_grads = ([grads[id(m.weight)] for m in self.critic],
+                             [grads[id(m.bias)] for m in self.critic])
         self.log_std_grad = None if self.model.discrete else grads[id(self.model.log_std)]
 
     @torch.no_grad()

@@ -32,8 +32,8 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
-from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.flat import FlatOptimizer
+from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.learners.optim import set_lr
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
