@@ -116,7 +116,20 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, mo
             stats["value_loss"] = torch.tensor(float("nan"))
         return loss, stats
 
+    import rlsuite.learners.ppo_fast as ppo_fast  # the fast path's update (the default)
+
+    real_grads = ppo_fast.ppo_output_grads
+
+    def poisoned_grads(*args, **kwargs):
+        calls["n"] += 1
+        *grads, stats = real_grads(*args, **kwargs)
+        if calls["n"] > 8:
+            stats = stats.clone()
+            stats[ppo_fast.STATS.index("value_loss")] = float("nan")
+        return (*grads, stats)
+
     monkeypatch.setattr(ppo, "ppo_loss", poisoned)
+    monkeypatch.setattr(ppo_fast, "ppo_output_grads", poisoned_grads)
     with pytest.raises(SystemExit, match="PPO diverged at step 384: non-finite loss train/value_loss=nan"):
         run(_cfg(tmp_path, "total_steps=1024"))
     payload = checkpoint.load(tmp_path)

@@ -123,3 +123,23 @@ def test_n_step_closed_forms() -> None:
                                discounted_returns(r, nv, term, trunc, 0.8), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="n must be >= 1"):
         n_step_returns(r, nv, term, trunc, 0.8, 0)
+
+
+def test_gae_equals_the_plain_row_loop_bit_for_bit() -> None:
+    # gae writes the recursion into row views with out= (faster); the float32 result must be the
+    # plain loop's, op for op.
+    g = torch.Generator().manual_seed(3)
+    t_len, b, gamma, lam = 40, 9, 0.99, 0.95
+    r, v, nv = (torch.randn(t_len, b, generator=g) for _ in range(3))
+    term = torch.rand(t_len, b, generator=g) < 0.1
+    trunc = (torch.rand(t_len, b, generator=g) < 0.1) & ~term
+    not_terminal, continues = (~term).float(), (~(term | trunc)).float()
+    delta = r + gamma * not_terminal * nv - v
+    plain = torch.empty_like(v)
+    running = torch.zeros_like(v[0])
+    for t in range(t_len - 1, -1, -1):
+        running = delta[t] + gamma * lam * continues[t] * running
+        plain[t] = running
+    adv, ret = gae(r, v, nv, term, trunc, gamma, lam)
+    assert torch.equal(adv, plain)
+    assert torch.equal(ret, plain + v)

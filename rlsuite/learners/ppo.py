@@ -7,8 +7,10 @@ a state-independent log-std. Every random draw (actions, minibatch order) comes 
 own generator, so a seeded run is bit-identical on CPU and a resumed run continues exactly.
 
 With ``fast_path`` on (the default) acting, collecting and greedy evaluation run through fused
-kernels (:class:`~rlsuite.engine.fastpath.FusedPolicy`, the env's fused step) and Adam through
-torch's fused kernel; the random draws are the eager path's (``tests/test_fastpath.py``).
+kernels (:class:`~rlsuite.engine.fastpath.FusedPolicy`, the env's fused step), and the update
+computes its gradients in closed form and steps Adam once over a flat parameter block
+(:mod:`rlsuite.learners.ppo_fast`); the random draws are the eager path's
+(``tests/test_fastpath.py``, ``tests/test_ppo_fast.py``).
 
 Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
 ``train/policy_gradient_loss``, ``train/value_loss``, ``train/entropy_loss``, ``train/approx_kl``,
@@ -33,6 +35,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners import heads
 from rlsuite.learners.nets import flat_dim, mlp
 from rlsuite.learners.optim import load_optimizer, set_lr
+from rlsuite.learners.ppo_fast import FastPPOUpdate
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingHooks, check_finite
 
@@ -74,8 +77,9 @@ class PPOConfig:
     init_log_std: float = 0.0
     """Initial log standard deviation of Gaussian policies."""
     fast_path: bool = True
-    """Act, collect and evaluate through fused kernels (``rlsuite.engine.fastpath``); False
-    forces the eager path (op by op, nothing compiled)."""
+    """Act, collect and evaluate through fused kernels (``rlsuite.engine.fastpath``) and update
+    with closed-form gradients (``rlsuite.learners.ppo_fast``); False forces the eager path (op
+    by op, autograd, nothing compiled)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -299,6 +303,7 @@ class PPO(InteractionCounters):
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self._policies: dict[bool, FusedPolicy] = {}
+        self._fast_update: FastPPOUpdate | None = None  # built at the first update (fast path)
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -417,6 +422,10 @@ class PPO(InteractionCounters):
 
     def _update(self, flat: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
+        if cfg.fast_path:  # closed-form gradients, flat parameter block, one fused Adam call
+            if self._fast_update is None:
+                self._fast_update = FastPPOUpdate(self.model, self.optimizer, cfg)
+            return self._fast_update.update(flat, self.policy_generator)
         n = flat["return"].shape[0]
         size = n // cfg.num_minibatches
         totals: dict[str, torch.Tensor] = {}
