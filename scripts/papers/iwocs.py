@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 from rlsuite.reproduce import Citations, Job, Record, fmt
@@ -64,6 +65,18 @@ NONRECT_INSTANCES = {False: 200, True: 30}
 T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 """Student-t 97.5 % quantiles by sample size (n - 1 degrees of freedom)."""
 
+
+
+def _per_seed_text(values: dict[int, float], missing: Sequence[str]) -> str:
+    """``seed 0: v0, seed 1: v1`` plus the runs not yet recorded."""
+    text = ", ".join(f"seed {s}: {fmt(v, 4)}" for s, v in values.items())
+    return text + (f"; not yet run: {', '.join(missing)}" if missing else "")
+
+
+def _not_run_note(only: str, how: str) -> list[str]:
+    """The line under a table with *not yet run* rows: the command that runs them."""
+    return ["", "Rows marked *not yet run* have runs that did not complete: "
+            f"`.venv/bin/python scripts/reproduce.py iwocs{only}` runs them ({how})."]
 
 def plan(quick: bool) -> list[Job]:
     """Every method for every seed (quick: seed 0 on the smoke preset)."""
@@ -207,15 +220,12 @@ def _pendulum(records: dict[str, Record], quick: bool, cites: Citations) -> str:
             continue
         wm = {s: _worst_mean(r, prefix) for s, r in done.items()}
         worst[label] = {s: w for s, (w, _) in wm.items()}
-        per_seed = ", ".join(f"seed {s}: {fmt(w, 4)}" for s, (w, _) in wm.items())
-        if missing:
-            per_seed += f"; not yet run: {', '.join(missing)}"
+        per_seed = _per_seed_text({s: w for s, (w, _) in wm.items()}, missing)
         lines.append(f"| {label} | {_pm([w for w, _ in wm.values()])} | "
                      f"{_pm([m for _, m in wm.values()])} | {per_seed} | {cites.cite(recs)} |")
     if missing_any:
-        lines += ["", "Rows marked *not yet run* have runs that did not complete; "
-                  "`.venv/bin/python scripts/reproduce.py iwocs` runs them (recorded runs are "
-                  "read back, interrupted ones continue from their checkpoints)."]
+        lines += _not_run_note("", "recorded runs are read back, interrupted ones continue from "
+                               "their checkpoints")
     nom, dr = worst.get("nominal SAC", {}), worst.get("DR SAC", {})
     if nom and dr:
         lines += ["", "Normalized worst case, (v - v_nominal) / |v_DR - v_nominal| (DR stands in for "
@@ -365,15 +375,12 @@ def mujoco_section(records: dict[str, Record]) -> str:
             continue
         worst = [r.final[f"{prefix}/worst_case_return"] for r in ok.values()]
         norm = [normalized_score(w, ref.td3, ref.m2td3) for w in worst]
-        per = ", ".join(f"seed {s}: {fmt(w, 4)}" for s, w in zip(ok, worst, strict=True))
-        if missing:
-            per += f"; not yet run: {', '.join(missing)}"
+        per = _per_seed_text(dict(zip(ok, worst, strict=True)), missing)
         lines.append(f"| {label} | {len(ok)}/{len(seeds)} | {_pm(worst)} | {_pm(norm)} | {per} | "
                      f"{paper} | {budget_cell} | {cites.cite(recs)} |")
     if missing_any:
-        lines += ["", "Rows marked *not yet run* have runs that did not complete: "
-                  "`.venv/bin/python scripts/reproduce.py iwocs --only 'halfcheetah_*'` runs them "
-                  "(the `mujoco` extra is needed; interrupted runs continue from their checkpoints)."]
+        lines += _not_run_note(" --only 'halfcheetah_*'", "the `mujoco` extra is needed; "
+                               "interrupted runs continue from their checkpoints")
     return "\n".join(lines) + "\n\n" + cites.markdown()
 
 
