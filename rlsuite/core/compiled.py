@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from rlsuite.core.isa_probe import remembered_probes
+
 Signature = tuple[Any, ...]
 
 
@@ -101,7 +103,9 @@ class CompiledKernel:
             out = tuple(self.fn(*inputs))
             return tuple(o.to(torch.float32) if b else o for o, b in zip(out, as_bool, strict=True))
 
-        with torch.no_grad():
+        # remembered_probes: the CPU ISA probes' child processes, skipped where a previous
+        # process saw them succeed (rlsuite/core/isa_probe.py); only during this compilation.
+        with torch.no_grad(), remembered_probes():
             graph = make_fx(flat, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
             # TorchInductor's on-disk FX graph cache keys a graph with the shape env of the
             # tracing context and bypasses the cache where there is none (TorchDynamo sets one;
