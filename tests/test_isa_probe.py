@@ -1,0 +1,106 @@
+"""The CPU ISA probe record: a success seen by one process is reused by the next, a failure or a
+changed library is probed again, and torch's own probe is patched only during rlsuite's compile."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+from rlsuite.core import isa_probe
+from rlsuite.core.compiled import CompiledKernel
+
+
+def _library(tmp_path, content: bytes = b"\x7fELF test") -> str:
+    path = tmp_path / "probe.so"
+    path.write_bytes(content)
+    return str(path)
+
+
+def _counting(result: bool) -> tuple[list[str], object]:
+    calls: list[str] = []
+
+    def probe(isa: object, library: str) -> bool:
+        calls.append(library)
+        return result
+
+    return calls, probe
+
+
+def test_a_recorded_success_skips_the_probe_in_a_later_process(tmp_path) -> None:
+    record = str(tmp_path / "record.json")
+    library = _library(tmp_path)
+    calls, probe = _counting(True)
+    assert isa_probe.remembering(probe, lambda: record)(None, library) is True
+    assert calls == [library]
+    # A later process: a fresh wrapper, only the file carries over.
+    assert isa_probe.remembering(probe, lambda: record)(None, library) is True
+    assert calls == [library]
+    with open(record, encoding="utf-8") as f:
+        assert json.load(f) == {isa_probe.probe_key(library): True}
+
+
+def test_a_failure_is_not_recorded_and_is_probed_again(tmp_path) -> None:
+    record = str(tmp_path / "record.json")
+    library = _library(tmp_path)
+    calls, probe = _counting(False)
+    wrapped = isa_probe.remembering(probe, lambda: record)
+    assert wrapped(None, library) is False and wrapped(None, library) is False
+    assert calls == [library, library]
+    assert not os.path.exists(record)
+
+
+def test_a_rebuilt_library_is_probed_again(tmp_path) -> None:
+    record = str(tmp_path / "record.json")
+    library = _library(tmp_path)
+    calls, probe = _counting(True)
+    isa_probe.remembering(probe, lambda: record)(None, library)
+    _library(tmp_path, b"\x7fELF another build")  # new size and mtime
+    isa_probe.remembering(probe, lambda: record)(None, library)
+    assert calls == [library, library]
+
+
+def test_a_missing_library_or_a_corrupt_record_falls_back_to_the_probe(tmp_path) -> None:
+    record = tmp_path / "record.json"
+    record.write_text("not json")
+    calls, probe = _counting(True)
+    wrapped = isa_probe.remembering(probe, lambda: str(record))
+    library = _library(tmp_path)
+    assert wrapped(None, library) is True and calls == [library]
+    assert isa_probe.probe_key(str(tmp_path / "absent.so")) is None
+    assert wrapped(None, str(tmp_path / "absent.so")) is True and len(calls) == 2
+
+
+def test_torch_probe_is_patched_only_inside_the_block() -> None:
+    from torch._inductor.cpu_vec_isa import VecISA
+
+    original = VecISA.__dict__["_probe_load"]
+    with isa_probe.remembered_probes():
+        patched = VecISA.__dict__["_probe_load"]
+        assert patched is not original and patched.rlsuite_remembered
+        with isa_probe.remembered_probes():  # nested: not wrapped twice
+            assert VecISA.__dict__["_probe_load"] is patched
+        assert VecISA.__dict__["_probe_load"] is patched
+    assert VecISA.__dict__["_probe_load"] is original
+
+
+def test_compiling_a_kernel_runs_under_the_record_and_restores_torch(monkeypatch) -> None:
+    from torch._inductor.cpu_vec_isa import VecISA
+
+    seen: list[bool] = []
+    original = VecISA.__dict__["_probe_load"]
+    import torch._inductor as inductor
+
+    real_compile = inductor.compile
+
+    def spy(*args, **kwargs):
+        seen.append(getattr(VecISA.__dict__["_probe_load"], "rlsuite_remembered", False))
+        return real_compile(*args, **kwargs)
+
+    monkeypatch.setattr(inductor, "compile", spy)
+    kernel = CompiledKernel(lambda x: (x * 3.0 + 1.0,))
+    (y,) = kernel(torch.tensor([1.0, 2.0]))
+    assert y.tolist() == [4.0, 7.0]
+    assert seen == [True]
+    assert VecISA.__dict__["_probe_load"] is original
