@@ -1,5 +1,6 @@
-"""The CPU ISA probe record: a success seen by one process is reused by the next, a failure or a
-changed library is probed again, and torch's own probe is patched only during rlsuite's compile."""
+"""The records of TorchInductor's per-process start-up work (CPU ISA probes, C++ header
+preprocessing): an answer seen by one process is reused by the next, a failure or a changed file
+is redone, and torch's own functions are patched only during rlsuite's compile."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ def test_torch_probe_is_patched_only_inside_the_block() -> None:
             assert VecISA.__dict__["_probe_load"] is patched
         assert VecISA.__dict__["_probe_load"] is patched
     assert VecISA.__dict__["_probe_load"] is original
+    assert not hasattr(codecache._precompile_header, "rlsuite_remembered")
 
 
 def test_compiling_a_kernel_runs_under_the_record_and_restores_torch(monkeypatch) -> None:
@@ -91,11 +93,13 @@ def test_compiling_a_kernel_runs_under_the_record_and_restores_torch(monkeypatch
     seen: list[bool] = []
     original = VecISA.__dict__["_probe_load"]
     import torch._inductor as inductor
+    from torch._inductor import codecache
 
     real_compile = inductor.compile
 
     def spy(*args, **kwargs):
-        seen.append(getattr(VecISA.__dict__["_probe_load"], "rlsuite_remembered", False))
+        seen.append(getattr(VecISA.__dict__["_probe_load"], "rlsuite_remembered", False)
+                    and getattr(codecache._precompile_header, "rlsuite_remembered", False))
         return real_compile(*args, **kwargs)
 
     monkeypatch.setattr(inductor, "compile", spy)
@@ -104,3 +108,54 @@ def test_compiling_a_kernel_runs_under_the_record_and_restores_torch(monkeypatch
     assert y.tolist() == [4.0, 7.0]
     assert seen == [True]
     assert VecISA.__dict__["_probe_load"] is original
+
+
+# The C++ header record (rlsuite/core/header_record.py), same pattern.
+
+
+def _precompiler(tmp_path, calls: list[str]):
+    def precompile(header: str, command_line: str, **options) -> str:
+        calls.append(header)
+        out = tmp_path / "pch.h"
+        out.write_text(f"#include <{header}>\n")
+        (tmp_path / "pch.h.gch").write_bytes(b"gch")
+        return str(out)
+
+    return precompile
+
+
+def test_a_recorded_header_skips_the_preprocessing_in_a_later_process(tmp_path) -> None:
+    from rlsuite.core import header_record
+
+    record = str(tmp_path / "headers.json")
+    calls: list[str] = []
+    precompile = _precompiler(tmp_path, calls)
+    first = header_record.remembering(precompile, lambda: record)("a.h", "g++ x", vec_isa=1)
+    again = header_record.remembering(precompile, lambda: record)("a.h", "g++ x", vec_isa=1)
+    assert first == again == str(tmp_path / "pch.h") and calls == ["a.h"]
+    # Another command line is another header; a deleted .gch is built again.
+    header_record.remembering(precompile, lambda: record)("a.h", "g++ y", vec_isa=1)
+    (tmp_path / "pch.h.gch").unlink()
+    header_record.remembering(precompile, lambda: record)("a.h", "g++ x", vec_isa=1)
+    assert calls == ["a.h", "a.h", "a.h"]
+
+
+def test_header_key_is_the_same_in_every_process() -> None:
+    # A VecISA's repr holds a function address; the key must not.
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+    from rlsuite.core import header_record
+
+    key = header_record.header_key("h", "cmd", {"vec_isa": pick_vec_isa(), "extra_flags": ()})
+    assert "0x" not in key
+
+
+def test_torch_header_function_is_patched_only_inside_the_block() -> None:
+    from torch._inductor import codecache
+
+    from rlsuite.core import header_record
+
+    original = codecache._precompile_header
+    with header_record.remembered_headers():
+        assert codecache._precompile_header.rlsuite_remembered
+    assert codecache._precompile_header is original

@@ -50,7 +50,8 @@ def probe_key(library: str) -> str | None:
                      str(stat.st_size), str(stat.st_mtime_ns)])
 
 
-def _read(path: str) -> dict[str, bool]:
+def read_record(path: str) -> dict[str, Any]:
+    """The JSON object stored at ``path`` (empty where there is none or it is unreadable)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -59,7 +60,7 @@ def _read(path: str) -> dict[str, bool]:
     return data if isinstance(data, dict) else {}
 
 
-def _write(path: str, data: dict[str, bool]) -> None:
+def write_record(path: str, data: dict[str, Any]) -> None:
     """Replace the record atomically (a concurrent reader sees the old or the new file)."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -78,13 +79,13 @@ def remembering(probe: Callable[[Any, str], bool],
 
     def remembered(isa: Any, library: str) -> bool:
         key = probe_key(library)
-        if key is not None and _read(path()).get(key) is True:
+        if key is not None and read_record(path()).get(key) is True:
             return True
         ok = probe(isa, library)
         key = probe_key(library)  # after the probe: the library as it was loaded
         if ok and key is not None:
             where = path()
-            _write(where, {**_read(where), key: True})
+            write_record(where, {**read_record(where), key: True})
         return ok
 
     remembered.rlsuite_remembered = True  # type: ignore[attr-defined]  # (tests)
