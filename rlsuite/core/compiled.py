@@ -29,6 +29,9 @@ from typing import Any
 
 import torch
 
+from rlsuite.core.header_record import remembered_headers
+from rlsuite.core.isa_probe import remembered_probes
+
 Signature = tuple[Any, ...]
 
 
@@ -101,7 +104,10 @@ class CompiledKernel:
             out = tuple(self.fn(*inputs))
             return tuple(o.to(torch.float32) if b else o for o, b in zip(out, as_bool, strict=True))
 
-        with torch.no_grad():
+        # The CPU ISA probes and the C++ header preprocessing run child processes in every
+        # process; where a previous process already got their answers they are reused
+        # (core/isa_probe.py, core/header_record.py). Only during this compilation.
+        with torch.no_grad(), remembered_probes(), remembered_headers():
             graph = make_fx(flat, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
             # TorchInductor's on-disk FX graph cache keys a graph with the shape env of the
             # tracing context and bypasses the cache where there is none (TorchDynamo sets one;
