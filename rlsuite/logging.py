@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter
 
             purge = rewind_to + 1 if resume and rewind_to is not None else None
+            _wait_past_event_files(self.run_dir)
             self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge)
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -196,3 +198,26 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     """Rows of a run's ``metrics.csv`` as floats (empty cells omitted)."""
     with (Path(run_dir) / "metrics.csv").open(newline="") as f:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+EVENT_FILE_PREFIX = "events.out.tfevents."
+
+
+def _wait_past_event_files(run_dir: Path) -> None:
+    """Wait (at most about a second) until the clock's second is past that of every event file
+    already in ``run_dir``.
+
+    TensorBoard reads a run's event files in name order, and a name is
+    ``events.out.tfevents.<second>.<host>.<pid>.<counter>``: two files made in the same second
+    compare by pid and counter *as text* (``...7.10`` sorts before ``...7.9``), so a resumed
+    writer's file could be read before the file it continues, and its purge of the later steps
+    would come first and do nothing (seen as out-of-order steps in a quickly resumed run).
+    """
+    seconds = []
+    for path in run_dir.glob(EVENT_FILE_PREFIX + "*"):
+        stamp = path.name[len(EVENT_FILE_PREFIX):].split(".", 1)[0]
+        if stamp.isdigit():
+            seconds.append(int(stamp))
+    if seconds:
+        while time.time() < max(seconds) + 1:
+            time.sleep(0.02)

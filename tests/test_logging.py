@@ -71,3 +71,18 @@ def test_resume_of_an_empty_file_writes_the_header(tmp_path: Path) -> None:
     log.log(1, {})
     log.log(2, {"a": 1.0})
     assert read_metrics(tmp_path) == [{"step": 1.0}, {"step": 2.0, "a": 1.0}]
+
+
+def test_a_resumed_writer_event_file_sorts_after_the_earlier_ones(tmp_path) -> None:
+    # TensorBoard reads event files in name order; a file made in the same second as the one it
+    # continues must not sort first (names compare pid and counter as text).
+    import time
+
+    now = int(time.time())
+    earlier = tmp_path / f"events.out.tfevents.{now:010d}.host.99999.99"
+    earlier.write_bytes(b"")
+    logger = Logger(tmp_path, tensorboard=True, resume=True, rewind_to=0)
+    logger.close()
+    files = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    assert len(files) == 2 and files[0] == earlier.name
+    assert int(files[1].split(".")[3]) > now
