@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from rlsuite.core.isa_probe import read_record, write_record
+from rlsuite.core.patching import patched
 
 RECORD_NAME = "rlsuite_headers.json"
 """The record's file name inside TorchInductor's cache directory."""
@@ -93,12 +94,5 @@ def remembered_headers() -> Iterator[None]:
     except ImportError:
         yield
         return
-    original = getattr(codecache, "_precompile_header", None)
-    if not callable(original) or getattr(original, "rlsuite_remembered", False):
+    with patched(codecache, "_precompile_header", remembering):
         yield
-        return
-    codecache._precompile_header = remembering(original)
-    try:
-        yield
-    finally:
-        codecache._precompile_header = original

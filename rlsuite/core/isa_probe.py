@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from rlsuite.core.patching import patched
+
 RECORD_NAME = "rlsuite_isa_probes.json"
 """The record's file name inside TorchInductor's cache directory."""
 
@@ -102,12 +104,5 @@ def remembered_probes() -> Iterator[None]:
     except ImportError:
         yield
         return
-    original = VecISA.__dict__.get("_probe_load")
-    if not callable(original) or getattr(original, "rlsuite_remembered", False):
-        yield  # absent in this torch, or already patched by an enclosing block
-        return
-    VecISA._probe_load = remembering(original)  # type: ignore[method-assign]
-    try:
+    with patched(VecISA, "_probe_load", remembering):
         yield
-    finally:
-        VecISA._probe_load = original  # type: ignore[method-assign]
