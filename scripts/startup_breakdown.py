@@ -1,19 +1,21 @@
 """Where a fresh process's start-up goes on PPO's fast path: imports, ISA probes, header, kernels.
 
-Run it in a fresh process with a warm TorchInductor cache (run it once first). It constructs PPO
-on 64 CartPoles, learns 8192 steps and runs one greedy evaluation, and prints for each phase the
-wall seconds, the process's own CPU seconds and its child processes' CPU seconds. The imports of
-``torch._dynamo`` (which Adam's constructor does) and of TorchInductor are timed up front so the
-later phases exclude them. Compare two trees with ``PYTHONPATH=<tree>``::
+Run it in a fresh process after one run that compiled the kernels (run it twice). It constructs
+PPO on 64 CartPoles, learns 8192 steps and runs one greedy evaluation, and prints for each phase
+the wall seconds, the process's own CPU seconds and its child processes' CPU seconds, and whether
+TorchDynamo and TorchInductor were imported. With the kernel store (``rlsuite.core.kernel_store``)
+a warm process imports neither; ``RLSUITE_KERNEL_STORE=0`` shows the path through TorchInductor's
+own cache. Compare two trees with ``PYTHONPATH=<tree>``::
 
     .venv/bin/python scripts/startup_breakdown.py
+    RLSUITE_KERNEL_STORE=0 .venv/bin/python scripts/startup_breakdown.py
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import resource
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,24 +67,14 @@ def main() -> None:
     from rlsuite.learners.ppo import PPO, PPOConfig
 
     add("import rlsuite", start)
-    start = clock()
-    importlib.import_module("torch._dynamo")
-    add("import torch._dynamo (Adam's constructor does)", start)
-    start = clock()
-    for module in ("torch._inductor.compile_fx", "torch._inductor.codecache",
-                   "torch._inductor.cpu_vec_isa"):
-        importlib.import_module(module)
-    add("import TorchInductor (first kernel)", start)
-
-    import torch._inductor
-    from torch._inductor import codecache, cpu_vec_isa
-
     import rlsuite.core.compiled as compiled
+    from rlsuite.core import kernel_store
 
-    time_calls(cpu_vec_isa, "valid_vec_isa_list", "CPU ISA probes")
-    time_calls(codecache, "_precompile_header", "C++ header preprocessing + hash")
-    time_calls(torch._inductor, "compile", "inductor compile, cache hit (both kernels)")
-    time_calls(compiled, "output_specs", "rlsuite output_specs (eager shape run)")
+    time_calls(kernel_store, "trace", "kernel store: eager run + op trace (key)")
+    time_calls(kernel_store, "load", "kernel store: load the stored module")
+    time_calls(compiled, "_matches_eager", "kernel store: check against the eager run")
+    time_calls(compiled.CompiledKernel, "_inductor_compile",
+               "TorchInductor: import + compile or FX-cache hit")
     time_calls(compiled, "_direct_entry", "rlsuite direct-call check")
     time_calls(compiled.CompiledKernel, "_build", "rlsuite kernel build, total (both kernels)")
 
@@ -96,6 +88,8 @@ def main() -> None:
     print(f"{'phase':52s} {'wall':>6s} {'cpu':>6s} {'child cpu':>9s}")
     for name, (wall, cpu, child) in TOTALS.items():
         print(f"{name:52s} {wall:6.3f} {cpu:6.3f} {child:9.3f}")
+    print("imported TorchDynamo:", "torch._dynamo" in sys.modules,
+          "| TorchInductor:", "torch._inductor" in sys.modules)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def test_kernel_keeps_the_wrapped_call_where_an_output_aliases_an_input() -> Non
 
 
 def test_kernel_keeps_the_wrapped_call_where_the_wrappers_are_not_recognised(monkeypatch) -> None:
+    monkeypatch.setenv("RLSUITE_KERNEL_STORE", "0")  # compile: no earlier build loaded
     # Another torch may lay its wrappers out otherwise: then the public callable runs.
     import torch._inductor as inductor
 

@@ -193,7 +193,8 @@ def test_failed_compilation_warns_once_and_runs_eagerly(monkeypatch) -> None:
     assert all(o.tolist() == [2.0, 2.0, 2.0] for o in outs)
 
 
-def test_compilation_is_printed_as_a_phase_and_counted(capsys) -> None:
+def test_compilation_is_printed_as_a_phase_and_counted(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("RLSUITE_KERNEL_STORE", "0")  # compile, do not load an earlier build
     kernel = fastpath.FastKernel("a tiny kernel", lambda x: (x.sin() + 1,))
     before = fastpath.compile_seconds()
     kernel(torch.zeros(7))

@@ -87,6 +87,7 @@ def test_torch_probe_is_patched_only_inside_the_block() -> None:
 
 
 def test_compiling_a_kernel_runs_under_the_record_and_restores_torch(monkeypatch) -> None:
+    monkeypatch.setenv("RLSUITE_KERNEL_STORE", "0")  # compile: no earlier build loaded
     from torch._inductor.cpu_vec_isa import VecISA
 
     seen: list[bool] = []

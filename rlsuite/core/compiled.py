@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from rlsuite.core import kernel_store
 from rlsuite.core.header_record import remembered_headers
 from rlsuite.core.isa_probe import remembered_probes
 
@@ -82,6 +83,11 @@ class CompiledKernel:
             run = self._compiled[key] = self._build(tuple(args))
         return run
 
+    def store_context(self) -> list[Any]:
+        """What the compiled code depends on besides the traced ops and the inputs' signature
+        (part of its key in the kernel store): the compile options and the thread count."""
+        return [sorted(self.options.items()), torch.get_num_threads()]
+
     def cache_size(self) -> int:
         """How many versions have been compiled (one per distinct key seen)."""
         return len(self._compiled)
@@ -94,37 +100,21 @@ class CompiledKernel:
                 return list(self.fn(*call_args))
 
             return eager
-        from torch._inductor import compile as inductor_compile
-        from torch.fx.experimental.proxy_tensor import make_fx
-
-        as_bool = tuple(spec[1] == torch.bool for spec in output_specs(self.fn, args))
+        # One eager run on copies: the outputs' dtypes, and the key under which an earlier
+        # process may have stored this kernel (core/kernel_store.py: loading it skips importing
+        # TorchDynamo and TorchInductor, ~2 s of a warm start).
+        store_key, eager_out, eager_inputs = kernel_store.trace(self.fn, args, self.store_context())
+        as_bool = tuple(o.dtype == torch.bool for o in eager_out)
         bool_index = [i for i, b in enumerate(as_bool) if b]
-
-        def flat(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            out = tuple(self.fn(*inputs))
-            return tuple(o.to(torch.float32) if b else o for o, b in zip(out, as_bool, strict=True))
-
-        # The CPU ISA probes and the C++ header preprocessing run child processes in every
-        # process; where a previous process already got their answers they are reused
-        # (core/isa_probe.py, core/header_record.py). Only during this compilation.
-        with torch.no_grad(), remembered_probes(), remembered_headers():
-            graph = make_fx(flat, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
-            # TorchInductor's on-disk FX graph cache keys a graph with the shape env of the
-            # tracing context and bypasses the cache where there is none (TorchDynamo sets one;
-            # make_fx does not). A context with a fresh static-shape fake mode turns the cache
-            # on: a warm start loads the compiled graph instead of lowering it again.
-            context = _tracing_context()
-            if context is None:
-                compiled = inductor_compile(graph, list(args), options=self.options)
-            else:
-                # Every input static: given a shape env, AOTAutograd would otherwise make every
-                # dimension symbolic, and the kernels would be compiled for any size (loops not
-                # specialised, sizes computed in Python on every call).
-                _mark_static(context, args)
-                with torch._guards.tracing(context):
-                    compiled = inductor_compile(graph, list(args), options=self.options)
-
-        entry = _direct_entry(compiled, args)
+        entry = kernel_store.load(store_key) if store_key is not None else None
+        if entry is not None and not _matches_eager(entry, args, eager_out, eager_inputs, as_bool):
+            entry = None
+        stored = entry is not None
+        if entry is None:
+            compiled = self._inductor_compile(args, as_bool)
+            entry = _direct_entry(compiled, args)
+            if entry is not None and store_key is not None:
+                kernel_store.save(store_key, entry[1], entry[0])
         if entry is None:
 
             def run(call_args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
@@ -143,8 +133,39 @@ class CompiledKernel:
                     out[i] = out[i].bool()
                 return out
 
+        run.stored = stored  # type: ignore[attr-defined]  # loaded from the kernel store (tests)
         run.direct = entry is not None  # type: ignore[attr-defined]  # which call (tests)
         return run
+
+    def _inductor_compile(self, args: tuple[torch.Tensor, ...],
+                          as_bool: tuple[bool, ...]) -> Callable[..., Any]:
+        """``self.fn`` traced with ``make_fx`` and compiled by TorchInductor (bool outputs as
+        float32, see the class docstring)."""
+        from torch._inductor import compile as inductor_compile
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        def flat(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = tuple(self.fn(*inputs))
+            return tuple(o.to(torch.float32) if b else o for o, b in zip(out, as_bool, strict=True))
+
+        # The CPU ISA probes and the C++ header preprocessing run child processes in every
+        # process; where a previous process already got their answers they are reused
+        # (core/isa_probe.py, core/header_record.py). Only during this compilation.
+        with torch.no_grad(), remembered_probes(), remembered_headers():
+            graph = make_fx(flat, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
+            # TorchInductor's on-disk FX graph cache keys a graph with the shape env of the
+            # tracing context and bypasses the cache where there is none (TorchDynamo sets one;
+            # make_fx does not). A context with a fresh static-shape fake mode turns the cache
+            # on: a warm start loads the compiled graph instead of lowering it again.
+            context = _tracing_context()
+            if context is None:
+                return inductor_compile(graph, list(args), options=self.options)
+            # Every input static: given a shape env, AOTAutograd would otherwise make every
+            # dimension symbolic, and the kernels would be compiled for any size (loops not
+            # specialised, sizes computed in Python on every call).
+            _mark_static(context, args)
+            with torch._guards.tracing(context):
+                return inductor_compile(graph, list(args), options=self.options)
 
 
 def output_specs(
@@ -227,6 +248,37 @@ def _same_results(
         and all(_identical(x, y) for x, y in zip(a, b, strict=True))
         and not any(o.untyped_storage().data_ptr() in inputs for o in out_a)
     )
+
+
+def _matches_eager(
+    entry: tuple[list[torch.Tensor], Callable[[list[torch.Tensor]], Any]],
+    args: tuple[torch.Tensor, ...], eager_out: list[torch.Tensor],
+    eager_inputs: list[torch.Tensor], as_bool: tuple[bool, ...],
+) -> bool:
+    """Whether a stored kernel run on copies of ``args`` gives what the eager run gave: the same
+    dtypes and shapes, integers and booleans equal, floats within rounding of fused code
+    (rtol 1e-4, atol 1e-5, NaN where NaN), for its outputs and for the inputs it writes into.
+    A check of the load itself (an argument out of place would show), not of the compiler."""
+    constants, call = entry
+    copies = [t.clone() for t in args]
+    try:
+        with torch.no_grad():
+            out = list(call([*constants, *copies]))
+    except Exception:  # noqa: BLE001 - a stored module that does not run: compile instead
+        return False
+    out = [o.bool() if b else o for o, b in zip(out, as_bool, strict=False)]
+    return (len(out) == len(eager_out)
+            and all(_close(x, y) for x, y in zip(out, eager_out, strict=True))
+            and all(_close(x, y) for x, y in zip(copies, eager_inputs, strict=True)))
+
+
+def _close(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Same dtype and shape; equal, or for floating point within rounding of fused code."""
+    if x.dtype != y.dtype or x.shape != y.shape:
+        return False
+    if x.dtype.is_floating_point or x.dtype.is_complex:
+        return torch.allclose(x, y, rtol=1e-4, atol=1e-5, equal_nan=True)
+    return torch.equal(x, y)
 
 
 def _identical(x: torch.Tensor, y: torch.Tensor) -> bool:

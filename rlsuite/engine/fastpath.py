@@ -11,11 +11,14 @@ env's CPU step can be fused too, a whole rollout or evaluation step (policy, env
 bookkeeping, buffer writes) is one kernel: :mod:`rlsuite.engine.fused_loop`.
 
 What it costs: every new kernel signature (policy and env, batch size, rollout or evaluation)
-compiles once per process, a few seconds on this CPU with a cold cache and a fraction of that warm
-(TorchInductor's FX graph cache, on by default, under ``$TORCHINDUCTOR_CACHE_DIR``, default
-``/tmp/torchinductor_$USER``; the first compilation of a process also imports TorchInductor). Each compilation prints ``rlsuite: compiling <what> ... <s> s``
-to stderr and is added to :func:`compile_seconds`. Where compilation fails (no C++ compiler, an
-op inductor cannot trace) the kernel warns once and runs eagerly.
+compiles once, a few seconds on this CPU with a cold cache (the first compilation of a process
+also imports TorchDynamo and TorchInductor, ~2 s). Later processes load it from the kernel store
+(:mod:`rlsuite.core.kernel_store`, ~0.01-0.02 s per kernel, nothing imported), or failing that
+from TorchInductor's FX graph cache (a fraction of the cold time plus the imports); both live
+under ``$TORCHINDUCTOR_CACHE_DIR``, default ``/tmp/torchinductor_$USER``. Each kernel prints
+``rlsuite: compiling <what> ... <s> s`` (or ``loading stored <what>``) to stderr and its time is
+added to :func:`compile_seconds`. Where compilation fails (no C++ compiler, an op inductor cannot
+trace) the kernel warns once and runs eagerly.
 """
 
 from __future__ import annotations
@@ -109,7 +112,8 @@ class FastKernel:
         if self._kernel.cache_size() > before:
             _COMPILE_SECONDS[0] += seconds
             if VERBOSE:
-                _announce(f"rlsuite: compiling {self.name} ... {seconds:.2f} s")
+                what = "loading stored" if getattr(run, "stored", False) else "compiling"
+                _announce(f"rlsuite: {what} {self.name} ... {seconds:.2f} s")
         return run
 
     def _eager(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from rlsuite.core.patching import optimizer_without_dynamo
+
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set ``lr`` on every param group of ``optimizer`` (in place, keeping a tensor lr a tensor:
@@ -48,3 +50,11 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: 
             group["lr"].fill_(lr * fraction)
         else:
             group["lr"] = lr * fraction
+
+
+def adam(params: Any, **options: Any) -> torch.optim.Adam:
+    """``torch.optim.Adam(params, **options)``, built without importing TorchDynamo
+    (:func:`rlsuite.core.patching.optimizer_without_dynamo`: ~0.9 s of a process's start-up on
+    this project's CPU, where the fast path steps the optimizer with its own kernel)."""
+    with optimizer_without_dynamo():
+        return torch.optim.Adam(params, **options)

@@ -34,7 +34,7 @@ from rlsuite.engine.fastpath import FastKernel, FusedPolicy, Noise
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners import heads
 from rlsuite.learners.nets import flat_dim, mlp
-from rlsuite.learners.optim import load_optimizer, set_lr
+from rlsuite.learners.optim import adam, load_optimizer, set_lr
 from rlsuite.learners.ppo_fast import FastPPOUpdate
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingHooks, check_finite
@@ -297,9 +297,7 @@ class PPO(InteractionCounters):
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
         # The fast path steps Adam with torch's fused kernel (one call for all parameters).
         fused = {"fused": True} if config.fast_path else {}
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.learning_rate, eps=1e-5, **fused
-        )
+        self.optimizer = adam(self.model.parameters(), lr=config.learning_rate, eps=1e-5, **fused)
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self._policies: dict[bool, FusedPolicy] = {}
