@@ -23,6 +23,7 @@ from rlsuite.agents.protocol import Agent, HasFinalMetrics, HasGreedyPolicy
 from rlsuite.core import params as params_lib
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
+from rlsuite.core.patching import optimizer_without_dynamo
 from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.logging import Logger
@@ -134,7 +135,10 @@ class RunHooks(TrainingHooks):
                                         self.ckpt_path.parent.parent)
 
     def save(self, agent: Any) -> None:
-        checkpoint.save(self.ckpt_path, agent.state_dict(), self.config, self.identity)
+        # An optimizer's state_dict would import TorchDynamo (~0.9 s) on its first call.
+        with optimizer_without_dynamo():
+            state = agent.state_dict()
+        checkpoint.save(self.ckpt_path, state, self.config, self.identity)
 
     def close(self) -> None:
         self.bar.close()
@@ -312,7 +316,8 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     agents.protocol.check(agent, cfg.agent.name)  # a plug-in that does not conform stops here
     history: list[dict[str, Any]] = []
     if payload is not None:
-        agent.load_state_dict(payload["agent"])  # each agent re-applies its config's learning rates
+        with optimizer_without_dynamo():
+            agent.load_state_dict(payload["agent"])  # each agent re-applies its config's learning rates
         assert resumed_from is not None
         history = list(payload.get("identity", {}).get("resumed_with", []))
         made = identity.changes(resumed_from, ident, agent.global_step)
