@@ -211,6 +211,15 @@ def make(config: Config, seed: int) -> dict[str, Any]:
             "num_iterations": num_iterations}
 
 
+def use_compilation_cache(directory: str) -> None:
+    """Turn on JAX's persistent compilation cache in ``directory`` for every program, however
+    short its compilation (JAX's defaults skip programs that compile in under a second): a later
+    process loads the compiled iteration and evaluation instead of compiling them again."""
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
 def train_until(seed: int, threshold: float, eval_seed_offset: int = 10_000,
                 config: Config | None = None, wall_cap_s: float = 600.0) -> dict[str, Any]:
     """Train with a greedy 64-episode evaluation after every iteration until ``threshold``.
