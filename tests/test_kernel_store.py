@@ -168,3 +168,20 @@ def test_a_module_the_loader_cannot_run_is_not_stored(line: str) -> None:
     assert kernel_store._runnable_head(head) is None
     assert kernel_store._runnable_head(
         "from torch._inductor.async_compile import AsyncCompile\nx = 1\n") is not None
+
+
+def test_a_warm_cli_run_with_checkpoints_imports_neither_dynamo_nor_inductor(tmp_path) -> None:
+    code = f"""
+        import atexit, sys
+        atexit.register(lambda: print("imported:", "torch._dynamo" in sys.modules,
+                                      "torch._inductor" in sys.modules))
+        from rlsuite.cli import main
+        sys.argv = ["rlsuite", "agent=ppo", "env=cartpole", "num_envs=8", "agent.num_steps=16",
+                    "total_steps=512", "checkpoint_every=128", "hydra.run.dir={tmp_path}/run_${{seed}}"]
+        main()
+    """
+    _run_python(code)  # compiles or loads; checkpoints the optimizer's state
+    warm = _run_python(code.replace("run_${seed}", "again"))
+    assert "already completed" not in warm and (tmp_path / "again" / "checkpoints").is_dir()
+    assert warm.splitlines()[-1] == \
+        "imported: False False"
