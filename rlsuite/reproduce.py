@@ -160,7 +160,7 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...]) -> str | None:
     import torch
 
     torch.set_num_threads(1)
-    from rlsuite.identity import code_version
+    from rlsuite.identity import RunMismatch, code_version
     from rlsuite.runner import compose, run
 
     overrides = [f"experiment={job.preset}", *job.overrides, f"run_dir={run_dir}", "resume=auto",
@@ -169,7 +169,16 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...]) -> str | None:
 
     tic, cpu = time.perf_counter(), time.process_time()
     try:
-        run(compose(overrides))
+        try:
+            run(compose(overrides))
+        except RunMismatch as mismatch:
+            # An interrupted run of another experiment holds the directory (the preset or the
+            # config's fields changed since it started): its checkpoint cannot be continued as
+            # this job, so the job starts again (only incomplete runs get here, see launch).
+            print(f"reproduce: {job.tag}: the interrupted run there is another experiment "
+                  f"({mismatch}); starting it again", file=sys.stderr)
+            shutil.rmtree(run_dir)
+            run(compose(overrides))
     except PreemptionExit:  # a signal (SIGTERM, Slurm's SIGUSR2): checkpointed; stop the plan
         return PREEMPTED
     except BaseException as err:  # noqa: BLE001 (recorded; the plan goes on with the other jobs)

@@ -151,3 +151,29 @@ def test_flat_clip_scales_to_the_max_norm() -> None:
     assert float(torch.linalg.vector_norm(flat.grad)) == pytest.approx(0.5, rel=1e-5)
     flat.clip_grad_norm_(10.0)  # under the bound: unchanged
     assert float(torch.linalg.vector_norm(flat.grad)) == pytest.approx(0.5, rel=1e-5)
+
+
+@pytest.mark.parametrize("env_name", ["cartpole", "pendulum"])  # categorical, Gaussian head
+def test_the_compiled_minibatch_gradient_equals_the_eager_one(env_name: str) -> None:
+    from rlsuite.learners.ppo_fast import COMPILE_MIN_ROWS, FastPPOUpdate
+
+    env = envs.make(env_name)
+    agent = PPO(PPOConfig(hidden_sizes=[16, 16], ent_coef=0.01), env, env.default_params(4), seed=5)
+    batch = {k: v.float() if v.is_floating_point() else v
+             for k, v in _fixed_batch(agent, COMPILE_MIN_ROWS).items()}
+    update = FastPPOUpdate(agent.model, agent.optimizer, agent.config)
+    x = agent.model.features(batch["obs"])
+    with torch.no_grad():
+        stats_eager = update._eager_gradient(x, batch)
+        grad_eager = update.flat.grad.clone()
+        update.flat.grad.zero_()
+        stats_compiled = update._compiled_gradient(x, batch)
+    assert update.compiled.kernel._kernel.cache_size() == 1  # it ran compiled, not eagerly
+    torch.testing.assert_close(update.flat.grad, grad_eager, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(stats_compiled, stats_eager, rtol=1e-4, atol=1e-6)
+    # the clipping coefficient is an input: another value, no new kernel, another gradient
+    update.config = agent.config = PPOConfig(hidden_sizes=[16, 16], ent_coef=0.01, clip_coef=0.05)
+    with torch.no_grad():
+        update._compiled_gradient(x, batch)
+    assert update.compiled.kernel._kernel.cache_size() == 1
+    assert not torch.equal(update.flat.grad, grad_eager)

@@ -164,3 +164,17 @@ def test_the_committed_quick_pages_have_a_paper_module() -> None:
     """Every results/quick page is produced by a paper module (none is written by hand)."""
     quick = sorted(p.stem for p in (reproduce.REPO / "results" / "quick").glob("*.md"))
     assert set(quick) <= set(reproduce.papers()), json.dumps(quick)
+
+
+def test_an_interrupted_run_of_another_experiment_is_started_again(tmp_path: Path, capsys) -> None:
+    # A run stopped by its time limit after its first iteration, under another config ...
+    old = Job("s0", "cartpole_ppo", ("seed=0", *TINY, "agent.gamma=0.9"))
+    first = reproduce.launch([old], tmp_path, extra=("time_limit_s=0.000001",), progress=False)[0]
+    assert not first.completed and (tmp_path / "s0" / "checkpoints").is_dir()
+    # ... is not continued as the plan's job (its identity differs): the job starts afresh.
+    new = Job("s0", "cartpole_ppo", ("seed=0", *TINY))
+    again = reproduce.launch([new], tmp_path, progress=False)[0]
+    assert again.completed and "starting it again" in capsys.readouterr().err
+    assert again.result["identity"]["config"]["agent"]["gamma"] == 0.99
+    fresh = reproduce.launch([Job("t", "cartpole_ppo", ("seed=0", *TINY))], tmp_path, progress=False)
+    assert fresh[0].score == again.score  # the same number as a run that never shared the directory

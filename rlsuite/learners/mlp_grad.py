@@ -60,3 +60,29 @@ def mlp_backward(
         weight_grads[i].copy_(torch.mm(acts[i].T, g).T)
         if i > 0:  # through the layer, then tanh' = 1 - h^2 at the layer's input
             g = torch.ops.aten.tanh_backward(torch.mm(g, layers[i].weight.detach()), acts[i])
+
+
+def tanh_mlp_apply(weights: list[torch.Tensor], biases: list[torch.Tensor],
+                   x: torch.Tensor) -> list[torch.Tensor]:
+    """:func:`mlp_forward` as a pure function of the weights (nothing written in place): the
+    form a compiled kernel traces (:class:`rlsuite.learners.ppo_fast.CompiledGradient`)."""
+    acts = [x]
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        z = torch.addmm(b, acts[-1], w.T)
+        acts.append(torch.tanh(z) if i < len(weights) - 1 else z)
+    return acts
+
+
+def tanh_mlp_gradients(weights: list[torch.Tensor], acts: list[torch.Tensor],
+                       grad_out: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`mlp_backward` as a pure function: ``(d loss / d W_i, d loss / d b_i)`` for every
+    layer, from the activations :func:`tanh_mlp_apply` returned."""
+    g = grad_out
+    weight_grads: list[torch.Tensor] = [g] * len(weights)
+    bias_grads: list[torch.Tensor] = [g] * len(weights)
+    for i in range(len(weights) - 1, -1, -1):
+        bias_grads[i] = g.sum(0)
+        weight_grads[i] = torch.mm(g.T, acts[i])
+        if i > 0:  # through the layer, then tanh' = 1 - h^2 at the layer's input
+            g = torch.ops.aten.tanh_backward(torch.mm(g, weights[i]), acts[i])
+    return weight_grads, bias_grads
