@@ -49,6 +49,7 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
+from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
 from rlsuite.learners.optim import load_optimizer
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
@@ -94,6 +95,11 @@ class QRDQNConfig:
     """Epsilon after the decay."""
     max_grad_norm: float | None = None
     """Global gradient-norm clip (None: no clipping, as SB3-contrib's default)."""
+    fast_path: bool = True
+    """Keep the network's parameters, gradients and Adam moments in flat blocks and step Adam with
+    one fused call (:func:`quantile_optimizer`): ~1.3x less CPU per gradient step of the CartPole
+    preset, the same update up to float rounding; False steps ``torch.optim.Adam`` per tensor (the
+    reference the fast path is tested against)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -105,6 +111,7 @@ class QRDQNConfig:
         "utd": rules.POSITIVE, "target_update_interval": rules.POSITIVE_INT, "tau": rules.UNIT_OPEN_LOW,
         "exploration_fraction": rules.UNIT, "exploration_initial_eps": rules.UNIT,
         "exploration_final_eps": rules.UNIT, "max_grad_norm": rules.optional(rules.POSITIVE),
+        "fast_path": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
@@ -122,7 +129,8 @@ class QuantileNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Quantile locations ``[N_batch, A, N]``."""
-        out = self.net(obs.reshape(obs.shape[0], -1).float())
+        # In the network's dtype (float32 unless a caller converted it, e.g. to float64 for a test).
+        out = self.net(obs.reshape(obs.shape[0], -1).to(self.net[0].weight.dtype))
         return out.view(-1, self.n_actions, self.n_quantiles)
 
 
@@ -273,6 +281,32 @@ def qrdqn_loss(
     return loss, {"loss": loss.detach(), "q_mean": current.detach().mean()}
 
 
+def quantile_optimizer(net: nn.Module, lr: float, eps: float,
+                       fast_path: bool) -> torch.optim.Optimizer | FlatOptimizer:
+    """Adam over ``net``'s parameters, shared by the quantile-critic agents (QR-DQN, DηN).
+
+    On the fast path the parameters, gradients and moments are views of flat blocks and a step is
+    one call of torch's fused Adam kernel (:class:`~rlsuite.learners.flat.FlatOptimizer`; the
+    ``state_dict`` keeps torch's per-parameter layout). A gradient step of the 256x256 CartPole
+    preset spent about a third of its CPU in ``torch.optim.Adam``'s per-tensor Python and ops.
+    """
+    if fast_path:
+        return FlatOptimizer(torch.optim.Adam(net.parameters(), lr=lr, eps=eps, fused=True))
+    return torch.optim.Adam(net.parameters(), lr=lr, eps=eps)
+
+
+def clipped_step(optimizer: torch.optim.Optimizer | FlatOptimizer, net: nn.Module,
+                 max_grad_norm: float | None) -> None:
+    """Clip the global gradient norm of ``net`` to ``max_grad_norm`` (None: no clip) and step
+    ``optimizer`` (from :func:`quantile_optimizer`; a flat one clips its block with one norm)."""
+    if isinstance(optimizer, FlatOptimizer):
+        if max_grad_norm is not None:
+            optimizer.clip_grad_norm_(max_grad_norm)
+    elif max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    optimizer.step()
+
+
 def linear_epsilon(step: int, total_steps: int, config: QRDQNConfig) -> float:
     """Epsilon after ``step`` env steps: linear from initial to final over
     ``exploration_fraction * total_steps``, then constant (SB3's ``get_linear_fn``)."""
@@ -345,7 +379,7 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
                                      config.hidden_sizes).to(self.device)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         eps = config.adam_eps if config.adam_eps is not None else 0.01 / config.batch_size
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate, eps=eps)
+        self.optimizer = quantile_optimizer(self.q_net, config.learning_rate, eps, config.fast_path)
         self.tau_hat = quantile_midpoints(config.n_quantiles, self.device)
         self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
         self.interaction = Interaction(env, params, seed)
@@ -391,9 +425,7 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
         loss, stats = qrdqn_loss(self.q_net, self.target_net, batch, cfg.gamma, self.tau_hat, cfg.kappa)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
+        clipped_step(self.optimizer, self.q_net, cfg.max_grad_norm)
         return stats
 
 
