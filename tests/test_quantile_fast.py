@@ -136,3 +136,41 @@ def test_flat_optimizer_clips_like_clip_grad_norm() -> None:
 def test_fast_path_flag_is_validated(make) -> None:
     with pytest.raises(rules.ConfigError, match="fast_path"):
         make("yes")
+
+
+def test_relu_mlp_passes_match_autograd() -> None:
+    from rlsuite.learners.mlp_grad import mlp_backward, mlp_forward, mlp_layers
+    from rlsuite.learners.nets import mlp
+
+    torch.manual_seed(0)
+    net = mlp(5, 6, [16, 8], activation=nn.ReLU).double()
+    x = torch.randn(40, 5, dtype=torch.float64)
+    grad_out = torch.randn(40, 6, dtype=torch.float64)
+    layers = mlp_layers(net, "relu")
+    acts = mlp_forward(layers, x, "relu")
+    out = net(x)
+    assert torch.equal(acts[-1], out)  # the same ops as nn.Linear + ReLU
+    assert bool((acts[1] == 0).any())  # some units are off: the ReLU's derivative matters
+    out.backward(grad_out)
+    weight_grads = [torch.empty_like(m.weight) for m in layers]
+    bias_grads = [torch.empty_like(m.bias) for m in layers]
+    mlp_backward(layers, acts, grad_out, weight_grads, bias_grads, "relu")
+    for m, gw, gb in zip(layers, weight_grads, bias_grads, strict=True):
+        torch.testing.assert_close(gw, m.weight.grad, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(gb, m.bias.grad, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="ReLU"):
+        mlp_layers(mlp(5, 6, [16]), "relu")  # a tanh MLP is not a ReLU one
+    with pytest.raises(ValueError, match="activation"):
+        mlp_layers(net, "gelu")
+
+
+def test_qrdqn_fast_step_runs_without_an_autograd_graph() -> None:
+    agent = _qrdqn(True)
+    agent.buffer.add_rollout(agent.interaction.collect(agent._random_action, 8))
+    batch = agent.buffer.sample(32, torch.Generator().manual_seed(0))
+    before = [p.detach().clone() for p in agent.q_net.parameters()]
+    stats = agent.gradient_step(batch)
+    assert not stats["loss"].requires_grad and agent._fast_step is not None
+    assert all(not torch.equal(a, p) for a, p in zip(before, agent.q_net.parameters(), strict=True))
+    flat = agent.optimizer.flat
+    assert all(p.grad is g for p, g in zip(flat.params, flat.grads, strict=True))
