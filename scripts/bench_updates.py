@@ -1,13 +1,16 @@
-"""CPU time per gradient step of QR-DQN and DηN, fast path against eager, in one process.
+"""CPU time per update of QR-DQN, DηN and the NPG step, fast path against eager, in one process.
 
 A speed check for ``docs/performance.md`` (not a result of the agents)::
 
     taskset -c 1 .venv/bin/python scripts/bench_updates.py [--rounds 7] [--steps 50]
 
-Each case builds two agents from the same seed, ``fast_path=True`` and ``False``, fills their
-replay buffers with the same random transitions and times ``gradient_step`` on the same sampled
-batches. The two take turns, ``--rounds`` times ``--steps`` steps each, so a neighbour's load falls
-on both alike; the numbers are process CPU time per step (one intra-op thread), medians over the
+Each replay case builds two agents from the same seed, ``fast_path=True`` and ``False``, fills
+their replay buffers with the same random transitions and times ``gradient_step`` on the same
+sampled batches. The NPG case captures one TRPO step of ECRM's neural policy (``variant=npg``,
+``parameterization=neural``, the gusty-ledge Gaussian policy, 256 copies) and times
+:func:`rlsuite.learners.npg.trpo_step` on it with ``NPGConfig.fast_path`` on and off, restoring the
+parameters after each. The two paths take turns, ``--rounds`` times, so a neighbour's load falls on
+both alike; the numbers are process CPU time per update (one intra-op thread), medians over the
 rounds, with the ratio eager / fast.
 """
 
@@ -40,6 +43,46 @@ def _deta_n(fast_path: bool) -> Any:
     env = rl_envs.make("stockgrid")
     cfg = DetaNConfig(hidden_sizes=[256, 256], fast_path=fast_path)  # the stockgrid preset's net
     return DetaN(cfg, env, env.default_params(16), 0)
+
+
+def time_npg(rounds: int) -> tuple[float, float]:
+    """Median CPU milliseconds of one TRPO step of ECRM's neural Gaussian policy, ``(fast, eager)``."""
+    import dataclasses
+
+    import rlsuite.agents.ecrm.agent as ecrm_agent
+    import rlsuite.envs as rl_envs
+    from rlsuite.agents.ecrm.config import ECRMConfig
+    from rlsuite.learners import npg
+
+    env = rl_envs.make("gusty_ledge", continuous=True)
+    cfg = ECRMConfig(variant="npg", parameterization="neural", risk_weight=0.5, alpha=0.1)
+    agent = ecrm_agent.ECRM(cfg, env, env.default_params(256), 0)
+    captured: list[tuple[Any, ...]] = []
+
+    def capture(params: Any, surrogate: Any, kl: Any, config: Any) -> Any:
+        captured.append((list(params), surrogate, kl, config))
+        raise StopIteration  # one step's closures are enough
+
+    ecrm_agent.trpo_step = capture
+    try:
+        agent.learn(10**9)
+    except StopIteration:
+        pass
+    finally:
+        ecrm_agent.trpo_step = npg.trpo_step
+    params, surrogate, kl, config = captured[0]
+    start = [p.detach().clone() for p in params]
+    times: list[list[float]] = [[], []]
+    for r in range(rounds + 1):
+        for i, fast_path in enumerate((True, False)):
+            tic = time.process_time()
+            npg.trpo_step(params, surrogate, kl, dataclasses.replace(config, fast_path=fast_path))
+            if r:
+                times[i].append((time.process_time() - tic) * 1e3)
+            with torch.no_grad():
+                for p, value in zip(params, start, strict=True):
+                    p.copy_(value)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 CASES: dict[str, Callable[[bool], Any]] = {
@@ -82,6 +125,9 @@ def main() -> None:
         fast, eager = time_case(make, args.rounds, args.steps)
         print(f"{name}: fast {fast:.2f} ms, eager {eager:.2f} ms per gradient step "
               f"({eager / fast:.2f}x)")
+    fast, eager = time_npg(args.rounds)
+    print(f"NPG: one TRPO step of ECRM's neural policy (gusty ledge, 256 copies): fast {fast:.1f} ms, "
+          f"eager (double backprop) {eager:.1f} ms ({eager / fast:.2f}x)")
 
 
 if __name__ == "__main__":
