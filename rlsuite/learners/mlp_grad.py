@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 """The hidden activations the hand-written passes support, by the name the passes take."""
 

@@ -25,7 +25,7 @@ information matrix of the policy averaged over the states (Schulman et al. 2015,
 in those few outputs; Martens 2014, *New insights and perspectives on the natural gradient method*,
 sec. 9): the terms of the Hessian that double backprop also differentiates are multiplied by the
 KL's output gradient, which is exactly zero at the old parameters, so it is the same matrix (in
-float64 the same products to ~1e-15) for about 60% of the cost (:func:`fisher_vector_product`).
+float64 the same products to ~1e-15) for about two thirds of the cost (:func:`fisher_vector_product`).
 
 Everything works on one flat vector of the given parameters (``parameters_to_vector`` /
 :func:`set_flat_params`), so HNPG,
@@ -71,7 +71,7 @@ class NPGConfig:
     """Accept a fraction only if actual / expected surrogate improvement exceeds this."""
     fast_path: bool = True
     """Fisher-vector products in Gauss-Newton form where the KL comes from :func:`detached_kl`
-    over a supported distribution (:func:`fisher_vector_product`: the same products, ~1.6x less
+    over a supported distribution (:func:`fisher_vector_product`: the same products, ~1.5x less
     CPU per TRPO step of ECRM's neural policies); False: double backprop always."""
 
     CHECKS: ClassVar[rules.Checks] = {
