@@ -167,6 +167,27 @@ def test_fused_evaluation_equals_eager_evaluation() -> None:
         evaluate(greedy, env, params, 2, env.make_generator(3), max_steps=5)
 
 
+def test_fused_evaluation_builds_its_arguments_once_and_refills_in_place(monkeypatch) -> None:
+    # The argument list is built before the loop and updated in place from the kernel's outputs
+    # (as the fused rollout's); only a reset-pool refill writes the env's part of it anew.
+    env = envs.make("cartpole", dtype=torch.float64)
+    agent = _agent(env)
+    params = env.default_params(512)  # > 1024 resets: the pool refills
+    greedy = agent.greedy_policy()
+    flat_calls, refills = [], []
+    flat, ensure = fused_loop._EnvArgs.flat, fused_loop._EnvArgs.ensure_pool
+    monkeypatch.setattr(fused_loop._EnvArgs, "flat", lambda self: flat_calls.append(1) or flat(self))
+    monkeypatch.setattr(fused_loop._EnvArgs, "ensure_pool",
+                        lambda self, gen: refills.append(ensure(self, gen)) or refills[-1])
+    fused = evaluate(greedy, env, params, 4, env.make_generator(4))
+    monkeypatch.undo()
+    assert sum(refills) >= 1 and len(refills) > 50  # steps taken, the pool refilled on the way
+    assert len(flat_calls) == 1 + sum(refills)
+    eager = evaluate(lambda o: agent.model.sample(o, None, True)[0], env, params, 4,
+                     env.make_generator(4))
+    assert torch.equal(fused.returns, eager.returns) and torch.equal(fused.lengths, eager.lengths)
+
+
 def test_fast_path_off_compiles_nothing_and_learns_identically_to_itself() -> None:
     env = envs.make("cartpole")
     before = fastpath.compile_seconds()

@@ -237,3 +237,60 @@ def test_config_rejects_bad_values_by_name() -> None:
         NPGConfig(backtrack_coef=1.0)
     with pytest.raises(ValueError, match="cg_iters"):
         NPGConfig(cg_iters=0)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_gauss_newton_products_equal_double_backprop(gaussian: bool) -> None:
+    # The fast path's J^T H J v against the Hessian-vector product of the KL (float64).
+    torch.manual_seed(4)
+    policy = TinyPolicy(3, 2 if gaussian else 4, gaussian).double()
+    obs = torch.randn(9, 3, dtype=torch.float64)
+    kl = detached_kl(lambda: policy.distribution(obs))
+    fast = fisher_vector_product(kl, policy, 0.2, gauss_newton=True)
+    slow = fisher_vector_product(kl, policy, 0.2, gauss_newton=False)
+    fisher = explicit_fisher(policy, obs)
+    for _ in range(3):
+        v = torch.randn(fisher.shape[0], dtype=torch.float64)
+        torch.testing.assert_close(fast(v), slow(v), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(fast(v), fisher @ v + 0.2 * v, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_trpo_step_fast_path_equals_double_backprop(gaussian: bool) -> None:
+    results = {}
+    for fast_path in (True, False):
+        policy, surrogate, kl, _ = _problem(11, gaussian)
+        result = trpo_step(policy, surrogate, kl, NPGConfig(max_kl=0.05, fast_path=fast_path))
+        results[fast_path] = (result, parameters_to_vector(policy.parameters()).detach())
+    (fast, theta_fast), (slow, theta_slow) = results[True], results[False]
+    assert fast.accepted and slow.accepted and fast.backtracks == slow.backtracks
+    torch.testing.assert_close(theta_fast, theta_slow, rtol=1e-10, atol=1e-12)
+    assert fast.kl == pytest.approx(slow.kl, rel=1e-9)
+
+
+def test_other_kl_closures_and_distributions_fall_back_to_double_backprop() -> None:
+    torch.manual_seed(5)
+    policy = TinyPolicy(3, 2, gaussian=True).double()
+    obs = torch.randn(6, 3, dtype=torch.float64)
+
+    def beta() -> torch.distributions.Distribution:  # a kind the Gauss-Newton route does not know
+        out = policy.net(obs)
+        return Independent(torch.distributions.Beta(out.exp(), policy.log_std.exp().expand_as(out)), 1)
+
+    fisher = explicit_fisher(policy, obs)
+    plain = detached_kl(lambda: policy.distribution(obs))
+    v = torch.randn(fisher.shape[0], dtype=torch.float64)
+    # A bare closure (no DetachedKL) and an unsupported distribution both take double backprop.
+    torch.testing.assert_close(fisher_vector_product(lambda: plain(), policy)(v), fisher @ v,
+                               rtol=1e-10, atol=1e-12)
+    kl_beta = detached_kl(beta)
+    torch.testing.assert_close(fisher_vector_product(kl_beta, policy, gauss_newton=True)(v),
+                               fisher_vector_product(kl_beta, policy, gauss_newton=False)(v),
+                               rtol=0, atol=0)
+
+
+def test_npg_fast_path_flag_is_validated() -> None:
+    from rlsuite import validation as rules
+
+    with pytest.raises(rules.ConfigError, match="fast_path"):
+        NPGConfig(fast_path=1)

@@ -339,20 +339,26 @@ def evaluate_fused(
             return (*fields, time, cursor, next_obs, count, stats.returns, stats.lengths)
 
         kernel = _kernel(policy, twin, "evaluation", lambda: step)
-        ep_return, ep_length = stats.returns, stats.lengths
+        # The kernel's arguments, built once as in collect_fused: (*weights, *fields, time,
+        # cursor, pool values, *params, obs, returns, lengths, count, episode return, episode
+        # length). Its outputs (*fields, time, cursor, obs, count, episode return, episode
+        # length) go back into this list in place: a step is three slice writes and the call.
+        at_env, at_obs, n_state = n_w, n_w + n_f + 3 + n_p, env_args.n_state
+        args = [*weights, *env_args.flat(), *env_args.params, obs, returns, lengths, count,
+                stats.returns, stats.lengths]
         for t in range(max_steps):
-            env_args.ensure_pool(generator)
-            args = [*weights, *env_args.flat(), *env_args.params, obs, returns, lengths, count,
-                    ep_return, ep_length]
+            if env_args.ensure_pool(generator):
+                args[at_env : at_env + n_state + 1] = env_args.flat()
             if t < 2:  # as in collect_fused: step 1's signature holds from then on
-                key = ("evaluation", weights_signature, env_args.key(),
-                       signature([obs, returns, lengths, count, ep_return, ep_length]))
+                key = ("evaluation", weights_signature, env_args.key(), signature(args[at_obs:]))
                 run = kernel.runner(args, key)
             out = run(args)
             env_args.take(out)
-            obs, count, ep_return, ep_length = out[env_args.n_state :]
+            args[at_env : at_env + n_state] = out[:n_state]
+            args[at_obs] = out[n_state]  # the next observation
+            args[at_obs + 3 : at_obs + 6] = out[n_state + 1 :]  # count, episode statistics
             if (t + 1) % check_every == 0:
                 with host_sync_point():  # the loop's one intended sync, every check_every steps
-                    if bool((count >= episodes).all()):
+                    if bool((args[at_obs + 3] >= episodes).all()):
                         break
-    return returns, lengths, count
+    return returns, lengths, args[at_obs + 3]

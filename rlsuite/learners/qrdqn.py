@@ -49,6 +49,7 @@ from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
+from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
 from rlsuite.learners.optim import load_optimizer
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
@@ -94,6 +95,12 @@ class QRDQNConfig:
     """Epsilon after the decay."""
     max_grad_norm: float | None = None
     """Global gradient-norm clip (None: no clipping, as SB3-contrib's default)."""
+    fast_path: bool = True
+    """Compute the gradient step's gradients in closed form (:mod:`rlsuite.learners.qrdqn_fast`)
+    into flat blocks of parameters, gradients and Adam moments, and step Adam with one fused call
+    (:func:`quantile_optimizer`): the same update up to float rounding, ~1.7x less CPU per
+    gradient step of the CartPole preset; False runs autograd and ``torch.optim.Adam`` per tensor
+    (the reference the fast path is tested against)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -105,6 +112,7 @@ class QRDQNConfig:
         "utd": rules.POSITIVE, "target_update_interval": rules.POSITIVE_INT, "tau": rules.UNIT_OPEN_LOW,
         "exploration_fraction": rules.UNIT, "exploration_initial_eps": rules.UNIT,
         "exploration_final_eps": rules.UNIT, "max_grad_norm": rules.optional(rules.POSITIVE),
+        "fast_path": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
@@ -122,7 +130,8 @@ class QuantileNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Quantile locations ``[N_batch, A, N]``."""
-        out = self.net(obs.reshape(obs.shape[0], -1).float())
+        # In the network's dtype (float32 unless a caller converted it, e.g. to float64 for a test).
+        out = self.net(obs.reshape(obs.shape[0], -1).to(self.net[0].weight.dtype))
         return out.view(-1, self.n_actions, self.n_quantiles)
 
 
@@ -144,9 +153,10 @@ CPU's L2 cache through the fused passes below (measured: 8-row chunks of ``[200,
 3.3 ms vs 5.0 ms for all 64 rows at once)."""
 
 
-def _pairwise_rows(current: torch.Tensor, target: torch.Tensor, tau: torch.Tensor,
-                   kappa: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row loss ``[R]`` and its gradients ``[R, N]``, ``[R, M]`` for ``[R, N]`` / ``[R, M]``.
+def _pairwise_rows(current: torch.Tensor, target: torch.Tensor, tau: torch.Tensor, kappa: float,
+                   target_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-row loss ``[R]`` and its gradients ``[R, N]``, ``[R, M]`` for ``[R, N]`` / ``[R, M]``
+    (the last None without ``target_grad``: one pass over ``[R, N, M]`` fewer).
 
     With ``c = L_kappa'(u) / kappa`` (``sign(u)`` for the pinball loss), ``L_kappa(u) / kappa``
     equals ``c (u - kappa c / 2)`` on all three pieces of the Huber function, and since ``c``
@@ -163,7 +173,7 @@ def _pairwise_rows(current: torch.Tensor, target: torch.Tensor, tau: torch.Tenso
         c = u.sign()
     wc = c.abs().mul_(tau.unsqueeze(-1) - 0.5).add_(c, alpha=0.5)  # |tau - 1{u < 0}| c
     d_current = wc.sum(-1).div_(-m)
-    d_target = wc.sum(-2).div_(m)
+    d_target = wc.sum(-2).div_(m) if target_grad else None
     loss = u.sub_(c, alpha=0.5 * kappa).mul_(wc).sum((-2, -1)).div_(m)
     return loss, d_current, d_target
 
@@ -184,11 +194,8 @@ class _QuantileHuber(torch.autograd.Function):
         lead = torch.broadcast_shapes(current.shape[:-1], target.shape[:-1])
         cur = current.expand(*lead, n).reshape(-1, n)
         tgt = target.expand(*lead, m).reshape(-1, m)
-        tau = tau_hat.to(cur.dtype)
-        rows = max(1, CHUNK_ELEMENTS // (n * m))
-        parts = [_pairwise_rows(cur[i : i + rows], tgt[i : i + rows], tau, kappa)
-                 for i in range(0, cur.shape[0], rows)]
-        loss, d_current, d_target = (torch.cat(x) for x in zip(*parts, strict=True))
+        target_grad = ctx.needs_input_grad[1]  # a detached target needs no [R, M] gradient
+        loss, d_current, d_target = pairwise_loss_rows(cur, tgt, tau_hat, kappa, target_grad)
         ctx.shapes = (lead, current.shape, target.shape)
         ctx.save_for_backward(d_current, d_target)
         return loss.reshape(lead)
@@ -200,7 +207,30 @@ class _QuantileHuber(torch.autograd.Function):
         lead, current_shape, target_shape = ctx.shapes
         g = grad.reshape(-1, 1)
         return ((g * d_current).reshape(*lead, -1).sum_to_size(current_shape),
+                None if d_target is None else
                 (g * d_target).reshape(*lead, -1).sum_to_size(target_shape), None, None)
+
+
+def pairwise_loss_rows(
+    current: torch.Tensor, target: torch.Tensor, tau_hat: torch.Tensor, kappa: float,
+    target_grad: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The quantile Huber loss of each row of ``current [R, N]`` against ``target [R, M]`` and its
+    gradients: ``(loss [R], d loss / d current [R, N], d loss / d target [R, M] or None)``.
+
+    Computed in chunks of rows that stay in the CPU's cache (:data:`CHUNK_ELEMENTS`); the forward
+    pass of :func:`quantile_huber_loss` and QR-DQN's closed-form update
+    (:mod:`rlsuite.learners.qrdqn_fast`) both come here.
+    """
+    n, m = current.shape[-1], target.shape[-1]
+    tau = tau_hat.to(current.dtype)
+    rows = max(1, CHUNK_ELEMENTS // (n * m))
+    parts = [_pairwise_rows(current[i : i + rows], target[i : i + rows], tau, kappa, target_grad)
+             for i in range(0, current.shape[0], rows)]
+    if len(parts) == 1:
+        return parts[0]
+    loss, d_current, d_target = zip(*parts, strict=True)
+    return torch.cat(loss), torch.cat(d_current), torch.cat(d_target) if target_grad else None
 
 
 def quantile_huber_loss(
@@ -271,6 +301,32 @@ def qrdqn_loss(
     current = action_quantiles(online(batch.obs), batch.action)
     loss = quantile_huber_loss(current, goal, tau_hat, kappa)
     return loss, {"loss": loss.detach(), "q_mean": current.detach().mean()}
+
+
+def quantile_optimizer(net: nn.Module, lr: float, eps: float,
+                       fast_path: bool) -> torch.optim.Optimizer | FlatOptimizer:
+    """Adam over ``net``'s parameters, shared by the quantile-critic agents (QR-DQN, DηN).
+
+    On the fast path the parameters, gradients and moments are views of flat blocks and a step is
+    one call of torch's fused Adam kernel (:class:`~rlsuite.learners.flat.FlatOptimizer`; the
+    ``state_dict`` keeps torch's per-parameter layout). A gradient step of the 256x256 CartPole
+    preset spent about a third of its CPU in ``torch.optim.Adam``'s per-tensor Python and ops.
+    """
+    if fast_path:
+        return FlatOptimizer(torch.optim.Adam(net.parameters(), lr=lr, eps=eps, fused=True))
+    return torch.optim.Adam(net.parameters(), lr=lr, eps=eps)
+
+
+def clipped_step(optimizer: torch.optim.Optimizer | FlatOptimizer, net: nn.Module,
+                 max_grad_norm: float | None) -> None:
+    """Clip the global gradient norm of ``net`` to ``max_grad_norm`` (None: no clip) and step
+    ``optimizer`` (from :func:`quantile_optimizer`; a flat one clips its block with one norm)."""
+    if isinstance(optimizer, FlatOptimizer):
+        if max_grad_norm is not None:
+            optimizer.clip_grad_norm_(max_grad_norm)
+    elif max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    optimizer.step()
 
 
 def linear_epsilon(step: int, total_steps: int, config: QRDQNConfig) -> float:
@@ -345,13 +401,14 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
                                      config.hidden_sizes).to(self.device)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         eps = config.adam_eps if config.adam_eps is not None else 0.01 / config.batch_size
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate, eps=eps)
+        self.optimizer = quantile_optimizer(self.q_net, config.learning_rate, eps, config.fast_path)
         self.tau_hat = quantile_midpoints(config.n_quantiles, self.device)
         self.buffer = ReplayBuffer.for_env(env, config.buffer_size)
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self.exploration_rate = config.exploration_initial_eps
         self.num_updates = 0
+        self._fast_step: Any = None  # the fast path's FastQuantileStep, built at the first update
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -388,12 +445,16 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
         cfg = self.config
         if self.num_updates % cfg.target_update_interval == 0:
             polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
+        if cfg.fast_path:  # closed-form gradients into the flat block (rlsuite.learners.qrdqn_fast)
+            if self._fast_step is None:
+                from rlsuite.learners.qrdqn_fast import FastQuantileStep  # imports this module
+
+                self._fast_step = FastQuantileStep(self.q_net, self.target_net, self.optimizer)
+            return self._fast_step.step(batch, cfg, self.tau_hat)
         loss, stats = qrdqn_loss(self.q_net, self.target_net, batch, cfg.gamma, self.tau_hat, cfg.kappa)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
+        clipped_step(self.optimizer, self.q_net, cfg.max_grad_norm)
         return stats
 
 

@@ -35,7 +35,8 @@ def baseline_config(config: DetaNConfig) -> QRDQNConfig:
         num_steps=config.num_steps, utd=config.utd, target_update_interval=1, tau=config.tau,
         exploration_fraction=config.exploration_fraction,
         exploration_initial_eps=config.exploration_initial_eps,
-        exploration_final_eps=config.exploration_final_eps, max_grad_norm=config.max_grad_norm)
+        exploration_final_eps=config.exploration_final_eps, max_grad_norm=config.max_grad_norm,
+        fast_path=config.fast_path)
 
 
 class RiskNeutralQRDQN(QRDQN):

@@ -129,6 +129,9 @@ class DetaNConfig:
     """Final epsilon."""
     max_grad_norm: float | None = 10.0
     """Global gradient-norm clip."""
+    fast_path: bool = True
+    """Adam over flat parameter blocks, one fused call per step (QR-DQN's
+    :func:`rlsuite.learners.qrdqn.quantile_optimizer`); False: ``torch.optim.Adam`` per tensor."""
     stock_grid: int = 241
     """Candidate initial stocks scored for RU deployment (cvar, mean_cvar), evenly spaced on
     ``[stock_low, stock_high]`` (unless ``stock_grid_step`` is set)."""
@@ -182,7 +185,8 @@ class DetaNConfig:
         "learning_starts": rules.NONNEG_INT, "num_steps": rules.POSITIVE_INT, "utd": rules.POSITIVE,
         "tau": rules.UNIT_OPEN_LOW, "exploration_fraction": rules.UNIT,
         "exploration_initial_eps": rules.UNIT, "exploration_final_eps": rules.UNIT,
-        "max_grad_norm": rules.optional(rules.POSITIVE), "stock_grid": rules.POSITIVE_INT,
+        "max_grad_norm": rules.optional(rules.POSITIVE), "fast_path": rules.FLAG,
+        "stock_grid": rules.POSITIVE_INT,
         "stock_grid_step": rules.NONNEG, "deploy_episodes": rules.NONNEG_INT,
         "deploy_shortlist": rules.NONNEG_INT, "deploy_snapshots": rules.NONNEG_INT,
         "snapshot_interval": rules.POSITIVE_INT, "relabel_fraction": rules.UNIT,

@@ -68,8 +68,10 @@ from rlsuite.learners.qrdqn import (
     QuantileAgentCheckpoint,
     QuantileNetwork,
     action_quantiles,
+    clipped_step,
     quantile_huber_loss,
     quantile_midpoints,
+    quantile_optimizer,
     replay_learning_loop,
     target_quantiles,
 )
@@ -261,8 +263,8 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
                                           config.hidden_sizes, self.stock_col + 1,
                                           time_steps).to(self.device)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate,
-                                          eps=0.01 / config.batch_size)
+        self.optimizer = quantile_optimizer(self.q_net, config.learning_rate,
+                                            0.01 / config.batch_size, config.fast_path)
         self.buffer = ReplayBuffer.for_env(self.env, config.buffer_size)
         self.interaction = Interaction(self.env, self.params, seed)
         self.policy_generator = self.interaction.policy_generator
@@ -325,9 +327,7 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
                                   cfg.gamma, self.head, cfg.include_time)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
+        clipped_step(self.optimizer, self.q_net, cfg.max_grad_norm)
         polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
         return stats
 
