@@ -93,7 +93,8 @@ ENVS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1"}
 ENV_CONTENDERS = ("rlsuite eager", "rlsuite compiled", "gymnasium numpy", "envpool", "gymnax jit",
                   "gymnax scan")
 ROLLOUT_CONTENDERS = ("rlsuite", "gymnax + MLP in lax.scan")
-PPO_CONTENDERS = ("rlsuite", "SB3 RL Zoo", "PureJaxRL-style")
+RLSUITE_ZOO = "rlsuite (RL Zoo hyperparameters)"
+PPO_CONTENDERS = ("rlsuite", "SB3 RL Zoo", "PureJaxRL-style", RLSUITE_ZOO)
 SAC_CONTENDERS = ("rlsuite", "SB3 RL Zoo", "SBX RL Zoo")
 ACTION_POOL = 8
 ROLLOUT_ENVS, ROLLOUT_STEPS = 64, 128
@@ -413,6 +414,18 @@ def rlsuite_eval_hook(clock: _Clock, env: Any, eval_params: Any, threshold: floa
     return Hook()
 
 
+def rlsuite_zoo_ppo() -> tuple[Any, int, int]:
+    """``(PPOConfig, num_envs, total_steps)`` of rlsuite's ``cartpole_ppo_zoo`` preset (RL Zoo's
+    CartPole-v1 hyperparameters), read from conf/experiment/cartpole_ppo_zoo.yaml, not copied."""
+    from omegaconf import OmegaConf
+
+    from rlsuite.learners.ppo import PPOConfig
+
+    preset = OmegaConf.load(ROOT / "conf" / "experiment" / "cartpole_ppo_zoo.yaml")
+    config = PPOConfig(**OmegaConf.to_container(preset.agent))
+    return config, int(preset.num_envs), int(preset.total_steps)
+
+
 def work_ppo(contender: str, seed: int) -> dict[str, Any]:
     """PPO on CartPole until a greedy 64-episode evaluation reaches 475."""
     if contender == "PureJaxRL-style":
@@ -425,17 +438,23 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
         return {**out, "warmup_s": 0.0}
     _one_thread_torch()
     # Each clock starts after the imports: construction, first calls and compilation count.
-    if contender == "rlsuite":
+    if contender in ("rlsuite", RLSUITE_ZOO):
         import rlsuite.envs as envs
         from rlsuite.learners.ppo import PPO, PPOConfig
 
+        if contender == "rlsuite":
+            config, num_envs, step_cap = PPOConfig(), 64, PPO_STEP_CAP
+        else:
+            config, num_envs, step_cap = rlsuite_zoo_ppo()
         clock = _Clock()
         env = envs.make("cartpole")
-        agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
+        agent = PPO(config, env, env.default_params(num_envs), seed=seed)
         eval_params = env.default_params(PPO_EVAL_EPISODES)
-
+        # Evaluated at every PPO_EVAL_EVERY env steps: after each of the default's 64 x 128
+        # iterations, after every 32nd of the Zoo setting's 8 x 32 (as SB3 RL Zoo is).
         try:
-            agent.learn(PPO_STEP_CAP, rlsuite_eval_hook(clock, env, eval_params, PPO_THRESHOLD))
+            agent.learn(step_cap, rlsuite_eval_hook(clock, env, eval_params, PPO_THRESHOLD,
+                                                    every=PPO_EVAL_EVERY))
         except _Stop:
             pass
     elif contender == "SB3 RL Zoo":

@@ -44,6 +44,7 @@ def ppo_output_grads(
     advantage: torch.Tensor,
     returns: torch.Tensor,
     config: PPOConfig,
+    clip: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The PPO loss's gradient at the networks' outputs, and the minibatch statistics.
 
@@ -53,6 +54,7 @@ def ppo_output_grads(
         log_std: ``[K]`` the Gaussian log-std parameter, or None for a categorical head.
         action, old_log_prob, advantage, returns: the minibatch's rollout fields.
         config: ``norm_adv``, ``clip_coef``, ``vf_coef``, ``ent_coef`` as in ``ppo_loss``.
+        clip: the clipping coefficient in use (None: ``config.clip_coef``; ``anneal_clip``).
 
     Returns:
         ``(d loss / d out [N, K], d loss / d value [N, 1], d loss / d log_std [K] or None,
@@ -64,6 +66,7 @@ def ppo_output_grads(
     on its closed range.
     """
     n = out.shape[0]
+    clip = config.clip_coef if clip is None else clip
     if log_std is None:
         # log-softmax as out - logsumexp: ~25% cheaper than F.log_softmax over 2 logits
         log_p = out - torch.logsumexp(out, dim=-1, keepdim=True)
@@ -83,14 +86,14 @@ def ppo_output_grads(
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     neg_adv = -adv
     unclipped = neg_adv * ratio
-    clipped = neg_adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+    clipped = neg_adv * ratio.clamp(1 - clip, 1 + clip)
     residual = value - returns
     stats = torch.stack([
         torch.max(unclipped, clipped).mean(),
         0.5 * residual.pow(2).mean(),
         -entropy.mean(),
         ((ratio - 1) - log_ratio).mean(),  # Schulman's k3 estimator of the KL
-        ((ratio - 1).abs() > config.clip_coef).to(out.dtype).mean(),
+        ((ratio - 1).abs() > clip).to(out.dtype).mean(),
     ])
     # d pg_loss / d log_prob: -A * ratio / N where the unclipped term is the max, else 0.
     g_log_prob = torch.where(unclipped >= clipped, neg_adv, torch.zeros_like(neg_adv))
@@ -137,15 +140,17 @@ class FastPPOUpdate:
         self.log_std_grad = None if self.model.discrete else grads[id(self.model.log_std)]
 
     @torch.no_grad()
-    def minibatch_step(self, x: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Gradient, clipping and Adam step on one minibatch (``x``: its network features);
-        returns its :data:`STATS` as one tensor."""
+    def minibatch_step(self, x: torch.Tensor, batch: dict[str, torch.Tensor],
+                       clip: float | None = None) -> torch.Tensor:
+        """Gradient, clipping and Adam step on one minibatch (``x``: its network features;
+        ``clip``: the surrogate's clipping coefficient, None for ``clip_coef``); returns its
+        :data:`STATS` as one tensor."""
         actor_acts = mlp_forward(self.actor, x)
         critic_acts = mlp_forward(self.critic, x)
         log_std = None if self.model.discrete else self.model.log_std.detach()
         g_out, g_value, g_log_std, stats = ppo_output_grads(
             actor_acts[-1], critic_acts[-1].squeeze(-1), log_std, batch["action"],
-            batch["log_prob"], batch["advantage"], batch["return"], self.config)
+            batch["log_prob"], batch["advantage"], batch["return"], self.config, clip)
         mlp_backward(self.actor, actor_acts, g_out, *self.actor_grads)
         mlp_backward(self.critic, critic_acts, g_value, *self.critic_grads)
         if g_log_std is not None:
@@ -154,14 +159,16 @@ class FastPPOUpdate:
         self.adam.step()
         return stats
 
-    def update(self, flat: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, Any]:
+    def update(self, flat: dict[str, torch.Tensor], generator: torch.Generator,
+               clip: float | None = None) -> dict[str, Any]:
         """The update epochs over one rollout's flattened fields (``obs``, ``action``,
-        ``log_prob``, ``advantage``, ``return``); returns the mean statistics (tensors)."""
+        ``log_prob``, ``advantage``, ``return``) with clipping coefficient ``clip`` (None:
+        ``clip_coef``); returns the mean statistics (tensors)."""
         if not self.flat.bound():
             self._bind()
         cfg = self.config
         n = flat["return"].shape[0]
-        size = n // cfg.num_minibatches
+        size = cfg.minibatch_rows(n)
         fields = {k: v for k, v in flat.items() if k != "obs"}
         features = self.model.features(flat["obs"]).to(self.flat.data.dtype)
         totals, count = None, 0
@@ -171,7 +178,8 @@ class FastPPOUpdate:
             epoch = {k: v.index_select(0, order) for k, v in fields.items()}
             for start in range(0, n, size):
                 stats = self.minibatch_step(
-                    x_epoch[start : start + size], {k: v[start : start + size] for k, v in epoch.items()})
+                    x_epoch[start : start + size], {k: v[start : start + size] for k, v in epoch.items()},
+                    clip)
                 totals = stats.clone() if totals is None else totals.add_(stats)
                 count += 1
             if cfg.target_kl is not None and float(stats[3]) > cfg.target_kl:
