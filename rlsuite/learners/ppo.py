@@ -14,7 +14,12 @@ computes its gradients in closed form and steps Adam once over a flat parameter 
 
 Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
 ``train/policy_gradient_loss``, ``train/value_loss``, ``train/entropy_loss``, ``train/approx_kl``,
-``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``.
+``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``, and with
+``anneal_clip`` ``train/clip_range``.
+
+SB3's PPO with RL Zoo's schedules (``lin_X`` learning rate and clip range, minibatches given as a
+size) is ``minibatch_size``, ``anneal_clip`` and ``schedule_progress="sb3"``; the
+``cartpole_ppo_zoo`` experiment preset is RL Zoo's tuned CartPole-v1 setting.
 """
 
 from __future__ import annotations
