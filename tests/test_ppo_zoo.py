@@ -133,7 +133,7 @@ def test_the_clip_given_to_the_update_is_the_one_applied(fast: bool) -> None:
         stats = agent._update(flat, clip)
         return stats, _weights(agent)
 
-    (wide, w_wide), (same, w_same), (narrow, w_narrow) = run(None), run(0.2), run(0.01)
+    (wide, w_wide), (_, w_same), (narrow, w_narrow) = run(None), run(0.2), run(0.01)
     assert all(torch.equal(a, b) for a, b in zip(w_wide, w_same, strict=True))
     assert float(narrow["clip_fraction"]) > float(wide["clip_fraction"])
     assert not all(torch.equal(a, b) for a, b in zip(w_wide, w_narrow, strict=True))

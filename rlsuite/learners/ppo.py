@@ -44,7 +44,6 @@ from rlsuite.learners.ppo_fast import FastPPOUpdate
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingHooks, check_finite
 
-
 SCHEDULE_PROGRESS = ("cleanrl", "sb3")
 """The values of :attr:`PPOConfig.schedule_progress`."""
 
