@@ -95,8 +95,9 @@ ENV_CONTENDERS = ("rlsuite eager", "rlsuite compiled", "gymnasium numpy", "envpo
                   "gymnax scan")
 ROLLOUT_CONTENDERS = ("rlsuite", "gymnax + MLP in lax.scan")
 JAX_PPO, JAX_PPO_CACHED = "PureJaxRL-style", "PureJaxRL-style, compilation cache"
-PPO_CONTENDERS = ("rlsuite", "SB3 RL Zoo", JAX_PPO, JAX_PPO_CACHED)
-PPO_WARM_UP = ("rlsuite", JAX_PPO_CACHED)
+RLSUITE_ZOO = "rlsuite (RL Zoo hyperparameters)"
+PPO_CONTENDERS = ("rlsuite", RLSUITE_ZOO, "SB3 RL Zoo", JAX_PPO, JAX_PPO_CACHED)
+PPO_WARM_UP = ("rlsuite", RLSUITE_ZOO, JAX_PPO_CACHED)
 """Contenders whose compiled code persists across processes (rlsuite's kernel store and
 TorchInductor cache, JAX's persistent compilation cache): each runs once, untimed, before the
 timed PPO runs, so every timed run starts warm, as a researcher's second run would."""
@@ -108,10 +109,12 @@ ROLLOUT_ENVS, ROLLOUT_STEPS = 64, 128
 PPO_THRESHOLD, PPO_EVAL_EPISODES = 475.0, 64
 PPO_EVAL_EVERY = 64 * 128
 """Env steps between evaluations: one rlsuite / PureJaxRL iteration (64 envs x 128 steps), and
-every 32 rollouts of SB3 RL Zoo's 8 x 32, so all three are evaluated at the same env steps."""
+every 32 rollouts of the RL Zoo setting's 8 x 32 (SB3's and rlsuite's), so all four are evaluated
+at the same env steps."""
 PPO_STEP_CAP = 300_000
 """rlsuite's ``cartpole_ppo`` experiment length (its learning rate anneals over it; PureJaxRL-style
-alike). SB3 RL Zoo runs its own budget, ``n_timesteps`` = 100k, over which its schedules anneal."""
+alike). SB3 RL Zoo runs its own budget, ``n_timesteps`` = 100k, over which its schedules anneal
+(rlsuite with RL Zoo's hyperparameters alike: its preset's ``total_steps``)."""
 SAC_THRESHOLD, SAC_EVAL_EPISODES, SAC_EVAL_EVERY = -200.0, 16, 1000
 SAC_STEP_CAP = ZOO_SAC_PENDULUM["n_timesteps"]
 WALL_CAP_S = 600.0
@@ -422,6 +425,18 @@ def rlsuite_eval_hook(clock: _Clock, env: Any, eval_params: Any, threshold: floa
     return Hook()
 
 
+def rlsuite_zoo_ppo() -> tuple[Any, int, int]:
+    """``(PPOConfig, num_envs, total_steps)`` of rlsuite's ``cartpole_ppo_zoo`` preset (RL Zoo's
+    CartPole-v1 hyperparameters), read from conf/experiment/cartpole_ppo_zoo.yaml, not copied."""
+    from omegaconf import OmegaConf
+
+    from rlsuite.learners.ppo import PPOConfig
+
+    preset = OmegaConf.load(ROOT / "conf" / "experiment" / "cartpole_ppo_zoo.yaml")
+    config = PPOConfig(**OmegaConf.to_container(preset.agent))
+    return config, int(preset.num_envs), int(preset.total_steps)
+
+
 def work_ppo(contender: str, seed: int) -> dict[str, Any]:
     """PPO on CartPole until a greedy 64-episode evaluation reaches 475."""
     if contender in (JAX_PPO, JAX_PPO_CACHED):
@@ -437,17 +452,23 @@ def work_ppo(contender: str, seed: int) -> dict[str, Any]:
         return {**out, "warmup_s": 0.0}
     _one_thread_torch()
     # Each clock starts after the imports: construction, first calls and compilation count.
-    if contender == "rlsuite":
+    if contender in ("rlsuite", RLSUITE_ZOO):
         import rlsuite.envs as envs
         from rlsuite.learners.ppo import PPO, PPOConfig
 
+        if contender == "rlsuite":
+            config, num_envs, step_cap = PPOConfig(), 64, PPO_STEP_CAP
+        else:
+            config, num_envs, step_cap = rlsuite_zoo_ppo()
         clock = _Clock()
         env = envs.make("cartpole")
-        agent = PPO(PPOConfig(), env, env.default_params(64), seed=seed)
+        agent = PPO(config, env, env.default_params(num_envs), seed=seed)
         eval_params = env.default_params(PPO_EVAL_EPISODES)
-
+        # Evaluated at every PPO_EVAL_EVERY env steps: after each of the default's 64 x 128
+        # iterations, after every 32nd of the Zoo setting's 8 x 32 (as SB3 RL Zoo is).
         try:
-            agent.learn(PPO_STEP_CAP, rlsuite_eval_hook(clock, env, eval_params, PPO_THRESHOLD))
+            agent.learn(step_cap, rlsuite_eval_hook(clock, env, eval_params, PPO_THRESHOLD,
+                                                    every=PPO_EVAL_EVERY))
         except _Stop:
             pass
     elif contender == "SB3 RL Zoo":
@@ -728,7 +749,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ppo = {k: learning_medians(v) for k, v in results.get("ppo", {}).items()}
     ours = ppo.get("rlsuite", {})
     jax_ppo, zoo = ppo.get(JAX_PPO, {}), ppo.get("SB3 RL Zoo", {})
-    jax_cached = ppo.get(JAX_PPO_CACHED, {})
+    jax_cached, ours_zoo = ppo.get(JAX_PPO_CACHED, {}), ppo.get(RLSUITE_ZOO, {})
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or b == 0 else a / b
@@ -738,6 +759,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         lambda v: v <= 0.5)
     add("PPO CartPole time to 475 incl. eval, rlsuite / PureJaxRL-style (compiled in the run)",
         "<= 0.5x", ratio(ours.get("wall_s"), jax_ppo.get("wall_s")), lambda v: v <= 0.5)
+    # the same hyperparameters on both sides: rlsuite's cartpole_ppo_zoo preset against SB3
+    add("PPO CartPole time to 475 incl. eval, same hyperparameters (RL Zoo's): "
+        "rlsuite (RL Zoo hyperparameters) / SB3 RL Zoo", "<= 0.25x",
+        ratio(ours_zoo.get("wall_s"), zoo.get("wall_s")), lambda v: v <= 0.25)
     add("PPO CartPole time to 475 incl. eval, rlsuite / SB3 RL Zoo", "<= 0.25x",
         ratio(ours.get("wall_s"), zoo.get("wall_s")), lambda v: v <= 0.25)
     add("PPO CartPole training time excl. eval and compilation, rlsuite / PureJaxRL-style",
@@ -889,13 +914,16 @@ def render_page(results: dict[str, Any]) -> str:
         f"horizon {PPO_STEP_CAP:,} for both. \"PureJaxRL-style, compilation cache\" is the same "
         "run with JAX's persistent compilation cache on (every program cached, "
         "`use_compilation_cache`): its compile column is tracing plus loading the cached programs. "
-        "Before the timed runs, rlsuite and the cached JAX run once each, untimed (seed "
+        "Before the timed runs, both rlsuite contenders and the cached JAX run once each, untimed (seed "
         f"{PPO_WARM_UP_SEED}), so every timed run of theirs finds its compiled code on disk: "
         "rlsuite loads its two kernels from its kernel store without importing TorchDynamo or "
         "TorchInductor. SB3 RL Zoo: `PPO` with rl-baselines3-zoo's "
         "hyperparams/ppo.yml CartPole-v1 (8 envs, n_steps 32, batch 256, 20 epochs, GAE 0.8, gamma "
         "0.98, linear lr 1e-3 and clip 0.2, no entropy bonus) over its budget of 100k steps, "
-        "evaluated on gymnasium's numpy-vectorized CartPole.",
+        "evaluated on gymnasium's numpy-vectorized CartPole. rlsuite (RL Zoo hyperparameters): "
+        "rlsuite's `cartpole_ppo_zoo` preset (conf/experiment/cartpole_ppo_zoo.yaml: the same "
+        "table, SB3's schedules and minibatch size) over the same 100k budget, evaluated as "
+        "rlsuite is.",
         f"* SAC: evaluation every {SAC_EVAL_EVERY} env steps (greedy, {SAC_EVAL_EPISODES} episodes), "
         f"step cap {SAC_STEP_CAP:,}. rlsuite: the `pendulum_sac` preset (4 envs, 64x64, lr 1e-3, "
         "1000 warm-up steps, 0.5 gradient steps per env step). SB3 / SBX RL Zoo: hyperparams/sac.yml "

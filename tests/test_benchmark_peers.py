@@ -186,3 +186,35 @@ def test_the_jax_ppo_uses_rlsuites_ppo_defaults() -> None:
             "vf_coef", "max_grad_norm", "update_epochs", "num_minibatches", "anneal_lr"} <= shared
     assert {k: jax_defaults[k] for k in shared} == {k: ours[k] for k in shared}
     assert list(jax_defaults["hidden"]) == list(PPOConfig().hidden_sizes)
+
+
+def test_rlsuite_zoo_contender_runs_the_preset_with_rl_zoos_table(bp) -> None:
+    # The "rlsuite (RL Zoo hyperparameters)" contender is built from conf/experiment/
+    # cartpole_ppo_zoo.yaml; it must say what the SB3 contender's table says.
+    config, num_envs, total_steps = bp.rlsuite_zoo_ppo()
+    zoo = bp.ZOO_PPO_CARTPOLE
+    assert (num_envs, total_steps) == (zoo["n_envs"], zoo["n_timesteps"])
+    assert (config.num_steps, config.minibatch_size, config.update_epochs) == \
+        (zoo["n_steps"], zoo["batch_size"], zoo["n_epochs"])
+    assert (config.gamma, config.gae_lambda, config.ent_coef) == \
+        (zoo["gamma"], zoo["gae_lambda"], zoo["ent_coef"])
+    # lin_X: X linearly to 0 on SB3's progress_remaining
+    assert config.learning_rate == bp.zoo_value(zoo["learning_rate"])(1.0) and config.anneal_lr
+    assert config.clip_coef == bp.zoo_value(zoo["clip_range"])(1.0) and config.anneal_clip
+    assert config.schedule_progress == "sb3"
+    assert config.vf_coef == 1.0  # SB3's vf_coef 0.5 on an MSE without rlsuite's 1/2
+    assert bp.RLSUITE_ZOO in bp.PPO_CONTENDERS
+
+
+def test_same_hyperparameter_target_compares_rlsuite_zoo_with_sb3_zoo(bp) -> None:
+    results = _results(bp, 25e6)
+    results["ppo"][bp.RLSUITE_ZOO] = [_run(2.0, 1.0), _run(3.0, 1.0), _run(2.5, 1.0)]
+    rows = [r for r in bp.targets(results) if "same hyperparameters" in r["target"]]
+    assert len(rows) == 1 and rows[0]["required"] == "<= 0.25x"
+    assert rows[0]["measured"] == "0.21x" and rows[0]["met"] is True  # 2.5 s / 12 s
+    page = bp.render_page(results)
+    assert f"| {bp.RLSUITE_ZOO} | 2.0, 3.0, 2.5 | 2.50 |" in page
+    assert "rlsuite / SB3 RL Zoo | <= 0.25x | 0.33x | **not met** |" in page  # the old row stays
+    # not run: not measured
+    [row] = [r for r in bp.targets(_results(bp, 25e6)) if "same hyperparameters" in r["target"]]
+    assert row["met"] is None and row["measured"] is None

@@ -58,7 +58,8 @@ _QRDQN = ("env=cartpole", "num_envs=2", "agent.n_quantiles=8", "agent.hidden_siz
           "agent.batch_size=8", "agent.learning_starts=16", "agent.buffer_size=1000",
           "agent.target_update_interval=16")
 _VGDF = ("env=pendulum", "num_envs=10", "env.max_episode_steps=20",
-         "agent.sac.hidden_sizes=[16,16]", "agent.sac.batch_size=8", "agent.ensemble_size=2", "agent.num_elites=1",
+         "agent.sac.hidden_sizes=[16,16]", "agent.sac.batch_size=8", "agent.ensemble_size=2",
+         "agent.num_elites=1",
          "agent.model_hidden=[8]", "agent.model_weight_decay=[1e-5,1e-5]",
          "agent.model_train_freq=100", "agent.model_max_epochs=2", "agent.model_batch_size=16",
          "agent.warmup_steps=150", "agent.darc_warmup=150", "agent.random_steps=20",

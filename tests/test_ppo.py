@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import rlsuite.envs as envs
+from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.learners.ppo import PPO, PPOConfig
-from rlsuite.core.env import BatchedEnv
 from rlsuite.training import TrainingHooks
 
 SMALL = PPOConfig(num_steps=16, num_minibatches=2, update_epochs=2)

@@ -69,6 +69,29 @@ def test_fast_update_equals_the_eager_autograd_update_in_float64(env_name: str, 
                                    rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("env_name", ["cartpole", "pendulum"])
+def test_fast_and_eager_agree_under_the_zoo_switches_in_float64(env_name: str) -> None:
+    # RL Zoo's setting: minibatches given as a size (here 128 of the 256 rows), an annealed clip
+    # coefficient passed to the update (0.07: more ratios clipped than at 0.2).
+    extra = {"minibatch_size": 128, "anneal_clip": True,
+             "schedule_progress": "sb3", "vf_coef": 1.0}
+    eager, fast = _float64_agent(env_name, False, **extra), _float64_agent(env_name, True, **extra)
+    batch = _fixed_batch(eager)
+    for agent in (eager, fast):
+        agent.policy_generator.manual_seed(7)
+    stats_eager, stats_fast = eager._update(batch, 0.07), fast._update(batch, 0.07)
+    for (name, a), b in zip(eager.model.state_dict().items(), fast.model.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-9, msg=name)
+    for key in stats_eager:
+        torch.testing.assert_close(stats_fast[key], stats_eager[key], rtol=1e-6, atol=1e-9,
+                                   check_dtype=False, msg=key)
+    assert 0 < float(stats_eager["clip_fraction"]) < 1
+    # 3 epochs of 256 / 128 = 2 minibatches: the size, not num_minibatches = 4, set the split
+    for agent in (eager, fast):
+        assert float(agent.optimizer.state_dict()["state"][0]["step"]) == 6
+
+
 def test_fast_update_survives_a_cast_and_an_optimizer_reload() -> None:
     # A cast replaces the parameters' storage and load_state_dict the Adam moments: the flat
     # blocks are bound again, and the agent goes on as a freshly loaded one does.
@@ -164,16 +187,15 @@ def test_the_compiled_minibatch_gradient_equals_the_eager_one(env_name: str) -> 
     update = FastPPOUpdate(agent.model, agent.optimizer, agent.config)
     x = agent.model.features(batch["obs"])
     with torch.no_grad():
-        stats_eager = update._eager_gradient(x, batch)
+        stats_eager = update._eager_gradient(x, batch, None)
         grad_eager = update.flat.grad.clone()
         update.flat.grad.zero_()
-        stats_compiled = update._compiled_gradient(x, batch)
+        stats_compiled = update._compiled_gradient(x, batch, None)
     assert update.compiled.kernel._kernel.cache_size() == 1  # it ran compiled, not eagerly
     torch.testing.assert_close(update.flat.grad, grad_eager, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(stats_compiled, stats_eager, rtol=1e-4, atol=1e-6)
     # the clipping coefficient is an input: another value, no new kernel, another gradient
-    update.config = agent.config = PPOConfig(hidden_sizes=[16, 16], ent_coef=0.01, clip_coef=0.05)
     with torch.no_grad():
-        update._compiled_gradient(x, batch)
+        update._compiled_gradient(x, batch, 0.05)
     assert update.compiled.kernel._kernel.cache_size() == 1
     assert not torch.equal(update.flat.grad, grad_eager)

@@ -69,7 +69,10 @@ class FlatParams:
         clamped to 1), with the norm taken over the block at once (the same value up to rounding:
         torch takes the norm of the per-tensor norms)."""
         norm = torch.linalg.vector_norm(self.grad)
-        self.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+        # max_norm / (norm + 1e-6) as torch's Tensor.__rdiv__ computes it (reciprocal, then the
+        # product), without its Python wrapper: one call fewer per minibatch
+        coef = (norm + 1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0)
+        self.grad.mul_(coef)
         return norm
 
 
@@ -140,9 +143,11 @@ class FlatAdam:
                    for p, m, v, s in zip(self.flat.params, self._m_views, self._v_views,
                                          self._steps, strict=True))
 
-    def step(self) -> None:
-        """One Adam step of the whole block from ``flat.grad`` (torch's fused kernel, one call)."""
-        if not self.bound():
+    def step(self, check: bool = True) -> None:
+        """One Adam step of the whole block from ``flat.grad`` (torch's fused kernel, one call).
+        ``check=False`` skips the check that the optimizer's state is still bound to the blocks
+        (:meth:`bound`, ~5 us), for a caller that made it once before a series of steps."""
+        if check and not self.bound():
             self.bind()
         group = self.optimizer.param_groups[0]
         beta1, beta2 = group["betas"]

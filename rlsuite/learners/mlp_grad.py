@@ -44,14 +44,29 @@ def tanh_mlp_layers(net: nn.Module) -> list[nn.Linear]:
     return mlp_layers(net, "tanh")
 
 
-def mlp_forward(layers: list[nn.Linear], x: torch.Tensor, activation: str = "tanh") -> list[torch.Tensor]:
+LayerTensors = tuple[list[torch.Tensor], list[torch.Tensor]]
+"""``(weights, biases)`` of an MLP's layers, detached: what :func:`layer_tensors` returns."""
+
+
+def layer_tensors(layers: list[nn.Linear]) -> LayerTensors:
+    """The detached weights and biases of ``layers`` (views of the parameters' storage, so they
+    follow in-place optimizer steps): fetched once, they spare the passes a module attribute
+    lookup and a ``detach`` per layer and call. Fetch them again after the parameters' ``.data``
+    was replaced (a ``.to``, a :class:`~rlsuite.learners.flat.FlatParams` binding)."""
+    return [m.weight.detach() for m in layers], [m.bias.detach() for m in layers]
+
+
+def mlp_forward(layers: list[nn.Linear], x: torch.Tensor, activation: str = "tanh",
+                tensors: LayerTensors | None = None) -> list[torch.Tensor]:
     """The activations ``[x, h_1, ..., h_{L-1}, out]`` of the MLP ``layers`` (hidden activation
     ``activation``: ``"tanh"`` or ``"relu"``) on ``x [N, in]`` (no autograd graph; the hidden ones
-    are what :func:`mlp_backward` needs)."""
+    are what :func:`mlp_backward` needs). ``tensors``: the layers' :func:`layer_tensors`, when the
+    caller keeps them."""
+    weights, biases = tensors or layer_tensors(layers)
     acts = [x]
-    last = len(layers) - 1
-    for i, layer in enumerate(layers):
-        z = torch.addmm(layer.bias.detach(), acts[-1], layer.weight.detach().T)
+    last = len(weights) - 1
+    for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        z = torch.addmm(bias, acts[-1], weight.T)
         if i < last:  # in place: the pre-activation is not needed
             z = z.tanh_() if activation == "tanh" else z.relu_()
         acts.append(z)
@@ -65,19 +80,22 @@ def mlp_backward(
     weight_grads: list[torch.Tensor],
     bias_grads: list[torch.Tensor],
     activation: str = "tanh",
+    tensors: LayerTensors | None = None,
 ) -> None:
     """Backpropagate ``grad_out`` (d loss / d out, ``[N, out]``) through the MLP whose
     :func:`mlp_forward` (with the same ``activation``) gave ``acts``; write d loss / d W_i into
     ``weight_grads[i]`` and d loss / d b_i into ``bias_grads[i]`` (overwritten, not accumulated).
-    The input gets no gradient."""
+    The input gets no gradient. ``tensors``: the layers' :func:`layer_tensors`, when the caller
+    keeps them."""
+    weights = (tensors or layer_tensors(layers))[0]
     g = grad_out
-    for i in range(len(layers) - 1, -1, -1):
+    for i in range(len(weights) - 1, -1, -1):
         torch.sum(g, 0, out=bias_grads[i])
         # dW = g^T a, computed as (a^T g)^T: MKL is ~3x faster on the thin first and last layers
         # in this orientation (64x2048x4: 11 us against 38 us), the same on square ones.
         weight_grads[i].copy_(torch.mm(acts[i].T, g).T)
         if i > 0:  # through the layer, then the activation's derivative at the layer's input
-            g = torch.mm(g, layers[i].weight.detach())
+            g = torch.mm(g, weights[i])
             if activation == "tanh":  # tanh' = 1 - h^2
                 g = torch.ops.aten.tanh_backward(g, acts[i])
             else:  # relu' = 1{h > 0}: autograd's own ReLU backward op

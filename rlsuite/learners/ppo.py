@@ -14,7 +14,12 @@ computes its gradients in closed form and steps Adam once over a flat parameter 
 
 Logged tags (SB3 names): ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``, ``time/fps``,
 ``train/policy_gradient_loss``, ``train/value_loss``, ``train/entropy_loss``, ``train/approx_kl``,
-``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``.
+``train/clip_fraction``, ``train/explained_variance``, ``train/learning_rate``, and with
+``anneal_clip`` ``train/clip_range``.
+
+SB3's PPO with RL Zoo's schedules (``lin_X`` learning rate and clip range, minibatches given as a
+size) is ``minibatch_size``, ``anneal_clip`` and ``schedule_progress="sb3"``; the
+``cartpole_ppo_zoo`` experiment preset is RL Zoo's tuned CartPole-v1 setting.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from rlsuite.learners.ppo_fast import FastPPOUpdate
 from rlsuite.learners.returns import gae
 from rlsuite.training import TrainingHooks, check_finite
 
+SCHEDULE_PROGRESS = ("cleanrl", "sb3")
+"""The values of :attr:`PPOConfig.schedule_progress`."""
+
 
 @dataclass
 class PPOConfig:
@@ -57,13 +65,25 @@ class PPOConfig:
     gae_lambda: float = 0.95
     """GAE trace parameter."""
     num_minibatches: int = 4
-    """Minibatches per epoch."""
+    """Minibatches per epoch (unless ``minibatch_size`` is set)."""
+    minibatch_size: int | None = None
+    """Rows per minibatch, given as a size as SB3's ``batch_size`` is; when set it replaces
+    ``num_minibatches`` (the count becomes ``num_envs * num_steps / minibatch_size``, which must
+    be whole). None: ``num_minibatches`` decides."""
     update_epochs: int = 4
     """Passes over each rollout."""
     norm_adv: bool = True
     """Normalize advantages per minibatch."""
     clip_coef: float = 0.2
     """Surrogate clipping coefficient epsilon."""
+    anneal_clip: bool = False
+    """Decay ``clip_coef`` linearly to 0 on the learning rate's schedule (SB3 / RL Zoo's
+    ``clip_range: lin_X``); the coefficient in use is logged as ``train/clip_range``."""
+    schedule_progress: str = "cleanrl"
+    """Where in the run the linear schedules (``anneal_lr``, ``anneal_clip``) read their
+    fraction: ``"cleanrl"``, before the rollout, ``1 - iteration / num_iterations`` (CleanRL's
+    ``frac``); ``"sb3"``, after the rollout, ``1 - env steps so far (this rollout's included) /
+    total_steps`` (SB3's ``progress_remaining`` at ``train()``), floored at 0."""
     ent_coef: float = 0.0
     """Entropy bonus weight."""
     vf_coef: float = 0.5
@@ -86,7 +106,9 @@ class PPOConfig:
     CHECKS: ClassVar[rules.Checks] = {
         "num_steps": rules.POSITIVE_INT, "learning_rate": rules.POSITIVE, "anneal_lr": rules.FLAG,
         "gamma": rules.UNIT, "gae_lambda": rules.UNIT, "num_minibatches": rules.POSITIVE_INT,
+        "minibatch_size": rules.optional(rules.POSITIVE_INT),
         "update_epochs": rules.POSITIVE_INT, "norm_adv": rules.FLAG, "clip_coef": rules.POSITIVE,
+        "anneal_clip": rules.FLAG, "schedule_progress": rules.choice(*SCHEDULE_PROGRESS),
         "ent_coef": rules.FINITE, "vf_coef": rules.NONNEG, "max_grad_norm": rules.POSITIVE,
         "target_kl": rules.optional(rules.POSITIVE), "hidden_sizes": rules.SIZES,
         "init_log_std": rules.FINITE, "fast_path": rules.FLAG,
@@ -94,6 +116,28 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         rules.validate(self)
+
+    def minibatch_rows(self, batch: int) -> int:
+        """Rows per minibatch for a rollout of ``batch`` rows (``num_envs * num_steps``); a
+        :class:`~rlsuite.validation.ConfigError` naming the field when they do not divide it."""
+        if self.minibatch_size is not None:
+            if batch % self.minibatch_size:
+                raise rules.ConfigError("minibatch_size", self.minibatch_size,
+                                        f"must divide num_envs * num_steps = {batch}")
+            return self.minibatch_size
+        if batch % self.num_minibatches:
+            raise rules.ConfigError("num_minibatches", self.num_minibatches,
+                                    f"must divide num_envs * num_steps = {batch}")
+        return batch // self.num_minibatches
+
+    def schedule_fraction(self, iteration: int, num_iterations: int, steps_per_iter: int,
+                          total_steps: int) -> float:
+        """The linear schedules' remaining fraction at ``iteration`` (0-based) of a run of
+        ``num_iterations`` iterations of ``steps_per_iter`` env steps towards ``total_steps``
+        (see ``schedule_progress``)."""
+        if self.schedule_progress == "sb3":
+            return max(0.0, 1.0 - (iteration + 1) * steps_per_iter / total_steps)
+        return 1.0 - iteration / num_iterations
 
 
 NARROW_LAYER = 8
@@ -251,9 +295,11 @@ class ActorCritic(nn.Module):
 
 
 def ppo_loss(
-    model: ActorCritic, batch: dict[str, torch.Tensor], config: PPOConfig
+    model: ActorCritic, batch: dict[str, torch.Tensor], config: PPOConfig, clip: float | None = None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped surrogate + value + entropy loss on one minibatch (PPO paper, eq. 7 and 9)."""
+    """Clipped surrogate + value + entropy loss on one minibatch (PPO paper, eq. 7 and 9), with
+    clipping coefficient ``clip`` (None: ``config.clip_coef``)."""
+    clip = config.clip_coef if clip is None else clip
     log_prob, entropy = model.log_prob_entropy(batch["obs"], batch["action"])
     log_ratio = log_prob - batch["log_prob"]
     ratio = log_ratio.exp()
@@ -261,14 +307,14 @@ def ppo_loss(
     if config.norm_adv:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     pg_loss = torch.max(
-        -adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+        -adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)
     ).mean()
     v_loss = 0.5 * (model.value(batch["obs"]) - batch["return"]).pow(2).mean()
     ent = entropy.mean()
     loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * ent
     with torch.no_grad():
         approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's low-variance k3 estimator
-        clip_frac = ((ratio - 1).abs() > config.clip_coef).float().mean()
+        clip_frac = ((ratio - 1).abs() > clip).float().mean()
     stats = {"policy_gradient_loss": pg_loss.detach(), "value_loss": v_loss.detach(),
              "entropy_loss": -ent.detach(), "approx_kl": approx_kl, "clip_fraction": clip_frac}
     return loss, stats
@@ -289,10 +335,7 @@ class PPO(InteractionCounters):
         self.params = params
         self.device = env.device
         self.num_envs = tree.batch_size(params)
-        batch = self.num_envs * config.num_steps
-        if batch % config.num_minibatches:
-            raise rules.ConfigError("num_minibatches", config.num_minibatches,
-                                f"must divide num_envs * num_steps = {batch}")
+        config.minibatch_rows(self.num_envs * config.num_steps)  # refuses a batch it does not divide
         torch.manual_seed(seed)  # network initialisation
         self.model = ActorCritic(env.observation_space, env.action_space, config).to(self.device)
         # The fast path steps Adam with torch's fused kernel (one call for all parameters).
@@ -379,10 +422,13 @@ class PPO(InteractionCounters):
         num_iterations = max(1, total_steps // steps_per_iter)
         while self.iteration < num_iterations:
             tic = time.perf_counter()
-            # ---- learning-rate schedule (linear to 0 over the whole run)
-            lr = cfg.learning_rate
-            if cfg.anneal_lr:
-                lr *= 1.0 - self.iteration / num_iterations
+            # ---- linear schedules of the learning rate and the clip coefficient (to 0)
+            lr, clip = cfg.learning_rate, cfg.clip_coef
+            if cfg.anneal_lr or cfg.anneal_clip:
+                frac = cfg.schedule_fraction(self.iteration, num_iterations, steps_per_iter,
+                                             total_steps)
+                lr = lr * frac if cfg.anneal_lr else lr
+                clip = clip * frac if cfg.anneal_clip else clip
             set_lr(self.optimizer, lr)
             # ---- rollout
             data = self.interaction.collect(self.rollout_policy(), cfg.num_steps)
@@ -402,7 +448,7 @@ class PPO(InteractionCounters):
                 "return": returns.reshape(-1),
             }
             # ---- clipped-surrogate epochs over shuffled minibatches
-            stats = self._update(flat)
+            stats = self._update(flat, clip)
             # ---- bookkeeping (the one host sync per iteration)
             values = data.extras["value"].reshape(-1)
             var_y = flat["return"].var()
@@ -412,27 +458,32 @@ class PPO(InteractionCounters):
             explained = 1 - (flat["return"] - values).var() / var_y if var_y > 0 else float("nan")
             metrics["train/explained_variance"] = float(explained)
             metrics["train/learning_rate"] = lr
+            if cfg.anneal_clip:
+                metrics["train/clip_range"] = clip
             metrics.update(self.interaction.record_episodes(data))
             metrics["time/fps"] = steps_per_iter / (time.perf_counter() - tic)
             self.interaction.iteration += 1
             hooks.on_iteration(self, self.global_step, metrics)
         return self
 
-    def _update(self, flat: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _update(self, flat: dict[str, torch.Tensor], clip: float | None = None) -> dict[str, torch.Tensor]:
+        """The update epochs on one rollout's flattened fields, with surrogate clipping
+        coefficient ``clip`` (None: ``clip_coef``); returns the mean statistics."""
         cfg = self.config
+        clip = cfg.clip_coef if clip is None else clip
         if cfg.fast_path:  # closed-form gradients, flat parameter block, one fused Adam call
             if self._fast_update is None:
                 self._fast_update = FastPPOUpdate(self.model, self.optimizer, cfg)
-            return self._fast_update.update(flat, self.policy_generator)
+            return self._fast_update.update(flat, self.policy_generator, clip)
         n = flat["return"].shape[0]
-        size = n // cfg.num_minibatches
+        size = cfg.minibatch_rows(n)
         totals: dict[str, torch.Tensor] = {}
         count = 0
         for _ in range(cfg.update_epochs):
             order = torch.randperm(n, generator=self.policy_generator, device=self.device)
             for start in range(0, n, size):
                 idx = order[start : start + size]
-                loss, stats = ppo_loss(self.model, {k: v[idx] for k, v in flat.items()}, cfg)
+                loss, stats = ppo_loss(self.model, {k: v[idx] for k, v in flat.items()}, cfg, clip)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(
