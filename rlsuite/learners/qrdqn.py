@@ -51,7 +51,7 @@ from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
-from rlsuite.learners.optim import load_optimizer
+from rlsuite.learners.optim import adam, load_optimizer
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 
@@ -313,7 +313,8 @@ def quantile_optimizer(net: nn.Module, lr: float, eps: float,
     preset spent about a third of its CPU in ``torch.optim.Adam``'s per-tensor Python and ops.
     """
     if fast_path:
-        return FlatOptimizer(torch.optim.Adam(net.parameters(), lr=lr, eps=eps, fused=True))
+        # built without TorchDynamo's lazy import; FlatAdam never calls optimizer.step()
+        return FlatOptimizer(adam(net.parameters(), lr=lr, eps=eps, fused=True))
     return torch.optim.Adam(net.parameters(), lr=lr, eps=eps)
 
 
