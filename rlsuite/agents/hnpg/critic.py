@@ -173,6 +173,14 @@ def adam_fit_loop(
     weights_t = [views[2 * i].transpose(1, 2) for i in range(layers)]  # views: follow the updates
     inputs_t = x.transpose(1, 2)
     b1, b2, eps = 0.9, 0.999, 1e-8
+    # The constants of the in-place scalar ops as 0-dim tensors of the parameters' dtype: a Python
+    # number is wrapped as a float64 tensor, which a float32 op first copies to float32 (an
+    # aten::to per op, ~12 per Adam step, about a third of a step at H = 30's 68 rows). The op
+    # sees the same float32 value either way, so the arithmetic is unchanged bit for bit.
+    one = torch.ones((), dtype=flat.dtype, device=flat.device)
+    two = one * 2
+    b1_t, b2_t = one * b1, one * b2
+    eps_t = one * eps
     on_loss = torch.zeros(flat.shape[0], dtype=flat.dtype)
     off_loss = torch.zeros(flat.shape[0], dtype=flat.dtype)
     for k in range(1, steps + 1):
@@ -181,7 +189,7 @@ def adam_fit_loop(
         for i in range(layers):
             z = torch.baddbmm(views[2 * i + 1], acts[-1], views[2 * i])
             if i < layers - 1:
-                z.mul_(2).sigmoid_().mul_(2).sub_(1)
+                z.mul_(two).sigmoid_().mul_(two).sub_(one)
             acts.append(z)
         delta = acts[-1].sub_(y)  # the residual (the output is not needed again)
         if k == steps:  # logged values only: the losses before the last update
@@ -197,12 +205,15 @@ def adam_fit_loop(
                 a = acts[i]
                 torch.bmm(a.transpose(1, 2), delta, out=grad_views[2 * i])
                 # tanh' = 1 - a^2, computed over a (no longer needed)
-                delta = torch.bmm(delta, weights_t[i]).mul_(a.mul_(a).neg_().add_(1))
+                delta = torch.bmm(delta, weights_t[i]).mul_(a.mul_(a).neg_().add_(one))
         if l2 > 0:  # trpo.py adds l2 * sum(p^2) of the last parameter tensor only
             grad[:, -n_last:] += 2 * l2 * flat[:, -n_last:]
-        m.mul_(b1).add_(grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = v.sqrt().div_(math.sqrt(1 - b2**k)).add_(eps)
+        m.mul_(b1_t).add_(grad, alpha=1 - b1)
+        v.mul_(b2_t).addcmul_(grad, grad, value=1 - b2)
+        # sqrt(1 - b2^k) in double, rounded once to the dtype as the wrapped scalar was (not
+        # torch.tensor of a list: TorchScript builds that in float32 first, ~1e-9 off in float64)
+        bias2 = torch.full((), math.sqrt(1 - b2**k), dtype=flat.dtype, device=flat.device)
+        denom = v.sqrt().div_(bias2).add_(eps_t)
         flat.addcdiv_(m, denom, value=-lr / (1 - b1**k))
     return on_loss, off_loss
 

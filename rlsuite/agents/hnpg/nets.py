@@ -106,12 +106,30 @@ def stacked_forward(layers: Sequence[torch.Tensor], x: torch.Tensor, fast: bool 
     ``fast`` uses :func:`fast_tanh` (no double backward).
     """
     act = fast_tanh if fast else torch.tanh
+    if fast and not torch.is_grad_enabled():
+        act = _sigmoid_tanh_
     n = len(layers) // 2
     for i in range(n):
         x = torch.baddbmm(layers[2 * i + 1], x, layers[2 * i])
         if i < n - 1:
             x = act(x)
     return x
+
+
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _sigmoid_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """:func:`fast_tanh`'s forward, in place on ``x`` (a fresh layer output) and without the
+    autograd function: the same ops on the same values. Its constants are 0-dim tensors of
+    ``x``'s dtype, because a Python number is wrapped as float64 and a float32 op first copies it
+    (critic.adam_fit_loop explains)."""
+    key = (x.dtype, x.device)
+    if key not in _CONSTANTS:
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        _CONSTANTS[key] = (one, one * 2)
+    one, two = _CONSTANTS[key]
+    return x.mul_(two).sigmoid_().mul_(two).sub_(one)
 
 
 def per_sample_forward(layers: Sequence[torch.Tensor], x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
