@@ -45,6 +45,12 @@ PINNED = {
         "bd6f59b027e452979429908dffe59cc6b14a39ef0cbbbc79624f7ecb82bb4ce7",
         "7cedac2a19a2c29a4dfecb3c71682ae7b4a593c445077414392624da17641324",
     ),
+    "dataset_actions": (
+        {"offline_actor_actions": "dataset", "batch_steps": 200},
+        "2f66032fb446f87323f01cda7831a9f4fa9d07347b8e84877b222e27b6322619",
+        "0a8256aedac428c15bc418f0460114aa252b0ec1dc466313a33634f786814750",
+        "82f1d806e3d408ad05b75f43539d76dac8e3753ed5c54abaf16460a2acfad387",
+    ),
     "eager_critic": (
         {"critic_scripted": False, "batch_steps": 200},
         "ff1f043894b9e4e14997c48cdc3272d618170a1ba297e4327473429dc2bfb2b2",
