@@ -51,6 +51,12 @@ PINNED = {
         "0a8256aedac428c15bc418f0460114aa252b0ec1dc466313a33634f786814750",
         "82f1d806e3d408ad05b75f43539d76dac8e3753ed5c54abaf16460a2acfad387",
     ),
+    "discount_l2_weight": (
+        {"gamma": 0.9, "critic_l2": 0.01, "critic_on_weight": 0.5, "batch_steps": 200},
+        "2e2832b7cb0a6199f99bffd6d416deca25c49d27271ee9a7f4f5b4e1df1fa04a",
+        "5605f64fcd7556f6b6d75ed5eb95257ccbaddf6a5cbe6239142436429ab0aa3f",
+        "7cedac2a19a2c29a4dfecb3c71682ae7b4a593c445077414392624da17641324",
+    ),
     "eager_critic": (
         {"critic_scripted": False, "batch_steps": 200},
         "ff1f043894b9e4e14997c48cdc3272d618170a1ba297e4327473429dc2bfb2b2",
