@@ -9,8 +9,10 @@ commit (``git archive 8bfead8 | tar -x -C /tmp/base``, then ``PYTHONPATH=/tmp/ba
 speed-up's tree reproduces every one. A change that fails here changes HNPG's numbers: it needs a
 config switch that defaults to the old behaviour, or a new recording said aloud in the commit.
 
-The digests depend on the floating-point library's kernels (CPU type, torch build): they were
-taken on this project's CI machine image (x86-64, torch from pyproject's pin, one thread).
+The digests depend on the floating-point kernels (CPU type, torch build): they were taken on the
+development machine (x86-64 Intel Xeon, torch 2.13.0+cpu, one thread). On another CPU or torch
+build they may differ without any code change: record them again there from the parent commit
+with the same :func:`_fingerprint` call before judging a change by them.
 """
 
 from __future__ import annotations
