@@ -16,8 +16,8 @@ inflates Python-heavy parts, so use the phase table for proportions).
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import functools
 import json
 import pstats

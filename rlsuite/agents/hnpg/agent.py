@@ -250,7 +250,9 @@ class HNPG(InteractionCounters):
                 # actions and V_h (StackedGaussianPolicy.sample's ops, the same numbers)
                 off_mean = self.policy.mean_net(off["obs"])
                 if cfg.offline_actor_actions == "policy":
-                    noise = torch.randn(off_mean.shape, generator=gen, dtype=off_mean.dtype, device=off_mean.device)
+                    noise = torch.randn(
+                        off_mean.shape, generator=gen, dtype=off_mean.dtype, device=off_mean.device
+                    )
                     off_act = off_mean + self.policy.log_std.exp() * noise
                 else:
                     off_act = off["action"]
