@@ -246,12 +246,18 @@ class HNPG(InteractionCounters):
             )
             states, actions, advantages = obs, action, adv
             if cfg.hybrid:
+                # the policy mean at the offline states, computed once for the re-sampled
+                # actions and V_h (StackedGaussianPolicy.sample's ops, the same numbers)
+                off_mean = self.policy.mean_net(off["obs"])
                 if cfg.offline_actor_actions == "policy":
-                    off_act = self.policy.sample(off["obs"], gen)
+                    noise = torch.randn(
+                        off_mean.shape, generator=gen, dtype=off_mean.dtype, device=off_mean.device
+                    )
+                    off_act = off_mean + self.policy.log_std.exp() * noise
                 else:
                     off_act = off["action"]
                 off_adv = self.q(off["obs"], off_act).to(dt) - state_value(
-                    self.policy, self.q, off["obs"], cfg.value_samples, gen
+                    self.policy, self.q, off["obs"], cfg.value_samples, gen, off_mean
                 )
                 states = torch.cat([obs, off["obs"]], 1)
                 actions = torch.cat([action, off_act], 1)

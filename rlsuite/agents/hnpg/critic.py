@@ -70,11 +70,13 @@ def offline_targets(
     steps: slice,
     gamma: float,
     generator: torch.Generator,
+    discount: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``y_off`` for the steps in ``steps`` (a slice of ``0 .. H-1``), from ``f_{h+1}`` and ``pi_{h+1}``.
 
     Step ``H-1`` (and any terminal transition) gets ``r`` alone; the official code draws a single
-    ``a' ~ pi_{h+1}(s')``.
+    ``a' ~ pi_{h+1}(s')``. ``discount`` is :func:`_bootstrap_discount` of all ``H`` steps where the
+    caller has it (a backward sweep computes it once).
     """
     h = q.net.num
     lo, hi = steps.start or 0, steps.stop if steps.stop is not None else h
@@ -90,8 +92,14 @@ def offline_targets(
             a_next = mu + log_std.exp() * noise
             values = q_forward([t[nxt_lo:nxt_hi] for t in q.net.layers()], nxt, a_next)
         boot[: nxt_hi - nxt_lo] = values
-    alive = (~batch.off_terminated[lo:hi]).to(reward.dtype)
-    return reward + gamma * alive * boot.to(reward.dtype)
+    if discount is None:
+        discount = _bootstrap_discount(batch, gamma)
+    return reward + discount[lo:hi] * boot.to(reward.dtype)
+
+
+def _bootstrap_discount(batch: CriticBatch, gamma: float) -> torch.Tensor:
+    """``gamma * alive`` ``[H, N_off]``: the factor of ``f_{h+1}`` in the offline targets."""
+    return gamma * (~batch.off_terminated).to(batch.off_reward.dtype)
 
 
 def fit_steps(
@@ -106,9 +114,48 @@ def fit_steps(
     (0.9, 0.999), eps 1e-8) runs on one flat parameter block; tests/test_hnpg.py checks both
     against autograd + ``torch.optim.Adam``.
     """
+    x, y, row_weight = _fit_inputs(batch, settings, q.net.layers()[0].dtype)
+    y = torch.cat([y[steps], off_target.to(y.dtype)], 1).unsqueeze(-1)
+    return _fit(q, steps, x[steps], y, row_weight, batch.on_obs.shape[1], settings)
+
+
+def _fit_inputs(
+    batch: CriticBatch, settings: CriticSettings, dt: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The parts of a fit's data that do not depend on the targets, for all ``H`` steps (a
+    backward sweep builds them once, not once per step): inputs ``[s, a]`` (on-policy rows, then
+    offline) ``[H, N_on + N_off, D + A]`` and on-policy returns ``[H, N_on]`` in the critic's dtype
+    ``dt`` (cast before the copy: the same values), and the per-row loss weights ``[1, N, 1]``."""
+    x = torch.cat(
+        [
+            torch.cat([batch.on_obs.to(dt), batch.on_action.to(dt)], -1),
+            torch.cat([batch.off_obs.to(dt), batch.off_action.to(dt)], -1),
+        ],
+        1,
+    )
+    n_on, n_off = batch.on_obs.shape[1], batch.off_obs.shape[1]
+    # d loss / d out per row: 2 (out - y) / n, times lambda on the on-policy rows
+    row_weight = torch.cat(
+        [
+            torch.full((n_on,), 2.0 * settings.on_weight / n_on, dtype=dt),
+            torch.full((n_off,), 2.0 / n_off if settings.hybrid else 0.0, dtype=dt),
+        ]
+    )
+    return x, batch.on_return.to(dt), row_weight.to(x.device).view(1, -1, 1)
+
+
+def _fit(
+    q: StackedQ,
+    steps: slice,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    row_weight: torch.Tensor,
+    n_on: int,
+    settings: CriticSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fit_steps` on prepared inputs ``x [H', N, D + A]``, targets ``y [H', N, 1]``."""
     src = q.net.layers()
     h = src[0][steps].shape[0]
-    dt = src[0].dtype
     flat = torch.cat([t[steps].detach().reshape(h, -1) for t in src], 1).clone()
     grad = torch.empty_like(flat)  # the gradient is written in place, block by block
     views, grad_views, offset = [], [], 0
@@ -117,23 +164,6 @@ def fit_steps(
         views.append(flat[:, offset : offset + n].view(h, *t.shape[1:]))
         grad_views.append(grad[:, offset : offset + n].view(h, *t.shape[1:]))
         offset += n
-    x = torch.cat(
-        [
-            torch.cat([batch.on_obs[steps], batch.on_action[steps]], -1),
-            torch.cat([batch.off_obs[steps], batch.off_action[steps]], -1),
-        ],
-        1,
-    ).to(dt)
-    n_on, n_off = batch.on_obs.shape[1], batch.off_obs.shape[1]
-    y = torch.cat([batch.on_return[steps].to(dt), off_target.to(dt)], 1).unsqueeze(-1)
-    # d loss / d out per row: 2 (out - y) / n, times lambda on the on-policy rows
-    row_weight = torch.cat(
-        [
-            torch.full((n_on,), 2.0 * settings.on_weight / n_on, dtype=dt),
-            torch.full((n_off,), 2.0 / n_off if settings.hybrid else 0.0, dtype=dt),
-        ]
-    )
-    row_weight = row_weight.to(x.device).view(1, -1, 1)
     n_last = src[-1][0].numel()
     loop = _adam_loop(settings.scripted)
     on_loss, off_loss = loop(
@@ -173,6 +203,14 @@ def adam_fit_loop(
     weights_t = [views[2 * i].transpose(1, 2) for i in range(layers)]  # views: follow the updates
     inputs_t = x.transpose(1, 2)
     b1, b2, eps = 0.9, 0.999, 1e-8
+    # The constants of the in-place scalar ops as 0-dim tensors of the parameters' dtype: a Python
+    # number is wrapped as a float64 tensor, which a float32 op first copies to float32 (an
+    # aten::to per op, ~12 per Adam step, about a third of a step at H = 30's 68 rows). The op
+    # sees the same float32 value either way, so the arithmetic is unchanged bit for bit.
+    one = torch.ones((), dtype=flat.dtype, device=flat.device)
+    two = one * 2
+    b1_t, b2_t = one * b1, one * b2
+    eps_t = one * eps
     on_loss = torch.zeros(flat.shape[0], dtype=flat.dtype)
     off_loss = torch.zeros(flat.shape[0], dtype=flat.dtype)
     for k in range(1, steps + 1):
@@ -181,7 +219,7 @@ def adam_fit_loop(
         for i in range(layers):
             z = torch.baddbmm(views[2 * i + 1], acts[-1], views[2 * i])
             if i < layers - 1:
-                z.mul_(2).sigmoid_().mul_(2).sub_(1)
+                z.mul_(two).sigmoid_().mul_(two).sub_(one)
             acts.append(z)
         delta = acts[-1].sub_(y)  # the residual (the output is not needed again)
         if k == steps:  # logged values only: the losses before the last update
@@ -197,12 +235,15 @@ def adam_fit_loop(
                 a = acts[i]
                 torch.bmm(a.transpose(1, 2), delta, out=grad_views[2 * i])
                 # tanh' = 1 - a^2, computed over a (no longer needed)
-                delta = torch.bmm(delta, weights_t[i]).mul_(a.mul_(a).neg_().add_(1))
+                delta = torch.bmm(delta, weights_t[i]).mul_(a.mul_(a).neg_().add_(one))
         if l2 > 0:  # trpo.py adds l2 * sum(p^2) of the last parameter tensor only
             grad[:, -n_last:] += 2 * l2 * flat[:, -n_last:]
-        m.mul_(b1).add_(grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = v.sqrt().div_(math.sqrt(1 - b2**k)).add_(eps)
+        m.mul_(b1_t).add_(grad, alpha=1 - b1)
+        v.mul_(b2_t).addcmul_(grad, grad, value=1 - b2)
+        # sqrt(1 - b2^k) in double, rounded once to the dtype as the wrapped scalar was (not
+        # torch.tensor of a list: TorchScript builds that in float32 first, ~1e-9 off in float64)
+        bias2 = torch.full((), math.sqrt(1 - b2**k), dtype=flat.dtype, device=flat.device)
+        denom = v.sqrt().div_(bias2).add_(eps_t)
         flat.addcdiv_(m, denom, value=-lr / (1 - b1**k))
     return on_loss, off_loss
 
@@ -243,8 +284,14 @@ def fit_critic(
         raise ValueError(f"critic sweep must be 'backward' or 'parallel', got {sweep!r}")
     dt = q.net.layers()[0].dtype
     on, off = torch.zeros(h, dtype=dt), torch.zeros(h, dtype=dt)
+    # what does not depend on the refitted critics, built once for the sweep (the same values as
+    # fit_steps and offline_targets build per step)
+    x, y_on, row_weight = _fit_inputs(batch, settings, dt)
+    discount = _bootstrap_discount(batch, settings.gamma)
+    n_on = batch.on_obs.shape[1]
     for step in range(h - 1, -1, -1):  # official order: f_{h+1} is refitted before f_h's targets
         s = slice(step, step + 1)
-        target = offline_targets(policy, q, batch, s, settings.gamma, generator)
-        on[s], off[s] = fit_steps(q, s, batch, target, settings)
+        target = offline_targets(policy, q, batch, s, settings.gamma, generator, discount)
+        y = torch.cat([y_on[s], target.to(dt)], 1).unsqueeze(-1)
+        on[s], off[s] = _fit(q, s, x[s], y, row_weight, n_on, settings)
     return on, off

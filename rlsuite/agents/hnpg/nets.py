@@ -68,7 +68,9 @@ class StackedMLP(nn.Module):
     def layers(self) -> list[torch.Tensor]:
         """``[W0, b0, W1, b1, ...]``, each with the leading ``H`` dim."""
         out: list[torch.Tensor] = []
-        for w, b in zip(self.weights, self.biases, strict=True):
+        # the ParameterLists' own dicts: iterating a ParameterList goes through a __getattr__ per
+        # item, and this is called ~100 times an iteration at H = 30
+        for w, b in zip(self.weights._parameters.values(), self.biases._parameters.values(), strict=True):
             out += [w, b]
         return out
 
@@ -106,12 +108,30 @@ def stacked_forward(layers: Sequence[torch.Tensor], x: torch.Tensor, fast: bool 
     ``fast`` uses :func:`fast_tanh` (no double backward).
     """
     act = fast_tanh if fast else torch.tanh
+    if fast and not torch.is_grad_enabled():
+        act = _sigmoid_tanh_
     n = len(layers) // 2
     for i in range(n):
         x = torch.baddbmm(layers[2 * i + 1], x, layers[2 * i])
         if i < n - 1:
             x = act(x)
     return x
+
+
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _sigmoid_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """:func:`fast_tanh`'s forward, in place on ``x`` (a fresh layer output) and without the
+    autograd function: the same ops on the same values. Its constants are 0-dim tensors of
+    ``x``'s dtype, because a Python number is wrapped as float64 and a float32 op first copies it
+    (critic.adam_fit_loop explains)."""
+    key = (x.dtype, x.device)
+    if key not in _CONSTANTS:
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        _CONSTANTS[key] = (one, one * 2)
+    one, two = _CONSTANTS[key]
+    return x.mul_(two).sigmoid_().mul_(two).sub_(one)
 
 
 def per_sample_forward(layers: Sequence[torch.Tensor], x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -188,22 +208,37 @@ def q_forward(layers: Sequence[torch.Tensor], obs: torch.Tensor, action: torch.T
     """:meth:`StackedQ.forward` with explicit layers (a slice of the steps, or leaf copies); the
     critic is never differentiated twice, so it uses :func:`fast_tanh`. Inputs are cast to the
     layers' dtype (the critic may run in float32 while the policy runs in float64)."""
-    x = torch.cat([obs, action], -1).to(layers[0].dtype)
+    dt = layers[0].dtype
+    x = torch.cat([obs.to(dt), action.to(dt)], -1)  # cast, then copy: the same values, half the bytes
     return stacked_forward(layers, x, fast=True).squeeze(-1)
 
 
 @torch.no_grad()
 def state_value(
-    policy: StackedGaussianPolicy, q: StackedQ, obs: torch.Tensor, samples: int, generator: torch.Generator
+    policy: StackedGaussianPolicy,
+    q: StackedQ,
+    obs: torch.Tensor,
+    samples: int,
+    generator: torch.Generator,
+    mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``V_h(s) = mean_k f_h(s, a_k)``, ``a_k ~ pi_h(s)`` i.i.d. (``models.py`` ``QValue.get_value``
-    with its 10 samples), for every step at once: ``obs [H, N, D] -> [H, N]``."""
+    with its 10 samples), for every step at once: ``obs [H, N, D] -> [H, N]``. ``mean`` is the
+    policy mean at ``obs`` where the caller already has it (the same numbers: it is not recomputed)."""
     h, n, d = obs.shape
-    rep = obs.unsqueeze(1).expand(h, samples, n, d).reshape(h, samples * n, d)
     # The policy mean is computed once per state and repeated (the same numbers as running the
     # policy on the repeated states); the noise has the repeated shape, drawn in the same order.
-    mean, log_std = policy(obs)
-    mean = mean.unsqueeze(1).expand(h, samples, n, mean.shape[-1]).reshape(h, samples * n, -1)
+    if mean is None:
+        mean = policy.mean_net(obs)
+    a = mean.shape[-1]
+    mean = mean.unsqueeze(1).expand(h, samples, n, a).reshape(h, samples * n, a)
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-    actions = mean + log_std.exp() * noise
-    return q(rep, actions).reshape(h, samples, n).mean(1).to(obs.dtype)
+    actions = mean + policy.log_std.exp() * noise
+    # The critic's input [s, a] over the repeated states, written straight in the critic's dtype
+    # (q_forward's cat of the repeated obs and the actions, cast: the same values, two copies fewer)
+    layers = q.net.layers()
+    x = torch.empty(h, samples, n, d + a, dtype=layers[0].dtype, device=obs.device)
+    x[..., :d] = obs.unsqueeze(1)
+    x[..., d:] = actions.view(h, samples, n, a)
+    value = stacked_forward(layers, x.view(h, samples * n, d + a), fast=True).squeeze(-1)
+    return value.reshape(h, samples, n).mean(1).to(obs.dtype)
