@@ -1,0 +1,98 @@
+"""VGDF's numbers pinned bit for bit: a SHA-256 over every parameter, optimizer state, generator
+state and logged metric after a short tiny-Pendulum run, so a speed-up of the training step cannot
+move a single bit (recorded Pendulum runs stay valid, MuJoCo runs resume across commits).
+
+How the digests were obtained: ``digest(variant)`` below, run at commit 8bfead8 (before the
+speed-ups of the training step) with torch 2.13.0+cpu, CPU capability AVX512, one torch thread.
+Float kernels may round differently on another torch version or instruction set, so the test
+skips there instead of failing (it is a regression test for this code, not for torch)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from rlsuite.agents.vgdf.agent import VGDF
+from rlsuite.agents.vgdf.config import VGDFConfig
+from rlsuite.envs.pendulum import Pendulum
+
+TINY = dict(sac={"hidden_sizes": [16, 16], "batch_size": 32, "utd": 0.5}, ensemble_size=3,
+            num_elites=2, model_hidden=[16], model_weight_decay=[1e-5, 1e-5],
+            model_train_freq=100, model_max_epochs=3, model_batch_size=32, warmup_steps=200,
+            darc_warmup=200, random_steps=50, eval_every=300, eval_episodes=2)
+STEPS = 600
+RECORDED_ON = ("2.13.0+cpu", "AVX512")
+DIGESTS = {
+    "darc": "93c62ebced71122d424c0c76eb2849c0e0cac14e30309177feb046bca4905699",
+    "mix": "5531f7b65bd72030e517c2f5544205cab84a465cc46080b698ee5150f570aff6",
+    "vgdf": "727bf427c7435cbff8cfa953be46944e5d2a9640491221cc778116c0dc033397",
+    "vgdf_official": "25cb42bb2e548f0a059c01a5e7543ac6e1dbed9e52513c19aba081e624028501",
+}
+
+
+class _Metrics:
+    """Every iteration's metrics except the wall-clock ``time/fps``."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, list[tuple[str, float]]]] = []
+
+    def on_iteration(self, agent: VGDF, step: int, metrics: dict[str, float]) -> None:
+        self.rows.append((step, sorted((k, float(v)) for k, v in metrics.items() if k != "time/fps")))
+
+
+def _feed(h: "hashlib._Hash", obj: object) -> None:
+    """Hash ``obj``'s values (tensors by dtype, shape and bytes: not by storage layout)."""
+    if isinstance(obj, dict):
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _feed(h, v)
+    elif isinstance(obj, torch.Tensor):
+        t = obj.detach().contiguous().cpu()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    else:
+        h.update(repr(obj).encode())
+
+
+def digest(variant: str, **overrides) -> str:
+    """SHA-256 of a tiny run's final state (networks, optimizers, model, classifiers, generators,
+    counters) and of every metric it logged (``float.hex``: exact)."""
+    env = Pendulum(max_episode_steps=50)
+    agent, rec = VGDF(VGDFConfig(**(TINY | {"variant": variant} | overrides)), env,
+                      env.default_params(10), 0), _Metrics()
+    agent.learn(STEPS, rec)
+    h = hashlib.sha256()
+    state = agent.state_dict()
+    state.pop("src_buffer"), state.pop("tar_buffer")  # the transitions show in the metrics
+    _feed(h, state)
+    for step, row in rec.rows:
+        h.update(repr((step, [(k, v.hex()) for k, v in row])).encode())
+    h.update(repr(agent.evaluate_domains(2, torch.Generator().manual_seed(1))).encode())
+    return h.hexdigest()
+
+
+CASES = {"vgdf": {}, "vgdf_official": dict(fictitious_next_state="mean_plus_var",
+                                           fictitious_reward="model", fictitious_action="mean",
+                                           fve_members="elites", src_loss_normalisation="batch"),
+         "darc": {}, "mix": {}}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_tiny_run_bit_identical(case: str) -> None:
+    here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if here != RECORDED_ON:
+        pytest.skip(f"digests recorded on {RECORDED_ON}, this is {here}")
+    torch.set_num_threads(1)
+    variant = "vgdf" if case.startswith("vgdf") else case
+    assert digest(variant, **CASES[case]) == DIGESTS[case]
+
+
+if __name__ == "__main__":  # prints the digests (how DIGESTS was recorded)
+    torch.set_num_threads(1)
+    for name, kw in sorted(CASES.items()):
+        print(f'    "{name}": "{digest("vgdf" if name.startswith("vgdf") else name, **kw)}",')
