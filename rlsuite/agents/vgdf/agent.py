@@ -148,13 +148,13 @@ class VGDF:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """The policy's Box actions (the mean action when ``deterministic``)."""
-        action, _ = self.nets.actor.sample(obs, self.generator, deterministic)
+        action = self.nets.actor.action(obs, self.generator, deterministic)
         return action.reshape(-1, *self.env.action_space.shape)
 
     @torch.no_grad()
     def _explore(self, obs: torch.Tensor) -> torch.Tensor:
         actor = self.explore_actor if self.config.optimistic_exploration else self.nets.actor
-        action, _ = actor.sample(obs, self.generator)
+        action = actor.action(obs, self.generator)
         return action.reshape(-1, *self.env.action_space.shape)
 
     def _random(self, obs: torch.Tensor) -> torch.Tensor:
@@ -176,7 +176,7 @@ class VGDF:
             return torch.min(*nets.critic_target(obs, action))
 
         def policy(obs: torch.Tensor, gen: torch.Generator, det: bool) -> torch.Tensor:
-            return nets.actor.sample(obs, gen, det)[0]
+            return nets.actor.action(obs, gen, det)
 
         fict = vfilter.fictitious_targets(
             make_predict(self.model, cfg.fve_members), value, policy, src.obs, src.action,
@@ -198,7 +198,7 @@ class VGDF:
         """The filter's diagnostics on one source batch (device tensors, no generator draw)."""
         out = {f"vgdf/fvp_{k}": v for k, v in diag.fvp_spread(scores).items()}
         v_next = diag.next_state_values(
-            value, lambda o: self.nets.actor.sample(o, self.generator, True)[0], src.next_obs)
+            value, lambda o: self.nets.actor.action(o, self.generator, True), src.next_obs)
         out |= diag.pooled("vgdf/value_kept", v_next, mask)
         out |= diag.pooled("vgdf/value_rejected", v_next, ~mask)
         if self._target_next_obs is not None:

@@ -35,10 +35,32 @@ def optimistic_actor_loss(actor: SquashedGaussianActor, nets: SACNetworks, obs: 
     return (alpha * log_prob - torch.max(q1, q2)).mean()
 
 
+def clip_grad_norm_(params: list[nn.Parameter], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)`` on CPU tensors of one dtype, op for
+    op (per-tensor norms, the norm of their stack, ``min(max_norm / (norm + 1e-6), 1)`` times every
+    gradient: the same bits), without its grouping and argument handling (~0.2 ms a call)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
+
+
+def _lean_clip_applies(params: list[nn.Parameter]) -> bool:
+    """Whether :func:`clip_grad_norm_` is torch's own computation for ``params`` (one CPU dtype,
+    where torch takes the same foreach path); otherwise torch's function is called."""
+    first = params[0]
+    return first.device.type == "cpu" and all(p.dtype == first.dtype and p.device == first.device
+                                              for p in params)
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], clip: float) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    nn.utils.clip_grad_norm_(params, clip)
+    if _lean_clip_applies(params):
+        clip_grad_norm_(params, clip)
+    else:
+        nn.utils.clip_grad_norm_(params, clip)
     opt.step()
 
 
