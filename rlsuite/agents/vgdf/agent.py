@@ -52,7 +52,7 @@ from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.agents.vgdf.domains import GymnasiumDomains, ShiftDomains
 from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
-from rlsuite.agents.vgdf.update import vgdf_update
+from rlsuite.agents.vgdf.update import UpdateParams, vgdf_update
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.evaluate import evaluate
@@ -110,6 +110,7 @@ class VGDF:
         self.explore_actor = SquashedGaussianActor(obs_dim, act_space.low, act_space.high,
                                                    sac.hidden_sizes).to(self.device)
         self.explore_opt = torch.optim.Adam(self.explore_actor.parameters(), lr=sac.learning_rate)
+        self.update_params = UpdateParams.of(self.nets, self.explore_actor)
         self.model = build_model(cfg, obs_dim, act_dim).to(self.device)
         self.model_opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                           lr=cfg.model_learning_rate)
@@ -238,7 +239,7 @@ class VGDF:
         out = vgdf_update(self.nets, self.opt, batch, weight, cfg.sac.gamma, cfg.sac.tau, cfg.grad_clip,
                           update_policy, self.generator,
                           self.explore_actor if explore else None,
-                          self.explore_opt if explore else None)
+                          self.explore_opt if explore else None, self.update_params)
         self.num_updates += 1
         return stats | {f"train/{k}": v for k, v in out.items()}, diagnostics
 
