@@ -2,8 +2,10 @@
 state and logged metric after a short tiny-Pendulum run, so a speed-up of the training step cannot
 move a single bit (recorded Pendulum runs stay valid, MuJoCo runs resume across commits).
 
-How the digests were obtained: ``digest(variant)`` below, run at commit 8bfead8 (before the
-speed-ups of the training step) with torch 2.13.0+cpu, CPU capability AVX512, one torch thread.
+How the digests were obtained: ``python tests/test_vgdf_bitexact.py`` (it prints ``DIGESTS`` and
+``SAC_DIGEST``) with the package of commit 8bfead8 (before the speed-ups of the training step) on
+the path, torch 2.13.0+cpu, CPU capability AVX512, one torch thread. Plain SAC is pinned too: the
+speed-ups touch :mod:`rlsuite.learners.sac`, which SAC, RLPD and IWOCS share.
 Float kernels may round differently on another torch version or instruction set, so the test
 skips there instead of failing (it is a regression test for this code, not for torch)."""
 
@@ -30,6 +32,7 @@ DIGESTS = {
     "vgdf": "727bf427c7435cbff8cfa953be46944e5d2a9640491221cc778116c0dc033397",
     "vgdf_official": "25cb42bb2e548f0a059c01a5e7543ac6e1dbed9e52513c19aba081e624028501",
 }
+SAC_DIGEST = "e8680b078282dd884304a55f97c56e36d23c867d5f33e80f360f81edb4e2066e"
 
 
 class _Metrics:
@@ -92,7 +95,34 @@ def test_tiny_run_bit_identical(case: str) -> None:
     assert digest(variant, **CASES[case]) == DIGESTS[case]
 
 
-if __name__ == "__main__":  # prints the digests (how DIGESTS was recorded)
+def sac_digest() -> str:
+    """The same for plain SAC (``rlsuite.learners.sac``, whose networks VGDF shares with SAC, RLPD
+    and IWOCS): a tiny run's final state and metrics."""
+    from rlsuite.learners.sac import SAC, SACConfig
+
+    env = Pendulum(max_episode_steps=50)
+    agent, rec = SAC(SACConfig(hidden_sizes=[16, 16], batch_size=32, learning_starts=50),
+                     env, env.default_params(4), 0), _Metrics()
+    agent.learn(300, rec)
+    h = hashlib.sha256()
+    state = agent.state_dict()
+    state.pop("buffer", None)
+    _feed(h, state)
+    for step, row in rec.rows:
+        h.update(repr((step, [(k, v.hex()) for k, v in row])).encode())
+    return h.hexdigest()
+
+
+def test_sac_bit_identical() -> None:
+    here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if here != RECORDED_ON:
+        pytest.skip(f"digests recorded on {RECORDED_ON}, this is {here}")
+    torch.set_num_threads(1)
+    assert sac_digest() == SAC_DIGEST
+
+
+if __name__ == "__main__":  # prints the digests (how DIGESTS and SAC_DIGEST were recorded)
     torch.set_num_threads(1)
     for name, kw in sorted(CASES.items()):
         print(f'    "{name}": "{digest("vgdf" if name.startswith("vgdf") else name, **kw)}",')
+    print(f'SAC_DIGEST = "{sac_digest()}"')

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
@@ -99,8 +100,14 @@ class MLP(nn.Sequential):
         its inputs, not its output)."""
         after_linear = False
         for layer in self._modules.values():
-            x = torch.relu_(x) if after_linear and type(layer) is nn.ReLU else layer.forward(x)
-            after_linear = type(layer) is nn.Linear
+            kind = type(layer)
+            if kind is nn.Linear:  # nn.Linear.forward's own call
+                x = F.linear(x, layer.weight, layer.bias)
+            elif after_linear and kind is nn.ReLU:
+                x = torch.relu_(x)
+            else:
+                x = layer.forward(x)
+            after_linear = kind is nn.Linear
         return x
 
 
