@@ -12,6 +12,7 @@ skips there instead of failing (it is a regression test for this code, not for t
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ class _Metrics:
         self.rows.append((step, sorted((k, float(v)) for k, v in metrics.items() if k != "time/fps")))
 
 
-def _feed(h: "hashlib._Hash", obj: object) -> None:
+def _feed(h: Any, obj: object) -> None:
     """Hash ``obj``'s values (tensors by dtype, shape and bytes: not by storage layout)."""
     if isinstance(obj, dict):
         for k in sorted(obj, key=repr):
