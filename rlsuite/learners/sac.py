@@ -89,8 +89,8 @@ class SACConfig:
 
 
 class MLP(nn.Sequential):
-    """``nn.Sequential`` whose forward calls each layer's ``forward`` directly: the same ops (so
-    the same numbers to the last bit) without ``Module.__call__``'s hook machinery per layer,
+    """``nn.Sequential`` whose forward calls ``F.linear`` and the layers' ``forward`` itself: the
+    same ops (so the same numbers to the last bit) without ``Module.__call__``'s hook machinery,
     ~4 us a layer, which adds up at SAC's several small forwards per gradient step. Forward hooks
     on the layers are therefore not run (none are registered in rlsuite)."""
 
