@@ -52,7 +52,7 @@ from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.agents.vgdf.domains import GymnasiumDomains, ShiftDomains
 from rlsuite.agents.vgdf.model import build_model, make_predict, train_model
-from rlsuite.agents.vgdf.update import vgdf_update
+from rlsuite.agents.vgdf.update import UpdateParams, vgdf_update
 from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.evaluate import evaluate
@@ -110,6 +110,7 @@ class VGDF:
         self.explore_actor = SquashedGaussianActor(obs_dim, act_space.low, act_space.high,
                                                    sac.hidden_sizes).to(self.device)
         self.explore_opt = torch.optim.Adam(self.explore_actor.parameters(), lr=sac.learning_rate)
+        self.update_params = UpdateParams.of(self.nets, self.explore_actor)
         self.model = build_model(cfg, obs_dim, act_dim).to(self.device)
         self.model_opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                           lr=cfg.model_learning_rate)
@@ -148,13 +149,13 @@ class VGDF:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """The policy's Box actions (the mean action when ``deterministic``)."""
-        action, _ = self.nets.actor.sample(obs, self.generator, deterministic)
+        action = self.nets.actor.action(obs, self.generator, deterministic)
         return action.reshape(-1, *self.env.action_space.shape)
 
     @torch.no_grad()
     def _explore(self, obs: torch.Tensor) -> torch.Tensor:
         actor = self.explore_actor if self.config.optimistic_exploration else self.nets.actor
-        action, _ = actor.sample(obs, self.generator)
+        action = actor.action(obs, self.generator)
         return action.reshape(-1, *self.env.action_space.shape)
 
     def _random(self, obs: torch.Tensor) -> torch.Tensor:
@@ -176,7 +177,7 @@ class VGDF:
             return torch.min(*nets.critic_target(obs, action))
 
         def policy(obs: torch.Tensor, gen: torch.Generator, det: bool) -> torch.Tensor:
-            return nets.actor.sample(obs, gen, det)[0]
+            return nets.actor.action(obs, gen, det)
 
         fict = vfilter.fictitious_targets(
             make_predict(self.model, cfg.fve_members), value, policy, src.obs, src.action,
@@ -198,7 +199,7 @@ class VGDF:
         """The filter's diagnostics on one source batch (device tensors, no generator draw)."""
         out = {f"vgdf/fvp_{k}": v for k, v in diag.fvp_spread(scores).items()}
         v_next = diag.next_state_values(
-            value, lambda o: self.nets.actor.sample(o, self.generator, True)[0], src.next_obs)
+            value, lambda o: self.nets.actor.action(o, self.generator, True), src.next_obs)
         out |= diag.pooled("vgdf/value_kept", v_next, mask)
         out |= diag.pooled("vgdf/value_rejected", v_next, ~mask)
         if self._target_next_obs is not None:
@@ -238,7 +239,7 @@ class VGDF:
         out = vgdf_update(self.nets, self.opt, batch, weight, cfg.sac.gamma, cfg.sac.tau, cfg.grad_clip,
                           update_policy, self.generator,
                           self.explore_actor if explore else None,
-                          self.explore_opt if explore else None)
+                          self.explore_opt if explore else None, self.update_params)
         self.num_updates += 1
         return stats | {f"train/{k}": v for k, v in out.items()}, diagnostics
 

@@ -11,6 +11,8 @@ optimistic exploration actor on the same states with ``max(Q1, Q2)`` in place of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -35,40 +37,86 @@ def optimistic_actor_loss(actor: SquashedGaussianActor, nets: SACNetworks, obs: 
     return (alpha * log_prob - torch.max(q1, q2)).mean()
 
 
+def clip_grad_norm_(params: list[nn.Parameter], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)`` on CPU tensors of one dtype, op for
+    op (per-tensor norms, the norm of their stack, ``min(max_norm / (norm + 1e-6), 1)`` times every
+    gradient: the same bits), without its grouping and argument handling (~0.2 ms a call)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
+
+
+def _lean_clip_applies(params: list[nn.Parameter]) -> bool:
+    """Whether :func:`clip_grad_norm_` is torch's own computation for ``params`` (one CPU dtype,
+    where torch takes the same foreach path); otherwise torch's function is called."""
+    first = params[0]
+    return first.device.type == "cpu" and all(p.dtype == first.dtype and p.device == first.device
+                                              for p in params)
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], clip: float) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    nn.utils.clip_grad_norm_(params, clip)
+    if _lean_clip_applies(params):
+        clip_grad_norm_(params, clip)
+    else:
+        nn.utils.clip_grad_norm_(params, clip)
     opt.step()
+
+
+@dataclass(frozen=True)
+class UpdateParams:
+    """The parameter lists one update walks (clipping, freezing the critics, the Polyak step),
+    gathered once: ``module.parameters()`` costs ~10 us a call, several calls an update. Valid
+    while no parameter object is replaced (``load_state_dict`` and ``.to`` keep them)."""
+
+    critic: list[nn.Parameter]
+    critic_target: list[nn.Parameter]
+    actor: list[nn.Parameter]
+    explore_actor: list[nn.Parameter]
+
+    @staticmethod
+    def of(nets: SACNetworks, explore_actor: SquashedGaussianActor | None = None) -> UpdateParams:
+        """The lists of ``nets`` (and of ``explore_actor``; empty when None)."""
+        return UpdateParams(list(nets.critic.parameters()), list(nets.critic_target.parameters()),
+                            list(nets.actor.parameters()),
+                            [] if explore_actor is None else list(explore_actor.parameters()))
 
 
 def vgdf_update(
     nets: SACNetworks, opt: SACOptimizers, batch: Transitions, weight: torch.Tensor | None,
     gamma: float, tau: float, grad_clip: float, update_policy: bool, generator: torch.Generator,
     explore_actor: SquashedGaussianActor | None = None,
-    explore_opt: torch.optim.Optimizer | None = None,
+    explore_opt: torch.optim.Optimizer | None = None, params: UpdateParams | None = None,
 ) -> dict[str, torch.Tensor]:
     """Critic step on ``batch`` (``weight`` per sample, see :func:`rlsuite.learners.sac.critic_loss`),
     then, when ``update_policy``, the actor, the exploration actor and the temperature; then the
-    target critics. Returns detached tensors."""
+    target critics. ``params``: :meth:`UpdateParams.of` ``(nets, explore_actor)``, gathered here
+    when None. Returns detached tensors."""
+    if params is None:
+        params = UpdateParams.of(nets, explore_actor)
     alpha = nets.log_alpha.detach().exp()
     loss_q, stats = critic_loss(nets, batch, alpha, gamma, generator, weight)
-    _step(opt.critic, loss_q, list(nets.critic.parameters()), grad_clip)
+    _step(opt.critic, loss_q, params.critic, grad_clip)
     if update_policy:
-        nets.critic.requires_grad_(False)
+        for p in params.critic:  # nets.critic.requires_grad_(False), without the module walk
+            p.requires_grad_(False)
         loss_pi, log_prob = actor_loss(nets, batch.obs, alpha, generator)
-        _step(opt.actor, loss_pi, list(nets.actor.parameters()), grad_clip)
+        _step(opt.actor, loss_pi, params.actor, grad_clip)
         stats |= {"actor_loss": loss_pi.detach(), "entropy": -log_prob.detach().mean()}
         if explore_actor is not None and explore_opt is not None:
             loss_e = optimistic_actor_loss(explore_actor, nets, batch.obs, alpha, generator)
-            _step(explore_opt, loss_e, list(explore_actor.parameters()), grad_clip)
+            _step(explore_opt, loss_e, params.explore_actor, grad_clip)
             stats["explore_actor_loss"] = loss_e.detach()
-        nets.critic.requires_grad_(True)
+        for p in params.critic:
+            p.requires_grad_(True)
         if opt.alpha is not None:
             loss_alpha = temperature_loss(nets.log_alpha, log_prob, nets.target_entropy)
             opt.alpha.zero_grad(set_to_none=True)
             loss_alpha.backward()
             opt.alpha.step()
     stats["ent_coef"] = alpha
-    polyak_update(nets.critic.parameters(), nets.critic_target.parameters(), tau)
+    polyak_update(params.critic, params.critic_target, tau)
     return stats
