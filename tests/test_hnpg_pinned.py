@@ -27,6 +27,9 @@ import torch
 from rlsuite.agents.hnpg import HNPG, HNPGConfig
 from rlsuite.envs.combination_lock import CombinationLock
 
+RECORDED_ON = ("2.13.0+cpu", "AVX512")
+"""The torch build and CPU capability the digests were recorded with; elsewhere the test skips."""
+
 PINNED = {
     # name: (config overrides, params digest, metrics digest, generator digest)
     "official": (
@@ -108,6 +111,9 @@ def _fingerprint(overrides: dict[str, Any], horizon: int = 4, iterations: int = 
 
 @pytest.mark.parametrize("name", list(PINNED))
 def test_hnpg_numbers_are_pinned(name: str) -> None:
+    here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if here != RECORDED_ON:  # other kernels may round otherwise: not a regression of this code
+        pytest.skip(f"digests recorded on {RECORDED_ON}, this is {here}")
     overrides, *want = PINNED[name]
     got = _fingerprint(overrides)
     assert list(got) == want, f"{name}: HNPG's numbers moved (params, metrics, generator digests)"
