@@ -137,6 +137,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, mo
     assert all(torch.isfinite(v).all() for v in payload["agent"]["model"].values())
 
 
+@pytest.mark.slow  # a cold TorchInductor cache (a fresh CI machine) makes it ~15 s
 def test_console_script_runs_from_any_directory(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "rlsuite", *SMALL, "total_steps=256", "env=pendulum",

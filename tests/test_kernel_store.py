@@ -170,6 +170,7 @@ def test_a_module_the_loader_cannot_run_is_not_stored(line: str) -> None:
         "from torch._inductor.async_compile import AsyncCompile\nx = 1\n") is not None
 
 
+@pytest.mark.slow  # a cold TorchInductor cache (a fresh CI machine) makes it ~15 s
 def test_a_warm_cli_run_with_checkpoints_imports_neither_dynamo_nor_inductor(tmp_path) -> None:
     code = f"""
         import atexit, sys

@@ -152,6 +152,7 @@ def test_failed_run_is_recorded(tmp_path: Path, monkeypatch) -> None:
     assert "the GPU fell off" in record["error"] and "Traceback" in record["traceback"]
 
 
+@pytest.mark.slow  # a cold TorchInductor cache (a fresh CI machine) makes it ~15 s
 def test_joblib_sweep_survives_a_failing_job_and_reports(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     out = _cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1",
@@ -226,6 +227,7 @@ def test_joblib_sweep_survives_a_killed_worker(tmp_path: Path) -> None:
     assert summary[0]["score"] == jobs.read_result(summary[0]["run_dir"])["score"]
 
 
+@pytest.mark.slow  # a cold TorchInductor cache (a fresh CI machine) makes it ~15 s
 def test_preempted_run_checkpoints_and_resumes(tmp_path: Path) -> None:
     args = ["agent=ppo", "env=cartpole", "total_steps=400000", "num_envs=8", "agent.num_steps=32",
             "progress=false", "tensorboard=false", "checkpoint_every=1000", "eval_episodes=4",
