@@ -153,8 +153,6 @@ class CompiledGradient:
         self.n_actor, self.n_critic, self.gaussian = n_actor, n_critic, gaussian
         self.config = config
         self.kernel = FastKernel("ppo minibatch gradient", self._gradient, KERNEL_OPTIONS)
-        self._run: Any = None
-        self._key: Any = None
 
     def _gradient(self, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(*actor W, *actor b, *critic W, *critic b, [log_std], x, action, old log-prob,
@@ -177,11 +175,8 @@ class CompiledGradient:
 
     def __call__(self, args: list[torch.Tensor]) -> Sequence[torch.Tensor]:
         """The gradients and statistics for one minibatch's argument list (in
-        :meth:`_gradient`'s order); the kernel is looked up once per argument signature."""
-        key = signature(args)
-        if key != self._key:
-            self._run, self._key = self.kernel.runner(args, (None, key)), key
-        return self._run(args)
+        :meth:`_gradient`'s order)."""
+        return self.kernel.call(args, (None, signature(args)))
 
 
 class FastPPOUpdate:
