@@ -111,3 +111,10 @@ def test_paired_forward_equals_the_networks(discrete: bool, obs_dim: int, hidden
     torch.testing.assert_close(got[0], expected[0], rtol=0, atol=1e-5)  # same discrete actions
     torch.testing.assert_close(got[1], expected[1], rtol=0, atol=1e-5)
     torch.testing.assert_close(got[2], expected[2], rtol=0, atol=1e-5)
+    # The greedy policy's layout, the actor alone: the same greedy actions, no value.
+    with torch.no_grad():
+        greedy = model.paired_forward(model.paired_weights(critic=False), obs, None)
+        expected = model(obs, None)
+    torch.testing.assert_close(greedy[0], expected[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(greedy[1], expected[1], rtol=0, atol=1e-5)
+    assert greedy[2] is None
