@@ -57,6 +57,7 @@ class CompiledKernel:
         self.fn = fn
         self.options = {"size_asserts": False, **(options or {})}
         self._compiled: dict[Hashable, Callable[[tuple[torch.Tensor, ...]], Any]] = {}
+        self._stored: dict[Hashable, bool] = {}  # ready()'s answers for keys not yet built
 
     def __call__(self, *args: torch.Tensor, static: Hashable = None) -> list[torch.Tensor]:
         """Run the version compiled for these arguments (compiling it on first sight)."""
@@ -82,6 +83,18 @@ class CompiledKernel:
         if run is None:
             run = self._compiled[key] = self._build(tuple(args))
         return run
+
+    def ready(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor], key: Hashable) -> bool:
+        """Whether :meth:`runner` for ``key`` would return without compiling: built in this
+        process already, or stored by an earlier one (``core/kernel_store.py``). The first
+        question per key costs one eager run of ``fn`` on copies of ``args``; the answer is kept."""
+        key = (key, torch.get_num_threads(), torch.is_grad_enabled())
+        if key in self._compiled:
+            return True
+        if key not in self._stored:
+            store_key, _, _ = kernel_store.trace(self.fn, tuple(args), self.store_context())
+            self._stored[key] = store_key is not None and kernel_store.has(store_key)
+        return self._stored[key]
 
     def store_context(self) -> list[Any]:
         """What the compiled code depends on besides the traced ops and the inputs' signature

@@ -45,11 +45,12 @@ EVAL_CHUNK = 4
 costs ~20 us of dispatch and allocation whatever it computes, about what one step of a 64-copy
 CartPole and a 64x64 policy computes (measured: 54 us a step one at a time, 34 us in chunks of 4;
 8 gained nothing more). Must divide ``evaluate.CHECK_EVERY``; 1 turns chunks off."""
-EVAL_CHUNK_AFTER = 4096
+EVAL_CHUNK_AFTER = 1024
 """Steps a fused evaluation kernel runs one at a time (in this process) before its chunked twin
-is built: the twin costs ~6 s more to compile from cold (TorchInductor's code generation grows
-with the unrolled program), which pays only where evaluation runs for long; once compiled it is
-stored and loads in ~0.01 s in later processes."""
+is built, unless the twin is stored already (then chunks from the start). The twin costs ~6 s
+more to compile from cold (TorchInductor's code generation grows with the unrolled program), so
+it is built only where evaluation has been running for a while (a short test never pays it); it
+is then stored and loads in ~0.01 s in every later process."""
 _EVAL_STEPS: weakref.WeakKeyDictionary[FastKernel, int] = weakref.WeakKeyDictionary()
 _INDICES: dict[tuple[int, torch.device], list[torch.Tensor]] = {}
 Spec = tuple[torch.Size, torch.dtype]
@@ -389,26 +390,36 @@ def evaluate_fused(
                 stats.returns, stats.lengths]
         runners: dict[int, Callable[[list[torch.Tensor]], Sequence[torch.Tensor]]] = {}
         calls = {1: 0, EVAL_CHUNK: 0}
-        hot = EVAL_CHUNK > 1 and check_every % EVAL_CHUNK == 0
+        chunks = EVAL_CHUNK > 1 and check_every % EVAL_CHUNK == 0
+        hot: bool | None = None  # whether to run chunks: asked at the first chance of one
+
+        def key(n: int) -> Hashable:
+            return (f"evaluation x{n}", weights_signature, env_args.key(), signature(args[at_obs:]))
+
+        def chunked() -> FastKernel:  # made at its first use
+            return _kernel(policy, twin, f"evaluation x{EVAL_CHUNK}", lambda: chunk)
+
         t, last = 0, 0
         while t < max_steps:
-            # A chunk once the evaluation is hot, where it ends on or before the next check and
-            # the pool lasts it; single steps around a refill (which must fall where the eager
-            # loop's does) and at the end.
-            n = (EVAL_CHUNK if hot and t % EVAL_CHUNK == 0 and t + EVAL_CHUNK <= max_steps
-                 and _EVAL_STEPS.get(single, 0) >= EVAL_CHUNK_AFTER
+            # A chunk where it ends on or before the next check and the pool lasts it; single
+            # steps around a refill (which must fall where the eager loop's does) and at the end.
+            n = (EVAL_CHUNK if chunks and t % EVAL_CHUNK == 0 and t + EVAL_CHUNK <= max_steps
                  and env_args.lasts(EVAL_CHUNK) else 1)
+            if n > 1 and not hot:
+                # Chunks once this process has run EVAL_CHUNK_AFTER single steps of this
+                # evaluation, or at once where the chunked kernel needs no compiling (stored).
+                if _EVAL_STEPS.get(single, 0) >= EVAL_CHUNK_AFTER:
+                    hot = True
+                elif hot is None:
+                    hot = chunked().ready(args, key(n))
+                n = n if hot else 1
             if n == 1:
                 _EVAL_STEPS[single] = _EVAL_STEPS.get(single, 0) + 1
                 if env_args.ensure_pool(generator):
                     args[at_env : at_env + n_state + 1] = env_args.flat()
             if calls[n] < 2 or n != last:  # as in collect_fused: a kernel's second call in a
                 # row is fed by its own outputs, whose signature holds from then on
-                key = (f"evaluation x{n}", weights_signature, env_args.key(),
-                       signature(args[at_obs:]))
-                kernel = (_kernel(policy, twin, f"evaluation x{n}", lambda: chunk) if n > 1
-                          else single)  # the chunked twin made at its first use
-                runners[n] = kernel.runner(args, key)
+                runners[n] = (chunked() if n > 1 else single).runner(args, key(n))
             calls[n] += 1
             out = runners[n](args)
             env_args.take(out, n)
