@@ -23,8 +23,9 @@ TorchDynamo or TorchInductor, and loads them in later processes:
   defines them, the ``extern_kernels`` it calls (each must be the torch function of that name),
   and the constants TorchInductor lifted out of the graph (saved beside it).
 * **The load** (:func:`load`) executes the module's source up to its benchmark helpers with its
-  five ``torch._inductor`` imports replaced by the few plain objects they provide to a CPU module
-  (``AsyncCompile.cpp_pybinding`` becomes "load the recorded library"), then checks the loaded
+  ``torch._inductor`` imports replaced by the few plain objects they provide to a CPU module
+  (``AsyncCompile.cpp_pybinding``, and ``CppWrapperCodeCache.load_pybinding`` in a
+  ``cpp_wrapper`` module, become "load the recorded library"), then checks the loaded
   call against the eager outputs on copies of the arguments. Anything unexpected (a file gone or
   changed, an import or kernel kind it does not know, a disagreement) returns None and the caller
   compiles as before; a record is only written for a module this loader can run.
@@ -53,11 +54,14 @@ FORMAT = 1
 """Version of the record's layout and of the key's recipe (part of the key)."""
 
 _STUBBED_IMPORTS = {"run_intermediate_hooks", "maybe_profile", "align", "AsyncCompile",
-                    "extern_kernels"}
+                    "extern_kernels", "CppWrapperCodeCache"}
 """Names a CPU module imports from ``torch._inductor``, replaced on load (see :func:`_namespace`)."""
 
 _INDUCTOR_IMPORT = re.compile(r"^from torch\._inductor\.[\w.]+ import (.+)$", re.MULTILINE)
-_PYBINDING = re.compile(r"^(\w+) = async_compile\.cpp_pybinding\(", re.MULTILINE)
+_PYBINDING = re.compile(
+    r"^(\w+) = (?:async_compile\.cpp_pybinding|CppWrapperCodeCache\.load_pybinding)\(",
+    re.MULTILINE)
+"""A C++ library the module loads: a kernel, or (``cpp_wrapper``) the whole call in C++."""
 _ASYNC_CALL = re.compile(r"async_compile\.(\w+)\(")
 _EXTERN = re.compile(r"extern_kernels\.(\w+)")
 _BENCHMARK_TAIL = "\ndef get_args():"
@@ -277,7 +281,7 @@ def _recipe(call: Callable[[list[torch.Tensor]], Any]) -> dict[str, Any] | None:
         library = getattr(kernel, "__self__", None)
         file, module_name = getattr(library, "__file__", None), getattr(library, "__name__", None)
         if not (isinstance(library, types.ModuleType) and file and os.path.isfile(file)
-                and module_name and module_name.endswith(".kernel")):
+                and module_name and module_name.endswith((".kernel", ".inductor_entry_cpp"))):
             return None
         kernels.append([name, file, module_name])
     extern = sorted(set(_EXTERN.findall(head)))
@@ -351,6 +355,7 @@ def load(key: str) -> tuple[list[torch.Tensor], Callable[[list[torch.Tensor]], A
 def _namespace(recipe: dict[str, Any]) -> dict[str, Any]:
     """Module globals standing in for what the generated module imports from TorchInductor."""
     kernels = [_load_library(file, name) for _, file, name in recipe["kernels"]]
+    entries = iter(kernels)
     namespace: dict[str, Any] = {"__name__": "rlsuite_stored_kernel", "async_compile_loaded": 0}
     align_bytes = int(recipe["align"])
 
@@ -359,9 +364,13 @@ def _namespace(recipe: dict[str, Any]) -> dict[str, Any]:
         ``cpp_pybinding`` call returns the next recorded library's entry point."""
 
         def cpp_pybinding(self, argtypes: list[str], source_code: str) -> Any:
-            i = namespace["async_compile_loaded"]
-            namespace["async_compile_loaded"] = i + 1
-            return kernels[i]
+            namespace["async_compile_loaded"] += 1
+            return next(entries)
+
+        @staticmethod
+        def load_pybinding(**kwargs: Any) -> Any:  # CppWrapperCodeCache's, for cpp_wrapper
+            namespace["async_compile_loaded"] += 1
+            return next(entries)
 
         def wait(self, scope: dict[str, Any]) -> None:
             return None
@@ -370,7 +379,8 @@ def _namespace(recipe: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("a stored rlsuite kernel called a TorchInductor debugging hook")
 
     namespace.update(
-        AsyncCompile=StoredKernels, run_intermediate_hooks=refuse, maybe_profile=refuse,
+        AsyncCompile=StoredKernels, CppWrapperCodeCache=StoredKernels,
+        run_intermediate_hooks=refuse, maybe_profile=refuse,
         align=lambda nbytes: (nbytes + align_bytes - 1) & -align_bytes,
         extern_kernels=types.SimpleNamespace(**{n: getattr(torch, n) for n in recipe["extern"]}),
     )
@@ -378,8 +388,9 @@ def _namespace(recipe: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_library(path: str, module_name: str) -> Any:
-    """The ``kernel`` entry point of a C++ library TorchInductor built (its own loading steps:
-    the library finds torch's tensor-data accessor through this environment variable)."""
+    """The entry point of a C++ library TorchInductor built, named by the module name's last
+    part (``kernel``, or ``inductor_entry_cpp`` for a ``cpp_wrapper`` call), by TorchInductor's
+    own loading steps (the library finds torch's tensor-data accessor through this variable)."""
     module = sys.modules.get(module_name)
     if module is None:
         os.environ["_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"] = str(
@@ -390,4 +401,4 @@ def _load_library(path: str, module_name: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         sys.modules[module_name] = module
-    return module.kernel
+    return getattr(module, module_name.rsplit(".", 1)[1])

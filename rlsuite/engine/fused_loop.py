@@ -78,16 +78,18 @@ def _indices(steps: int, device: torch.device) -> list[torch.Tensor]:
 
 
 def _kernel(policy: FusedPolicy, env: ClassicControlEnv, kind: str,
-            make: Callable[[], Callable[..., tuple[torch.Tensor, ...]]]) -> FastKernel:
+            make: Callable[[], Callable[..., tuple[torch.Tensor, ...]]],
+            options: dict[str, Any] | None = None) -> FastKernel:
     """The fused ``kind`` step of ``policy`` on ``env`` (one per pair: the env's constants and
-    the policy's functions are baked into the traced program)."""
+    the policy's functions are baked into the traced program), compiled with ``KERNEL_OPTIONS``
+    and ``options``."""
     kernels = _KERNELS.setdefault(policy, {})
     key = (kind, id(env))
     if key not in kernels:
         name = getattr(env, "name", type(env).__name__)
         # The entry holds the env (its step closes over it), so its id is not reused meanwhile.
         kernels[key] = FastKernel(f"{policy.kernel.name} + {name} {kind} step", make(),
-                                  KERNEL_OPTIONS)
+                                  {**KERNEL_OPTIONS, **(options or {})})
     return kernels[key]
 
 
@@ -397,7 +399,10 @@ def evaluate_fused(
             return (f"evaluation x{n}", weights_signature, env_args.key(), signature(args[at_obs:]))
 
         def chunked() -> FastKernel:  # made at its first use
-            return _kernel(policy, twin, f"evaluation x{EVAL_CHUNK}", lambda: chunk)
+            # cpp_wrapper: the call's buffer allocations and kernel launches in C++ (~8 us of
+            # ~45 a step here; no gain on a single step, whose call it slows by about as much)
+            return _kernel(policy, twin, f"evaluation x{EVAL_CHUNK}", lambda: chunk,
+                           {"cpp_wrapper": True})
 
         t, last = 0, 0
         while t < max_steps:
