@@ -578,6 +578,32 @@ def test_step_sampler_groups_shuffled_data_by_step() -> None:
         StepSampler(data, 5)
 
 
+def test_rlpd_rounds_per_iteration_change_only_the_bookkeeping() -> None:
+    # sac.num_steps rounds (one step + its update) per iteration: the same samples, updates and
+    # random stream as one round per iteration; fewer iterations (hook calls, NaN checks).
+    from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig
+    from rlsuite.training import TrainingHooks
+
+    env = CombinationLock(horizon=3)
+    calls: dict[int, list[int]] = {}
+
+    def run(rounds: int) -> RLPD:
+        class Count(TrainingHooks):
+            def on_iteration(self, agent, step, metrics) -> None:
+                calls.setdefault(rounds, []).append(step)
+
+        cfg = RLPDConfig(offline_episodes=40, num_envs=2, stop_on_success=False,
+                         sac={"hidden_sizes": [16, 16], "num_steps": rounds})
+        return RLPD(cfg, env, env.default_params(1), seed=3).learn(30, Count())
+
+    one, five = run(1), run(5)
+    assert one.global_step == five.global_step == 30 and one.num_updates == five.num_updates
+    for p, q in zip(one.nets.parameters(), five.nets.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert one.generator.get_state().equal(five.generator.get_state())
+    assert calls[1] == list(range(2, 31, 2)) and calls[5] == [10, 20, 30]
+
+
 def test_rlpd_nests_the_shared_sac_config_keeping_its_table_2_defaults() -> None:
     """A partial ``sac`` mapping (what library code passes) changes only its own fields: the rest
     stay RLPD's Table 2 values, not SACConfig's defaults."""

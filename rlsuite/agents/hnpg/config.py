@@ -131,8 +131,9 @@ class RLPDConfig:
     half online), ``utd`` (gradient steps per online sample), ``gamma``, ``tau`` (per update),
     ``init_alpha``, ``hidden_sizes`` (actor and each critic, ReLU), ``buffer_size`` (online
     replay), ``learning_rate`` (the critics'; ``actor_lr`` and ``alpha_lr`` set the others').
-    ``learning_starts`` and ``num_steps`` are not used: RLPD learns from the first online sample
-    and steps its copies once per iteration."""
+    ``num_steps`` (rounds of one step and its updates per iteration; the per-iteration
+    bookkeeping runs once per iteration, nothing else depends on it). ``learning_starts`` is not
+    used: RLPD learns from the first online sample."""
     actor_lr: float = 1e-3
     """Adam step size of the actor."""
     alpha_lr: float = 1e-4

@@ -97,42 +97,61 @@ class RLPD(InteractionCounters):
         return action
 
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> RLPD:
-        """Collect one step per copy, then ``utd`` updates per sample, until the budget or success."""
+        """Collect one step per copy, then ``utd`` updates per sample, until the budget or success.
+
+        An iteration is ``sac.num_steps`` such rounds; its bookkeeping (the NaN check of losses
+        and parameters, the metrics, the hooks: logging, checkpoints, time limit) runs once per
+        iteration, so a larger ``num_steps`` costs less per sample and changes nothing else (the
+        same samples, updates and random stream; success is checked after every round)."""
         cfg, hooks = self.config, hooks or TrainingHooks()
-        n_off = int(round(cfg.sac.batch_size * cfg.offline_fraction))
-        n_on = cfg.sac.batch_size - n_off
         while self.global_step < total_steps:
             if cfg.stop_on_success and self.solved_at is not None:
                 break
-            tic = time.perf_counter()
-            data = self.interaction.collect(self.act, 1)
-            self.buffer.add_rollout(data)
-            due = updates_due(cfg.sac.utd, self.global_step, 0, self.num_updates)
-            totals = LossTotals()
-            for _ in range(due):
-                parts = []
-                if n_off:
-                    parts.append(self.offline.sample(n_off, self.generator))
-                if n_on:
-                    parts.append(self.buffer.sample(n_on, self.generator))
-                totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.sac.gamma, cfg.sac.tau,
-                                      self.generator))
-            self.num_updates += due
+            tic, steps_before = time.perf_counter(), self.global_step
+            totals, episodes = LossTotals(), {}
+            for _ in range(cfg.sac.num_steps):
+                episodes = self._round(totals)
+                if (self.global_step >= total_steps
+                        or (cfg.stop_on_success and self.solved_at is not None)):
+                    break
             metrics = totals.means("RLPD", self.global_step, params=self.nets.named_parameters())
-            ended = data.terminated[0]
-            if bool(ended.any()):
-                self.successes.extend((data.reward[0][ended] >= 1.0).float().tolist())
-            ma = sum(self.successes) / len(self.successes) if self.successes else 0.0
-            if self.solved_at is None and ma > cfg.stop_success:
-                self.solved_at = self.global_step
-            metrics.update(self.interaction.record_episodes(data))
-            metrics["rlpd/success_rate_ma"] = ma
+            metrics.update(episodes)
+            metrics["rlpd/success_rate_ma"] = self._success_ma()
             metrics["rlpd/online_samples"] = float(self.global_step)
             metrics["train/n_updates"] = float(self.num_updates)
-            metrics["time/fps"] = cfg.num_envs / (time.perf_counter() - tic)
+            metrics["time/fps"] = (self.global_step - steps_before) / (time.perf_counter() - tic)
             self.interaction.iteration += 1
             hooks.on_iteration(self, self.global_step, metrics)
         return self
+
+    def _round(self, totals: LossTotals) -> dict[str, float]:
+        """One step of every copy, then its ``utd`` updates; tracks success. Returns the episode
+        window's metrics (``Interaction.record_episodes``)."""
+        cfg = self.config
+        n_off = int(round(cfg.sac.batch_size * cfg.offline_fraction))
+        n_on = cfg.sac.batch_size - n_off
+        data = self.interaction.collect(self.act, 1)
+        self.buffer.add_rollout(data)
+        due = updates_due(cfg.sac.utd, self.global_step, 0, self.num_updates)
+        for _ in range(due):
+            parts = []
+            if n_off:
+                parts.append(self.offline.sample(n_off, self.generator))
+            if n_on:
+                parts.append(self.buffer.sample(n_on, self.generator))
+            totals.add(sac_update(self.nets, self.opt, concat(parts), cfg.sac.gamma, cfg.sac.tau,
+                                  self.generator))
+        self.num_updates += due
+        ended = data.terminated[0]
+        if bool(ended.any()):
+            self.successes.extend((data.reward[0][ended] >= 1.0).float().tolist())
+        if self.solved_at is None and self._success_ma() > cfg.stop_success:
+            self.solved_at = self.global_step
+        return self.interaction.record_episodes(data)
+
+    def _success_ma(self) -> float:
+        """Moving-average success rate over the window's episodes (0 before any ended)."""
+        return sum(self.successes) / len(self.successes) if self.successes else 0.0
 
     @torch.no_grad()
     def final_metrics(self, env: BatchedEnv, params: Any, generator: torch.Generator) -> dict[str, float]:
