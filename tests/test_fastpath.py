@@ -11,7 +11,6 @@ import torch
 import rlsuite.envs as envs
 from rlsuite.core import autoreset
 from rlsuite.engine import fastpath, fused_loop
-from rlsuite.core import kernel_store
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.engine.rollout import collect, start
 from rlsuite.engine.syncguard import HostSyncError, host_sync_point, no_host_sync
@@ -162,10 +161,8 @@ def test_fused_evaluation_equals_eager_evaluation() -> None:
     eager = evaluate(lambda o: agent.model.sample(o, None, True)[0], env, params, 2,
                      env.make_generator(3))
     assert torch.equal(fused.returns, eager.returns) and torch.equal(fused.lengths, eager.lengths)
-    # Fused programs of the whole step (one step, or a chunk of steps where one is stored):
-    # the policy's own kernel never ran.
-    assert greedy.kernel._kernel.cache_size() == 0
-    assert {kind.split(" x")[0] for kind, _ in fused_loop._KERNELS[greedy]} == {"evaluation"}
+    # One fused program per step: the policy's own kernel never ran.
+    assert greedy.kernel._kernel.cache_size() == 0 and len(_loop_kernels(greedy)) == 1
     with pytest.raises(ValueError, match="did not finish"):
         evaluate(greedy, env, params, 2, env.make_generator(3), max_steps=5)
 
@@ -189,43 +186,6 @@ def test_fused_evaluation_builds_its_arguments_once_and_refills_in_place(monkeyp
     eager = evaluate(lambda o: agent.model.sample(o, None, True)[0], env, params, 4,
                      env.make_generator(4))
     assert torch.equal(fused.returns, eager.returns) and torch.equal(fused.lengths, eager.lengths)
-
-
-def test_hot_evaluation_runs_in_chunks_with_the_eager_results(monkeypatch) -> None:
-    # Once evaluation is hot, EVAL_CHUNK steps run as one kernel: the same returns and lengths
-    # bit for bit (float64), including across reset-pool refills, which run as single steps
-    # where the eager loop refills.
-    env = envs.make("cartpole", dtype=torch.float64)
-    agent = _agent(env)
-    # 64 copies: the pool (1024 initial states) lasts a chunk (<= 4 x 64 resets) most of the
-    # time; 20 episodes each: > 1024 resets, so it refills on the way.
-    params = env.default_params(64)
-    greedy = agent.greedy_policy()
-    monkeypatch.setattr(fused_loop, "EVAL_CHUNK_AFTER", 40)
-    refills, ensure = [], fused_loop._EnvArgs.ensure_pool
-    monkeypatch.setattr(fused_loop._EnvArgs, "ensure_pool",
-                        lambda self, gen: refills.append(ensure(self, gen)) or refills[-1])
-    fused = evaluate(greedy, env, params, 20, env.make_generator(4))
-    monkeypatch.undo()
-    kernels = fused_loop._KERNELS[greedy]
-    single = next(k for (kind, _), k in kernels.items() if kind == "evaluation")
-    chunked = next(k for (kind, _), k in kernels.items() if kind.startswith("evaluation x"))
-    assert chunked._kernel.cache_size() == 1 and sum(refills) >= 1
-    steps = int(fused.lengths.sum(dim=1).max())
-    assert len(refills) < steps / 2  # most steps ran in chunks (single steps call ensure_pool)
-    assert fused_loop._EVAL_STEPS[single] == len(refills)
-    eager = evaluate(lambda o: agent.model.sample(o, None, True)[0], env, params, 20,
-                     env.make_generator(4))
-    assert torch.equal(fused.returns, eager.returns) and torch.equal(fused.lengths, eager.lengths)
-    if kernel_store.enabled():  # the chunked kernel is now stored: another policy of the same
-        # shapes (another process, as far as its kernels know) runs chunks from its first step
-        other = _agent(env).greedy_policy()
-        monkeypatch.setattr(fused_loop, "EVAL_CHUNK_AFTER", 10**9)
-        refills.clear()
-        monkeypatch.setattr(fused_loop._EnvArgs, "ensure_pool",
-                            lambda self, gen: refills.append(ensure(self, gen)) or refills[-1])
-        again = evaluate(other, env, params, 20, env.make_generator(4))
-        assert len(refills) < int(again.lengths.sum(dim=1).max()) / 2
 
 
 def test_fast_path_off_compiles_nothing_and_learns_identically_to_itself() -> None:

@@ -34,9 +34,10 @@ FLAT_BEFORE = {
                                                   "hidden_sizes": [64, 64], "random_steps": 1000},
 }
 # SACConfig fields VGDF did not have: the values that reproduce what the agent built before (its
-# networks took SACConfig's init_alpha and target_entropy defaults; the other two are not read).
+# networks took SACConfig's init_alpha and target_entropy defaults; the others are not read, or,
+# fast_path, select how SAC computes, not what).
 NEW_SAC = {"name": "sac", "learning_starts": 0, "num_steps": 1, "init_alpha": 1.0,
-           "target_entropy": None}
+           "target_entropy": None, "fast_path": True}
 
 
 def _agent_dict(choice: str) -> dict:

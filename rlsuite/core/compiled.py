@@ -57,8 +57,6 @@ class CompiledKernel:
         self.fn = fn
         self.options = {"size_asserts": False, **(options or {})}
         self._compiled: dict[Hashable, Callable[[tuple[torch.Tensor, ...]], Any]] = {}
-        self._stored: dict[Hashable, bool] = {}  # ready()'s answers for keys not yet built
-        self._last_trace: tuple[list[torch.Tensor], list[int], Any] | None = None
 
     def __call__(self, *args: torch.Tensor, static: Hashable = None) -> list[torch.Tensor]:
         """Run the version compiled for these arguments (compiling it on first sight)."""
@@ -85,20 +83,6 @@ class CompiledKernel:
             run = self._compiled[key] = self._build(tuple(args))
         return run
 
-    def ready(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor], key: Hashable) -> bool:
-        """Whether :meth:`runner` for ``key`` would return without compiling: built in this
-        process already, or stored by an earlier one (``core/kernel_store.py``). The first
-        question per key costs one eager run of ``fn`` on copies of ``args``; the answer is kept."""
-        key = (key, torch.get_num_threads(), torch.is_grad_enabled())
-        if key in self._compiled:
-            return True
-        if key not in self._stored:
-            traced = kernel_store.trace(self.fn, tuple(args), self.store_context())
-            self._stored[key] = traced[0] is not None and kernel_store.has(traced[0])
-            # _build's own trace, if it comes next on these very tensors, unchanged
-            self._last_trace = (list(args), [a._version for a in args], traced)
-        return self._stored[key]
-
     def store_context(self) -> list[Any]:
         """What the compiled code depends on besides the traced ops and the inputs' signature
         (part of its key in the kernel store): the compile options and the thread count."""
@@ -119,7 +103,7 @@ class CompiledKernel:
         # One eager run on copies: the outputs' dtypes, and the key under which an earlier
         # process may have stored this kernel (core/kernel_store.py: loading it skips importing
         # TorchDynamo and TorchInductor, ~2 s of a warm start).
-        store_key, eager_out, eager_inputs = self._trace(args)
+        store_key, eager_out, eager_inputs = kernel_store.trace(self.fn, args, self.store_context())
         as_bool = tuple(o.dtype == torch.bool for o in eager_out)
         bool_index = [i for i, b in enumerate(as_bool) if b]
         entry = kernel_store.load(store_key) if store_key is not None else None
@@ -152,18 +136,6 @@ class CompiledKernel:
         run.stored = stored  # type: ignore[attr-defined]  # loaded from the kernel store (tests)
         run.direct = entry is not None  # type: ignore[attr-defined]  # which call (tests)
         return run
-
-    def _trace(self, args: tuple[torch.Tensor, ...]) -> tuple[str | None, list[torch.Tensor],
-                                                              list[torch.Tensor]]:
-        """``kernel_store.trace`` of ``fn`` on ``args``, or the one :meth:`ready` just made on
-        the same tensors at the same versions (an eager run of ``fn`` saved)."""
-        last, self._last_trace = self._last_trace, None
-        if last is not None:
-            tensors, versions, traced = last
-            if (len(tensors) == len(args) and all(a is b for a, b in zip(args, tensors, strict=True))
-                    and [a._version for a in args] == versions):
-                return traced
-        return kernel_store.trace(self.fn, args, self.store_context())
 
     def _inductor_compile(self, args: tuple[torch.Tensor, ...],
                           as_bool: tuple[bool, ...]) -> Callable[..., Any]:

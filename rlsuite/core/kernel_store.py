@@ -316,11 +316,6 @@ def _runnable_head(head: str) -> str | None:
     return blanked
 
 
-def has(key: str) -> bool:
-    """Whether a record exists under ``key`` (not whether :func:`load` will accept it)."""
-    return enabled() and os.path.exists(_record_path(key))
-
-
 def load(key: str) -> tuple[list[torch.Tensor], Callable[[list[torch.Tensor]], Any]] | None:
     """``(constants, call)`` for the module remembered under ``key`` (``call([*constants,
     *args])`` runs it, as TorchInductor's own entry point does), or None where there is no

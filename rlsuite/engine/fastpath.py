@@ -116,11 +116,6 @@ class FastKernel:
                 _announce(f"rlsuite: {what} {self.name} ... {seconds:.2f} s")
         return run
 
-    def ready(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor], key: Hashable) -> bool:
-        """Whether :meth:`runner` for ``key`` would return compiled code without compiling
-        (see ``CompiledKernel.ready``); False where compilation failed (it runs eagerly)."""
-        return not self._failed and self._kernel.ready(args, key)
-
     def _eager(self, args: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
         return list(self.fn(*args))
 

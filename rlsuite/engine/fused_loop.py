@@ -27,7 +27,7 @@ keep their step-by-step fast path.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
@@ -40,18 +40,6 @@ from rlsuite.engine.fastpath import FastKernel, FusedPolicy, fast_env
 _KERNELS: weakref.WeakKeyDictionary[FusedPolicy, dict[tuple[str, int], FastKernel]] = (
     weakref.WeakKeyDictionary()
 )
-EVAL_CHUNK = 4
-"""Evaluation steps per kernel call once evaluation is hot (unrolled into one program): a call
-costs ~20 us of dispatch and allocation whatever it computes, about what one step of a 64-copy
-CartPole and a 64x64 policy computes (measured: 54 us a step one at a time, 34 us in chunks of 4;
-8 gained nothing more). Must divide ``evaluate.CHECK_EVERY``; 1 turns chunks off."""
-EVAL_CHUNK_AFTER = 1024
-"""Steps a fused evaluation kernel runs one at a time (in this process) before its chunked twin
-is built, unless the twin is stored already (then chunks from the start). The twin costs ~6 s
-more to compile from cold (TorchInductor's code generation grows with the unrolled program), so
-it is built only where evaluation has been running for a while (a short test never pays it); it
-is then stored and loads in ~0.01 s in every later process."""
-_EVAL_STEPS: weakref.WeakKeyDictionary[FastKernel, int] = weakref.WeakKeyDictionary()
 _INDICES: dict[tuple[int, torch.device], list[torch.Tensor]] = {}
 Spec = tuple[torch.Size, torch.dtype]
 _SPECS: weakref.WeakKeyDictionary[FusedPolicy, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
@@ -78,18 +66,16 @@ def _indices(steps: int, device: torch.device) -> list[torch.Tensor]:
 
 
 def _kernel(policy: FusedPolicy, env: ClassicControlEnv, kind: str,
-            make: Callable[[], Callable[..., tuple[torch.Tensor, ...]]],
-            options: dict[str, Any] | None = None) -> FastKernel:
+            make: Callable[[], Callable[..., tuple[torch.Tensor, ...]]]) -> FastKernel:
     """The fused ``kind`` step of ``policy`` on ``env`` (one per pair: the env's constants and
-    the policy's functions are baked into the traced program), compiled with ``KERNEL_OPTIONS``
-    and ``options``."""
+    the policy's functions are baked into the traced program)."""
     kernels = _KERNELS.setdefault(policy, {})
     key = (kind, id(env))
     if key not in kernels:
         name = getattr(env, "name", type(env).__name__)
         # The entry holds the env (its step closes over it), so its id is not reused meanwhile.
         kernels[key] = FastKernel(f"{policy.kernel.name} + {name} {kind} step", make(),
-                                  {**KERNEL_OPTIONS, **(options or {})})
+                                  KERNEL_OPTIONS)
     return kernels[key]
 
 
@@ -149,20 +135,6 @@ class _EnvArgs:
                        torch.full((), refilled.cursor, dtype=torch.int64)]
         return True
 
-    def lasts(self, steps: int) -> bool:
-        """True where the pool provably serves ``steps`` more steps with no refill (a step takes
-        at most ``B`` columns), reading the cursor once if the bound without it is too loose:
-        ``steps`` steps may then run as one kernel, and :meth:`ensure_pool` would have returned
-        False at the start of each."""
-        def left() -> int:
-            return self.pool.values.shape[1] - self.pool.cursor - self._unread * self.batch
-
-        if left() >= steps * self.batch:
-            return True
-        if self._unread:
-            self._read_cursor()
-        return left() >= steps * self.batch
-
     def _read_cursor(self) -> autoreset.ResetPool:
         from rlsuite.engine.syncguard import host_sync_point
 
@@ -175,10 +147,10 @@ class _EnvArgs:
         """``[*fields, time, cursor, pool values]``."""
         return [*self._state[: self.n_state], self.pool.values]
 
-    def take(self, out: list[torch.Tensor] | tuple[torch.Tensor, ...], steps: int = 1) -> None:
-        """The outputs ``(*fields, time, cursor, *rest)`` of ``steps`` steps become the state."""
+    def take(self, out: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> None:
+        """A step's outputs ``(*fields, time, cursor, *rest)`` become the state."""
         self._state = out
-        self._unread += steps
+        self._unread += 1
 
     def state(self) -> Any:
         """The env state to continue from (its pool cursor read once)."""
@@ -352,15 +324,10 @@ def evaluate_fused(
         weights, weights_signature = policy.weights_and_signature()
         n_w, n_f, n_p = len(weights), len(env_args.fields), len(env_args.params)
 
-        # The kernel's arguments, built once as in collect_fused: (*weights, *fields, time,
-        # cursor, pool values, *params, obs, returns, lengths, count, episode return, episode
-        # length). Its outputs (*fields, time, cursor, obs, count, episode return, episode
-        # length) go back into this list in place: a step is three slice writes and the call.
-        at_env, at_obs, n_state = n_w, n_w + n_f + 3 + n_p, env_args.n_state
-
         def step(*flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            weights, obs = flat[:n_w], flat[at_obs]
-            returns, lengths, count, ep_return, ep_length = flat[at_obs + 1 : at_obs + 6]
+            i = n_w + n_f + 3 + n_p
+            weights, obs = flat[:n_w], flat[i]
+            returns, lengths, count, ep_return, ep_length = flat[i + 1 : i + 6]
             action = policy.kernel.fn(*weights, obs)[0]
             (*fields, time, reward, terminated, truncated, _, next_obs, cursor) = _env_step(
                 twin, n_f, n_p, flat[n_w:], action)
@@ -371,66 +338,26 @@ def evaluate_fused(
                 terminated | truncated, rows, returns.shape[1] - 1)
             return (*fields, time, cursor, next_obs, count, stats.returns, stats.lengths)
 
-        def feed(args: list[torch.Tensor], out: Sequence[torch.Tensor]) -> None:
-            """A step's outputs become the next step's arguments."""
+        kernel = _kernel(policy, twin, "evaluation", lambda: step)
+        # The kernel's arguments, built once as in collect_fused: (*weights, *fields, time,
+        # cursor, pool values, *params, obs, returns, lengths, count, episode return, episode
+        # length). Its outputs (*fields, time, cursor, obs, count, episode return, episode
+        # length) go back into this list in place: a step is three slice writes and the call.
+        at_env, at_obs, n_state = n_w, n_w + n_f + 3 + n_p, env_args.n_state
+        args = [*weights, *env_args.flat(), *env_args.params, obs, returns, lengths, count,
+                stats.returns, stats.lengths]
+        for t in range(max_steps):
+            if env_args.ensure_pool(generator):
+                args[at_env : at_env + n_state + 1] = env_args.flat()
+            if t < 2:  # as in collect_fused: step 1's signature holds from then on
+                key = ("evaluation", weights_signature, env_args.key(), signature(args[at_obs:]))
+                run = kernel.runner(args, key)
+            out = run(args)
+            env_args.take(out)
             args[at_env : at_env + n_state] = out[:n_state]
             args[at_obs] = out[n_state]  # the next observation
             args[at_obs + 3 : at_obs + 6] = out[n_state + 1 :]  # count, episode statistics
-
-        def chunk(*flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            # EVAL_CHUNK steps unrolled into one program: one kernel call instead of
-            # EVAL_CHUNK, the same ops in the same order (the caller runs a chunk only where the
-            # reset pool lasts it, so no refill falls inside).
-            args = list(flat)
-            for _ in range(EVAL_CHUNK):
-                out = step(*args)
-                feed(args, out)
-            return out
-
-        single = _kernel(policy, twin, "evaluation", lambda: step)
-        args = [*weights, *env_args.flat(), *env_args.params, obs, returns, lengths, count,
-                stats.returns, stats.lengths]
-        runners: dict[int, Callable[[list[torch.Tensor]], Sequence[torch.Tensor]]] = {}
-        calls = {1: 0, EVAL_CHUNK: 0}
-        chunks = EVAL_CHUNK > 1 and check_every % EVAL_CHUNK == 0
-        hot: bool | None = None  # whether to run chunks: asked at the first chance of one
-
-        def key(n: int) -> Hashable:
-            return (f"evaluation x{n}", weights_signature, env_args.key(), signature(args[at_obs:]))
-
-        def chunked() -> FastKernel:  # made at its first use
-            # cpp_wrapper: the call's buffer allocations and kernel launches in C++ (~8 us of
-            # ~45 a step here; no gain on a single step, whose call it slows by about as much)
-            return _kernel(policy, twin, f"evaluation x{EVAL_CHUNK}", lambda: chunk,
-                           {"cpp_wrapper": True})
-
-        t, last = 0, 0
-        while t < max_steps:
-            # A chunk where it ends on or before the next check and the pool lasts it; single
-            # steps around a refill (which must fall where the eager loop's does) and at the end.
-            n = (EVAL_CHUNK if chunks and t % EVAL_CHUNK == 0 and t + EVAL_CHUNK <= max_steps
-                 and env_args.lasts(EVAL_CHUNK) else 1)
-            if n > 1 and not hot:
-                # Chunks once this process has run EVAL_CHUNK_AFTER single steps of this
-                # evaluation, or at once where the chunked kernel needs no compiling (stored).
-                if _EVAL_STEPS.get(single, 0) >= EVAL_CHUNK_AFTER:
-                    hot = True
-                elif hot is None:
-                    hot = chunked().ready(args, key(n))
-                n = n if hot else 1
-            if n == 1:
-                _EVAL_STEPS[single] = _EVAL_STEPS.get(single, 0) + 1
-                if env_args.ensure_pool(generator):
-                    args[at_env : at_env + n_state + 1] = env_args.flat()
-            if calls[n] < 2 or n != last:  # as in collect_fused: a kernel's second call in a
-                # row is fed by its own outputs, whose signature holds from then on
-                runners[n] = (chunked() if n > 1 else single).runner(args, key(n))
-            calls[n] += 1
-            out = runners[n](args)
-            env_args.take(out, n)
-            feed(args, out)
-            t, last = t + n, n
-            if t % check_every == 0:
+            if (t + 1) % check_every == 0:
                 with host_sync_point():  # the loop's one intended sync, every check_every steps
                     if bool((args[at_obs + 3] >= episodes).all()):
                         break

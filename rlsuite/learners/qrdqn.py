@@ -50,6 +50,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.flat import FlatOptimizer
+from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.learners.nets import flat_dim, mlp, polyak_update
 from rlsuite.learners.optim import adam, load_optimizer
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
@@ -410,6 +411,7 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
         self.exploration_rate = config.exploration_initial_eps
         self.num_updates = 0
         self._fast_step: Any = None  # the fast path's FastQuantileStep, built at the first update
+        self._greedy_fused: Any = None  # built at the first greedy_policy()
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -422,6 +424,21 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
         explore = torch.rand(obs.shape[0], generator=self.policy_generator, device=self.device)
         random = self._random_action(obs)
         return torch.where(explore < self.exploration_rate, random, greedy)
+
+    def greedy_policy(self) -> Any:
+        """The greedy policy (``argmax`` of the mean quantile) for
+        :func:`~rlsuite.engine.evaluate.evaluate`: a fused one on the fast path, else :meth:`act`
+        with ``deterministic=True``."""
+        if self.config.fast_path and self._greedy_fused is None:
+            q = self.q_net
+
+            def head(out: torch.Tensor, _: tuple[torch.Tensor, ...]) -> torch.Tensor:
+                return greedy_action(out.view(-1, q.n_actions, q.n_quantiles))
+
+            self._greedy_fused = greedy_mlp_policy("qrdqn greedy policy", q.net, head)
+        if self.config.fast_path and self._greedy_fused is not None:
+            return self._greedy_fused
+        return lambda obs: self.act(obs, deterministic=True)
 
     def _random_action(self, obs: torch.Tensor) -> torch.Tensor:
         n_actions = self.env.action_space.n  # type: ignore[union-attr]

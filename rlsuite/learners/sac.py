@@ -37,6 +37,7 @@ from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.learners.optim import adam, set_lr
+from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -73,6 +74,8 @@ class SACConfig:
     """Entropy target of the tuned temperature; None means -dim(A) (the paper's heuristic)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
+    fast_path: bool = True
+    """Greedy evaluation as fused kernels (``rlsuite.learners.greedy``); False: module calls."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -82,6 +85,7 @@ class SACConfig:
         "gamma": rules.UNIT, "tau": rules.UNIT_OPEN_LOW, "learning_rate": rules.POSITIVE,
         "alpha": rules.optional(rules.NONNEG), "init_alpha": rules.POSITIVE,
         "target_entropy": rules.optional(rules.FINITE), "hidden_sizes": rules.SIZES,
+        "fast_path": rules.FLAG,
     }
 
     def __post_init__(self) -> None:
@@ -350,6 +354,7 @@ class SAC(InteractionCounters):
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self.num_updates = 0
+        self._greedy_fused: Any = None  # built at the first greedy_policy()
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -358,6 +363,24 @@ class SAC(InteractionCounters):
         ``deterministic``)."""
         action = self.nets.actor.action(obs, self.policy_generator, deterministic)
         return action.reshape(-1, *self.env.action_space.shape)
+
+    def greedy_policy(self) -> Any:
+        """The greedy policy (``bias + scale * tanh(mean)``) for
+        :func:`~rlsuite.engine.evaluate.evaluate`: a fused one on the fast path (same maths,
+        float rounding aside), else :meth:`act` with ``deterministic=True``."""
+        if self.config.fast_path and self._greedy_fused is None:
+            actor, shape = self.nets.actor, self.env.action_space.shape
+            dim = actor.act_dim
+
+            def head(out: torch.Tensor, scale_bias: tuple[torch.Tensor, ...]) -> torch.Tensor:
+                scale, bias = scale_bias
+                return (bias + scale * torch.tanh(out[:, :dim])).reshape(-1, *shape)
+
+            self._greedy_fused = greedy_mlp_policy("sac greedy policy", actor.net, head,
+                                             lambda: (actor.scale, actor.bias))
+        if self.config.fast_path and self._greedy_fused is not None:
+            return self._greedy_fused
+        return lambda obs: self.act(obs, deterministic=True)
 
     def _random_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Uniform in the Box (the warm-up before ``learning_starts``, as in SB3 and CleanRL)."""
