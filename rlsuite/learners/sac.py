@@ -34,10 +34,10 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.flat import FlatOptimizer
+from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.learners.optim import adam, set_lr
-from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
