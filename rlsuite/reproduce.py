@@ -155,9 +155,14 @@ PREEMPTED = "preempted by a signal"
 """What :func:`_run_one` returns when its run was stopped by a signal: :func:`launch` stops there."""
 
 
-def _run_one(job: Job, run_dir: str, extra: tuple[str, ...]) -> str | None:
-    """Worker: run ``job`` in ``run_dir`` through the runner; the error text, or None."""
+def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False) -> str | None:
+    """Worker: run ``job`` in ``run_dir`` through the runner; the error text, or None.
+    ``fresh``: the directory holds a stale completed run, removed first (only now, when the job
+    starts: a plan stopped before it keeps that record)."""
     import torch
+
+    if fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
     torch.set_num_threads(1)
     from rlsuite.identity import RunMismatch, code_version
@@ -205,14 +210,14 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     if len(set(tags)) != len(tags):
         raise ValueError(f"plan: duplicate tags {sorted({t for t in tags if tags.count(t) > 1})}")
     root.mkdir(parents=True, exist_ok=True)
-    todo = []
+    todo, stale = [], set()
     for job in plan:
         run_dir = root / job.tag
         result = read_record(job, run_dir).result
         if result.get("status") == "completed" and not keep_stale and is_stale(result):
             print(f"reproduce: {job.tag}: recorded at {result['identity']['code'].get('commit')}, "
                   f"code changed since: rerunning", file=sys.stderr)
-            shutil.rmtree(run_dir)
+            stale.add(job.tag)  # its directory is removed when the job starts, not before
             result = {}
         if result.get("status") != "completed":
             todo.append(job)
@@ -235,12 +240,13 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     # limit or a failure stops only its own run.
     if workers <= 1:
         for job in todo:
-            done(job, _run_one(job, str(root / job.tag), tuple(extra)))
+            done(job, _run_one(job, str(root / job.tag), tuple(extra), job.tag in stale))
             if errors.get(job.tag) == PREEMPTED:
                 break
     else:
         with ProcessPoolExecutor(workers) as pool:
-            futures = [(job, pool.submit(_run_one, job, str(root / job.tag), tuple(extra))) for job in todo]
+            futures = [(job, pool.submit(_run_one, job, str(root / job.tag), tuple(extra),
+                                         job.tag in stale)) for job in todo]
             for job, future in futures:
                 done(job, future.result())
                 if errors.get(job.tag) == PREEMPTED:

@@ -117,6 +117,21 @@ def test_recorded_runs_are_read_back_and_stale_ones_rerun(toy_root: Path, monkey
     assert rerun.score == first.score  # same config, same code: the same number
 
 
+def test_a_stale_record_is_removed_only_when_its_job_reruns(toy_root: Path, monkeypatch) -> None:
+    # A plan stopped by a signal after its first job keeps the second job's stale record (it
+    # used to remove every stale record before running any: an interrupted rerun lost them).
+    plan = [Job("s0", "cartpole_ppo", ("seed=0", *TINY)), Job("s1", "cartpole_ppo", ("seed=1", *TINY))]
+    runs = toy_root / "runs_stale"
+    old = reproduce.launch(plan, runs, progress=False)
+    monkeypatch.setattr(reproduce, "is_stale", lambda result: True)
+    real = reproduce._run_one
+    monkeypatch.setattr(reproduce, "_run_one", lambda job, *a: real(job, *a) and None
+                        or reproduce.PREEMPTED)  # every job "preempted" after running
+    first, second = reproduce.launch(plan, runs, progress=False)
+    assert first.timing != old[0].timing  # s0 reran in a fresh directory
+    assert second.completed and second.timing == old[1].timing  # s1's old record is intact
+
+
 def test_a_run_that_fails_is_recorded_and_the_plan_goes_on(tmp_path: Path) -> None:
     plan = [Job("bad", "cartpole_ppo", ("seed=0", *TINY, "agent.learning_rate=-1")),
             Job("good", "cartpole_ppo", ("seed=0", *TINY))]
