@@ -297,9 +297,10 @@ def fast_step(nets: SACNetworks, opt: SACOptimizers) -> FastSACStep | None:
     step = cached[1]
     if step is None:
         return None
-    block = opt.critic.flat.data  # each call: a .to() may have moved the networks since
-    if block.device.type != "cpu" or block.dtype != torch.float32:
-        return None
+    # Each call: a .to() may have moved or cast the networks since (the blocks rebind later).
+    for param in (opt.actor.flat.params[0], opt.critic.flat.params[0]):
+        if param.device.type != "cpu" or param.dtype != torch.float32:
+            return None
     return step
 
 
