@@ -3,7 +3,9 @@ autograd step it replaces, and the written-out MLP passes it is built from."""
 
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -96,6 +98,15 @@ def test_fast_step_equals_eager_step(weighted: bool, alpha: float | None) -> Non
     assert fast[0] in sac_fast._STEPS and sac_fast._STEPS[fast[0]][1] is not None  # it ran
     assert ("ent_coef_loss" in fast[2][0]) == (alpha is None)
     _assert_same_step(_run(False, weighted, alpha), fast)
+
+
+def test_freed_networks_free_their_fast_step() -> None:
+    nets = _run(True, False, None, steps=1)[0]
+    assert nets in sac_fast._STEPS
+    ref = weakref.ref(nets)
+    del nets
+    gc.collect()
+    assert ref() is None  # the cached step does not keep the networks alive
 
 
 def test_fast_path_off_compiles_nothing() -> None:

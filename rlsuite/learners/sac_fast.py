@@ -31,9 +31,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from rlsuite.core.compiled import signature
 from rlsuite.engine.fastpath import FastKernel
 from rlsuite.engine.fused_loop import KERNEL_OPTIONS
-from rlsuite.core.compiled import signature
 from rlsuite.learners.buffers import Transitions
 from rlsuite.learners.flat import FlatOptimizer, FlatParams
 from rlsuite.learners.heads import squashed_log_prob
@@ -49,6 +49,8 @@ from rlsuite.learners.sac import (
     soft_q_target,
 )
 
+Kernel = Callable[..., tuple[torch.Tensor, ...]]
+"""A kernel's pure function of tensors."""
 Layout = tuple[tuple[int, tuple[int, int], int], ...]
 """Where an MLP's layers lie in a flat block: ``(weight offset, (out, in), bias offset)`` each."""
 
@@ -83,7 +85,7 @@ def squashed_sample(out: torch.Tensor, noise: torch.Tensor, scale: torch.Tensor,
     return bias + scale * squashed, squashed_log_prob(u, mean, log_std), mean, raw, log_std, u, squashed
 
 
-def critic_gradient(actor: Layout, q1: Layout, q2: Layout, weighted: bool) -> Callable[..., tuple[torch.Tensor, ...]]:
+def critic_gradient(actor: Layout, q1: Layout, q2: Layout, weighted: bool) -> Kernel:
     """The critic kernel's function: ``(actor block, critic block, target block, scale, bias,
     alpha, gamma, obs, action, reward, terminated, next obs, noise[, weight]) -> (critic block's
     gradient, loss, q_mean)``, the gradient of :func:`~rlsuite.learners.sac.critic_loss`."""
@@ -122,7 +124,7 @@ def critic_gradient(actor: Layout, q1: Layout, q2: Layout, weighted: bool) -> Ca
     return gradient
 
 
-def actor_gradient(actor: Layout, q1: Layout, q2: Layout, obs_dim: int) -> Callable[..., tuple[torch.Tensor, ...]]:
+def actor_gradient(actor: Layout, q1: Layout, q2: Layout, obs_dim: int) -> Kernel:
     """The actor kernel's function: ``(actor block, critic block, scale, bias, alpha, log_alpha,
     target_entropy, obs, noise) -> (actor block's gradient, actor loss, entropy, d temperature
     loss / d log_alpha [1], temperature loss)``: the gradients of
@@ -183,8 +185,8 @@ _KERNELS: dict[tuple, FastKernel] = {}
 :class:`FastSACStep` with that structure (IWOCS's experts, a second agent in the process)."""
 
 
-def _kernel(key: tuple, name: str, make: Callable[[], Callable[..., tuple[torch.Tensor, ...]]]
-            ) -> FastKernel:
+def _kernel(key: tuple, name: str, make: Callable[[], Kernel]) -> FastKernel:
+    """The kernel of ``key`` (built from ``make()`` on first use)."""
     kernel = _KERNELS.get(key)
     if kernel is None:
         kernel = _KERNELS[key] = FastKernel(name, make(), {**KERNEL_OPTIONS, **_OPTIONS})
@@ -226,13 +228,21 @@ class FastSACStep:
 
     def __init__(self, nets: SACNetworks, opt: SACOptimizers, actor: list[nn.Linear],
                  critics: tuple[list[nn.Linear], list[nn.Linear]]) -> None:
-        self.nets, self.opt = nets, opt
+        # A weak reference: the step is the value of _STEPS's entry keyed by these networks,
+        # which a strong one would keep alive for the life of the process.
+        self._nets, self.opt = weakref.ref(nets), opt
         self.actor_layers, self.critic_layers = actor, critics
         self.obs_dim = actor[0].in_features
         self.act_dim = nets.actor.act_dim
         self.target: FlatParams | None = None
         self._layouts: tuple[Layout, Layout, Layout] | None = None
         self._flats: tuple[FlatParams, FlatParams] | None = None
+
+    def nets(self) -> SACNetworks:
+        """The networks this step updates."""
+        nets = self._nets()
+        assert nets is not None, "FastSACStep: its networks were freed"
+        return nets
 
     def _bind(self) -> tuple[Layout, Layout, Layout]:
         """Bind the optimizers' blocks (their ``zero_grad``) and the target critics' block; the
@@ -243,7 +253,7 @@ class FastSACStep:
         flats = (opt.actor.flat, opt.critic.flat)
         if self.target is None or not self.target.bound():
             # The target critics as one block too: the Polyak step is two ops over blocks.
-            self.target = FlatParams(self.nets.critic_target.parameters())
+            self.target = FlatParams(self.nets().critic_target.parameters())
         if self._flats is None or any(a is not b for a, b in zip(flats, self._flats, strict=True)):
             q1, q2 = self.critic_layers
             self._layouts = (block_layout(flats[0].params, self.actor_layers),
@@ -256,7 +266,7 @@ class FastSACStep:
     def __call__(self, batch: Transitions, gamma: float, tau: float, generator: torch.Generator,
                  weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One gradient step; returns :func:`~rlsuite.learners.sac.sac_update`'s statistics."""
-        nets, opt = self.nets, self.opt
+        nets, opt = self.nets(), self.opt
         actor_layout, q1, q2 = self._bind()
         actor_block, critic_block = opt.actor.flat.data, opt.critic.flat.data
         assert self.target is not None
