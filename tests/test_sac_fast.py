@@ -19,7 +19,7 @@ from rlsuite.learners.buffers import Transitions
 from rlsuite.learners.mlp_grad import mlp_apply, mlp_gradients, mlp_input_gradient
 from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, sac_update
 
-OBS, ACT, HIDDEN, N = 3, 2, [16, 16], 32
+OBS, ACT, HIDDEN, N = 3, 1, [16, 16], sac_fast.COMPILE_MIN_ROWS  # Pendulum's sizes (kernels shared)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -47,22 +47,22 @@ def _agent(fast: bool, alpha: float | None = None) -> tuple[SACNetworks, SACOpti
     torch.manual_seed(0)
     config = SACConfig(hidden_sizes=HIDDEN, fast_path=fast, alpha=alpha, init_alpha=0.5)
     obs_space = spaces.Box(low=-5 * torch.ones(OBS), high=5 * torch.ones(OBS))
-    act_space = spaces.Box(low=torch.tensor([-2.0, 0.0]), high=torch.tensor([1.0, 3.0]))
+    act_space = spaces.Box(low=torch.tensor([-1.0]), high=torch.tensor([3.0]))  # scale 2, bias 1
     nets = SACNetworks(obs_space, act_space, config)
     return nets, SACOptimizers.make(nets, 1e-3)
 
 
-def _batch() -> tuple[Transitions, torch.Tensor]:
+def _batch(n: int = N) -> tuple[Transitions, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    batch = Transitions(torch.randn(N, OBS, generator=g), torch.rand(N, ACT, generator=g) * 3 - 2,
-                        torch.randn(N, generator=g), torch.randn(N, OBS, generator=g),
-                        torch.rand(N, generator=g) < 0.3, torch.zeros(N, dtype=torch.bool))
-    return batch, torch.rand(N, generator=g) * 2
+    batch = Transitions(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 4 - 1,
+                        torch.randn(n, generator=g), torch.randn(n, OBS, generator=g),
+                        torch.rand(n, generator=g) < 0.3, torch.zeros(n, dtype=torch.bool))
+    return batch, torch.rand(n, generator=g) * 2
 
 
-def _run(fast: bool, weighted: bool, alpha: float | None, steps: int = 3):
+def _run(fast: bool, weighted: bool, alpha: float | None, steps: int = 3, n: int = N):
     nets, opt = _agent(fast, alpha)
-    batch, weight = _batch()
+    batch, weight = _batch(n)
     gen = torch.Generator().manual_seed(3)
     stats = [sac_update(nets, opt, batch, 0.99, 0.05, gen, weight if weighted else None)
              for _ in range(steps)]
@@ -109,6 +109,40 @@ def test_freed_networks_free_their_fast_step() -> None:
     assert ref() is None  # the cached step does not keep the networks alive
 
 
+def test_small_batches_take_the_eager_step() -> None:
+    small = _run(True, True, None, n=N - 1)
+    assert small[0] not in sac_fast._STEPS
+    eager = _run(False, True, None, n=N - 1)
+    for a, b in zip(small[0].parameters(), eager[0].parameters(), strict=True):
+        assert torch.equal(a, b)  # bit for bit: the same (eager) step
+    assert torch.equal(small[3], eager[3])
+
+
+def test_agent_on_the_fast_path_resumes_exactly() -> None:
+    """A SAC agent whose steps take the fast path continues from its state dict bit for bit."""
+    from rlsuite import envs
+    from rlsuite.learners.sac import SAC
+
+    torch.set_num_threads(1)
+    env = envs.make("pendulum")
+    cfg = SACConfig(hidden_sizes=HIDDEN, batch_size=N, learning_starts=N, num_steps=4)
+
+    def agent(seed: int) -> SAC:
+        return SAC(cfg, env, env.default_params(2), seed)
+
+    first = agent(0).learn(N + 16)
+    assert first.nets in sac_fast._STEPS and first.num_updates > 0  # it took fast steps
+    restored = agent(7)
+    restored.load_state_dict(first.state_dict())
+    for a in (first, restored):
+        a.learn(N + 48)
+    for p, q in zip(first.nets.parameters(), restored.nets.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for p, q in zip(first.nets.critic_target.parameters(), restored.nets.critic_target.parameters(),
+                    strict=True):
+        assert torch.equal(p, q)
+
+
 def test_fast_path_off_compiles_nothing() -> None:
     before = fastpath.compile_seconds()
     nets, _, stats, _ = _run(False, False, None, steps=1)
@@ -121,11 +155,11 @@ def test_fast_path_off_compiles_nothing() -> None:
 def test_other_networks_take_the_eager_step() -> None:
     nets, opt = _agent(True)
     nets.actor.net[1] = nn.Tanh()  # not the ReLU layout the written-out passes compute
-    assert sac_fast.fast_step(nets, opt) is None
+    assert sac_fast.fast_step(nets, opt, N) is None
     nets, opt = _agent(True)
-    assert sac_fast.fast_step(nets, opt) is not None
+    assert sac_fast.fast_step(nets, opt, N) is not None
     nets.double()  # parameters no longer float32 (the eager networks cast inputs to float32)
-    assert sac_fast.fast_step(nets, opt) is None
+    assert sac_fast.fast_step(nets, opt, N) is None
 
 
 def test_compile_failure_runs_the_same_maths_eagerly_with_one_warning(monkeypatch) -> None:

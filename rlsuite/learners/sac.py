@@ -306,14 +306,15 @@ def sac_update(
 ) -> dict[str, torch.Tensor]:
     """One gradient step in the paper's order (Algorithm 1): critics, actor, temperature, targets.
 
-    Returns detached device tensors (no host sync). With ``nets.fast_path`` on CPU networks of
-    this module's layout the step is :class:`rlsuite.learners.sac_fast.FastSACStep` (the same
-    maths and random draws, compiled); otherwise the eager autograd step below.
+    Returns detached device tensors (no host sync). With ``nets.fast_path``, CPU networks of
+    this module's layout and a batch of at least ``sac_fast.COMPILE_MIN_ROWS`` transitions the
+    step is :class:`rlsuite.learners.sac_fast.FastSACStep` (the same maths and random draws,
+    compiled); otherwise the eager autograd step below.
     """
     if nets.fast_path:
         from rlsuite.learners.sac_fast import fast_step  # imports this module
 
-        step = fast_step(nets, opt)
+        step = fast_step(nets, opt, len(batch))
         if step is not None:
             return step(batch, gamma, tau, generator, weight)
     alpha = nets.log_alpha.detach().exp()

@@ -311,12 +311,21 @@ _STEPS: weakref.WeakKeyDictionary[SACNetworks, tuple[SACOptimizers, FastSACStep 
     weakref.WeakKeyDictionary())
 
 
-def fast_step(nets: SACNetworks, opt: SACOptimizers) -> FastSACStep | None:
-    """The fast step of ``nets`` and ``opt`` (built once per pair), or None where the eager step
-    must run: networks other than this module's layout (``Linear (ReLU Linear)*`` actor and
-    critics of :class:`~rlsuite.learners.sac.SquashedGaussianActor` and
-    :class:`~rlsuite.learners.sac.TwinQ`), optimizers other than flat Adam, parameters off the
-    CPU or not float32."""
+COMPILE_MIN_ROWS = 64
+"""Batches of at least this many transitions take the fast step; smaller ones (tests, smoke runs)
+the eager one, where the kernels' first compilation (tens of seconds on a cold cache on this
+project's CPU) would cost more than the ~2 ms a step saves over a short run. Every preset's batch
+(128 or 256) is above it."""
+
+
+def fast_step(nets: SACNetworks, opt: SACOptimizers, rows: int) -> FastSACStep | None:
+    """The fast step of ``nets`` and ``opt`` (built once per pair) for a batch of ``rows``
+    transitions, or None where the eager step must run: fewer than :data:`COMPILE_MIN_ROWS` rows,
+    networks other than this module's layout (``Linear (ReLU Linear)*`` actor and critics of
+    :class:`~rlsuite.learners.sac.SquashedGaussianActor` and :class:`~rlsuite.learners.sac.TwinQ`),
+    optimizers other than flat Adam, parameters off the CPU or not float32."""
+    if rows < COMPILE_MIN_ROWS:
+        return None
     cached = _STEPS.get(nets)
     if cached is None or cached[0] is not opt:
         cached = _STEPS[nets] = (opt, _build(nets, opt))
