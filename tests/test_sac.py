@@ -227,17 +227,17 @@ def test_warmup_is_uniform_and_updates_follow_utd() -> None:
 def test_non_finite_loss_stops_before_the_hook(monkeypatch) -> None:
     import rlsuite.learners.sac as sac
 
-    real = sac.critic_loss
+    real = sac.sac_update  # poisoned where both the eager and the fast step return it
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
-        loss, stats = real(*args, **kwargs)
+        stats = real(*args, **kwargs)
         if calls["n"] > 24:  # the first three iterations of 8 updates are clean
             stats["critic_loss"] = torch.tensor(float("nan"))
-        return loss, stats
+        return stats
 
-    monkeypatch.setattr(sac, "critic_loss", poisoned)
+    monkeypatch.setattr(sac, "sac_update", poisoned)
     rec = _Record()
     with pytest.raises(TrainingDiverged, match="SAC diverged at step 48: non-finite loss train/critic_loss"):
         _agent(0).learn(96, rec)

@@ -5,7 +5,9 @@ move a single bit (recorded Pendulum runs stay valid, MuJoCo runs resume across 
 How the digests were obtained: ``python tests/test_vgdf_bitexact.py`` (it prints ``DIGESTS`` and
 ``SAC_DIGEST``) with the package of commit 8bfead8 (before the speed-ups of the training step) on
 the path, torch 2.13.0+cpu, CPU capability AVX512, one torch thread. Plain SAC is pinned too: the
-speed-ups touch :mod:`rlsuite.learners.sac`, which SAC, RLPD and IWOCS share.
+speed-ups touch :mod:`rlsuite.learners.sac`, which SAC, RLPD and IWOCS share (SAC is pinned on its
+eager step, ``SACConfig(fast_path=False)``: the compiled step of :mod:`rlsuite.learners.sac_fast`
+rounds differently and is tested against the eager one in ``tests/test_sac_fast.py``).
 Float kernels may round differently on another torch version or instruction set, so the digest
 tests skip there instead of failing (they are regression tests for this code, not for torch); the
 tests at the end check each bit-identical rewrite against the code it replaced on any machine."""
@@ -99,11 +101,14 @@ def test_tiny_run_bit_identical(case: str) -> None:
 
 def sac_digest() -> str:
     """The same for plain SAC (``rlsuite.learners.sac``, whose networks VGDF shares with SAC, RLPD
-    and IWOCS): a tiny run's final state and metrics."""
+    and IWOCS): a tiny run's final state and metrics, on the eager gradient step
+    (``fast_path=False``): this pins the eager maths; the compiled step rounds differently and is
+    checked against the eager one in ``tests/test_sac_fast.py``."""
     from rlsuite.learners.sac import SAC, SACConfig
 
     env = Pendulum(max_episode_steps=50)
-    agent, rec = SAC(SACConfig(hidden_sizes=[16, 16], batch_size=32, learning_starts=50),
+    agent, rec = SAC(SACConfig(hidden_sizes=[16, 16], batch_size=32, learning_starts=50,
+                               fast_path=False),
                      env, env.default_params(4), 0), _Metrics()
     agent.learn(300, rec)
     h = hashlib.sha256()

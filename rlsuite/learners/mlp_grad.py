@@ -95,34 +95,63 @@ def mlp_backward(
         # in this orientation (64x2048x4: 11 us against 38 us), the same on square ones.
         weight_grads[i].copy_(torch.mm(acts[i].T, g).T)
         if i > 0:  # through the layer, then the activation's derivative at the layer's input
-            g = torch.mm(g, weights[i])
-            if activation == "tanh":  # tanh' = 1 - h^2
-                g = torch.ops.aten.tanh_backward(g, acts[i])
-            else:  # relu' = 1{h > 0}: autograd's own ReLU backward op
-                g = torch.ops.aten.threshold_backward(g, acts[i], 0)
+            g = _activation_backward(torch.mm(g, weights[i]), acts[i], activation)
 
 
-def tanh_mlp_apply(weights: list[torch.Tensor], biases: list[torch.Tensor],
-                   x: torch.Tensor) -> list[torch.Tensor]:
+def mlp_apply(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor,
+              activation: str = "tanh") -> list[torch.Tensor]:
     """:func:`mlp_forward` as a pure function of the weights (nothing written in place): the
-    form a compiled kernel traces (:class:`rlsuite.learners.ppo_fast.CompiledGradient`)."""
+    form a compiled kernel traces (:class:`rlsuite.learners.ppo_fast.CompiledGradient`,
+    :mod:`rlsuite.learners.sac_fast`). ``activation``: ``"tanh"`` or ``"relu"``."""
+    act = torch.tanh if activation == "tanh" else torch.relu
     acts = [x]
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
         z = torch.addmm(b, acts[-1], w.T)
-        acts.append(torch.tanh(z) if i < len(weights) - 1 else z)
+        acts.append(act(z) if i < len(weights) - 1 else z)
     return acts
 
 
-def tanh_mlp_gradients(weights: list[torch.Tensor], acts: list[torch.Tensor],
-                       grad_out: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _activation_backward(g: torch.Tensor, h: torch.Tensor, activation: str) -> torch.Tensor:
+    """``g`` times the activation's derivative, from the activation's output ``h`` (autograd's
+    own backward ops: tanh' = 1 - h^2, relu' = 1{h > 0})."""
+    if activation == "tanh":
+        return torch.ops.aten.tanh_backward(g, h)
+    return torch.ops.aten.threshold_backward(g, h, 0)
+
+
+def mlp_gradients(weights: list[torch.Tensor], acts: list[torch.Tensor], grad_out: torch.Tensor,
+                  activation: str = "tanh") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """:func:`mlp_backward` as a pure function: ``(d loss / d W_i, d loss / d b_i)`` for every
-    layer, from the activations :func:`tanh_mlp_apply` returned."""
+    layer, from the activations :func:`mlp_apply` (with the same ``activation``) returned."""
     g = grad_out
     weight_grads: list[torch.Tensor] = [g] * len(weights)
     bias_grads: list[torch.Tensor] = [g] * len(weights)
     for i in range(len(weights) - 1, -1, -1):
         bias_grads[i] = g.sum(0)
         weight_grads[i] = torch.mm(g.T, acts[i])
-        if i > 0:  # through the layer, then tanh' = 1 - h^2 at the layer's input
-            g = torch.ops.aten.tanh_backward(torch.mm(g, weights[i]), acts[i])
+        if i > 0:  # through the layer, then the activation's derivative at the layer's input
+            g = _activation_backward(torch.mm(g, weights[i]), acts[i], activation)
     return weight_grads, bias_grads
+
+
+def mlp_input_gradient(weights: list[torch.Tensor], acts: list[torch.Tensor],
+                       grad_out: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
+    """d loss / d x ``[N, in]`` of the MLP whose :func:`mlp_apply` gave ``acts``, without the
+    weights' gradients (a frozen network the gradient only passes through: SAC's critics
+    under the actor's loss)."""
+    g = grad_out
+    for i in range(len(weights) - 1, 0, -1):
+        g = _activation_backward(torch.mm(g, weights[i]), acts[i], activation)
+    return torch.mm(g, weights[0])
+
+
+def tanh_mlp_apply(weights: list[torch.Tensor], biases: list[torch.Tensor],
+                   x: torch.Tensor) -> list[torch.Tensor]:
+    """:func:`mlp_apply` of a tanh MLP."""
+    return mlp_apply(weights, biases, x, "tanh")
+
+
+def tanh_mlp_gradients(weights: list[torch.Tensor], acts: list[torch.Tensor],
+                       grad_out: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`mlp_gradients` of a tanh MLP."""
+    return mlp_gradients(weights, acts, grad_out, "tanh")

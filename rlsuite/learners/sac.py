@@ -75,7 +75,10 @@ class SACConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
     fast_path: bool = True
-    """Greedy evaluation as fused kernels (``rlsuite.learners.greedy``); False: module calls."""
+    """Greedy evaluation as fused kernels (``rlsuite.learners.greedy``), and each gradient step
+    on CPU (batches of ``sac_fast.COMPILE_MIN_ROWS`` or more) through compiled closed-form
+    gradients (:mod:`rlsuite.learners.sac_fast`: the same maths and random draws, rounding may
+    differ); False: module calls and the eager autograd step (nothing compiled)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -198,6 +201,8 @@ class SACNetworks(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init)), requires_grad=learned)
         self.target_entropy = (-float(act_dim) if config.target_entropy is None
                                else float(config.target_entropy))
+        self.fast_path = config.fast_path
+        """Whether :func:`sac_update` may take the compiled step (``SACConfig.fast_path``)."""
 
 
 def soft_q_target(
@@ -301,8 +306,17 @@ def sac_update(
 ) -> dict[str, torch.Tensor]:
     """One gradient step in the paper's order (Algorithm 1): critics, actor, temperature, targets.
 
-    Returns detached device tensors (no host sync).
+    Returns detached device tensors (no host sync). With ``nets.fast_path``, CPU networks of
+    this module's layout and a batch of at least ``sac_fast.COMPILE_MIN_ROWS`` transitions the
+    step is :class:`rlsuite.learners.sac_fast.FastSACStep` (the same maths and random draws,
+    compiled); otherwise the eager autograd step below.
     """
+    if nets.fast_path:
+        from rlsuite.learners.sac_fast import fast_step  # imports this module
+
+        step = fast_step(nets, opt, len(batch))
+        if step is not None:
+            return step(batch, gamma, tau, generator, weight)
     alpha = nets.log_alpha.detach().exp()
     loss_q, stats = critic_loss(nets, batch, alpha, gamma, generator, weight)
     opt.critic.zero_grad(set_to_none=True)
