@@ -1,5 +1,5 @@
-"""SAC's and QR-DQN's greedy policies as fused kernels: the same actions and evaluation as their
-module path (``act(obs, deterministic=True)``), seeing every weight update."""
+"""QR-DQN's greedy policy as a fused kernel: the same actions and evaluation as its module path
+(``act(obs, deterministic=True)``); plain MLPs only."""
 
 from __future__ import annotations
 
@@ -11,39 +11,6 @@ from rlsuite.engine.evaluate import evaluate
 from rlsuite.engine.fastpath import FusedPolicy
 from rlsuite.learners.greedy import mlp_layout
 from rlsuite.learners.qrdqn import QRDQN, QRDQNConfig
-from rlsuite.learners.sac import SAC, SACConfig
-
-
-def test_sac_greedy_policy_is_fused_and_evaluates_as_act() -> None:
-    env = envs.make("pendulum")
-    agent = SAC(SACConfig(hidden_sizes=[16, 16], learning_starts=8, batch_size=8), env,
-                env.default_params(4), seed=0)
-    agent.learn(32)  # a few updates: the weights are not the initial ones
-    greedy = agent.greedy_policy()
-    assert isinstance(greedy, FusedPolicy)
-    obs = torch.randn(5, 3)
-    torch.testing.assert_close(greedy(obs)[0], agent.act(obs, deterministic=True),
-                               rtol=0, atol=1e-5)
-    params = env.default_params(8)
-    fused = evaluate(greedy, env, params, 1, env.make_generator(1))
-    eager = evaluate(lambda o: agent.act(o, deterministic=True), env, params, 1,
-                     env.make_generator(1))
-    # tanh inside the kernel is exp-based (~1e-7 from torch.tanh): returns agree to rounding
-    torch.testing.assert_close(fused.returns, eager.returns, rtol=1e-4, atol=1e-3)
-    assert torch.equal(fused.lengths, eager.lengths)
-    # the live weights: after more learning the fused policy acts as the new act does
-    agent.learn(64)
-    torch.testing.assert_close(greedy(obs)[0], agent.act(obs, deterministic=True),
-                               rtol=0, atol=1e-5)
-
-
-def test_sac_greedy_policy_off_the_fast_path_is_act() -> None:
-    env = envs.make("pendulum")
-    agent = SAC(SACConfig(hidden_sizes=[16], fast_path=False), env, env.default_params(2), seed=0)
-    greedy = agent.greedy_policy()
-    obs = torch.randn(3, 3)
-    assert not isinstance(greedy, FusedPolicy)
-    assert torch.equal(greedy(obs), agent.act(obs, deterministic=True))
 
 
 def test_qrdqn_greedy_policy_is_fused_and_evaluates_as_act() -> None:

@@ -1,10 +1,14 @@
 """Greedy policies of MLP learners as fused kernels, so their evaluation runs on the fast path.
 
 PPO's greedy policy is a :class:`~rlsuite.engine.fastpath.FusedPolicy` over its own paired
-layout (``ppo.py``). SAC's (``bias + scale * tanh(mean)``) and QR-DQN's (``argmax`` of the mean
-quantile) are a plain MLP followed by a small head: :func:`greedy_mlp_policy` builds that fused
-policy from the network's modules, so :func:`~rlsuite.engine.evaluate.evaluate` runs each step
-(policy, env step, bookkeeping) as one kernel instead of a Python loop of module calls.
+layout (``ppo.py``). QR-DQN's (``argmax`` of the mean quantile) is a plain MLP followed by a small
+head: :func:`greedy_mlp_policy` builds that fused policy from the network's modules, so
+:func:`~rlsuite.engine.evaluate.evaluate` runs each step (policy, env step, bookkeeping) as one
+kernel instead of a Python loop of module calls. SAC's greedy policy was built this way too and
+taken back: on Pendulum a process that compiled the evaluation kernel and one that loaded it
+scored the same weights differently (-1615.87329 against -1615.87317,
+``tests/test_time_limit.py``); continuous actions carry such rounding into the returns, discrete
+ones (an ``argmax``) did not in any test.
 """
 
 from __future__ import annotations
