@@ -9,7 +9,7 @@ from torch import nn
 from rlsuite import envs
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.engine.fastpath import FusedPolicy
-from rlsuite.learners.greedy import mlp_layout
+from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.learners.qrdqn import QRDQN, QRDQNConfig
 
 
@@ -32,8 +32,10 @@ def test_qrdqn_greedy_policy_is_fused_and_evaluates_as_act() -> None:
 
 
 def test_only_plain_mlps_get_a_fused_greedy_policy() -> None:
-    assert mlp_layout(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))) is not None
-    assert mlp_layout(nn.Sequential(nn.Linear(2, 3))) is not None
-    assert mlp_layout(nn.Sequential(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 1))) is None
-    assert mlp_layout(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.LayerNorm(3),
-                                    nn.Linear(3, 1))) is None
+    def policy(*modules: nn.Module):
+        return greedy_mlp_policy("test", nn.Sequential(*modules), lambda out: out)
+
+    assert policy(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)) is not None
+    assert policy(nn.Linear(2, 3)) is not None
+    assert policy(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 1)) is None
+    assert policy(nn.Linear(2, 3), nn.ReLU(), nn.LayerNorm(3), nn.Linear(3, 1)) is None

@@ -77,8 +77,8 @@ class SACConfig:
     """Each gradient step on CPU (batches of ``sac_fast.COMPILE_MIN_ROWS`` or more) through
     compiled closed-form gradients (:mod:`rlsuite.learners.sac_fast`: the same maths and random
     draws, rounding may differ); False: the eager autograd step (nothing compiled). Greedy
-    evaluation stays on the module path: a fused one (``rlsuite.learners.greedy``) scored a
-    Pendulum evaluation differently in a process that compiled it and one that loaded it."""
+    evaluation stays on the module path: a fused one (``rlsuite.learners.greedy``) scored the
+    same Pendulum weights differently from one evaluation to another (``docs/fastpath.md``)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
