@@ -81,6 +81,12 @@ class RunMismatch(ValueError):
     """A run directory holds another run (its identity differs in the keys named)."""
 
 
+class IncompatibleRecord(RunMismatch):
+    """A record (checkpoint, ``identity.json``, ``result.json``) whose config no longer fits the
+    current schemas: a key it holds was removed or retyped since it was written. It cannot be
+    continued as any run of this code."""
+
+
 class RunInUse(RunMismatch):
     """Another process is training in the run directory now (it holds :class:`RunLock`)."""
 
@@ -281,12 +287,42 @@ def check_same_run(recorded: RunIdentity, current: RunIdentity, run_dir: str | P
             f"leave run_dir unset, or make it depend on the swept keys)")
 
 
+def with_new_defaults(recorded: RunIdentity, where: str = "record") -> RunIdentity:
+    """``recorded`` with the config keys added to the schemas since it was written, at their
+    defaults (the values every other run of this code gets when it does not set them), so a run
+    written before a field existed compares equal to the same run now. Keys it holds keep their
+    values. A key the schemas no longer know raises :class:`IncompatibleRecord`."""
+    from omegaconf import OmegaConf
+
+    try:
+        # run_dir is outside the identity; its schema default is a Hydra interpolation.
+        validated = validate_config({**recorded.config, "run_dir": None}, where)
+    except ValueError as err:
+        raise IncompatibleRecord(f"{err} (it was written by code whose config differs: "
+                                 f"commit {recorded.code.get('commit')})") from None
+    filled = _flatten(keyed_config(OmegaConf.to_container(validated, resolve=True)))
+    held = _flatten(recorded.config)
+    added = sorted(k for k in filled if k not in held)
+    if not added:
+        return recorded
+    config = copy.deepcopy(recorded.config)
+    for dotted in added:
+        *parents, last = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = filled[dotted]
+    return make(config, recorded.code)
+
+
 def read_claim(run_dir: str | Path) -> RunIdentity | None:
-    """The identity recorded in ``run_dir/identity.json``, or None when there is none."""
+    """The identity recorded in ``run_dir/identity.json`` (with the keys added since at their
+    defaults, :func:`with_new_defaults`), or None when there is none."""
     path = Path(run_dir) / IDENTITY_FILE
     if not path.exists():
         return None
-    return RunIdentity.from_dict(json.loads(path.read_text()), str(path))
+    return with_new_defaults(RunIdentity.from_dict(json.loads(path.read_text()), str(path)),
+                             str(path))
 
 
 def claim(run_dir: str | Path, current: RunIdentity, allow: tuple[str, ...] = ("total_steps",),

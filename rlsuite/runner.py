@@ -158,10 +158,14 @@ def _load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DictConfig, identit
     it was written under (recomputed from its config for checkpoints that predate identities)."""
     payload = checkpoint.load(run_dir)
     where = f"checkpoint {checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST}"
-    saved = identity.validate_config(payload.get("config"), where)
+    try:
+        saved = identity.validate_config(payload.get("config"), where)
+    except ValueError as err:  # a key removed since: no run of this code can continue it
+        raise identity.IncompatibleRecord(str(err)) from None
     resolved = _resolved(saved)
     if "identity" in payload:
-        recorded = identity.RunIdentity.from_dict(payload["identity"], where)
+        recorded = identity.with_new_defaults(
+            identity.RunIdentity.from_dict(payload["identity"], where), where)
         diff = identity.differences(recorded, identity.make(resolved, recorded.code))
         if diff:  # the config was edited after the run wrote it
             raise ValueError(f"{where}: its config and its identity disagree: "
@@ -209,7 +213,9 @@ def _auto_resume(run_dir: Path, current: identity.RunIdentity
     only with steps left to train (see :mod:`rlsuite.identity`)."""
     done = jobs.read_result(run_dir)
     if done and done.get("status") == jobs.COMPLETED and "identity" in done:
-        recorded = identity.RunIdentity.from_dict(done["identity"], str(run_dir / jobs.RESULT_FILE))
+        where = str(run_dir / jobs.RESULT_FILE)
+        recorded = identity.with_new_defaults(identity.RunIdentity.from_dict(done["identity"], where),
+                                              where)
         if not identity.differences(recorded, current):
             log.info(f"rlsuite: {run_dir} already completed ({done['metric']} = {done['score']:.4g})")
             return float(done["score"]), None, None

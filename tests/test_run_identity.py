@@ -194,3 +194,50 @@ def test_dirty_means_uncommitted_code_not_a_rewritten_results_page(tmp_path, mon
     finally:
         monkeypatch.undo()
         identity.code_version.cache_clear()
+
+
+def _as_written_by_other_code(run_dir: Path, edit) -> None:
+    """Rewrite ``run_dir``'s checkpoint, ``identity.json`` and ``result.json`` as code with
+    another config schema would have written them: ``edit`` changes the resolved config, and every
+    identity is re-keyed from the edited config (as that code would have keyed it)."""
+    def rekey(record: dict) -> dict:
+        config = copy.deepcopy(record["config"])
+        edit(config)
+        return identity.make(config, record["code"]).to_dict()
+
+    def rewrite(payload: dict) -> None:
+        edit(payload["config"])
+        payload["identity"] = rekey(payload["identity"])
+
+    _tamper(run_dir, rewrite)
+    for name in (identity.IDENTITY_FILE, jobs.RESULT_FILE):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        record.update(rekey(record) if name == identity.IDENTITY_FILE
+                      else {"identity": rekey(record["identity"])})
+        path.write_text(json.dumps(record))
+
+
+def test_a_run_written_before_a_config_key_existed_resumes_with_its_default(tmp_path: Path) -> None:
+    """Code that adds a config field (with a default) still continues, or reads back, the runs
+    written before it: their records lack the key, which counts as its default."""
+    run(_cfg(tmp_path, "total_steps=128"))
+    _as_written_by_other_code(tmp_path, lambda config: config["agent"].pop("fast_path"))
+    assert run(_cfg(tmp_path, "total_steps=128")) == jobs.read_result(tmp_path)["score"]  # read back
+    run(_cfg(tmp_path, "total_steps=256"))  # continued from the checkpoint
+    assert jobs.read_result(tmp_path)["global_step"] == 256
+    # A value other than the default is another experiment, as for any keyed value.
+    with pytest.raises(identity.RunMismatch, match="agent.fast_path: True there, False here"):
+        run(_cfg(tmp_path, "total_steps=384", "agent.fast_path=false"))
+
+
+def test_a_run_holding_a_key_removed_since_is_incompatible(tmp_path: Path) -> None:
+    """A checkpoint with a config key the schemas no longer have cannot be continued by this code:
+    IncompatibleRecord (a RunMismatch, so scripts/reproduce.py starts such a run again)."""
+    run(_cfg(tmp_path, "total_steps=128"))
+    (tmp_path / "result.json").unlink()  # interrupted: only the checkpoint and identity.json
+    _as_written_by_other_code(tmp_path, lambda config: config["agent"].update(max_kl=0.05))
+    with pytest.raises(identity.IncompatibleRecord, match="Key 'max_kl' not in 'PPOConfig'"):
+        run(_cfg(tmp_path, "total_steps=256"))
