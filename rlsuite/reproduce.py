@@ -128,15 +128,30 @@ def _git(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
 
 
-def is_stale(result: dict[str, Any]) -> bool:
+def is_stale(result: dict[str, Any], keep_since: str | None = None) -> bool:
     """Whether a recorded run was made by code that differs from this checkout in
-    :data:`CODE_PATHS` (or by a dirty tree, or where git cannot tell)."""
+    :data:`CODE_PATHS` (or by a dirty tree, or where git cannot tell). With ``keep_since`` (a
+    commit of this checkout's history) a run made at that commit or a later one counts as fresh:
+    whoever passes it vouches that nothing since changed the plan's numbers (e.g. the quick check
+    still regenerates), so a long plan is not restarted by every unrelated commit."""
     code = result.get("identity", {}).get("code", {})
     commit = code.get("commit")
     if not commit or code.get("dirty"):
         return True
+    if keep_since is not None:
+        # --is-ancestor: 0 when keep_since is the commit or an ancestor of it, 1 when not.
+        if _git("merge-base", "--is-ancestor", keep_since, commit).returncode == 0:
+            return False
     diff = _git("diff", "--quiet", commit, "--", *CODE_PATHS)
     return diff.returncode != 0  # 1: differs; 128: unknown commit
+
+
+def check_commit(rev: str) -> str:
+    """``rev`` resolved to a full commit of this checkout, or ValueError naming it."""
+    out = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if out.returncode != 0:
+        raise ValueError(f"keep_since={rev!r}: not a commit of this checkout")
+    return out.stdout.strip()
 
 
 def read_record(job: Job, run_dir: Path) -> Record:
@@ -199,11 +214,13 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False
 
 
 def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: bool = False,
-           extra: Sequence[str] = (), progress: bool = True) -> list[Record]:
+           extra: Sequence[str] = (), progress: bool = True,
+           keep_since: str | None = None) -> list[Record]:
     """Run every job of ``plan`` under ``root/<tag>`` and return their records, in plan order.
 
-    Completed runs of the same identity are read back (not rerun) unless stale (:func:`is_stale`,
-    overridden by ``keep_stale``); interrupted ones continue from their checkpoints. ``extra``
+    Completed runs of the same identity are read back (not rerun) unless stale (:func:`is_stale`
+    with ``keep_since``, overridden by ``keep_stale``); interrupted ones continue from their
+    checkpoints. ``extra``
     overrides go to every job but are not part of its command (e.g. ``time_limit_s=3600``).
     """
     tags = [job.tag for job in plan]
@@ -214,7 +231,8 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     for job in plan:
         run_dir = root / job.tag
         result = read_record(job, run_dir).result
-        if result.get("status") == "completed" and not keep_stale and is_stale(result):
+        if (result.get("status") == "completed" and not keep_stale
+                and is_stale(result, keep_since)):
             print(f"reproduce: {job.tag}: recorded at {result['identity']['code'].get('commit')}, "
                   f"code changed since: rerunning", file=sys.stderr)
             stale.add(job.tag)  # its directory is removed when the job starts, not before
@@ -397,15 +415,19 @@ def load_paper(name: str, root: Path = REPO) -> Paper:
 def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path | None = None,
                workers: int = 1, keep_stale: bool = False, extra: Sequence[str] = (),
                progress: bool = True, root: Path = REPO, run: bool = True,
-               only: Sequence[str] = ()) -> int:
+               only: Sequence[str] = (), keep_since: str | None = None) -> int:
     """Run paper ``name``'s plan and write its page (see the module doc); with ``check`` (quick
     only) compare instead of writing. Returns the exit status: 0, or 1 when a job did not
     complete or the check found a difference. ``root`` is the repository (tests use a copy).
     A check's scratch run root is removed afterwards. ``run=False`` runs nothing: the page is
     rendered from the records already there (the rows of runs not made yet say so), e.g. to
     publish what a long reproduction has so far. ``only`` (shell patterns on tags) runs just those
-    jobs; the page still renders every recorded run."""
+    jobs; the page still renders every recorded run. ``keep_since``: see :func:`is_stale`."""
     paper = load_paper(name, root)
+    if keep_since is not None:
+        if check:
+            raise ValueError("--check reruns the quick plan from scratch: drop --keep-since")
+        keep_since = check_commit(keep_since)
     if check and not quick:
         raise ValueError("--check compares quick pages: use it with --quick")
     if check and not run:
@@ -419,7 +441,7 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
         run_root = Path(tempfile.mkdtemp(prefix=f"rlsuite-check-{name}-"))
     try:
         return _regenerate(paper, quick, check, run_root, workers, keep_stale, extra, progress,
-                           root, run, only)
+                           root, run, only, keep_since)
     finally:
         if scratch:
             shutil.rmtree(run_root, ignore_errors=True)
@@ -427,7 +449,7 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
 
 def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers: int,
                 keep_stale: bool, extra: Sequence[str], progress: bool, root: Path, run: bool,
-                only: Sequence[str]) -> int:
+                only: Sequence[str], keep_since: str | None = None) -> int:
     """:func:`regenerate` once its run root is chosen."""
     name = paper.name
     plan = paper.plan(quick)
@@ -441,11 +463,11 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
         selected = [j for j in plan if any(fnmatch.fnmatch(j.tag, p) for p in only)]
         if run:
             launch(selected, run_root, workers=workers, keep_stale=keep_stale, extra=extra,
-                   progress=progress)
+                   progress=progress, keep_since=keep_since)
         run = False  # the page renders from every recorded run
     if run:
         records = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
-                         extra=extra, progress=progress)
+                         extra=extra, progress=progress, keep_since=keep_since)
     else:
         records = [read_record(job, run_root / job.tag) for job in plan]
     missing = [r.job.tag for r in records if not r.completed]

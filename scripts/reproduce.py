@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--keep-stale", action="store_true",
                         help="read back runs recorded by an older commit instead of rerunning them")
+    parser.add_argument("--keep-since", default=None, metavar="REV",
+                        help="read back runs recorded at commit REV or a later one (you vouch that "
+                             "nothing since changed this paper's numbers) and rerun older ones")
     parser.add_argument("--time-limit", type=float, default=None, metavar="S",
                         help="stop each run after S seconds with a checkpoint (rerun to continue)")
     parser.add_argument("--no-run", action="store_true",
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--check reruns the whole quick plan: drop --only")
     if args.check and args.no_run:
         parser.error("--check reruns the quick plan: drop --no-run")
+    if args.check and args.keep_since:
+        parser.error("--check reruns the quick plan from scratch: drop --keep-since")
     if args.workers < 1:
         parser.error(f"--workers={args.workers}: must be at least 1")
     if args.list or args.paper is None:
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         rc = reproduce.regenerate(name, quick=args.quick, check=args.check, runs_root=args.runs,
                                   workers=args.workers, keep_stale=args.keep_stale, extra=extra,
-                                  run=not args.no_run, only=args.only)
+                                  run=not args.no_run, only=args.only, keep_since=args.keep_since)
         print(f"reproduce {name}: exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
         status = status or rc
     return status

@@ -106,10 +106,10 @@ def test_recorded_runs_are_read_back_and_stale_ones_rerun(toy_root: Path, monkey
     runs = toy_root / "runs_b"
     first = reproduce.launch(plan, runs, progress=False)[0]
     assert first.completed and len(first.timing) == 1
-    monkeypatch.setattr(reproduce, "is_stale", lambda result: False)
+    monkeypatch.setattr(reproduce, "is_stale", lambda result, keep_since=None: False)
     again = reproduce.launch(plan, runs, progress=False)[0]
     assert len(again.timing) == 1 and again.score == first.score  # read back, not rerun
-    monkeypatch.setattr(reproduce, "is_stale", lambda result: True)
+    monkeypatch.setattr(reproduce, "is_stale", lambda result, keep_since=None: True)
     kept = reproduce.launch(plan, runs, keep_stale=True, progress=False)[0]
     assert len(kept.timing) == 1  # keep_stale reads the old record back
     rerun = reproduce.launch(plan, runs, progress=False)[0]
@@ -123,7 +123,7 @@ def test_a_stale_record_is_removed_only_when_its_job_reruns(toy_root: Path, monk
     plan = [Job("s0", "cartpole_ppo", ("seed=0", *TINY)), Job("s1", "cartpole_ppo", ("seed=1", *TINY))]
     runs = toy_root / "runs_stale"
     old = reproduce.launch(plan, runs, progress=False)
-    monkeypatch.setattr(reproduce, "is_stale", lambda result: True)
+    monkeypatch.setattr(reproduce, "is_stale", lambda result, keep_since=None: True)
     real = reproduce._run_one
     monkeypatch.setattr(reproduce, "_run_one", lambda job, *a: real(job, *a) and None
                         or reproduce.PREEMPTED)  # every job "preempted" after running
@@ -148,6 +148,28 @@ def test_is_stale_compares_the_recorded_commit_with_the_checkout() -> None:
     assert reproduce.is_stale({"identity": {"code": {"commit": "0" * 40, "dirty": False}}})
     assert reproduce.is_stale({"identity": {"code": {"commit": head["commit"], "dirty": True}}})
     assert reproduce.is_stale({})
+
+
+def test_keep_since_keeps_runs_recorded_at_or_after_a_commit() -> None:
+    from rlsuite.identity import code_version
+
+    head = code_version()["commit"]
+    if head is None:
+        pytest.skip("not a git checkout")
+    # The commit before the last one that changed rlsuite/: its runs are stale by default.
+    last = reproduce._git("log", "-1", "--format=%H", "HEAD", "--", "rlsuite").stdout.strip()
+    older = reproduce._git("rev-parse", f"{last}~1").stdout.strip()
+    if not older:
+        pytest.skip("shallow history")
+    made_at = {"identity": {"code": {"commit": older, "dirty": False}}}
+    assert reproduce.is_stale(made_at)
+    assert not reproduce.is_stale(made_at, keep_since=older)  # made at the vouched commit
+    assert not reproduce.is_stale(made_at, keep_since=f"{older}~3")  # made after it
+    assert reproduce.is_stale(made_at, keep_since=head)  # made before it
+    dirty = {"identity": {"code": {"commit": head, "dirty": True}}}
+    assert reproduce.is_stale(dirty, keep_since=older)  # a dirty tree is never vouched for
+    with pytest.raises(ValueError, match="keep_since='no-such-rev': not a commit"):
+        reproduce.check_commit("no-such-rev")
 
 
 def test_citations_number_runs_in_order_and_compress_ranges() -> None:
