@@ -191,15 +191,27 @@ class ClassicControlEnv(BatchedEnv[S, P], Generic[S, P]):
             count = _prefix_sum(ended)
         else:
             count = torch.cumsum(ended, 0, dtype=torch.int32)  # copies in 0..i that ended
-        before = torch.nn.functional.pad(count[:-1], (1, 0))  # copies in 0..i-1 that ended
+        # Copies in 0..i-1 that ended. Not pad(count[:-1], (1, 0)): inductor reads that shift
+        # with a vector load one element early, whose lanes past the batch read past the end
+        # of count's buffer (garbage there, see below).
+        before = count - ended
         # done is read back from count rather than kept from the physics: cumsum is a separate
         # kernel, and a bool crossing into the loop after it is stored through inductor's slow
         # bool path. before <= B - 1 where a copy does not end, so every column is in range.
         done = count != before
-        initial = pool[:, cursor + before]
+        initial = tuple(pool[:, cursor + before].unbind(0))
         fields = tuple(torch.where(done, initial[i], x) for i, x in enumerate(nxt))
         time = torch.where(done, torch.zeros_like(time), time)
-        obs = self._observe(fields)
+        # The observation of a copy that goes on is its final observation, selected, not
+        # observed again from the merged state: a vectorised sin/cos (SLEEF) takes a slower
+        # argument reduction for the whole vector when any lane is out of its fast range, and
+        # rounds the in-range lanes differently then. The merged state's lanes past the batch
+        # come from the scan's shifted loads (whatever memory they read), so observing it gave
+        # the same copies' observations 1 ulp apart from run to run, and 1 ulp from final_obs.
+        # Observing the reset states and the physics' state keeps every lane a function of the
+        # inputs alone.
+        ended_rows = done.view(-1, *([1] * (final_obs.dim() - 1)))
+        obs = torch.where(ended_rows, self._observe(initial), final_obs)
         cursor = cursor + count[-1:].sum()
         return (*fields, time, reward, terminated, truncated, final_obs, obs, cursor)
 
