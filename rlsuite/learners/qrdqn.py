@@ -432,7 +432,7 @@ class QRDQN(QuantileAgentCheckpoint, InteractionCounters):
         if self.config.fast_path and self._greedy_fused is None:
             q = self.q_net
 
-            def head(out: torch.Tensor) -> torch.Tensor:
+            def head(out: torch.Tensor, _: tuple[torch.Tensor, ...]) -> torch.Tensor:
                 return greedy_action(out.view(-1, q.n_actions, q.n_quantiles))
 
             self._greedy_fused = greedy_mlp_policy("qrdqn greedy policy", q.net, head)

@@ -34,6 +34,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.flat import FlatOptimizer
+from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
 from rlsuite.learners.optim import adam, set_lr
@@ -74,11 +75,10 @@ class SACConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden widths of the actor and of each critic (ReLU)."""
     fast_path: bool = True
-    """Each gradient step on CPU (batches of ``sac_fast.COMPILE_MIN_ROWS`` or more) through
-    compiled closed-form gradients (:mod:`rlsuite.learners.sac_fast`: the same maths and random
-    draws, rounding may differ); False: the eager autograd step (nothing compiled). Greedy
-    evaluation stays on the module path: a fused one (``rlsuite.learners.greedy``) scored the
-    same Pendulum weights differently from one evaluation to another (``docs/fastpath.md``)."""
+    """Greedy evaluation as fused kernels (``rlsuite.learners.greedy``), and each gradient step
+    on CPU (batches of ``sac_fast.COMPILE_MIN_ROWS`` or more) through compiled closed-form
+    gradients (:mod:`rlsuite.learners.sac_fast`: the same maths and random draws, rounding may
+    differ); False: module calls and the eager autograd step (nothing compiled)."""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = ("learning_rate",)
     """Keys a resume may change (learning rates, evaluation settings: ``rlsuite.identity``)."""
@@ -368,6 +368,7 @@ class SAC(InteractionCounters):
         self.interaction = Interaction(env, params, seed)
         self.policy_generator = self.interaction.policy_generator
         self.num_updates = 0
+        self._greedy_fused: Any = None  # built at the first greedy_policy()
 
     # -- acting ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -376,6 +377,24 @@ class SAC(InteractionCounters):
         ``deterministic``)."""
         action = self.nets.actor.action(obs, self.policy_generator, deterministic)
         return action.reshape(-1, *self.env.action_space.shape)
+
+    def greedy_policy(self) -> Any:
+        """The greedy policy (``bias + scale * tanh(mean)``) for
+        :func:`~rlsuite.engine.evaluate.evaluate`: a fused one on the fast path (same maths,
+        float rounding aside), else :meth:`act` with ``deterministic=True``."""
+        if self.config.fast_path and self._greedy_fused is None:
+            actor, shape = self.nets.actor, self.env.action_space.shape
+            dim = actor.act_dim
+
+            def head(out: torch.Tensor, scale_bias: tuple[torch.Tensor, ...]) -> torch.Tensor:
+                scale, bias = scale_bias
+                return (bias + scale * torch.tanh(out[:, :dim])).reshape(-1, *shape)
+
+            self._greedy_fused = greedy_mlp_policy("sac greedy policy", actor.net, head,
+                                                   constants=lambda: (actor.scale, actor.bias))
+        if self.config.fast_path and self._greedy_fused is not None:
+            return self._greedy_fused
+        return lambda obs: self.act(obs, deterministic=True)
 
     def _random_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Uniform in the Box (the warm-up before ``learning_starts``, as in SB3 and CleanRL)."""
