@@ -355,23 +355,24 @@ def test_fused_steps_of_a_trigonometric_env_are_repeatable_bit_for_bit(name) -> 
     # A vectorised sin/cos rounds its lanes differently when any lane of its vector is out of
     # range; the fused step's lanes past the batch used to reach the observation (from the reset
     # merge), so the same rollout came out 1 ulp apart from call to call, and a copy's next
-    # observation 1 ulp from its final one. Acrobot resets within the window (its copies end).
-    env = envs.make(name)
+    # observation 1 ulp from its final one. A 25-step limit makes every copy reset once.
+    env = envs.make(name, max_episode_steps=25)
     agent = _agent(env, copies=4)
     policy = agent.fused_policy(False)
-    first, again = (_rollout(agent, policy, steps=120)[0] for _ in range(2))
-    for field in ("obs", "next_obs", "action", "reward"):
+    first, again = (_rollout(agent, policy, steps=32)[0] for _ in range(2))
+    assert int(first.done.sum()) == 4
+    for field in ("obs", "next_obs", "action", "reward", "done"):
         assert torch.equal(getattr(first, field), getattr(again, field)), field
     going_on = ~first.done[:-1]
     assert torch.equal(first.obs[1:][going_on], first.next_obs[:-1][going_on])
 
 
 def test_two_same_seed_ppo_agents_on_pendulum_learn_the_same_weights() -> None:
-    env = envs.make("pendulum")
+    env = envs.make("pendulum", max_episode_steps=25)  # the kernels of the test above
 
     def weights() -> torch.Tensor:
-        agent = PPO(PPOConfig(num_steps=16, hidden_sizes=[16, 16]), env, env.default_params(4), 0)
-        agent.learn(128)
+        agent = _agent(env, copies=4)
+        agent.learn(256)
         return torch.cat([p.detach().flatten() for p in agent.model.parameters()])
 
     assert torch.equal(weights(), weights())
