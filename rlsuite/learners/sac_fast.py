@@ -21,6 +21,14 @@ The standard normals of both samples are drawn outside the kernels, from the sam
 the same order and shapes as the eager step draws them, so the random stream is unchanged.
 ``tests/test_sac_fast.py`` checks gradients, parameters, statistics and the generator's state
 against the eager step.
+
+VGDF's update (:func:`rlsuite.agents.vgdf.update.vgdf_update`) is built from the same parts:
+:class:`FastSACStep`'s :meth:`~FastSACStep.critic_step`, :meth:`~FastSACStep.actor_step`,
+:meth:`~FastSACStep.temperature_step` and :meth:`~FastSACStep.polyak`, with each gradient's norm
+clipped inside its kernel (:func:`clip_by_norm`, torch's ``clip_grad_norm_`` formula), and its
+optimistic exploration actor stepped by a variant of the actor kernel on ``max(Q1, Q2)`` without
+the temperature (:func:`optimistic_actor_gradient`, :meth:`~FastSACStep.optimistic_actor_step`);
+``tests/test_vgdf_fast.py`` checks it against VGDF's eager step.
 """
 
 from __future__ import annotations
