@@ -109,7 +109,7 @@ def vgdf_update(
     kernels where they apply (:func:`_fast_update`; the exploration actor's optimizer must then be
     a :class:`~rlsuite.learners.flat.FlatOptimizer`, as the agent builds it on the fast path)."""
     if nets.fast_path:
-        from rlsuite.learners import sac_fast  # imports TorchInductor's entry points lazily
+        from rlsuite.learners import sac_fast  # the compiled step's modules only where it may run
 
         step = sac_fast.fast_step(nets, opt, len(batch))
         explore = None
