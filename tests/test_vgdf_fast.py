@@ -116,6 +116,14 @@ def test_fast_update_equals_eager_update(case: str) -> None:
     assert all(("explore_actor_loss" in s) == (p and explore) for s, p in zip(stats, policy, strict=True))
 
 
+def test_one_update_equals_eager_update() -> None:
+    """A single update (critics, actor, exploration actor): its gradients to float rounding."""
+    runs = _parity("vgdf", updates=1, policy_delay=1)
+    _assert_same(runs, tol=1e-5)
+    assert set(runs[True][1][0]) == {"critic_loss", "q_mean", "actor_loss", "entropy",
+                                      "explore_actor_loss", "ent_coef"}
+
+
 def test_filter_weights_reach_the_fast_update() -> None:
     """The vgdf case's batches carry the filter's weights (some source samples dropped), mix's
     and DARC's all ones (doubled)."""
