@@ -21,6 +21,14 @@ The standard normals of both samples are drawn outside the kernels, from the sam
 the same order and shapes as the eager step draws them, so the random stream is unchanged.
 ``tests/test_sac_fast.py`` checks gradients, parameters, statistics and the generator's state
 against the eager step.
+
+VGDF's update (:func:`rlsuite.agents.vgdf.update.vgdf_update`) is built from the same parts:
+:class:`FastSACStep`'s :meth:`~FastSACStep.critic_step`, :meth:`~FastSACStep.actor_step`,
+:meth:`~FastSACStep.temperature_step` and :meth:`~FastSACStep.polyak`, with each gradient's norm
+clipped inside its kernel (:func:`clip_by_norm`, torch's ``clip_grad_norm_`` formula), and its
+optimistic exploration actor stepped by a variant of the actor kernel on ``max(Q1, Q2)`` without
+the temperature (:func:`optimistic_actor_gradient`, :meth:`~FastSACStep.optimistic_actor_step`);
+``tests/test_vgdf_fast.py`` checks it against VGDF's eager step.
 """
 
 from __future__ import annotations
@@ -85,16 +93,28 @@ def squashed_sample(out: torch.Tensor, noise: torch.Tensor, scale: torch.Tensor,
     return bias + scale * squashed, squashed_log_prob(u, mean, log_std), mean, raw, log_std, u, squashed
 
 
-def critic_gradient(actor: Layout, q1: Layout, q2: Layout, weighted: bool) -> Kernel:
+def clip_by_norm(grad: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
+    """``grad`` scaled as ``torch.nn.utils.clip_grad_norm_`` scales it (``min(max_norm / (norm +
+    1e-6), 1)``), the 2-norm taken over the whole block at once (torch takes the norm of the
+    per-tensor norms: the same value up to rounding)."""
+    norm = torch.linalg.vector_norm(grad)
+    return grad * torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+
+
+def critic_gradient(actor: Layout, q1: Layout, q2: Layout, weighted: bool,
+                    clipped: bool = False) -> Kernel:
     """The critic kernel's function: ``(actor block, critic block, target block, scale, bias,
-    alpha, gamma, obs, action, reward, terminated, next obs, noise[, weight]) -> (critic block's
-    gradient, loss, q_mean)``, the gradient of :func:`~rlsuite.learners.sac.critic_loss`."""
+    alpha, gamma, obs, action, reward, terminated, next obs, noise[, weight][, max_norm]) ->
+    (critic block's gradient, loss, q_mean)``, the gradient of
+    :func:`~rlsuite.learners.sac.critic_loss`; ``clipped``: scaled by :func:`clip_by_norm`
+    (VGDF clips each gradient's norm)."""
 
     def gradient(actor_block: torch.Tensor, critic_block: torch.Tensor, target_block: torch.Tensor,
                  scale: torch.Tensor, bias: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor,
                  obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
                  terminated: torch.Tensor, next_obs: torch.Tensor, noise: torch.Tensor,
-                 *weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                 *extra: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        weight = extra[:1] if weighted else ()
         out = mlp_apply(*unpack(actor_block, actor), next_obs, "relu")[-1]
         next_action, next_log_prob = squashed_sample(out, noise, scale, bias)[:2]
         x_next = torch.cat([next_obs, next_action], -1)
@@ -119,59 +139,100 @@ def critic_gradient(actor: Layout, q1: Layout, q2: Layout, weighted: bool) -> Ke
             dw, db = mlp_gradients(w, acts, (d / n).unsqueeze(-1), "relu")
             for gw, gb in zip(dw, db, strict=True):
                 grads += [gw.reshape(-1), gb]
-        return torch.cat(grads), loss, acts1[-1].mean()
+        grad = torch.cat(grads)
+        if clipped:
+            grad = clip_by_norm(grad, extra[-1])
+        return grad, loss, acts1[-1].mean()
 
     return gradient
 
 
-def actor_gradient(actor: Layout, q1: Layout, q2: Layout, obs_dim: int) -> Kernel:
+def _policy_gradient(aw: list[torch.Tensor], ab: list[torch.Tensor], critic_block: torch.Tensor,
+                     q1: Layout, q2: Layout, obs_dim: int, scale: torch.Tensor, bias: torch.Tensor,
+                     alpha: torch.Tensor, obs: torch.Tensor, noise: torch.Tensor,
+                     optimistic: bool) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """``(the pieces of the actor block's gradient, loss, log_prob)`` of ``E[alpha log pi(a|s)
+    - Q(s, a)]`` through the frozen critics, ``Q = min(Q1, Q2)``
+    (:func:`~rlsuite.learners.sac.actor_loss`) or, when ``optimistic``, ``max(Q1, Q2)`` (VGDF's
+    exploration actor, ``optimistic_actor_loss``)."""
+    actor_acts = mlp_apply(aw, ab, obs, "relu")
+    action, log_prob, mean, raw, log_std, u, squashed = squashed_sample(
+        actor_acts[-1], noise, scale, bias)
+    x = torch.cat([obs, action], -1)
+    w1, b1 = unpack(critic_block, q1)
+    w2, b2 = unpack(critic_block, q2)
+    acts1, acts2 = mlp_apply(w1, b1, x, "relu"), mlp_apply(w2, b2, x, "relu")
+    v1, v2 = acts1[-1].squeeze(-1), acts2[-1].squeeze(-1)
+    value = torch.max(v1, v2) if optimistic else torch.min(v1, v2)
+    loss = (alpha * log_prob - value).mean()
+    n = obs.shape[0]
+    # d loss / d Q_i of -min(Q1, Q2) / N (-max): autograd's minimum (maximum) backward, a tie
+    # splits it; the critic not chosen gets nothing.
+    g = torch.full_like(v1, -1.0 / n)
+    tie = v1 == v2
+    g_q1 = torch.where(tie, g / 2, g).masked_fill(v1 < v2 if optimistic else v1 > v2, 0.0)
+    g_q2 = torch.where(tie, g / 2, g).masked_fill(v1 > v2 if optimistic else v1 < v2, 0.0)
+    g_x = (mlp_input_gradient(w1, acts1, g_q1.unsqueeze(-1), "relu")
+           + mlp_input_gradient(w2, acts2, g_q2.unsqueeze(-1), "relu"))
+    g_action = g_x[:, obs_dim:]
+    # d log_prob: log N(u; mean, std) - sum log(1 - tanh(u)^2), z = (u - mean) / std:
+    # d/dz = -z, d/du of the log-det term = 2 tanh(u), d/dlog_std directly = -1.
+    g_lp = alpha / n
+    inv_std = torch.exp(-log_std)
+    z = (u - mean) * inv_std
+    g_u = (torch.ops.aten.tanh_backward(g_action * scale, squashed)
+           + g_lp * (2.0 * squashed - z * inv_std))
+    g_mean = g_u + g_lp * z * inv_std
+    g_log_std = g_u * (log_std.exp() * noise) + g_lp * (z * z - 1.0)
+    g_raw = torch.where((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX), g_log_std, 0.0)
+    dw, db = mlp_gradients(aw, actor_acts, torch.cat([g_mean, g_raw], -1), "relu")
+    grads = []
+    for gw, gb in zip(dw, db, strict=True):
+        grads += [gw.reshape(-1), gb]
+    # The pieces, not their concatenation: SAC's kernel concatenates after its temperature terms,
+    # the order of its graph before this function was shared (the same compiled code).
+    return grads, loss, log_prob
+
+
+def actor_gradient(actor: Layout, q1: Layout, q2: Layout, obs_dim: int,
+                   clipped: bool = False) -> Kernel:
     """The actor kernel's function: ``(actor block, critic block, scale, bias, alpha, log_alpha,
-    target_entropy, obs, noise) -> (actor block's gradient, actor loss, entropy, d temperature
-    loss / d log_alpha [1], temperature loss)``: the gradients of
-    :func:`~rlsuite.learners.sac.actor_loss` (through the frozen critics) and of
-    :func:`~rlsuite.learners.sac.temperature_loss`."""
+    target_entropy, obs, noise[, max_norm]) -> (actor block's gradient, actor loss, entropy,
+    d temperature loss / d log_alpha [1], temperature loss)``: the gradients of
+    :func:`~rlsuite.learners.sac.actor_loss` (through the frozen critics; ``clipped``: scaled by
+    :func:`clip_by_norm`) and of :func:`~rlsuite.learners.sac.temperature_loss` (never clipped)."""
 
     def gradient(actor_block: torch.Tensor, critic_block: torch.Tensor, scale: torch.Tensor,
                  bias: torch.Tensor, alpha: torch.Tensor, log_alpha: torch.Tensor,
                  target_entropy: torch.Tensor, obs: torch.Tensor,
-                 noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        aw, ab = unpack(actor_block, actor)
-        actor_acts = mlp_apply(aw, ab, obs, "relu")
-        action, log_prob, mean, raw, log_std, u, squashed = squashed_sample(
-            actor_acts[-1], noise, scale, bias)
-        x = torch.cat([obs, action], -1)
-        w1, b1 = unpack(critic_block, q1)
-        w2, b2 = unpack(critic_block, q2)
-        acts1, acts2 = mlp_apply(w1, b1, x, "relu"), mlp_apply(w2, b2, x, "relu")
-        v1, v2 = acts1[-1].squeeze(-1), acts2[-1].squeeze(-1)
-        loss = (alpha * log_prob - torch.min(v1, v2)).mean()
-        n = obs.shape[0]
-        # d loss / d Q_i of -min(Q1, Q2) / N: autograd's minimum backward (a tie splits it)
-        g = torch.full_like(v1, -1.0 / n)
-        tie = v1 == v2
-        g_q1 = torch.where(tie, g / 2, g).masked_fill(v1 > v2, 0.0)
-        g_q2 = torch.where(tie, g / 2, g).masked_fill(v1 < v2, 0.0)
-        g_x = (mlp_input_gradient(w1, acts1, g_q1.unsqueeze(-1), "relu")
-               + mlp_input_gradient(w2, acts2, g_q2.unsqueeze(-1), "relu"))
-        g_action = g_x[:, obs_dim:]
-        # d log_prob: log N(u; mean, std) - sum log(1 - tanh(u)^2), z = (u - mean) / std:
-        # d/dz = -z, d/du of the log-det term = 2 tanh(u), d/dlog_std directly = -1.
-        g_lp = alpha / n
-        inv_std = torch.exp(-log_std)
-        z = (u - mean) * inv_std
-        g_u = (torch.ops.aten.tanh_backward(g_action * scale, squashed)
-               + g_lp * (2.0 * squashed - z * inv_std))
-        g_mean = g_u + g_lp * z * inv_std
-        g_log_std = g_u * (log_std.exp() * noise) + g_lp * (z * z - 1.0)
-        g_raw = torch.where((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX), g_log_std, 0.0)
-        dw, db = mlp_gradients(aw, actor_acts, torch.cat([g_mean, g_raw], -1), "relu")
-        grads = []
-        for gw, gb in zip(dw, db, strict=True):
-            grads += [gw.reshape(-1), gb]
+                 noise: torch.Tensor, *max_norm: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        grad, loss, log_prob = _policy_gradient(*unpack(actor_block, actor), critic_block, q1, q2,
+                                                obs_dim, scale, bias, alpha, obs, noise, False)
         shifted = log_prob + target_entropy
         temperature_loss = -(log_alpha * shifted).mean()
-        return (torch.cat(grads), loss, -log_prob.mean(), -shifted.mean().reshape(1),
-                temperature_loss)
+        grad = torch.cat(grad)
+        if clipped:
+            grad = clip_by_norm(grad, max_norm[0])
+        return (grad, loss, -log_prob.mean(), -shifted.mean().reshape(1), temperature_loss)
+
+    return gradient
+
+
+def optimistic_actor_gradient(actor: Layout, q1: Layout, q2: Layout, obs_dim: int,
+                              clipped: bool = False) -> Kernel:
+    """The optimistic actor kernel's function (VGDF's exploration actor): ``(actor block, critic
+    block, scale, bias, alpha, obs, noise[, max_norm]) -> (actor block's gradient, loss)``, the
+    gradient of ``E[alpha log pi_E(a|s) - max(Q1, Q2)(s, a)]``
+    (:func:`rlsuite.agents.vgdf.update.optimistic_actor_loss`) through the frozen critics; no
+    temperature (the exploration actor has none of its own)."""
+
+    def gradient(actor_block: torch.Tensor, critic_block: torch.Tensor, scale: torch.Tensor,
+                 bias: torch.Tensor, alpha: torch.Tensor, obs: torch.Tensor, noise: torch.Tensor,
+                 *max_norm: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        grad, loss, _ = _policy_gradient(*unpack(actor_block, actor), critic_block, q1, q2,
+                                         obs_dim, scale, bias, alpha, obs, noise, True)
+        grad = torch.cat(grad)
+        return (clip_by_norm(grad, max_norm[0]) if clipped else grad), loss
 
     return gradient
 
@@ -244,9 +305,10 @@ class FastSACStep:
         assert nets is not None, "FastSACStep: its networks were freed"
         return nets
 
-    def _bind(self) -> tuple[Layout, Layout, Layout]:
+    def bind(self) -> tuple[Layout, Layout, Layout]:
         """Bind the optimizers' blocks (their ``zero_grad``) and the target critics' block; the
-        layouts of the actor and of both critics in their blocks."""
+        layouts of the actor and of both critics in their blocks. Each step calls it first (a
+        ``.to()`` may have replaced the parameters since the last one)."""
         opt = self.opt
         for part in (opt.actor, opt.critic):
             _rebind(part)
@@ -262,49 +324,163 @@ class FastSACStep:
         assert self._layouts is not None
         return self._layouts
 
+    def draw(self, rows: int, generator: torch.Generator) -> torch.Tensor:
+        """One sample's standard normals ``[rows, |A|]``, drawn as the eager actor's ``sample``
+        draws them (the random stream stays the eager step's)."""
+        return torch.randn((rows, self.act_dim), generator=generator,
+                           device=self.opt.critic.flat.data.device)
+
+    def critic_step(self, batch: Transitions, gamma: float, noise: torch.Tensor,
+                    alpha: torch.Tensor, weight: torch.Tensor | None = None,
+                    max_norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critics' gradient (``weight`` per sample; norm clipped to ``max_norm`` when given)
+        and their Adam step, ``noise`` the next-state sample's normals; ``(loss, q_mean)``.
+        After :meth:`bind`."""
+        actor_layout, q1, q2 = self._layouts  # type: ignore[misc]
+        opt = self.opt
+        critic_block = opt.critic.flat.data
+        assert self.target is not None
+        n = batch.obs.shape[0]
+        gamma_t = torch.full((), gamma, dtype=critic_block.dtype, device=critic_block.device)
+        weighted, clipped = weight is not None, max_norm is not None
+        scale, bias = self.nets().actor.scale, self.nets().actor.bias
+        critic = _kernel(("critic", actor_layout, q1, q2, weighted, clipped), "sac critic gradient",
+                         lambda: critic_gradient(actor_layout, q1, q2, weighted, clipped))
+        args = [opt.actor.flat.data, critic_block, self.target.data, scale, bias, alpha, gamma_t,
+                batch.obs.reshape(n, -1).float(), batch.action.reshape(n, -1), batch.reward,
+                batch.terminated, batch.next_obs.reshape(n, -1).float(), noise,
+                *([weight] if weighted else []), *([max_norm] if clipped else [])]
+        grad, loss_q, q_mean = critic.call(args, (None, signature(args)))
+        _adam_step(opt.critic, grad)
+        return loss_q, q_mean
+
+    def actor_step(self, obs: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor,
+                   max_norm: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """The actor's gradient on the current critics (norm clipped to ``max_norm`` when given)
+        and its Adam step, ``obs [N, obs_dim]`` float, ``noise`` the sample's normals;
+        ``(loss, entropy, d temperature loss / d log_alpha, temperature loss)``. After
+        :meth:`bind`."""
+        actor_layout, q1, q2 = self._layouts  # type: ignore[misc]
+        nets, opt = self.nets(), self.opt
+        critic_block = opt.critic.flat.data
+        clipped = max_norm is not None
+        actor = _kernel(("actor", actor_layout, q1, q2, self.obs_dim, clipped), "sac actor gradient",
+                        lambda: actor_gradient(actor_layout, q1, q2, self.obs_dim, clipped))
+        entropy_target = torch.full((), nets.target_entropy, dtype=critic_block.dtype,
+                                    device=critic_block.device)
+        args = [opt.actor.flat.data, critic_block, nets.actor.scale, nets.actor.bias, alpha,
+                nets.log_alpha.detach(), entropy_target, obs, noise,
+                *([max_norm] if clipped else [])]
+        grad, loss_pi, entropy, grad_alpha, loss_alpha = actor.call(args, (None, signature(args)))
+        _adam_step(opt.actor, grad)
+        return loss_pi, entropy, grad_alpha, loss_alpha
+
+    def optimistic_actor_step(self, explore: ExploreActor, obs: torch.Tensor, noise: torch.Tensor,
+                              alpha: torch.Tensor, max_norm: torch.Tensor | None = None
+                              ) -> torch.Tensor:
+        """VGDF's optimistic exploration actor: the gradient of ``E[alpha log pi_E - max(Q1,
+        Q2)]`` on the current critics (norm clipped to ``max_norm`` when given) and its Adam step;
+        the loss. After :meth:`bind`."""
+        _actor_layout, q1, q2 = self._layouts  # type: ignore[misc]
+        layout = explore.bind()
+        clipped = max_norm is not None
+        kernel = _kernel(("optimistic actor", layout, q1, q2, self.obs_dim, clipped),
+                         "vgdf optimistic actor gradient",
+                         lambda: optimistic_actor_gradient(layout, q1, q2, self.obs_dim, clipped))
+        actor = explore.actor
+        args = [explore.opt.flat.data, self.opt.critic.flat.data, actor.scale, actor.bias, alpha,
+                obs, noise, *([max_norm] if clipped else [])]
+        grad, loss = kernel.call(args, (None, signature(args)))
+        _adam_step(explore.opt, grad)
+        return loss
+
+    def temperature_step(self, grad_alpha: torch.Tensor) -> None:
+        """The temperature's Adam step from the actor kernel's ``d loss / d log_alpha`` (none
+        when the temperature is fixed)."""
+        if self.opt.alpha is not None:
+            _rebind(self.opt.alpha)
+            _adam_step(self.opt.alpha, grad_alpha)
+
+    def polyak(self, tau: float) -> None:
+        """The target critics' Polyak step (two ops over the blocks). After :meth:`bind`."""
+        assert self.target is not None
+        polyak_update([self.opt.critic.flat.data], [self.target.data], tau)
+
     @torch.no_grad()
     def __call__(self, batch: Transitions, gamma: float, tau: float, generator: torch.Generator,
                  weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One gradient step; returns :func:`~rlsuite.learners.sac.sac_update`'s statistics."""
-        nets, opt = self.nets(), self.opt
-        actor_layout, q1, q2 = self._bind()
-        actor_block, critic_block = opt.actor.flat.data, opt.critic.flat.data
-        assert self.target is not None
-        target_block = self.target.data
+        self.bind()
         n = batch.obs.shape[0]
-        obs = batch.obs.reshape(n, -1).float()
-        next_obs = batch.next_obs.reshape(n, -1).float()
-        action = batch.action.reshape(n, -1)
-        device = critic_block.device
         # The eager step's draws, in its order: the next-state sample's, then the actor's.
-        noise_next = torch.randn((n, self.act_dim), generator=generator, device=device)
-        noise_actor = torch.randn((n, self.act_dim), generator=generator, device=device)
-        log_alpha = nets.log_alpha.detach()
-        alpha = log_alpha.exp()
-        scale, bias = nets.actor.scale, nets.actor.bias
-        gamma_t = torch.full((), gamma, dtype=critic_block.dtype, device=device)
-        weighted = weight is not None
-        critic = _kernel(("critic", actor_layout, q1, q2, weighted), "sac critic gradient",
-                         lambda: critic_gradient(actor_layout, q1, q2, weighted))
-        args = [actor_block, critic_block, target_block, scale, bias, alpha, gamma_t, obs, action,
-                batch.reward, batch.terminated, next_obs, noise_next, *([weight] if weighted else [])]
-        grad, loss_q, q_mean = critic.call(args, (None, signature(args)))
-        _adam_step(opt.critic, grad)
-        actor = _kernel(("actor", actor_layout, q1, q2, self.obs_dim), "sac actor gradient",
-                        lambda: actor_gradient(actor_layout, q1, q2, self.obs_dim))
-        entropy_target = torch.full((), nets.target_entropy, dtype=critic_block.dtype, device=device)
-        args = [actor_block, critic_block, scale, bias, alpha, log_alpha, entropy_target, obs,
-                noise_actor]
-        grad, loss_pi, entropy, grad_alpha, loss_alpha = actor.call(args, (None, signature(args)))
-        _adam_step(opt.actor, grad)
+        noise_next = self.draw(n, generator)
+        noise_actor = self.draw(n, generator)
+        alpha = self.nets().log_alpha.detach().exp()
+        loss_q, q_mean = self.critic_step(batch, gamma, noise_next, alpha, weight)
+        loss_pi, entropy, grad_alpha, loss_alpha = self.actor_step(
+            batch.obs.reshape(n, -1).float(), noise_actor, alpha)
         stats = {"critic_loss": loss_q, "q_mean": q_mean, "actor_loss": loss_pi,
                  "ent_coef": alpha, "entropy": entropy}
-        if opt.alpha is not None:
-            _rebind(opt.alpha)
-            _adam_step(opt.alpha, grad_alpha)
+        if self.opt.alpha is not None:
+            self.temperature_step(grad_alpha)
             stats["ent_coef_loss"] = loss_alpha
-        polyak_update([critic_block], [target_block], tau)
+        self.polyak(tau)
         return stats
+
+
+class ExploreActor:
+    """A second :class:`~rlsuite.learners.sac.SquashedGaussianActor` (VGDF's optimistic exploration
+    actor) stepped by its own flat Adam: its layers and the :data:`Layout` of them in the block.
+    Build it with :func:`fast_explore_actor`, which says whether the actor qualifies."""
+
+    def __init__(self, actor: SquashedGaussianActor, opt: FlatOptimizer,
+                 layers: list[nn.Linear]) -> None:
+        # A weak reference, as FastSACStep's to its networks (the cache's key is the actor).
+        self._actor, self.opt, self.layers = weakref.ref(actor), opt, layers
+        self._flat: FlatParams | None = None
+        self._layout: Layout | None = None
+
+    @property
+    def actor(self) -> SquashedGaussianActor:
+        """The exploration actor."""
+        actor = self._actor()
+        assert actor is not None, "ExploreActor: its actor was freed"
+        return actor
+
+    def bind(self) -> Layout:
+        """Bind the optimizer's block (its ``zero_grad``); the actor's layout in it."""
+        _rebind(self.opt)
+        if self._flat is not self.opt.flat or self._layout is None:
+            self._layout = block_layout(self.opt.flat.params, self.layers)
+            self._flat = self.opt.flat
+        return self._layout
+
+
+_EXPLORERS: weakref.WeakKeyDictionary[nn.Module, tuple[object, ExploreActor | None]] = (
+    weakref.WeakKeyDictionary())
+
+
+def fast_explore_actor(actor: nn.Module, opt: object) -> ExploreActor | None:
+    """The :class:`ExploreActor` of ``actor`` and ``opt`` (built once per pair), or None where the
+    eager step must run: an actor other than a ReLU
+    :class:`~rlsuite.learners.sac.SquashedGaussianActor`, an optimizer other than a
+    :class:`~rlsuite.learners.flat.FlatOptimizer` holding exactly its layers in order, or
+    parameters off the CPU or not float32."""
+    cached = _EXPLORERS.get(actor)
+    if cached is None or cached[0] is not opt:
+        explore = None
+        if type(actor) is SquashedGaussianActor and isinstance(opt, FlatOptimizer):
+            layers = _relu_layers(actor.net)
+            if layers is not None and _block_of(opt.flat, [layers]):
+                explore = ExploreActor(actor, opt, layers)
+        cached = _EXPLORERS[actor] = (opt, explore)
+    explore = cached[1]
+    if explore is None:
+        return None
+    param = explore.opt.flat.params[0]  # each call: a .to() may have moved or cast it since
+    if param.device.type != "cpu" or param.dtype != torch.float32:
+        return None
+    return explore
 
 
 _STEPS: weakref.WeakKeyDictionary[SACNetworks, tuple[SACOptimizers, FastSACStep | None]] = (

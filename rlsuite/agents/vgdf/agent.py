@@ -57,14 +57,25 @@ from rlsuite.core import tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.evaluate import evaluate
 from rlsuite.engine.interaction import Interaction
-from rlsuite.learners.buffers import ReplayBuffer, concat
+from rlsuite.learners.buffers import ReplayBuffer, Transitions, concat
+from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.nets import flat_dim
-from rlsuite.learners.optim import load_optimizer
-from rlsuite.learners.sac import SACNetworks, SACOptimizers, SquashedGaussianActor
+from rlsuite.learners.optim import adam, load_optimizer
+from rlsuite.learners.sac import SACConfig, SACNetworks, SACOptimizers, SquashedGaussianActor
 from rlsuite.training import LossTotals, TrainingHooks, check_finite
 
 TARGET_SEED_OFFSET = 7_919
 """The target interaction's seed is the run seed plus this (its own env and policy streams)."""
+
+
+def explore_optimizer(actor: SquashedGaussianActor, sac: SACConfig
+                      ) -> torch.optim.Optimizer | FlatOptimizer:
+    """The exploration actor's Adam: with ``sac.fast_path`` a fused one over a flat block (as
+    :meth:`SACOptimizers.make` builds the actor's; what the compiled update steps), else torch's
+    per-tensor Adam (the eager reference). Both save the same per-parameter ``state_dict``."""
+    if sac.fast_path:
+        return FlatOptimizer(adam(actor.parameters(), lr=sac.learning_rate, fused=True))
+    return torch.optim.Adam(actor.parameters(), lr=sac.learning_rate)
 
 
 class VGDF:
@@ -109,7 +120,7 @@ class VGDF:
         obs_dim, act_dim = flat_dim(obs_space.shape), flat_dim(act_space.shape)
         self.explore_actor = SquashedGaussianActor(obs_dim, act_space.low, act_space.high,
                                                    sac.hidden_sizes).to(self.device)
-        self.explore_opt = torch.optim.Adam(self.explore_actor.parameters(), lr=sac.learning_rate)
+        self.explore_opt = explore_optimizer(self.explore_actor, sac)
         self.update_params = UpdateParams.of(self.nets, self.explore_actor)
         self.model = build_model(cfg, obs_dim, act_dim).to(self.device)
         self.model_opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
@@ -213,6 +224,15 @@ class VGDF:
         """One gradient step: ``(losses and filter statistics, diagnostics)``; the diagnostics
         (``{}`` unless ``diagnose`` and the variant filters) are kept apart because the agent
         computes them on one update per iteration."""
+        batch, weight, stats, diagnostics = self.sample_batch(diagnose)
+        out = self.update_on(batch, weight)
+        return stats | {f"train/{k}": v for k, v in out.items()}, diagnostics
+
+    def sample_batch(self, diagnose: bool = False) -> tuple[
+            Transitions, torch.Tensor | None, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """An update's batch as the variant draws it: ``(batch, per-sample critic weights or
+        None, filter or DARC statistics, diagnostics)`` (DARC's classifiers take their step
+        here, on the source and target halves)."""
         cfg, batch_size = self.config, self.config.sac.batch_size
         stats: dict[str, torch.Tensor] = {}
         diagnostics: dict[str, torch.Tensor] = {}
@@ -234,6 +254,13 @@ class VGDF:
             # 2 * (ones, w): critic_loss's 0.5 * mean over 2N becomes 0.5 * (target mean + source
             # term), the same scale as SAC on one domain.
             weight = 2.0 * torch.cat([torch.ones(len(tar), device=self.device), w_src])
+        return batch, weight, stats, diagnostics
+
+    def update_on(self, batch: Transitions, weight: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """:func:`~rlsuite.agents.vgdf.update.vgdf_update` on ``batch`` (the actors and the
+        temperature every ``policy_delay``-th call, the exploration actor when it is used);
+        its statistics."""
+        cfg = self.config
         update_policy = self.num_updates % cfg.policy_delay == 0
         explore = cfg.optimistic_exploration and cfg.variant != "target_only"
         out = vgdf_update(self.nets, self.opt, batch, weight, cfg.sac.gamma, cfg.sac.tau, cfg.grad_clip,
@@ -241,7 +268,7 @@ class VGDF:
                           self.explore_actor if explore else None,
                           self.explore_opt if explore else None, self.update_params)
         self.num_updates += 1
-        return stats | {f"train/{k}": v for k, v in out.items()}, diagnostics
+        return out
 
     def _darc_step(self, src: Any, tar: Any) -> tuple[Any, dict[str, torch.Tensor]]:
         cfg = self.config

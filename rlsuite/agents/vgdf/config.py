@@ -77,8 +77,11 @@ class VGDFConfig:
     ``gamma``, ``tau``, ``learning_rate`` (Adam step size of the actor, the exploration actor, the
     critics, the temperature and DARC's classifiers: 3e-4), ``alpha`` (paper / code: fixed 0.2;
     None tunes it from ``init_alpha`` to ``target_entropy``), ``hidden_sizes`` (actors and critics,
-    ReLU: 256-256) and ``buffer_size`` (replay capacity of *each* domain: 1e6). ``learning_starts``
-    and ``num_steps`` are not used and must keep their defaults (:data:`UNUSED_SAC`)."""
+    ReLU: 256-256), ``buffer_size`` (replay capacity of *each* domain: 1e6) and ``fast_path`` (the
+    update on SAC's compiled kernels, :mod:`rlsuite.learners.sac_fast`, when both domains' batches
+    together hold ``sac_fast.COMPILE_MIN_ROWS`` rows or more: the same maths and draws, rounding
+    may differ; False: the eager autograd update). ``learning_starts`` and ``num_steps`` are not
+    used and must keep their defaults (:data:`UNUSED_SAC`)."""
     random_steps: int = 0
     """Source steps of uniform random actions (both domains) before the policies act (0: none).
     Unlike SAC's ``learning_starts``, updates do not wait for them (only for a batch per domain)."""

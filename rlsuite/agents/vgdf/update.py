@@ -7,11 +7,19 @@ losses are SAC's (:func:`rlsuite.learners.sac.critic_loss`, :func:`~rlsuite.lear
 Every ``policy_delay`` steps the actor is updated on the source and target states together, and the
 optimistic exploration actor on the same states with ``max(Q1, Q2)`` in place of the minimum
 (paper section 5.1, "optimistic data collection"). Gradient norms are clipped (code: 100).
+
+With ``SACConfig.fast_path`` (``agent.sac.fast_path``, the default), CPU networks of SAC's layout
+and a batch of at least ``sac_fast.COMPILE_MIN_ROWS`` transitions (as SAC decides), the same step
+runs on SAC's compiled kernels (:mod:`rlsuite.learners.sac_fast`: closed-form gradients with the
+norm clipping inside the kernels, the optimistic actor's own kernel variant, flat Adam blocks):
+the same maths and random draws in the same order, rounding may differ
+(``tests/test_vgdf_fast.py``). Otherwise the eager autograd step below, the reference.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,6 +34,9 @@ from rlsuite.learners.sac import (
     critic_loss,
     temperature_loss,
 )
+
+if TYPE_CHECKING:
+    from rlsuite.learners.sac_fast import ExploreActor, FastSACStep
 
 
 def optimistic_actor_loss(actor: SquashedGaussianActor, nets: SACNetworks, obs: torch.Tensor,
@@ -94,7 +105,20 @@ def vgdf_update(
     """Critic step on ``batch`` (``weight`` per sample, see :func:`rlsuite.learners.sac.critic_loss`),
     then, when ``update_policy``, the actor, the exploration actor and the temperature; then the
     target critics. ``params``: :meth:`UpdateParams.of` ``(nets, explore_actor)``, gathered here
-    when None. Returns detached tensors."""
+    when None. Returns detached tensors. With ``nets.fast_path`` the step runs on the compiled
+    kernels where they apply (:func:`_fast_update`; the exploration actor's optimizer must then be
+    a :class:`~rlsuite.learners.flat.FlatOptimizer`, as the agent builds it on the fast path)."""
+    if nets.fast_path:
+        from rlsuite.learners import sac_fast  # the compiled step's modules only where it may run
+
+        step = sac_fast.fast_step(nets, opt, len(batch))
+        explore = None
+        if step is not None and explore_actor is not None and explore_opt is not None:
+            explore = sac_fast.fast_explore_actor(explore_actor, explore_opt)
+            step = step if explore is not None else None
+        if step is not None:
+            return _fast_update(step, explore, batch, weight, gamma, tau, grad_clip, update_policy,
+                                generator)
     if params is None:
         params = UpdateParams.of(nets, explore_actor)
     alpha = nets.log_alpha.detach().exp()
@@ -119,4 +143,36 @@ def vgdf_update(
             opt.alpha.step()
     stats["ent_coef"] = alpha
     polyak_update(params.critic, params.critic_target, tau)
+    return stats
+
+
+@torch.no_grad()
+def _fast_update(step: FastSACStep, explore: ExploreActor | None, batch: Transitions,
+                 weight: torch.Tensor | None, gamma: float, tau: float, grad_clip: float,
+                 update_policy: bool, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """:func:`vgdf_update` on SAC's compiled kernels (``step``; ``explore``: the exploration
+    actor's, None without one): each gradient computed and norm-clipped in one kernel, each Adam
+    step one fused call over a flat block. The statistics are the eager step's, key for key."""
+    step.bind()
+    n = len(batch)
+    # The eager step's draws, in its order: the next-state sample's, the actor's, the explorer's.
+    noise_next = step.draw(n, generator)
+    noise_actor = step.draw(n, generator) if update_policy else None
+    noise_explore = step.draw(n, generator) if update_policy and explore is not None else None
+    alpha = step.nets().log_alpha.detach().exp()
+    max_norm = torch.full((), float(grad_clip), device=noise_next.device)
+    loss_q, q_mean = step.critic_step(batch, gamma, noise_next, alpha, weight, max_norm)
+    stats = {"critic_loss": loss_q, "q_mean": q_mean}
+    if update_policy:
+        assert noise_actor is not None
+        obs = batch.obs.reshape(n, -1).float()
+        loss_pi, entropy, grad_alpha, _ = step.actor_step(obs, noise_actor, alpha, max_norm)
+        stats |= {"actor_loss": loss_pi, "entropy": entropy}
+        if explore is not None:
+            assert noise_explore is not None
+            stats["explore_actor_loss"] = step.optimistic_actor_step(explore, obs, noise_explore,
+                                                                     alpha, max_norm)
+        step.temperature_step(grad_alpha)  # never clipped, as the eager step
+    stats["ent_coef"] = alpha
+    step.polyak(tau)
     return stats
