@@ -241,3 +241,21 @@ def test_a_run_holding_a_key_removed_since_is_incompatible(tmp_path: Path) -> No
     _as_written_by_other_code(tmp_path, lambda config: config["agent"].update(max_kl=0.05))
     with pytest.raises(identity.IncompatibleRecord, match="Key 'max_kl' not in 'PPOConfig'"):
         run(_cfg(tmp_path, "total_steps=256"))
+
+
+def test_with_new_defaults_fills_a_nested_key_added_since() -> None:
+    """The case that stopped the VGDF reproduction: ``agent.sac.fast_path`` (a field of the
+    nested SACConfig) added after its checkpoints were written."""
+    resolved = _resolved(compose(["experiment=vgdf_pendulum", "run_dir=/tmp/unused"]))
+    current = identity.make(resolved)
+    old = copy.deepcopy(current.config)
+    del old["agent"]["sac"]["fast_path"]
+    recorded = identity.make(old, current.code)
+    assert "agent.sac.fast_path" in identity.differences(recorded, current)
+    upgraded = identity.with_new_defaults(recorded, "test")
+    assert upgraded.config["agent"]["sac"]["fast_path"] is True
+    assert not identity.differences(upgraded, current)
+    # a value the record holds is kept, even where it is not the default
+    old["agent"]["sac"]["fast_path"] = False
+    kept = identity.with_new_defaults(identity.make(old, current.code), "test")
+    assert kept.config["agent"]["sac"]["fast_path"] is False
