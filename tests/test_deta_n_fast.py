@@ -41,8 +41,8 @@ def _close(a: object, b: object, tol: float) -> None:
     if isinstance(a, torch.Tensor):
         assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape
         if a.is_floating_point():
-            assert torch.allclose(a, b, rtol=tol, atol=tol * max(1.0, float(b.abs().max()) if b.numel() else 1.0)), \
-                float((a - b).abs().max())
+            scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
+            assert torch.allclose(a, b, rtol=tol, atol=tol * scale), float((a - b).abs().max())
         else:
             assert torch.equal(a, b)
     elif isinstance(a, dict):

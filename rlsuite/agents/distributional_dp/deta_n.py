@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -214,10 +215,11 @@ def greedy_by_objective(objective: obj_lib.Objective, stock: torch.Tensor, value
 
 
 @torch.no_grad()
-def deta_n_bootstrap(target: nn.Module, batch: Transitions, objective: obj_lib.Objective,
-                     stock_col: int, head: QuantileHead | CategoricalHead,
+def deta_n_bootstrap(target: Callable[[torch.Tensor], torch.Tensor], batch: Transitions,
+                     objective: obj_lib.Objective, stock_col: int, head: QuantileHead | CategoricalHead,
                      time_in_obs: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The target side of the DηN loss: ``(the target's raw outputs [B, N] at its
+    """The target side of the DηN loss (``target``: the target network, or a function computing
+    its raw outputs ``[B, A, N]``): ``(the target's raw outputs [B, N] at its
     greedy-by-objective action at (s', c'), done [B])``, where ``done`` cuts the bootstrap
     (with the time in the observation a truncation too). Shared by the eager loss
     (:func:`deta_n_loss`) and the fast step (:class:`FastDetaNStep`)."""

@@ -5,7 +5,8 @@ DηN's online network is QR-DQN's ReLU quantile MLP after a parameter-free input
 observation, optionally the time one-hot). So with the quantile head its gradient step is QR-DQN's
 online step (:meth:`~rlsuite.learners.qrdqn_fast.FastQuantileStep.online_step`: hand-written
 forward and backward into the flat gradient block, one clip, one fused Adam call) on the
-transformed input, towards DηN's own target, which stays eager under ``no_grad``
+transformed input, towards DηN's own target, computed under ``no_grad`` (the target MLP by the
+hand-written forward pass, the rest eager)
 (:func:`~rlsuite.agents.distributional_dp.deta_n.deta_n_bootstrap`: the target network's
 quantiles at its greedy-by-objective action at ``(s', c')``). Same maths as the eager
 :func:`~rlsuite.agents.distributional_dp.deta_n.deta_n_loss` + autograd + Adam step; rounding
@@ -30,7 +31,7 @@ from rlsuite.agents.distributional_dp.deta_n import (
 )
 from rlsuite.learners.buffers import Transitions
 from rlsuite.learners.flat import FlatOptimizer
-from rlsuite.learners.mlp_grad import mlp_layers
+from rlsuite.learners.mlp_grad import mlp_forward, mlp_layers
 from rlsuite.learners.qrdqn import target_quantiles
 from rlsuite.learners.qrdqn_fast import FastQuantileStep
 
@@ -65,6 +66,13 @@ class FastDetaNStep:
         # QR-DQN's kernel on the bodies: the transform in front has no parameters.
         self.kernel = FastQuantileStep(online.body, target.body, optimizer)
 
+    def _target_outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The target network's raw outputs ``[B, A, N]``, its MLP by the hand-written forward pass
+        (the module's forward, without ``nn.Sequential``'s per-layer dispatch)."""
+        body = self.target.body
+        out = mlp_forward(self.kernel.target_layers, self.target.features(obs), "relu")[-1]
+        return out.view(-1, body.n_actions, body.n_quantiles)
+
     @torch.no_grad()
     def step(self, batch: Transitions, objective: obj_lib.Objective, stock_col: int, gamma: float,
              head: QuantileHead, time_in_obs: bool, max_grad_norm: float | None
@@ -72,7 +80,8 @@ class FastDetaNStep:
         """One gradient step on the (already relabelled) ``batch``; returns ``loss`` and
         ``q_mean`` as :func:`~rlsuite.agents.distributional_dp.deta_n.deta_n_loss` does. The
         target update is the caller's."""
-        next_out, done = deta_n_bootstrap(self.target, batch, objective, stock_col, head, time_in_obs)
+        next_out, done = deta_n_bootstrap(self._target_outputs, batch, objective, stock_col, head,
+                                          time_in_obs)
         goal = target_quantiles(batch.reward, done, next_out, gamma)
         loss, current = self.kernel.online_step(self.online.features(batch.obs), batch.action, goal,
                                                 head.tau_hat, head.kappa, max_grad_norm)
