@@ -17,6 +17,14 @@ exact), objective lower-tail CVaR at level 0.1 (RU outer search over every candi
   backward pass has. The extrapolation is stated as such in the results.
 
 Writes ``results/distributional_dp_bench.json`` and prints a markdown table (single thread).
+
+``--deta-n-step``: instead, DηN's gradient step on the sizes of ``conf/experiment/stockgrid_deta_n.yaml``
+(256x256 ReLU MLP, 50 quantiles, batch 128, kappa 0, time one-hot, 3/4 of the batch relabelled,
+16 copies of the deterministic stock grid), written out (``fast_path=True``,
+:mod:`rlsuite.agents.distributional_dp.deta_n_fast`) against eager (``fast_path=False``): CPU ms
+per update (process time, one thread), interleaved rounds of ``--step-updates`` updates each, the
+median over ``--repeats`` rounds; also the eager gradient with the flat Adam (the fast path
+before). Prints one line; writes nothing.
 """
 
 from __future__ import annotations
@@ -87,14 +95,55 @@ def python_backward(mdp: TabularMDP, objective: CVaR, tables: finite.FiniteTable
     return time.perf_counter() - tic, pairs, values
 
 
+def deta_n_step_ms(repeats: int, updates: int) -> dict[str, float]:
+    """CPU ms per DηN update, ``{"fast": ..., "flat_adam": ..., "eager": ...}`` (``flat_adam``:
+    the eager gradient with the flat fused Adam, the fast path before the written-out step):
+    medians over ``repeats`` interleaved rounds of ``updates`` updates (module docstring)."""
+    from rlsuite.agents.distributional_dp.deta_n import DetaN, DetaNConfig
+    from rlsuite.envs.tabular.stock_grid import stock_grid_env
+
+    env = stock_grid_env()
+    agents = {}
+    for name, fast in (("fast", True), ("flat_adam", True), ("eager", False)):
+        cfg = DetaNConfig(objective="target", target=4.0, stock_low=-14.0, stock_high=4.0,
+                          relabel_fraction=0.75, kappa=0.0, time_one_hot=True, utd=0.5,
+                          hidden_sizes=[256, 256], fast_path=fast)
+        agent = DetaN(cfg, env, env.default_params(16), seed=0)
+        for _ in range(64):  # 4096 rows of random-action replay
+            agent.buffer.add_rollout(agent.interaction.collect(agent._random_action, 4))
+        if name == "flat_adam":
+            agent._fast_step = False  # marks the written-out step as not applying: eager + flat Adam
+        agents[name] = agent
+    times: dict[str, list[float]] = {name: [] for name in agents}
+    for _ in range(repeats + 1):  # the first round warms up and is dropped
+        for name, agent in agents.items():
+            batches = [agent.buffer.sample(agent.config.batch_size, agent.policy_generator)
+                       for _ in range(updates)]
+            tic = time.process_time()
+            for batch in batches:
+                agent.gradient_step(batch)
+            times[name].append((time.process_time() - tic) * 1e3 / updates)
+    return {name: statistics.median(t[1:]) for name, t in times.items()}
+
+
 def main() -> None:
     """Run the benchmark, check the loop against the solver, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--python-steps", type=int, default=3)
     parser.add_argument("--out", default="results/distributional_dp_bench.json")
+    parser.add_argument("--deta-n-step", action="store_true",
+                        help="time DηN's gradient step, fast path vs eager, instead")
+    parser.add_argument("--step-updates", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.deta_n_step:
+        ms = deta_n_step_ms(args.repeats, args.step_updates)
+        print(f"DηN gradient step (stockgrid_deta_n sizes), CPU ms/update, median of "
+              f"{args.repeats} rounds x {args.step_updates}: written out {ms['fast']:.2f}, "
+              f"eager with the flat Adam {ms['flat_adam']:.2f}, eager {ms['eager']:.2f} "
+              f"({ms['eager'] / ms['fast']:.2f}x and {ms['flat_adam'] / ms['fast']:.2f}x)")
+        return
     mdp = bench_mdp()
     objective = CVaR(0.1)
     times, sol = [], None

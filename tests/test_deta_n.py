@@ -428,8 +428,10 @@ def _same(a: object, b: object) -> bool:
 
 
 @pytest.mark.parametrize("overrides", [
+    # fast_path=False: the former loop's step is the eager one; the written-out step is checked
+    # against it in tests/test_deta_n_fast.py
     {"objective": "cvar", "relabel_fraction": 0.5, "deploy_episodes": 8, "deploy_snapshots": 2,
-     "snapshot_interval": 32, "utd": 0.5},
+     "snapshot_interval": 32, "utd": 0.5, "fast_path": False},
     {"representation": "categorical", "n_atoms": 11, "objective": "target", "target": 2.0},
 ], ids=["quantile_relabel_snapshots", "categorical"])
 def test_deta_n_on_the_shared_qrdqn_loop_matches_its_former_own_loop(overrides: dict) -> None:

@@ -71,21 +71,36 @@ class FastQuantileStep:
     def step(self, batch: Transitions, config: QRDQNConfig, tau_hat: torch.Tensor) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch`` (the target update is the caller's, before this);
         returns ``loss`` and ``q_mean`` as :func:`~rlsuite.learners.qrdqn.qrdqn_loss` does."""
-        online = self.online
-        b, a, n = batch.obs.shape[0], online.n_actions, online.n_quantiles
+        b, a, n = batch.obs.shape[0], self.online.n_actions, self.online.n_quantiles
         dtype = self.layers[0].weight.dtype
         next_all = mlp_forward(self.target_layers, batch.next_obs.reshape(b, -1).to(dtype), "relu")[-1]
         next_all = next_all.view(b, a, n)
         goal = target_quantiles(batch.reward, batch.terminated,
                                 action_quantiles(next_all, greedy_action(next_all)), config.gamma)
-        acts = mlp_forward(self.layers, batch.obs.reshape(b, -1).to(dtype), "relu")
+        loss, current = self.online_step(batch.obs.reshape(b, -1).to(dtype), batch.action, goal,
+                                         tau_hat, config.kappa, config.max_grad_norm)
+        return {"loss": loss.mean(), "q_mean": current.mean()}
+
+    @torch.no_grad()
+    def online_step(self, x: torch.Tensor, action: torch.Tensor, goal: torch.Tensor,
+                    tau_hat: torch.Tensor, kappa: float, max_grad_norm: float | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The online network's part of the step: its quantiles on ``x`` (``[B, in]``, already in
+        the network's dtype: the observation, or DηN's transformed one, which has no parameters),
+        the quantile Huber loss of ``action``'s quantiles towards ``goal [B, M]`` (fixed), its
+        gradient backpropagated into the flat block, the clip and the fused Adam step.
+
+        Returns ``(loss per row [B], the chosen action's quantiles [B, N])``."""
+        online = self.online
+        b, a, n = x.shape[0], online.n_actions, online.n_quantiles
+        acts = mlp_forward(self.layers, x, "relu")
         out = acts[-1].view(b, a, n)
-        index = batch.action.long().view(-1, 1, 1).expand(-1, 1, n)
+        index = action.long().view(-1, 1, 1).expand(-1, 1, n)
         current = out.gather(1, index).squeeze(1)
-        loss, d_current, _ = pairwise_loss_rows(current, goal, tau_hat, config.kappa, target_grad=False)
+        loss, d_current, _ = pairwise_loss_rows(current, goal, tau_hat, kappa, target_grad=False)
         # d mean(loss) / d out: each row's gradient / B at its action's quantiles, zero elsewhere.
         grad_out = torch.zeros_like(out).scatter_(1, index, d_current.div_(b).unsqueeze(1))
         weight_grads, bias_grads = self._grads()
         mlp_backward(self.layers, acts, grad_out.view(b, a * n), weight_grads, bias_grads, "relu")
-        clipped_step(self.optimizer, online, config.max_grad_norm)
-        return {"loss": loss.mean(), "q_mean": current.mean()}
+        clipped_step(self.optimizer, online, max_grad_norm)
+        return loss, current

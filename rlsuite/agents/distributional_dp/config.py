@@ -131,7 +131,9 @@ class DetaNConfig:
     """Global gradient-norm clip."""
     fast_path: bool = True
     """Adam over flat parameter blocks, one fused call per step (QR-DQN's
-    :func:`rlsuite.learners.qrdqn.quantile_optimizer`); False: ``torch.optim.Adam`` per tensor."""
+    :func:`rlsuite.learners.qrdqn.quantile_optimizer`), and with the quantile head the gradient
+    written out in closed form (:mod:`rlsuite.agents.distributional_dp.deta_n_fast`); False:
+    autograd and ``torch.optim.Adam`` per tensor."""
     stock_grid: int = 241
     """Candidate initial stocks scored for RU deployment (cvar, mean_cvar), evenly spaced on
     ``[stock_low, stock_high]`` (unless ``stock_grid_step`` is set)."""

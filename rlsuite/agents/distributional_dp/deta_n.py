@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -117,13 +118,18 @@ class StockQuantileNetwork(nn.Module):
         self.body = QuantileNetwork(obs_dim + (time_steps + 1 if time_steps else 0), n_actions,
                                     n_quantiles, hidden)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw outputs ``[B, A, N]``."""
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The MLP's input ``[B, in]``: the scaled observation (and the time one-hot). It has no
+        parameters, so the fast gradient step (:class:`FastDetaNStep`) starts after it."""
         x = obs.float() * self.scale
         if self.time_steps:
             t = obs[:, self.time_col].round().long().clamp(0, self.time_steps)
             x = torch.cat([x, nn.functional.one_hot(t, self.time_steps + 1).to(x.dtype)], 1)
-        return self.body(x)
+        return x
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw outputs ``[B, A, N]``."""
+        return self.body(self.features(obs))
 
 
 class QuantileHead:
@@ -208,16 +214,27 @@ def greedy_by_objective(objective: obj_lib.Objective, stock: torch.Tensor, value
     return torch.where(tied, distribution_mean(values, probs), -torch.inf).argmax(-1)
 
 
+@torch.no_grad()
+def deta_n_bootstrap(target: Callable[[torch.Tensor], torch.Tensor], batch: Transitions,
+                     objective: obj_lib.Objective, stock_col: int, head: QuantileHead | CategoricalHead,
+                     time_in_obs: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target side of the DηN loss (``target``: the target network, or a function computing
+    its raw outputs ``[B, A, N]``): ``(the target's raw outputs [B, N] at its
+    greedy-by-objective action at (s', c'), done [B])``, where ``done`` cuts the bootstrap
+    (with the time in the observation a truncation too). Shared by the eager loss
+    (:func:`deta_n_loss`) and the fast step (:class:`FastDetaNStep`)."""
+    next_all = target(batch.next_obs)
+    next_stock = batch.next_obs[:, stock_col]
+    a_next = greedy_by_objective(objective, next_stock, *head.distribution(next_all))
+    done = batch.terminated | batch.truncated if time_in_obs else batch.terminated
+    return action_quantiles(next_all, a_next), done
+
+
 def deta_n_loss(online: nn.Module, target: nn.Module, batch: Transitions, objective: obj_lib.Objective,
                 stock_col: int, gamma: float, head: QuantileHead | CategoricalHead,
                 time_in_obs: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The DηN loss on one batch: the target's greedy-by-objective action at ``(s', c')``."""
-    with torch.no_grad():
-        next_all = target(batch.next_obs)
-        next_stock = batch.next_obs[:, stock_col]
-        a_next = greedy_by_objective(objective, next_stock, *head.distribution(next_all))
-        done = batch.terminated | batch.truncated if time_in_obs else batch.terminated
-        next_out = action_quantiles(next_all, a_next)
+    next_out, done = deta_n_bootstrap(target, batch, objective, stock_col, head, time_in_obs)
     current = action_quantiles(online(batch.obs), batch.action)
     loss = head.loss(current, batch.reward, done, next_out, gamma)
     values, probs = head.distribution(current.detach())
@@ -270,6 +287,9 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
         self.policy_generator = self.interaction.policy_generator
         self.exploration_rate = config.exploration_initial_eps
         self.num_updates = 0
+        self._fast_step: Any = None
+        """With ``fast_path``: the :class:`~rlsuite.agents.distributional_dp.deta_n_fast.FastDetaNStep`
+        built at the first update, or False where it does not apply (eager step)."""
         self.deploy_stock: float | None = None
         self.snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
         """``(env step, online weights)`` kept for the deployment (``deploy_snapshots``)."""
@@ -323,6 +343,17 @@ class DetaN(QuantileAgentCheckpoint, InteractionCounters):
             time_col = self.stock_col + 1 if cfg.include_time else None
             batch = relabel_stocks(batch, self.stock_col, cfg.gamma, low, high, cfg.relabel_fraction,
                                    self.policy_generator, self.env._clip, time_col)
+        if cfg.fast_path and self._fast_step is None:
+            from rlsuite.agents.distributional_dp import deta_n_fast  # imports this module
+
+            applies = deta_n_fast.fast_step_applies(self.q_net, self.head, self.optimizer)
+            self._fast_step = (deta_n_fast.FastDetaNStep(self.q_net, self.target_net, self.optimizer)
+                               if applies else False)
+        if self._fast_step:  # closed-form gradients, fused Adam (deta_n_fast)
+            stats = self._fast_step.step(batch, self.objective, self.stock_col, cfg.gamma,
+                                         self.head, cfg.include_time, cfg.max_grad_norm)
+            polyak_update(self.q_net.parameters(), self.target_net.parameters(), cfg.tau)
+            return stats
         loss, stats = deta_n_loss(self.q_net, self.target_net, batch, self.objective, self.stock_col,
                                   cfg.gamma, self.head, cfg.include_time)
         self.optimizer.zero_grad(set_to_none=True)
