@@ -12,6 +12,7 @@ from rlsuite.agents.distributional_dp.deta_n import DetaN, DetaNConfig, deta_n_l
 from rlsuite.envs.tabular.stock_grid import stock_grid_env
 from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.qrdqn import clipped_step
+from test_deta_n import _same  # the recursive bit-for-bit comparison of states
 
 
 def _agent(fast_path: bool, **overrides: object) -> DetaN:
@@ -103,16 +104,6 @@ def _eager_reference(agent: DetaN, n: int) -> list[dict[str, torch.Tensor]]:
         polyak_update(agent.q_net.parameters(), agent.target_net.parameters(), cfg.tau)
         rows.append(stats)
     return rows
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(map(_same, a, b))
-    return a == b
 
 
 def test_categorical_head_falls_back_to_exactly_the_eager_step() -> None:
