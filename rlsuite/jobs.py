@@ -72,11 +72,13 @@ def failure_fields(error: BaseException) -> dict[str, str]:
 
 
 class Preempted(Exception):
-    """Raised at an iteration boundary after a preemption signal, once the checkpoint is written."""
+    """Raised after a preemption signal: at an iteration boundary once the checkpoint is written
+    (``checkpointed``), or at an interrupt point between checkpoints, where the last checkpoint
+    stands (:meth:`rlsuite.training.TrainingHooks.interrupt_point`)."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, checkpointed: bool = True) -> None:
         super().__init__(f"received {signal.Signals(signum).name}")
-        self.signum = signum
+        self.signum, self.checkpointed = signum, checkpointed
 
 
 class TimeLimitReached(Exception):
@@ -137,11 +139,12 @@ class PreemptionGuard:
         # Only note it: the agent may be mid-update; the loop checkpoints at its next boundary.
         self.received = signum
 
-    def check(self, on_preempt: Callable[[], None]) -> None:
-        """If a signal arrived: run ``on_preempt`` (write the checkpoint), then raise Preempted."""
+    def check(self, on_preempt: Callable[[], None], checkpointed: bool = True) -> None:
+        """If a signal arrived: run ``on_preempt`` (write the checkpoint), then raise Preempted
+        (``checkpointed`` says whether ``on_preempt`` saved the state)."""
         if self.received is not None:
             on_preempt()
-            raise Preempted(self.received)
+            raise Preempted(self.received, checkpointed)
 
     def forward(self, signum: int) -> NoReturn:
         """After the guard has exited: hand ``signum`` to the handler installed before it

@@ -134,6 +134,12 @@ class RunHooks(TrainingHooks):
             raise jobs.TimeLimitReached(self.time_limit.limit_s, step, self.total_steps,
                                         self.ckpt_path.parent.parent)
 
+    def interrupt_point(self) -> None:
+        """After a preemption signal, stop now: the stretch under way has no consistent state
+        to save, so the last checkpoint stands and the resumed run repeats the stretch."""
+        if self.guard is not None:
+            self.guard.check(lambda: None, checkpointed=False)
+
     def save(self, agent: Any) -> None:
         # An optimizer's state_dict would import TorchDynamo (~0.9 s) on its first call.
         with optimizer_without_dynamo():
@@ -285,7 +291,9 @@ def _guarded_run(cfg: DictConfig, run_dir: Path, payload: dict[str, Any] | None,
     except jobs.Preempted as err:
         jobs.write_result(run_dir, jobs.PREEMPTED, signal=str(err), reason=str(err),
                           total_steps=int(cfg.total_steps), **record)
-        log.warning(f"rlsuite: {err}: checkpointed in {run_dir}; the same command resumes there")
+        where = ("checkpointed in" if err.checkpointed else
+                 "stopped between checkpoints (the work since the last one is dropped) in")
+        log.warning(f"rlsuite: {err}: {where} {run_dir}; the same command resumes there")
         guard.forward(err.signum)
     except jobs.TimeLimitReached as err:
         jobs.write_result(run_dir, jobs.PREEMPTED, reason=f"time limit of {err.limit_s:g} s reached",

@@ -76,6 +76,16 @@ class TrainingHooks:
     def on_iteration(self, agent: Any, step: int, metrics: dict[str, float]) -> None:
         """``step``: env steps so far; ``metrics``: host floats, tagged SB3-style."""
 
+    def interrupt_point(self) -> None:
+        """Called between the inner iterations of a stretch of training that has no state of its
+        own to checkpoint (an IWOCS phase: its checkpoints hold phase boundaries only).
+
+        The runner's hooks raise :class:`rlsuite.jobs.Preempted` here once a preemption signal
+        has arrived, so the run stops within seconds and resumes from its last checkpoint,
+        instead of finishing a stretch that a cluster's grace period may not leave time for.
+        The default does nothing.
+        """
+
 
 def updates_due(utd: float, global_step: int, learning_starts: int, num_updates: int) -> int:
     """Gradient updates owed now by an off-policy learner: ``utd`` per env step after

@@ -200,3 +200,48 @@ def test_bad_configs_are_rejected():
         IWOCS(IWOCSConfig(box="cartpole_masspole_length"), cart, cart.default_params(2))
     cfg = IWOCSConfig(sac={"hidden_sizes": [8], "utd": 0.1})  # Hydra hands the group as a dict
     assert isinstance(cfg.sac, SACConfig) and cfg.sac.utd == 0.1
+
+
+def test_a_preemption_signal_inside_a_phase_stops_the_run_at_once_and_resume_repeats_the_phase(
+        tmp_path, monkeypatch):
+    """SIGUSR2 arriving in the middle of an expert phase: the run stops at that SAC iteration
+    (an interrupt point), not at the phase's end an hour later on MuJoCo; it records
+    ``preempted`` and leaves the DR phase's checkpoint standing; ``resume=auto`` repeats the
+    phase and ends with the uninterrupted run's final metrics."""
+    import json
+    import os
+    import signal
+
+    from rlsuite import checkpoint, jobs
+    from rlsuite.agents.iwocs import deep
+    from rlsuite.runner import compose, run
+
+    common = ["experiment=pendulum_iwocs_smoke", "checkpoint_every=1", "progress=false",
+              "tensorboard=false"]  # a checkpoint at every phase boundary, as halfcheetah_iwocs
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    score = run(compose([*common, f"run_dir={whole}"]))
+    original = deep._PhaseHooks.on_iteration
+    learners, calls_after_signal = [], []
+
+    def on_iteration(self, agent, step, metrics):
+        if not learners or learners[-1] is not agent:
+            learners.append(agent)  # the DR phase's SAC, then the first expert's
+        if len(learners) == 2 and calls_after_signal == [] and agent.global_step > 0:
+            calls_after_signal.append(0)
+            os.kill(os.getpid(), signal.SIGUSR2)  # mid-phase: the expert has trained a little
+        elif calls_after_signal:
+            calls_after_signal[0] += 1
+        original(self, agent, step, metrics)
+
+    monkeypatch.setattr(deep._PhaseHooks, "on_iteration", on_iteration)
+    with pytest.raises(jobs.PreemptionExit):
+        run(compose([*common, f"run_dir={killed}"]))
+    assert calls_after_signal == [0]  # stopped in the iteration the signal arrived in
+    assert len(learners) == 2 and 0 < learners[1].global_step < 300  # inside phase 1 (300 steps)
+    record = jobs.read_result(killed)
+    assert record["status"] == "preempted" and "SIGUSR2" in record["signal"]
+    assert checkpoint.load(killed)["agent"]["global_step"] == 600  # the DR phase's boundary
+    monkeypatch.undo()
+    assert run(compose([*common, f"run_dir={killed}", "resume=auto"])) == score
+    final = json.loads((killed / "result.json").read_text())
+    assert final["metrics"] == json.loads((whole / "result.json").read_text())["metrics"]

@@ -64,14 +64,24 @@ from rlsuite.learners.sac import SAC, SACNetworks
 from rlsuite.training import TrainingHooks
 
 
-class _LastMetrics(TrainingHooks):
-    """Keeps the last metrics a sub-agent reported (for IWOCS's per-phase log)."""
+class _PhaseHooks(TrainingHooks):
+    """A phase's sub-agent hooks: keep the last metrics it reported (for IWOCS's per-phase log)
+    and pass each of its iterations to the run's hooks as an interrupt point (a phase has no
+    checkpoint of its own, so a preemption signal stops the run there and the resumed run
+    repeats the phase)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_hooks: TrainingHooks) -> None:
+        # a caller's own hooks object may define on_iteration alone (duck typing): no interrupts
+        self.interrupt_point = getattr(run_hooks, "interrupt_point", _no_interrupt)
         self.metrics: dict[str, float] = {}
 
     def on_iteration(self, agent: Any, step: int, metrics: dict[str, float]) -> None:
         self.metrics = metrics
+        self.interrupt_point()
+
+
+def _no_interrupt() -> None:
+    """The interrupt point of hooks that have none."""
 
 
 class IWOCS:
@@ -161,13 +171,14 @@ class IWOCS:
         """Run phases until ``total_steps`` env steps are used or the loop ends.
 
         One ``hooks.on_iteration`` call per phase. Phases run whole: a phase started below
-        ``total_steps`` finishes even if it overshoots.
+        ``total_steps`` finishes even if it overshoots. Within a phase, every SAC iteration and
+        every threshold's search is a ``hooks.interrupt_point``.
         """
         hooks = hooks or TrainingHooks()
         while self.global_step < total_steps and not self.finished:
             tic = time.perf_counter()
             steps_before = self.global_step
-            metrics = self._dr_phase() if self.fallback is None else self._expert_phase()
+            metrics = self._dr_phase(hooks) if self.fallback is None else self._expert_phase(hooks)
             self.iteration += 1
             self._policy = None
             metrics["time/fps"] = (self.global_step - steps_before) / (time.perf_counter() - tic)
@@ -198,9 +209,9 @@ class IWOCS:
                     for k, v in self.box.describe(torch.tensor(trained_on)).items()}
         return out
 
-    def _dr_phase(self) -> dict[str, float]:
+    def _dr_phase(self, hooks: TrainingHooks) -> dict[str, float]:
         cfg = self.config
-        last = _LastMetrics()
+        last = _PhaseHooks(hooks)
         agent = train_domain_randomized(cfg.sac, self.env, self.box, self.nominal, self.num_envs,
                                         cfg.dr_steps, self.seed, cfg.dr_resample_steps, last)
         self.global_step += agent.global_step
@@ -221,7 +232,7 @@ class IWOCS:
                 return True
         return False
 
-    def _expert_phase(self) -> dict[str, float]:
+    def _expert_phase(self, hooks: TrainingHooks) -> dict[str, float]:
         cfg = self.config
         phase = len(self.experts) + 1
         assert self.pending is not None
@@ -234,7 +245,7 @@ class IWOCS:
         agent = SAC(cfg.sac, self.env, params, seed)
         heads = ExpertHeads(self.obs_dim, self.act_dim, cfg.q_hidden_sizes,
                             cfg.predictor_hidden_sizes).to(self.env.device)
-        last = _LastMetrics()
+        last = _PhaseHooks(hooks)
         trainer = HeadsTrainer(heads, cfg.heads_learning_rate, cfg.sac.gamma, cfg.sac.tau,
                                cfg.sac.batch_size, torch.Generator(device=self.env.device)
                                .manual_seed(seed + 17), forward=last)
@@ -245,6 +256,7 @@ class IWOCS:
         best: tuple[float, float, SearchResult] | None = None
         frozen = [e.rho for e in self.experts]
         for rho in cfg.thresholds:
+            last.interrupt_point()  # each search is a 10^6 copy-step grid on MuJoCo
             policy = self.composite(frozen + [rho], self.experts + [candidate])
             result = self.search_worst_case(policy, phase)
             if best is None or result.worst_return > best[1]:
