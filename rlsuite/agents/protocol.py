@@ -38,7 +38,7 @@ class Agent(Protocol):
     def learn(self, total_steps: int, hooks: TrainingHooks | None = None) -> Any:
         """Train until ``total_steps`` env steps in all, continuing from the counters (a loaded
         agent resumes), calling ``hooks.on_iteration(agent, global_step, metrics)`` after every
-        iteration."""
+        iteration (and ``hooks.interrupt_point()`` inside a long stretch it cannot checkpoint)."""
         ...
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
