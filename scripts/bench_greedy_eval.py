@@ -68,12 +68,12 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
         paths = {"fused": agent.greedy_policy(),
                  "module": lambda obs, agent=agent: agent.act(obs, deterministic=True)}
         times: dict[str, list[float]] = {name: [] for name in paths}
-        for name, policy in paths.items():  # warm-up: compile or load the kernels
+        for policy in paths.values():  # warm-up: compile or load the kernels
             evaluate(policy, env, params, 1, env.make_generator(1))
         for _ in range(args.rounds):
             for name, policy in paths.items():
                 times[name].append(cpu_seconds(
-                    lambda p=policy: evaluate(p, env, params, 1, env.make_generator(1))))
+                    lambda p=policy, e=env, ps=params: evaluate(p, e, ps, 1, e.make_generator(1))))
         fused, module = (statistics.median(times[n]) for n in ("fused", "module"))
         print(f"{learner}: fused {fused * 1e3:.1f} ms, module {module * 1e3:.1f} ms per "
               f"evaluation of {args.copies} copies; module / fused {module / fused:.2f}x",

@@ -311,3 +311,16 @@ def test_kill_and_resume_matches_the_uninterrupted_run(name: str, tmp_path: Path
     assert [(s, timing_free(m)) for s, m in rows] == \
         [(s, timing_free(m)) for s, m in runs.straight_rows]
     assert_same(runs.straight_state, resumed.state_dict())
+
+
+@pytest.mark.parametrize("name", _params({}))
+def test_loading_a_live_state_shares_no_tensor_with_its_owner(name: str) -> None:
+    """``b.load_state_dict(a.state_dict())``, then b trains on: a's state is untouched (torch's
+    optimizers keep a loaded tensor that already has the parameter's dtype and device, and step
+    it in place, so a load that kept them would train both agents' moments at once)."""
+    source = straight_run(name).straight
+    before = copy.deepcopy(source.state_dict())
+    loaded, _, _ = build(name)
+    loaded.load_state_dict(source.state_dict())
+    loaded.learn(2 * CASES[name].total_steps)  # (an agent whose loop has ended learns no more)
+    assert_same(before, source.state_dict())

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_deta_n import _same  # the recursive bit-for-bit comparison of states
 
 from rlsuite.agents.distributional_dp import deta_n_fast
 from rlsuite.agents.distributional_dp.deta_n import DetaN, DetaNConfig, deta_n_loss
 from rlsuite.envs.tabular.stock_grid import stock_grid_env
 from rlsuite.learners.nets import polyak_update
 from rlsuite.learners.qrdqn import clipped_step
-from test_deta_n import _same  # the recursive bit-for-bit comparison of states
 
 
 def _agent(fast_path: bool, **overrides: object) -> DetaN:

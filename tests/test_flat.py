@@ -47,3 +47,23 @@ def test_sac_with_flat_optimizers_survives_a_deep_copy_and_a_reload() -> None:
         agent.learn(500)
     for x, y, z in zip(a.nets.parameters(), b.nets.parameters(), c.nets.parameters(), strict=True):
         assert torch.equal(x, y) and torch.equal(x, z)
+
+
+def test_loading_a_live_optimizer_state_copies_its_tensors() -> None:
+    """torch's Adam keeps a loaded tensor that already has the parameter's dtype and device and
+    steps it in place: without the copy in load_optimizer, stepping ``b`` after loading ``a``'s
+    live state would advance ``a``'s moments and step count too."""
+    from rlsuite.learners.optim import load_optimizer
+
+    p, q = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3))
+    a, b = torch.optim.Adam([p], lr=0.1), torch.optim.Adam([q], lr=0.1)
+    p.grad = torch.ones(3)
+    a.step()
+    before = copy.deepcopy(a.state_dict())
+    load_optimizer(b, a.state_dict(), 0.1)
+    q.grad = torch.ones(3)
+    b.step()
+    after = a.state_dict()["state"][0]
+    assert all(torch.equal(after[k], before["state"][0][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    assert float(b.state_dict()["state"][0]["step"]) == 2.0
+

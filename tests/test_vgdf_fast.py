@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from test_conformance import assert_same
 
 from rlsuite.agents.vgdf.agent import VGDF
 from rlsuite.agents.vgdf.config import VGDFConfig
@@ -46,8 +47,7 @@ def _parity(variant: str, updates: int = 4, **kw: Any) -> dict[bool, tuple[VGDF,
     runs = {}
     for fast in (False, True):
         agent = _agent(fast, variant=variant, **kw)
-        # A copy each: torch's Adam loads same-device tensors without copying, then steps them.
-        agent.load_state_dict(copy.deepcopy(state))
+        agent.load_state_dict(state)  # one state for both: a load copies what it keeps
         runs[fast] = (agent, [agent.update_on(batch, weight) for batch, weight in batches])
     fast_agent = runs[True][0]
     step = sac_fast._STEPS.get(fast_agent.nets)
@@ -162,7 +162,7 @@ def test_agent_updates_with_the_filter_agree() -> None:
     agents = {fast: _agent(fast) for fast in (False, True)}
     stats: dict[bool, list[dict]] = {}
     for fast, agent in agents.items():
-        agent.load_state_dict(copy.deepcopy(state))
+        agent.load_state_dict(state)
         stats[fast] = [agent._update(i == 2)[0] for i in range(3)]
     assert stats[False][0]["vgdf/accept_ratio"] == 0.25  # filtering
     _assert_same({fast: (agents[fast], stats[fast]) for fast in agents})
@@ -201,3 +201,18 @@ def test_small_batches_take_the_eager_update() -> None:
     agent = _agent(True, variant="zero_shot")
     agent.learn(WARM)
     assert agent.num_updates > 0 and agent.nets not in sac_fast._STEPS
+
+
+def test_an_eager_agent_loaded_from_a_live_one_leaves_it_untouched() -> None:
+    """The eager update's exploration actor steps torch's per-tensor Adam, which keeps loaded
+    tensors of the parameter's dtype and device: without the copy on load, the loaded agent's
+    training advanced the source agent's exploration moments and step counts too."""
+    torch.set_num_threads(1)
+    source = _agent(False)
+    source.learn(WARM)
+    assert isinstance(source.explore_opt, torch.optim.Adam)
+    before = copy.deepcopy(source.state_dict())
+    loaded = _agent(False)
+    loaded.load_state_dict(source.state_dict())
+    loaded.learn(WARM + 50)
+    assert_same(before, source.state_dict())

@@ -29,16 +29,31 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
             group["lr"] = float(lr)
 
 
+def unshared(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer ``state_dict`` whose per-parameter tensors (moments, step counts) are copies.
+
+    ``torch.optim.Optimizer.load_state_dict`` keeps a given tensor that already has the
+    parameter's dtype and device, and then steps it in place. Loading another live agent's
+    ``state_dict()`` (or one dict into two agents) would therefore make both optimizers advance
+    the same moments and step counts; a checkpoint read from a file is unaffected, having no
+    other owner.
+    """
+    return {**state, "state": {key: {name: v.clone() if isinstance(v, torch.Tensor) else v
+                                     for name, v in per_param.items()}
+                               for key, per_param in state["state"].items()}}
+
+
 def load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float,
                    saved_base: float | None = None) -> None:
-    """``optimizer.load_state_dict(state)``, then the learning rate of the config the agent was
-    built with: the moments and step counts come from the checkpoint, the rate from ``lr``.
+    """``optimizer.load_state_dict(state)`` on a copy of the state's tensors (:func:`unshared`),
+    then the learning rate of the config the agent was built with: the moments and step counts
+    come from the checkpoint, the rate from ``lr``.
 
     Without ``saved_base`` every group gets ``lr``. With it (a scheduled rate: ``saved_base`` is
     the base the saved rates were scheduled from), each group's saved rate is rescaled to the new
     base, ``lr * saved / saved_base``; when ``lr == saved_base`` the saved rates stay as they are.
     """
-    optimizer.load_state_dict(state)
+    optimizer.load_state_dict(unshared(state))
     if saved_base is None:
         set_lr(optimizer, lr)
         return
