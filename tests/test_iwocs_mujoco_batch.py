@@ -169,3 +169,26 @@ def test_simulator_choice_and_unsupported_sets():
         MujocoParamsEnv("hopper_2", simulator="fast")
     with pytest.raises(ValueError, match="threads = 0 must be >= 1"):
         MujocoParamsEnv("hopper_2", threads=0)
+
+
+@pytest.mark.parametrize("nu", [1, 3, 6])
+def test_control_cost_sums_each_row_in_gymnasiums_order(nu):
+    """The float32 control cost over [B, nu] equals gymnasium's per-action
+    ``w * np.sum(np.square(action))`` for every row (batch sizes below and above numpy's buffer),
+    on magnitudes mixed so that a different summation order would change about a fifth of the
+    rows (checked here too, so the equality is not vacuous)."""
+    from rlsuite.agents.iwocs.mujoco_batch import _control_cost
+
+    class Sim:
+        _ctrl_cost_weight = 0.1
+
+    rng = np.random.default_rng(nu)
+    for n in (1, 27, 20000):
+        a = (rng.uniform(-1, 1, (n, nu)) * rng.choice([1e-3, 1.0, 1e3], (n, nu))).astype(np.float32)
+        cost = _control_cost(Sim, a)
+        ref = np.array([Sim._ctrl_cost_weight * np.sum(np.square(row)) for row in a])
+        assert cost.dtype == ref.dtype == np.float32 and np.array_equal(cost, ref)
+    if nu > 2:
+        sq = np.square(a)
+        other = sq[:, 0] + np.sum(sq[:, 1:], axis=1)  # a0 + (a1 + ...): another order
+        assert (Sim._ctrl_cost_weight * other != cost).mean() > 0.05
