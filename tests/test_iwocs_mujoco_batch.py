@@ -160,7 +160,7 @@ def test_a_diverged_copy_resets_the_same_way_in_both_simulators():
 def test_simulator_choice_and_unsupported_sets():
     """Ant and HumanoidStandup (observations from mj_rnePostConstraint's fields) stay on the
     gymnasium path under "auto" and are refused under "batch", naming the set; bad values are
-    refused naming the argument."""
+    refused naming the argument, and params of another batch size than the state's."""
     assert MujocoParamsEnv("ant_2").simulator == "gymnasium"
     assert MujocoParamsEnv("hopper_2").simulator == "batch"
     with pytest.raises(ValueError, match=r"simulator = 'batch' does not support ant_3 \(Ant-v5\)"):
@@ -169,6 +169,11 @@ def test_simulator_choice_and_unsupported_sets():
         MujocoParamsEnv("hopper_2", simulator="fast")
     with pytest.raises(ValueError, match="threads = 0 must be >= 1"):
         MujocoParamsEnv("hopper_2", threads=0)
+    env = MujocoParamsEnv("hopper_2")
+    params = _grid_params(env, "hopper_2")
+    _, state = env.reset(params, env.make_generator(0))
+    with pytest.raises(ValueError, match="params batch size 1 != state batch size 9"):
+        env.step(state, torch.zeros(9, 3), env.default_params(1), env.make_generator(0))
 
 
 @pytest.mark.parametrize("nu", [1, 3, 6])

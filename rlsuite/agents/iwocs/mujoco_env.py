@@ -179,6 +179,8 @@ class MujocoParamsEnv(BatchedEnv[MujocoState, Any]):
              generator: torch.Generator) -> Step[MujocoState]:
         """Step every copy from its own state and parameters; reset the copies whose episode ended."""
         n = state.physics.shape[0]
+        if tree.batch_size(params) != n:
+            raise ValueError(f"params batch size {tree.batch_size(params)} != state batch size {n}")
         actions = action.detach().reshape(n, -1).to("cpu").numpy().astype(self._action_dtype)
         physics = state.physics.to("cpu").numpy().copy()
         if self._batch is not None:
