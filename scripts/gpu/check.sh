@@ -16,7 +16,7 @@
 # after TESTS_TIMEOUT (240) s, the benchmark gets the rest (and starts no new section in its
 # last 40 s), so a device command of 10 minutes leaves room for the machine's start.
 #
-# Environment: PYTHON (python3), OUT, SITE, DEVICE (cuda), TOTAL_SECONDS, TESTS_TIMEOUT,
+# Environment: PYTHON (python3), OUT, SITE, WHEEL_DIR (.whl), DEVICE (cuda), TOTAL_SECONDS, TESTS_TIMEOUT,
 # BENCH_ARGS (extra bench.py options, e.g. --quick), PYTEST_ARGS (extra pytest options).
 set -uo pipefail  # no -e: a failed stage is recorded and the next one still runs
 cd "$(dirname "$0")/../.."
@@ -24,6 +24,7 @@ ROOT="$PWD"
 PY="${PYTHON:-python3}"
 OUT="${OUT:-$ROOT/runs/gpu-check}"
 SITE="${SITE:-/tmp/site}"
+WHEEL_DIR="${WHEEL_DIR:-.whl}"
 DEVICE="${DEVICE:-cuda}"
 TOTAL_SECONDS="${TOTAL_SECONDS:-460}"
 TESTS_TIMEOUT="${TESTS_TIMEOUT:-240}"
@@ -35,12 +36,12 @@ FAILED=()
 
 note() { echo "$*" | tee -a "$SUMMARY"; }
 
-# stage NAME LIMIT_SECONDS COMMAND...: run under timeout, record status and duration.
+# stage NAME LIMIT_SECONDS FUNCTION: run the exported FUNCTION in a fresh bash under timeout
+# (with pipefail: a function's `cmd | tee log` fails when cmd does); record status and seconds.
 stage() {
-  local name="$1" limit="$2" t0=$SECONDS rc
-  shift 2
+  local name="$1" limit="$2" fn="$3" t0=$SECONDS rc
   echo "=== stage $name (limit ${limit} s) ==="
-  timeout -k 10 "$limit" "$@"
+  timeout -k 10 "$limit" bash -o pipefail -c "$fn"
   rc=$?
   local what="ok"
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -55,11 +56,11 @@ stage() {
 install_site() {
   # Wheels into SITE (none there: the current environment must already have them).
   rm -rf "$SITE" && mkdir -p "$SITE" || return 1
-  if compgen -G ".whl/*.whl" > /dev/null; then
+  if compgen -G "$WHEEL_DIR/*.whl" > /dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target "$SITE" .whl/*.whl || return 1
+      --target "$SITE" "$WHEEL_DIR"/*.whl || return 1
   else
-    echo "no .whl/*.whl: using the packages $PY already has"
+    echo "no $WHEEL_DIR/*.whl: using the packages $PY already has"
   fi
   # The package as pyproject.toml lays it out, pointing into the working tree: each entry of
   # rlsuite/ linked, envs/ and conf/ linked as rlsuite/envs and rlsuite/conf. Modules resolve
@@ -71,14 +72,16 @@ install_site() {
   done
   ln -s "$ROOT/envs" "$SITE/rlsuite/envs"
   ln -s "$ROOT/conf" "$SITE/rlsuite/conf"
-  "$PY" -c "import rlsuite, rlsuite.envs, rlsuite.conf, rlsuite.cli, gymnasium, hydra, stable_baselines3
-print('rlsuite from', rlsuite.__file__)"
+  "$PY" -c "import rlsuite, rlsuite.envs, rlsuite.conf, rlsuite.cli, gymnasium, hydra, \
+stable_baselines3; print('rlsuite from', rlsuite.__file__)"
 }
 
 device_info() {
   if command -v nvidia-smi > /dev/null; then nvidia-smi; else echo "nvidia-smi: not found"; fi
+  # Fails (and so marks the stage) when DEVICE asks for CUDA and torch sees none: the tests
+  # would then all skip, which must not read as a pass.
   "$PY" - <<'EOF'
-import platform, torch
+import os, platform, sys, torch
 print(f"python {platform.python_version()}, torch {torch.__version__}, CUDA build {torch.version.cuda}")
 print(f"cuda available: {torch.cuda.is_available()}, devices: {torch.cuda.device_count()}")
 for i in range(torch.cuda.device_count()):
@@ -86,6 +89,8 @@ for i in range(torch.cuda.device_count()):
     print(f"cuda:{i} {p.name}, {p.total_memory / 2**30:.1f} GiB, capability {p.major}.{p.minor}")
 if torch.cuda.is_available():
     print(f"cudnn {torch.backends.cudnn.version()}")
+elif os.environ["DEVICE"].startswith("cuda"):
+    sys.exit(f"DEVICE={os.environ['DEVICE']} but torch sees no CUDA device")
 EOF
 }
 
@@ -111,18 +116,18 @@ device_info_logged() { device_info 2>&1 | tee "$OUT/gpu_info.txt"; }
 # current directory (whose rlsuite/ lacks envs/ and conf/) first on sys.path, in this shell's
 # python commands and in their subprocesses.
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONSAFEPATH=1
-export PY ROOT OUT SITE DEVICE
+export PY ROOT OUT SITE DEVICE WHEEL_DIR
 export -f install_site device_info device_info_logged run_tests run_bench
-stage install 120 bash -c install_site
-stage info 30 bash -c device_info_logged
+stage install 120 install_site
+stage info 30 device_info_logged
 # The tests get at most TESTS_TIMEOUT, leaving the benchmark at least 90 s; the benchmark gets
 # what is left of TOTAL_SECONDS, so a quick test stage leaves it more time.
 left() { echo $(( TOTAL_SECONDS - (SECONDS - START) )); }
-tests_limit=$(( $(left) - 90 < TESTS_TIMEOUT ? $(left) - 90 : TESTS_TIMEOUT ))
-stage tests "$(( tests_limit > 30 ? tests_limit : 30 ))" bash -c run_tests
+tests_limit=$(( $(left) - 90 > 30 ? $(left) - 90 : 30 ))
+stage tests "$(( TESTS_TIMEOUT < tests_limit ? TESTS_TIMEOUT : tests_limit ))" run_tests
 BENCH_TIMEOUT=$(( $(left) - 5 > 60 ? $(left) - 5 : 60 ))
 export BENCH_TIMEOUT
-stage bench "$BENCH_TIMEOUT" bash -c run_bench
+stage bench "$BENCH_TIMEOUT" run_bench
 
 note "total: $((SECONDS - START)) s; results in $OUT"
 if [ "${#FAILED[@]}" -gt 0 ]; then
