@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -144,7 +143,8 @@ def markdown(results: dict[str, Any]) -> str:
         + ("; each run bracketed by `torch.cuda.synchronize()`." if cuda else "."),
         f"* Random actions from a pool of {benchmark.ACTION_POOL} pre-drawn batches on the "
         "device (sampling not timed); autoreset on, each env's default time limit. \"setup s\": "
-        "building the env, warm-up and calibration, compilation included.",
+        "building the env, warm-up and calibration"
+        + (", compilation included (`compile=True`)." if s["compile"] else "."),
         "",
         "## Env steps",
         "",
@@ -152,7 +152,10 @@ def markdown(results: dict[str, Any]) -> str:
     if results["envs"]:
         lines += ["| env | N | mode | env-steps/s median | min-max | us/step | setup s |",
                   "|---|---:|---|---:|---:|---:|---:|"]
-        for r in results["envs"]:
+        order = {env: i for i, env in enumerate(ENVS)}
+        rows = sorted(results["envs"], key=lambda r: (order[r["env"]], r["mode"] == "compiled",
+                                                      r["n_envs"]))
+        for r in rows:
             lines.append(
                 f"| {r['env']} | {r['n_envs']} | {r['mode']} | **{benchmark._rate(r['median'])}** "
                 f"| {benchmark._rate(r['min'])}-{benchmark._rate(r['max'])} | "
@@ -167,7 +170,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"`PPO.learn` with {config} ({results['ppo'][0]['num_steps']}-step rollouts), "
             "seed 0. Iteration times run from the end of one iteration's logging to the end of "
             "the next" + (" (`torch.cuda.synchronize()` before each reading)" if cuda else "")
-            + "; the warm-up iterations come first and include compilation.",
+            + "; the warm-up iterations come first"
+            + (" (they compile the fast path's kernels)." if over.get("fast_path", True)
+               else "."),
             "",
             "| copies N | env steps / iteration | warm-up s (iterations) | s / iteration median "
             "(min-max) | timed iterations | env-steps/s | last ep_rew_mean |",
@@ -274,8 +279,10 @@ def main(argv: list[str]) -> int:
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", flush=True)
 
     sections: list[tuple[str, Callable[[], None]]] = []
-    for env in args.envs:
-        for compile in (False, True) if args.compile else (False,):
+    # Eager sections first, then compiled ones (compilation is the slow part), then PPO: what a
+    # short budget leaves out is the most expensive.
+    for compile in (False, True) if args.compile else (False,):
+        for env in args.envs:
             mode = "compiled" if compile else "eager"
             sections.append((f"{env} ({mode}), N = {args.sizes}", lambda env=env, c=compile:
                              results["envs"].extend(env_section(

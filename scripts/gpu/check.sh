@@ -98,7 +98,7 @@ run_tests() {
   # -m gpu overrides pyproject's "-m 'not slow'"; collection errors (a module that fails to
   # import) are reported but do not stop the gpu tests of the other modules.
   # shellcheck disable=SC2086
-  "$PY" -m pytest -m gpu -q -rA -p no:cacheprovider --continue-on-collection-errors \
+  "$PY" -m pytest -m gpu -q -rA -p no:cacheprovider --continue-on-collection-errors --durations=15 \
     ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/gpu_tests.log"
 }
 
