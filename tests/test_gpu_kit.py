@@ -175,3 +175,12 @@ def test_check_sh_links_the_working_tree_as_the_installed_package(tmp_path: Path
                              capture_output=True, text=True).stdout.split()
     assert printed == [str(site / "rlsuite" / "envs" / "__init__.py"),
                        str(ROOT / "envs" / "__init__.py"), str(site / "rlsuite" / "conf" / "env")]
+
+
+@pytest.mark.parametrize("site", ["/", str(ROOT), str(ROOT / "rlsuite")])
+def test_check_sh_refuses_a_site_it_would_wipe(tmp_path: Path, site: str) -> None:
+    env = {**os.environ, "SITE": site, "OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(CHECK)], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and f"SITE={site}: must be a scratch folder" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -16,8 +16,9 @@
 # after TESTS_TIMEOUT (240) s, the benchmark gets the rest (and starts no new section in its
 # last 40 s), so a device command of 10 minutes leaves room for the machine's start.
 #
-# Environment: PYTHON (python3), OUT, SITE, WHEEL_DIR (.whl), DEVICE (cuda), TOTAL_SECONDS, TESTS_TIMEOUT,
-# BENCH_ARGS (extra bench.py options, e.g. --quick), PYTEST_ARGS (extra pytest options).
+# Environment: PYTHON (python3), OUT, SITE, WHEEL_DIR (.whl), DEVICE (cuda), TOTAL_SECONDS,
+# TESTS_TIMEOUT, BENCH_ARGS (extra bench.py options, e.g. --quick), PYTEST_ARGS (extra pytest
+# options or test paths).
 set -uo pipefail  # no -e: a failed stage is recorded and the next one still runs
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -28,6 +29,9 @@ WHEEL_DIR="${WHEEL_DIR:-.whl}"
 DEVICE="${DEVICE:-cuda}"
 TOTAL_SECONDS="${TOTAL_SECONDS:-460}"
 TESTS_TIMEOUT="${TESTS_TIMEOUT:-240}"
+case "$(realpath -m "$SITE")" in  # install_site starts by emptying SITE
+  / | "$ROOT" | "$ROOT"/* | "$HOME") echo "SITE=$SITE: must be a scratch folder" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
@@ -98,8 +102,8 @@ run_tests() {
   # -m gpu overrides pyproject's "-m 'not slow'"; collection errors (a module that fails to
   # import) are reported but do not stop the gpu tests of the other modules.
   # shellcheck disable=SC2086
-  "$PY" -m pytest -m gpu -q -rA -p no:cacheprovider --continue-on-collection-errors --durations=15 \
-    ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/gpu_tests.log"
+  "$PY" -m pytest -m gpu -q -rA -p no:cacheprovider --continue-on-collection-errors \
+    --durations=15 ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/gpu_tests.log"
 }
 
 run_bench() {
