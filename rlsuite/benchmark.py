@@ -119,13 +119,21 @@ class Case:
     """(wall seconds, thread CPU seconds) of each timed run of ``steps`` steps."""
     setup_seconds: float = 0.0
     """Construction, warm-up and calibration (compilation included)."""
+    sync: Callable[[], None] | None = None
+    """Waits for queued device work (``torch.cuda.synchronize`` for a CUDA case; None on CPU),
+    called before a run starts its clock and before it stops it: CUDA ops return before they
+    have run, so without it a run would time kernel launches, not steps."""
 
     def run(self, steps: int) -> tuple[float, float]:
         """Step ``steps`` times: ``(wall seconds, CPU seconds of this thread)``."""
-        step = self.step
+        step, sync = self.step, self.sync
+        if sync is not None:
+            sync()
         wall, cpu = time.perf_counter(), time.thread_time()
         for i in range(steps):
             step(i)
+        if sync is not None:
+            sync()
         return time.perf_counter() - wall, time.thread_time() - cpu
 
     def calibrate(self, target_seconds: float) -> None:
@@ -162,14 +170,16 @@ class Case:
         }
 
 
-def engine_case(name: str, n: int, compile: bool, seed: int = 0) -> Case:
-    """The batched torch CartPole (eager, or fused by ``compile=True``) on the CPU."""
+def engine_case(name: str, n: int, compile: bool, seed: int = 0, device: str = "cpu") -> Case:
+    """The batched torch env ``name`` (eager, or fused by ``compile=True``) on ``device``; a
+    CUDA case synchronises the device around each timed run (:attr:`Case.sync`)."""
     from rlsuite.envs import make
 
-    env = make(name, compile=compile)
+    env = make(name, compile=compile, device=device)
     params = env.default_params(n)
     gen = env.make_generator(seed)
-    action_gen = torch.Generator().manual_seed(seed + 1)
+    # The action space samples on the env's device, which needs a generator of that device.
+    action_gen = torch.Generator(device=env.device).manual_seed(seed + 1)
     actions = [env.action_space.batched(n).sample(action_gen) for _ in range(ACTION_POOL)]
     box = [env.reset(params, gen)[1]]
 
@@ -177,7 +187,8 @@ def engine_case(name: str, n: int, compile: bool, seed: int = 0) -> Case:
         box[0] = env.step(box[0], actions[i % ACTION_POOL], params, gen).state
 
     mode = "compiled" if compile else "eager"
-    return Case(f"rlsuite {name} ({mode})", n, step)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+    return Case(f"rlsuite {name} ({mode})", n, step, sync=sync)
 
 
 def _numpy_actions(n: int, num_actions: int, seed: int) -> list[np.ndarray]:

@@ -7,7 +7,8 @@ of a tensor, ``numpy``), copies to the host (``cpu``, ``to("cpu")`` from another
 ops whose output shape depends on the data (``nonzero``, boolean-mask indexing,
 ``masked_select``, ``unique``). A loop that intends one sync (an early-exit check every few
 steps) marks it with :func:`host_sync_point`; nothing else may sync. The engine's collection and
-evaluation paths run under it in ``tests/test_fastpath.py``.
+evaluation paths run under it in ``tests/test_fastpath.py`` and ``tests/test_devices.py`` (there
+on CUDA under ``torch.cuda.set_sync_debug_mode("error")`` as well, which a marked sync suspends).
 """
 
 from __future__ import annotations
@@ -66,9 +67,26 @@ def no_host_sync() -> Iterator[None]:
 
 @contextmanager
 def host_sync_point() -> Iterator[None]:
-    """Mark an intended synchronisation (allowed inside :func:`no_host_sync`)."""
+    """Mark an intended synchronisation: allowed inside :func:`no_host_sync`, and under
+    ``torch.cuda.set_sync_debug_mode("error")`` / ``"warn"`` too (the mode is set to
+    ``"default"`` for the block and restored after), so a CUDA test can run a whole evaluation
+    under the debug mode and still catch every sync that is not marked."""
     _ALLOWED[0] += 1
+    cuda_mode = _suspend_cuda_sync_debug()
     try:
         yield
     finally:
         _ALLOWED[0] -= 1
+        if cuda_mode:
+            torch.cuda.set_sync_debug_mode(cuda_mode)
+
+
+def _suspend_cuda_sync_debug() -> int:
+    """Turn CUDA's sync debug mode off; return the mode it had (0, "default", changes nothing).
+    Without an initialised CUDA context nothing can have set it: nothing is queried then."""
+    if not torch.cuda.is_initialized():
+        return 0
+    mode = torch.cuda.get_sync_debug_mode()
+    if mode:
+        torch.cuda.set_sync_debug_mode(0)
+    return mode
