@@ -344,6 +344,7 @@ class _Checkpointing(TrainingHooks):
         checkpoint.save(self.path, agent.state_dict(), {})
 
 
+@pytest.mark.slow
 def test_ppo_at_a_huge_learning_rate_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     env = envs.make("cartpole")

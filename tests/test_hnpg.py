@@ -529,6 +529,7 @@ def test_rlpd_batches_are_half_offline_half_online(monkeypatch) -> None:
     assert bool((agent.offline.data.action >= 0).all()) and bool((agent.offline.data.action <= 1).all())
 
 
+@pytest.mark.slow
 def test_rlpd_is_deterministic_and_registered(tmp_path: Path) -> None:
     from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig
     from rlsuite.runner import compose, run

@@ -202,6 +202,7 @@ def test_bad_configs_are_rejected():
     assert isinstance(cfg.sac, SACConfig) and cfg.sac.utd == 0.1
 
 
+@pytest.mark.slow
 def test_a_preemption_signal_inside_a_phase_stops_the_run_at_once_and_resume_repeats_the_phase(
         tmp_path, monkeypatch):
     """SIGUSR2 arriving in the middle of an expert phase: the run stops at that SAC iteration

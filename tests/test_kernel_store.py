@@ -135,6 +135,7 @@ PPO_RUN = """
 """
 
 
+@pytest.mark.slow
 def test_a_warm_process_trains_ppo_without_importing_dynamo_and_gets_the_same_numbers() -> None:
     first = _run_python(PPO_RUN)  # compiles, or loads what an earlier run stored
     warm = _run_python(PPO_RUN).splitlines()

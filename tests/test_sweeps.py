@@ -177,6 +177,7 @@ def test_joblib_sweep_survives_a_failing_job_and_reports(tmp_path: Path) -> None
     assert "agent.learning_rate=-1.0" in text
 
 
+@pytest.mark.slow
 def test_sweep_jobs_sharing_a_run_dir_are_refused_not_merged(tmp_path: Path) -> None:
     shared, sweep = tmp_path / "shared", tmp_path / "sweep"
     out = _cli(["-m", "seed=0,1", *QUICK, "num_envs=8", f"run_dir={shared}",
@@ -212,6 +213,7 @@ def test_a_sweep_without_jobs_is_not_a_success(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text()) == []
 
 
+@pytest.mark.slow
 def test_joblib_sweep_survives_a_killed_worker(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}  # the test-only callback below

@@ -34,6 +34,7 @@ def _agent(seed: int = 0, **kw) -> VGDF:
     return VGDF(VGDFConfig(**(TINY | kw)), env, env.default_params(10), seed)
 
 
+@pytest.mark.slow
 def test_schedule_gate_and_acceptance() -> None:
     agent, rec = _agent(), Recorder()
     agent.learn(600, rec)
@@ -98,6 +99,7 @@ def test_cli_runs_vgdf_on_pendulum(tmp_path: Path) -> None:
     assert any("vgdf/model_holdout_mse" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_cartpole_target_uses_the_terminal_predicate() -> None:
     from rlsuite.envs.shifts import ContinuousCartPole, cartpole_terminal
 
