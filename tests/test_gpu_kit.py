@@ -3,7 +3,6 @@ records of failed and skipped sections, its refusals, and ``check.sh``'s stages.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from script_module import load_script
 
 from rlsuite.benchmark import Case
 
@@ -22,11 +22,8 @@ CHECK = ROOT / "scripts" / "gpu" / "check.sh"
 
 @pytest.fixture(scope="module")
 def bench():
-    """scripts/gpu/bench.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gpu_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """scripts/gpu/bench.py as a module."""
+    return load_script("gpu/bench.py")
 
 
 def _read(out: Path) -> tuple[dict, str]:

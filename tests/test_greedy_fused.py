@@ -4,6 +4,7 @@ module path (``act(obs, deterministic=True)``), seeing every weight update; plai
 from __future__ import annotations
 
 import torch
+from script_module import load_script
 from torch import nn
 
 from rlsuite import envs
@@ -77,15 +78,10 @@ def test_only_plain_mlps_get_a_fused_greedy_policy() -> None:
 
 
 def test_bench_greedy_eval_times_both_paths_and_refuses_bad_arguments(capsys) -> None:
-    import importlib.util
-    from pathlib import Path
 
     import pytest
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_greedy_eval.py"
-    spec = importlib.util.spec_from_file_location("bench_greedy_eval", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_greedy_eval.py")
     (learner, fused, module), = bench.main(["qrdqn", "--rounds", "1", "--copies", "4"])
     assert learner == "qrdqn" and fused > 0 and module > 0
     assert "module / fused" in capsys.readouterr().out

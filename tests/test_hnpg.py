@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from script_module import load_script
 from torch import nn
 
 from rlsuite.agents.hnpg import HNPG, HNPGConfig, npg_update
@@ -660,12 +661,7 @@ def test_results_page_rows_for_solved_unsolved_and_unfinished_runs(tmp_path: Pat
 
 
 def test_timing_benchmark_compares_cpu_with_the_official_cpu_time_and_refuses_bad_input() -> None:
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_hnpg.py"
-    spec = importlib.util.spec_from_file_location("bench_hnpg", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_hnpg.py")
     case = {"setup_cpu_s": 0.3, "iter_cpu_s": 0.11, "iter_wall_s": 0.5, "other_cores": 1.5}
     text = bench.markdown({"10": {"backward": case, "parallel": case},
                            "5": {"backward": case, "parallel": case}}, "cmd")
