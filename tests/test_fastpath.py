@@ -332,6 +332,7 @@ def test_fused_policies_see_the_weights_after_fused_adam_steps() -> None:
     torch.testing.assert_close(rollout(obs)[1]["value"], value, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fused_rollout_from_a_state_laid_out_otherwise_equals_eager() -> None:
     # The first step's state may come from elsewhere (a checkpoint, the eager path) with other
     # strides than the kernel's own outputs: the compiled version is chosen again at step 1.

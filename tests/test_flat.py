@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 import rlsuite.envs as envs
@@ -38,6 +39,7 @@ def test_sac_with_flat_optimizers_learns_as_with_torch_adam() -> None:
                                            msg=f"{part} {i} {key}")
 
 
+@pytest.mark.slow
 def test_sac_with_flat_optimizers_survives_a_deep_copy_and_a_reload() -> None:
     a = _sac().learn(300)
     b = copy.deepcopy(a)  # standalone parameters: the copy's blocks are bound again

@@ -498,6 +498,7 @@ def test_hnpg_solves_h5_within_100k_samples_and_trpo_does_not() -> None:
 
 
 # -- the RLPD-style baseline ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_rlpd_batches_are_half_offline_half_online(monkeypatch) -> None:
     import rlsuite.agents.hnpg.rlpd as rlpd_mod
     from rlsuite.agents.hnpg.rlpd import RLPD, RLPDConfig

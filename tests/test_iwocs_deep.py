@@ -132,6 +132,7 @@ def _tiny(**changes) -> IWOCSConfig:
     return config_replace(base, **changes)
 
 
+@pytest.mark.slow
 def test_iwocs_phases_trace_and_checkpoint_round_trip():
     env = envs.make("pendulum", max_episode_steps=50)  # short episodes: a faster test
     # CMA-ES search (continuous: it does not re-find a solved model exactly); the first expert on

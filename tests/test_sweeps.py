@@ -124,6 +124,7 @@ def test_search_preset_selects_optuna_and_its_agent() -> None:
 # -- runs as jobs ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_completed_run_is_recorded_and_not_rerun(tmp_path: Path, caplog) -> None:
     cfg = compose(["agent=ppo", "env=cartpole", *QUICK, "num_envs=8", f"run_dir={tmp_path}"])
     score = run(cfg)

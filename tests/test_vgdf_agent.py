@@ -71,6 +71,7 @@ def test_baselines_use_their_own_data() -> None:
         _agent(variant="bogus")
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_and_exact_resume() -> None:
     a, b = _agent(3), _agent(3)
     a.learn(360)
