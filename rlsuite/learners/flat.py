@@ -22,8 +22,6 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from rlsuite.learners.optim import unshared
-
 
 class FlatParams:
     """``params`` rebound as views of one contiguous block ``data``, plus a gradient block ``grad``.
@@ -193,10 +191,10 @@ class FlatOptimizer:
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        """Load a copy of ``state``'s tensors into the wrapped optimizer (never shared with the
-        state's owner, :func:`rlsuite.learners.optim.unshared`); the next step binds the loaded
-        moments to the blocks."""
-        self.optimizer.load_state_dict(unshared(state))
+        """Load into the wrapped optimizer (agents go through
+        :func:`rlsuite.learners.optim.load_optimizer`, which copies the state's tensors first);
+        the next step binds the loaded moments to the blocks."""
+        self.optimizer.load_state_dict(state)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradient block (``set_to_none`` is accepted and ignored: the gradients stay

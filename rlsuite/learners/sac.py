@@ -37,7 +37,7 @@ from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.greedy import greedy_mlp_policy
 from rlsuite.learners.heads import squashed_log_prob
 from rlsuite.learners.nets import flat_dim, polyak_update
-from rlsuite.learners.optim import adam, set_lr, unshared
+from rlsuite.learners.optim import adam, load_optimizer, set_lr
 from rlsuite.training import LossTotals, TrainingHooks, updates_due
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -293,11 +293,10 @@ class SACOptimizers:
                         alpha: float) -> None:
         """Restore from :meth:`state_dict`, then set the config's learning rates ``actor``,
         ``critic`` and ``alpha`` (a loaded state carries the rates it was saved with)."""
-        self.actor.load_state_dict(unshared(data["actor"]))
-        self.critic.load_state_dict(unshared(data["critic"]))
+        load_optimizer(self.actor, data["actor"], actor)
+        load_optimizer(self.critic, data["critic"], critic)
         if self.alpha is not None:
-            self.alpha.load_state_dict(unshared(data["alpha"]))
-        self.set_lrs(actor, critic, alpha)
+            load_optimizer(self.alpha, data["alpha"], alpha)
 
 
 def sac_update(
