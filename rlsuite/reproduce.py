@@ -38,6 +38,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from rlsuite import records as run_records
 from rlsuite.identity import CODE_PATHS  # where a code change makes a recorded run stale
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,13 +216,15 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False
 
 def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: bool = False,
            extra: Sequence[str] = (), progress: bool = True,
-           keep_since: str | None = None) -> list[Record]:
+           keep_since: str | None = None, records: Path | None = None) -> list[Record]:
     """Run every job of ``plan`` under ``root/<tag>`` and return their records, in plan order.
 
     Completed runs of the same identity are read back (not rerun) unless stale (:func:`is_stale`
     with ``keep_since``, overridden by ``keep_stale``); interrupted ones continue from their
     checkpoints. ``extra``
     overrides go to every job but are not part of its command (e.g. ``time_limit_s=3600``).
+    ``records``: the committed records of the plan (:mod:`rlsuite.records`), restored into run
+    directories that have none before anything runs, and written back as each job completes.
     """
     tags = [job.tag for job in plan]
     if len(set(tags)) != len(tags):
@@ -230,6 +233,8 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     todo, stale = [], set()
     for job in plan:
         run_dir = root / job.tag
+        if records is not None:
+            run_records.restore(records / job.tag, run_dir)
         result = read_record(job, run_dir).result
         if (result.get("status") == "completed" and not keep_stale
                 and is_stale(result, keep_since)):
@@ -248,6 +253,8 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     errors: dict[str, str] = {}
 
     def done(job: Job, error: str | None) -> None:
+        if records is not None:
+            run_records.archive(root / job.tag, records / job.tag)
         if error:
             errors[job.tag] = error
             print(f"reproduce: {job.tag} did not complete: {error}", file=sys.stderr)
@@ -391,6 +398,11 @@ class Paper:
         return dict(self.module.render(records, quick, out))
 
 
+def records_root(root: Path, name: str) -> Path:
+    """Where paper ``name``'s committed run records live (:mod:`rlsuite.records`)."""
+    return root / "results" / "records" / name
+
+
 def papers(root: Path = REPO) -> list[str]:
     """Names of the papers with a reproduction module (``scripts/papers/*.py`` under ``root``)."""
     return sorted(p.stem for p in (root / "scripts" / "papers").glob("*.py") if not p.stem.startswith("_"))
@@ -415,14 +427,21 @@ def load_paper(name: str, root: Path = REPO) -> Paper:
 def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path | None = None,
                workers: int = 1, keep_stale: bool = False, extra: Sequence[str] = (),
                progress: bool = True, root: Path = REPO, run: bool = True,
-               only: Sequence[str] = (), keep_since: str | None = None) -> int:
+               only: Sequence[str] = (), keep_since: str | None = None,
+               save_records: int | None = None) -> int:
     """Run paper ``name``'s plan and write its page (see the module doc); with ``check`` (quick
     only) compare instead of writing. Returns the exit status: 0, or 1 when a job did not
     complete or the check found a difference. ``root`` is the repository (tests use a copy).
     A check's scratch run root is removed afterwards. ``run=False`` runs nothing: the page is
     rendered from the records already there (the rows of runs not made yet say so), e.g. to
     publish what a long reproduction has so far. ``only`` (shell patterns on tags) runs just those
-    jobs; the page still renders every recorded run. ``keep_since``: see :func:`is_stale`."""
+    jobs; the page still renders every recorded run. ``keep_since``: see :func:`is_stale`.
+
+    A full (not quick) plan keeps its committed records in ``results/records/<paper>/``
+    (:mod:`rlsuite.records`): they are restored into the run root first and each completed run is
+    written back. ``save_records`` (a size in bytes) runs nothing and writes no page: it copies
+    every run's record into the records folder, with the latest checkpoint of each interrupted
+    run up to that size, so that another machine continues it."""
     paper = load_paper(name, root)
     if keep_since is not None:
         if check:
@@ -434,6 +453,15 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
         raise ValueError("--check reruns the quick plan: it cannot be combined with --no-run")
     default_root = root / "runs" / ("reproduce_quick" if quick else "reproduce") / name
     run_root = runs_root if runs_root is not None else default_root
+    if save_records is not None:
+        if quick:
+            raise ValueError("--save-records keeps full runs: drop --quick")
+        saved = [job.tag for job in paper.plan(False)
+                 if run_records.archive(run_root / job.tag, records_root(root, name) / job.tag,
+                                        checkpoint_limit=save_records)]
+        print(f"reproduce {name}: saved {len(saved)} records into "
+              f"{records_root(root, name).relative_to(root)}: {saved}")
+        return 0
     scratch = check and runs_root is None  # a check reruns everything from scratch
     if scratch:
         import tempfile
@@ -453,6 +481,7 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
     """:func:`regenerate` once its run root is chosen."""
     name = paper.name
     plan = paper.plan(quick)
+    records = None if quick else records_root(root, name)
     if only:
         import fnmatch
 
@@ -463,19 +492,22 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
         selected = [j for j in plan if any(fnmatch.fnmatch(j.tag, p) for p in only)]
         if run:
             launch(selected, run_root, workers=workers, keep_stale=keep_stale, extra=extra,
-                   progress=progress, keep_since=keep_since)
+                   progress=progress, keep_since=keep_since, records=records)
         run = False  # the page renders from every recorded run
     if run:
-        records = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
-                         extra=extra, progress=progress, keep_since=keep_since)
+        runs = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
+                      extra=extra, progress=progress, keep_since=keep_since, records=records)
     else:
-        records = [read_record(job, run_root / job.tag) for job in plan]
-    missing = [r.job.tag for r in records if not r.completed]
+        if records is not None:
+            for job in plan:
+                run_records.restore(records / job.tag, run_root / job.tag)
+        runs = [read_record(job, run_root / job.tag) for job in plan]
+    missing = [r.job.tag for r in runs if not r.completed]
     if missing:
-        print(f"reproduce {name}: {len(missing)} of {len(records)} runs did not complete: {missing}; "
+        print(f"reproduce {name}: {len(missing)} of {len(runs)} runs did not complete: {missing}; "
               f"their rows say so. The same command continues them.", file=sys.stderr)
     out = root / "results"
-    sections = paper.render({r.job.tag: r for r in records}, quick, out)
+    sections = paper.render({r.job.tag: r for r in runs}, quick, out)
     if quick:
         path = out / "quick" / f"{name}.md"
         text = quick_page(name, paper.title, sections)
@@ -489,7 +521,7 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
                 print(f"reproduce {name} --quick --check: results/quick/{name}.md does not "
                       f"regenerate (diff above)", file=sys.stderr)
                 return 1
-            print(f"reproduce {name} --quick --check: {len(records)} runs, page regenerates")
+            print(f"reproduce {name} --quick --check: {len(runs)} runs, page regenerates")
             return 1 if missing else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

@@ -5,6 +5,11 @@
     .venv/bin/python scripts/reproduce.py hnpg --quick          # reduced runs -> results/quick/hnpg.md
     .venv/bin/python scripts/reproduce.py all --quick --check   # what CI runs: rerun, compare, fail on a diff
 
+Full runs leave their records (result, identity, timing, packed metrics) in
+``results/records/<paper>/``, which is committed: the next machine reads them back instead of
+rerunning, and ``--save-records --checkpoint-mb 8`` also keeps interrupted runs' checkpoints there
+so that a long reproduction continues on another machine.
+
 Each paper has a module in ``scripts/papers/`` (its plan and its tables), reproduced by
 :mod:`rlsuite.reproduce`: every run is ``rlsuite experiment=<preset> <overrides>`` through the
 runner, in ``runs/reproduce/<paper>/<tag>``
@@ -55,7 +60,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the jobs whose tags match these shell patterns (hnpg_H30_*); "
                              "the page renders every recorded run")
     parser.add_argument("--runs", type=Path, default=None, help="run root (default runs/reproduce*/<paper>)")
+    parser.add_argument("--save-records", action="store_true",
+                        help="run nothing, write no page: copy every run's record into "
+                             "results/records/<paper>/ (completed runs are copied there anyway)")
+    parser.add_argument("--checkpoint-mb", type=float, default=0.0, metavar="MB",
+                        help="with --save-records: also keep each interrupted run's latest "
+                             "checkpoint up to MB megabytes, so another machine continues it")
     args = parser.parse_args(argv)
+    if args.checkpoint_mb and not args.save_records:
+        parser.error("--checkpoint-mb goes with --save-records")
+    if args.checkpoint_mb < 0:
+        parser.error(f"--checkpoint-mb={args.checkpoint_mb}: must be at least 0")
+    if args.save_records and (args.quick or args.no_run or args.only or args.check):
+        parser.error("--save-records runs nothing and keeps full runs: drop --quick, --check, "
+                     "--no-run and --only")
     if args.check and not args.quick:
         parser.error("--check compares the quick pages: add --quick")
     if args.check and args.only:
@@ -84,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         rc = reproduce.regenerate(name, quick=args.quick, check=args.check, runs_root=args.runs,
                                   workers=args.workers, keep_stale=args.keep_stale, extra=extra,
-                                  run=not args.no_run, only=args.only, keep_since=args.keep_since)
+                                  run=not args.no_run, only=args.only, keep_since=args.keep_since,
+                                  save_records=int(args.checkpoint_mb * 2**20)
+                                  if args.save_records else None)
         print(f"reproduce {name}: exit {rc} after {time.perf_counter() - tic:.0f} s", flush=True)
         status = status or rc
     return status

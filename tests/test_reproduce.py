@@ -38,14 +38,19 @@ TOY = textwrap.dedent('''
 ''').format(tiny=TINY)
 
 
-@pytest.fixture
-def toy_root(tmp_path: Path) -> Path:
+def make_toy_root(tmp_path: Path) -> Path:
+    """A repository root under ``tmp_path`` holding the toy paper's module and page."""
     (tmp_path / "scripts" / "papers").mkdir(parents=True)
     (tmp_path / "scripts" / "papers" / "toy.py").write_text(TOY)
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "toy.md").write_text(
         "# Toy\n\nhand-written\n\n<!-- generated:scores -->\nold\n<!-- /generated:scores -->\n\nend\n")
     return tmp_path
+
+
+@pytest.fixture
+def toy_root(tmp_path: Path) -> Path:
+    return make_toy_root(tmp_path)
 
 
 def test_quick_page_regenerates_and_check_catches_a_changed_number(toy_root: Path, capsys) -> None:

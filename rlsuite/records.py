@@ -1,0 +1,89 @@
+"""Committed run records: a reproduction's runs kept in the repository, so they outlive a machine.
+
+A results page is rendered from run directories (:mod:`rlsuite.reproduce`). Run directories are
+not committed (checkpoints and TensorBoard logs are large), so a page could only be regenerated on
+the machine that made every one of its runs, and a long reproduction spread over several machines
+(or a wiped one) lost its finished runs. A *record* is the part of a run directory that the pages
+and the run identity need, small enough to commit under ``results/records/<paper>/<tag>/``:
+
+- ``result.json`` (status, score, final metrics, the identity with its commit),
+- ``identity.json`` and ``config.yaml`` (what was run),
+- ``reproduce_timing.json`` (process segments: wall and CPU seconds),
+- ``metrics.csv.gz`` (every logged row, compressed; :func:`restore` unpacks it),
+- for an interrupted run only, and only when asked (``checkpoint_limit``), its latest checkpoint,
+  so that another machine continues the run instead of starting it again.
+
+:func:`restore` copies a record into an empty run directory before a plan runs (a run directory
+that already holds a result or a checkpoint is left alone: what is on this machine is at least as
+far along); :func:`archive` copies a run directory's record back after the run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+from rlsuite.checkpoint import LATEST
+from rlsuite.identity import IDENTITY_FILE
+from rlsuite.jobs import RESULT_FILE, read_result
+
+RECORD_FILES = (RESULT_FILE, IDENTITY_FILE, "config.yaml", "reproduce_timing.json")
+"""Plain files copied as they are."""
+METRICS = "metrics.csv"
+PACKED_METRICS = METRICS + ".gz"
+CHECKPOINT = Path("checkpoints") / LATEST
+
+
+def has_progress(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a result or a checkpoint (something a restore must not replace)."""
+    return (run_dir / RESULT_FILE).exists() or (run_dir / CHECKPOINT).exists()
+
+
+def archive(run_dir: Path, record_dir: Path, checkpoint_limit: int = 0) -> bool:
+    """Copy ``run_dir``'s record into ``record_dir`` (replacing what was there); returns whether
+    it copied. A completed run is always copied; a run that did not complete only with its latest
+    checkpoint, and only when that is at most ``checkpoint_limit`` bytes (0: never)."""
+    result = read_result(run_dir)
+    checkpoint = run_dir / CHECKPOINT
+    completed = result is not None and result.get("status") == "completed"
+    partial = not completed and checkpoint.exists() and checkpoint.stat().st_size <= checkpoint_limit
+    if not completed and not partial:
+        return False  # nothing worth keeping (and an older record of the run stays as it was)
+    staging = record_dir.with_name(record_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, staging / name)
+    if (run_dir / METRICS).exists():
+        # mtime=0: the same rows pack to the same bytes, so an unchanged record makes no git diff.
+        with (run_dir / METRICS).open("rb") as src, \
+                gzip.GzipFile(staging / PACKED_METRICS, "wb", compresslevel=9, mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+    if partial:
+        (staging / CHECKPOINT).parent.mkdir()
+        shutil.copy2(checkpoint, staging / CHECKPOINT)
+    shutil.rmtree(record_dir, ignore_errors=True)
+    staging.rename(record_dir)
+    return True
+
+
+def restore(record_dir: Path, run_dir: Path) -> bool:
+    """Copy the record in ``record_dir`` into ``run_dir`` unless ``run_dir`` already has progress
+    of its own (:func:`has_progress`); returns whether it copied anything."""
+    if not (record_dir / RESULT_FILE).exists() and not (record_dir / CHECKPOINT).exists():
+        return False
+    if has_progress(run_dir):
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (record_dir / name).exists():
+            shutil.copy2(record_dir / name, run_dir / name)
+    if (record_dir / PACKED_METRICS).exists():
+        with gzip.open(record_dir / PACKED_METRICS, "rb") as src, (run_dir / METRICS).open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    if (record_dir / CHECKPOINT).exists():
+        (run_dir / CHECKPOINT).parent.mkdir(exist_ok=True)
+        shutil.copy2(record_dir / CHECKPOINT, run_dir / CHECKPOINT)
+    return True

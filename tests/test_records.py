@@ -1,0 +1,111 @@
+"""Committed run records (rlsuite.records): finished runs and interrupted runs' checkpoints survive
+the machine that made them, through ``results/records/<paper>/``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_reproduce import TINY, make_toy_root
+
+from rlsuite import records, reproduce
+from rlsuite.reproduce import Job
+
+pytestmark = pytest.mark.xdist_group("reproduce")
+
+
+@pytest.fixture
+def toy_root(tmp_path: Path) -> Path:
+    return make_toy_root(tmp_path)
+
+
+def _fake_run(run_dir: Path, status: str | None, checkpoint_bytes: int = 0) -> None:
+    run_dir.mkdir(parents=True)
+    if status is not None:
+        (run_dir / "result.json").write_text(json.dumps({"status": status, "score": 1.5}))
+    (run_dir / "config.yaml").write_text("seed: 0\n")
+    (run_dir / "metrics.csv").write_text("step,x\n1,0.5\n2,0.25\n")
+    (run_dir / "events.out.tfevents.1.host.1.0").write_bytes(b"tb")
+    if checkpoint_bytes:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "latest.pt").write_bytes(b"c" * checkpoint_bytes)
+
+
+def test_a_completed_run_is_archived_without_its_checkpoint_and_restored_exactly(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "run", "completed", checkpoint_bytes=10)
+    assert records.archive(tmp_path / "run", tmp_path / "rec", checkpoint_limit=100)
+    kept = sorted(p.name for p in (tmp_path / "rec").iterdir())
+    assert kept == ["config.yaml", "metrics.csv.gz", "result.json"]  # no checkpoint, no TensorBoard
+    packed = (tmp_path / "rec" / "metrics.csv.gz").read_bytes()
+    assert records.archive(tmp_path / "run", tmp_path / "rec")
+    assert (tmp_path / "rec" / "metrics.csv.gz").read_bytes() == packed  # same rows, same bytes
+    assert records.restore(tmp_path / "rec", tmp_path / "elsewhere")
+    for name in ("metrics.csv", "result.json", "config.yaml"):
+        assert (tmp_path / "elsewhere" / name).read_bytes() == (tmp_path / "run" / name).read_bytes()
+
+
+def test_an_interrupted_run_is_archived_only_with_a_checkpoint_under_the_limit(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "run", "time_limit", checkpoint_bytes=10)
+    assert not records.archive(tmp_path / "run", tmp_path / "rec")  # limit 0: never
+    assert not records.archive(tmp_path / "run", tmp_path / "rec", checkpoint_limit=9)
+    assert not (tmp_path / "rec").exists()
+    assert records.archive(tmp_path / "run", tmp_path / "rec", checkpoint_limit=10)
+    assert (tmp_path / "rec" / "checkpoints" / "latest.pt").read_bytes() == b"c" * 10
+    # A later interruption without a checkpoint to keep leaves that record as it was.
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    assert not records.archive(tmp_path / "run", tmp_path / "rec", checkpoint_limit=10)
+    assert (tmp_path / "rec" / "checkpoints" / "latest.pt").exists()
+
+
+def test_restore_never_replaces_progress_made_on_this_machine(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "run", "completed")
+    records.archive(tmp_path / "run", tmp_path / "rec")
+    _fake_run(tmp_path / "local", None, checkpoint_bytes=3)  # an interrupted run here
+    assert not records.restore(tmp_path / "rec", tmp_path / "local")
+    assert not (tmp_path / "local" / "result.json").exists()
+    assert not records.restore(tmp_path / "missing", tmp_path / "new")  # no record: nothing made
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_page_regenerates_from_committed_records_on_a_new_machine(toy_root: Path, monkeypatch) -> None:
+    first = toy_root / "runs_machine_a"
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, runs_root=first, progress=False) == 0
+    page = (toy_root / "results" / "toy.md").read_text()
+    committed = toy_root / "results" / "records" / "toy"
+    assert sorted(p.name for p in committed.iterdir()) == ["s0", "s1"]
+    assert not list(committed.rglob("*.pt")) and not list(committed.rglob("events.*"))
+    shutil.rmtree(first)  # the machine is gone; the repository (with its records) is not
+    (toy_root / "results" / "toy.md").write_text(page.replace("| 0 |", "| stale |"))
+    second = toy_root / "runs_machine_b"
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, runs_root=second, run=False) == 0
+    assert (toy_root / "results" / "toy.md").read_text() == page
+    # Running the plan reads the restored runs back instead of rerunning them.
+    monkeypatch.setattr(reproduce, "is_stale", lambda result, keep_since=None: False)
+    again = reproduce.launch(reproduce.load_paper("toy", toy_root).plan(False), toy_root / "runs_c",
+                             records=committed, progress=False)
+    before = json.loads((committed / "s0" / "reproduce_timing.json").read_text())
+    assert again[0].completed and again[0].timing == before  # one process segment: not rerun
+
+
+def test_an_interrupted_run_continues_on_another_machine_from_its_saved_checkpoint(
+        toy_root: Path) -> None:
+    job = Job("s0", "cartpole_ppo", ("seed=0", *TINY))
+    first = toy_root / "runs" / "reproduce" / "toy"
+    stopped = reproduce.launch([job], first, extra=("time_limit_s=0.000001",), progress=False)[0]
+    assert not stopped.completed and (first / "s0" / "checkpoints" / "latest.pt").exists()
+    committed = toy_root / "results" / "records" / "toy"
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, save_records=0) == 0
+    assert not (committed / "s0").exists()  # no checkpoint allowed: nothing worth keeping
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, save_records=2**24) == 0
+    assert (committed / "s0" / "checkpoints" / "latest.pt").exists()
+    shutil.rmtree(first)
+    resumed = reproduce.launch([job], toy_root / "runs_b", records=committed, progress=False)[0]
+    # Continued here: its CPU time counts the first machine's segment and this one's.
+    assert resumed.completed and resumed.timing[:1] == stopped.timing and len(resumed.timing) == 2
+    assert resumed.result["identity"]["code"] == stopped.result["identity"]["code"]
+    uninterrupted = reproduce.launch([Job("u", "cartpole_ppo", job.overrides)], toy_root / "runs_u",
+                                     progress=False)[0]
+    assert resumed.score == uninterrupted.score
+    assert not (committed / "s0" / "checkpoints").exists()  # the completed record replaced it
