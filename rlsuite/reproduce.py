@@ -475,6 +475,49 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
             shutil.rmtree(run_root, ignore_errors=True)
 
 
+def verify(name: str, *, root: Path = REPO) -> int:
+    """Check that paper ``name``'s page is what its committed records render (runs nothing).
+
+    The records in ``results/records/<paper>/`` are restored into a scratch run root and rendered
+    (figures go to a scratch folder); the generated sections must equal the page's. A page that
+    differs while some job has no completed record cannot be judged (it may have been made from
+    runs the repository does not hold): that is reported, and is not a failure. Returns 1 on a
+    difference with every record present, else 0."""
+    import tempfile
+
+    paper = load_paper(name, root)
+    plan = paper.plan(False)
+    records = records_root(root, name)
+    with tempfile.TemporaryDirectory(prefix=f"rlsuite-verify-{name}-") as scratch:
+        runs = []
+        for job in plan:
+            run_records.restore(records / job.tag, Path(scratch) / "runs" / job.tag)
+            runs.append(read_record(job, Path(scratch) / "runs" / job.tag))
+        recorded = sum(r.completed for r in runs)
+        figures = Path(scratch) / "figures"
+        figures.mkdir()
+        sections = paper.render({r.job.tag: r for r in runs}, False, figures)
+    old = paper.page.read_text()
+    new = splice(old, sections)
+    if old != new and recorded < len(runs):
+        print(f"reproduce {name} --verify: not checked, {paper.page.relative_to(root)} differs from "
+              f"what its records render but only {recorded} of {len(runs)} runs have a completed "
+              f"record in {records.relative_to(root)}")
+        return 0
+    if old != new:
+        import difflib
+
+        sys.stdout.writelines(difflib.unified_diff(
+            old.splitlines(True), new.splitlines(True), str(paper.page.relative_to(root)),
+            "rendered from the records"))
+        print(f"reproduce {name} --verify: {paper.page.relative_to(root)} is not what its "
+              f"{len(runs)} committed records render (diff above)", file=sys.stderr)
+        return 1
+    print(f"reproduce {name} --verify: {paper.page.relative_to(root)} is what its committed records "
+          f"render ({recorded} of {len(runs)} runs completed)")
+    return 0
+
+
 def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers: int,
                 keep_stale: bool, extra: Sequence[str], progress: bool, root: Path, run: bool,
                 only: Sequence[str], keep_since: str | None = None) -> int:

@@ -4,6 +4,7 @@
     .venv/bin/python scripts/reproduce.py hnpg                  # full runs -> results/hnpg.md
     .venv/bin/python scripts/reproduce.py hnpg --quick          # reduced runs -> results/quick/hnpg.md
     .venv/bin/python scripts/reproduce.py all --quick --check   # what CI runs: rerun, compare, fail on a diff
+    .venv/bin/python scripts/reproduce.py all --verify          # CI too: pages == their committed records
 
 Full runs leave their records (result, identity, timing, packed metrics) in
 ``results/records/<paper>/``, which is committed: the next machine reads them back instead of
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-records", action="store_true",
                         help="run nothing, write no page: copy every run's record into "
                              "results/records/<paper>/ (completed runs are copied there anyway)")
+    parser.add_argument("--verify", action="store_true",
+                        help="run nothing: check that the page's generated sections are what its "
+                             "committed records render (papers whose records are complete)")
     parser.add_argument("--checkpoint-mb", type=float, default=0.0, metavar="MB",
                         help="with --save-records: also keep each interrupted run's latest "
                              "checkpoint up to MB megabytes, so another machine continues it")
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--checkpoint-mb goes with --save-records")
     if args.checkpoint_mb < 0:
         parser.error(f"--checkpoint-mb={args.checkpoint_mb}: must be at least 0")
+    if args.verify and (args.quick or args.no_run or args.only or args.check or args.save_records):
+        parser.error("--verify renders the full pages from committed records: use it alone")
     if args.save_records and (args.quick or args.no_run or args.only or args.check):
         parser.error("--save-records runs nothing and keeps full runs: drop --quick, --check, "
                      "--no-run and --only")
@@ -98,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             for job in reproduce.load_paper(name).plan(args.quick):
                 print(f"  $ {job.command}")
+            continue
+        if args.verify:
+            status = reproduce.verify(name) or status
             continue
         tic = time.perf_counter()
         rc = reproduce.regenerate(name, quick=args.quick, check=args.check, runs_root=args.runs,

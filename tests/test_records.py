@@ -109,3 +109,20 @@ def test_an_interrupted_run_continues_on_another_machine_from_its_saved_checkpoi
                                      progress=False)[0]
     assert resumed.score == uninterrupted.score
     assert not (committed / "s0" / "checkpoints").exists()  # the completed record replaced it
+
+
+def test_verify_passes_a_page_made_from_its_records_and_catches_an_edit(toy_root: Path, capsys) -> None:
+    page_path = toy_root / "results" / "toy.md"
+    assert reproduce.verify("toy", root=toy_root) == 0  # no records yet: not checked
+    assert "but only 0 of 2 runs have a completed record" in capsys.readouterr().out
+    assert reproduce.regenerate("toy", quick=False, root=toy_root, progress=False) == 0
+    shutil.rmtree(toy_root / "runs")  # verify needs only the committed records
+    assert reproduce.verify("toy", root=toy_root) == 0
+    assert "is what its committed records render (2 of 2 runs completed)" in capsys.readouterr().out
+    page = page_path.read_text()
+    edited = page.replace("| 0 | ", "| 0 | 9", 1)
+    assert edited != page
+    page_path.write_text(edited)
+    assert reproduce.verify("toy", root=toy_root) == 1
+    out = capsys.readouterr()
+    assert "-| 0 | 9" in out.out and "is not what its 2 committed records render" in out.err
