@@ -11,7 +11,9 @@ and the run identity need, small enough to commit under ``results/records/<paper
 - ``reproduce_timing.json`` (process segments: wall and CPU seconds),
 - ``metrics.csv.gz`` (every logged row, compressed; :func:`restore` unpacks it),
 - for an interrupted run only, and only when asked (``checkpoint_limit``), its latest checkpoint,
-  so that another machine continues the run instead of starting it again.
+  so that another machine continues the run instead of starting it again;
+- for a completed run whose final checkpoint the page itself reads (a paper module's
+  ``keeps_checkpoint(tag)``, e.g. ECRM's path heatmaps), that checkpoint.
 
 :func:`restore` copies a record into an empty run directory before a plan runs (a run directory
 that already holds a result or a checkpoint is left alone: what is on this machine is at least as
@@ -40,16 +42,21 @@ def has_progress(run_dir: Path) -> bool:
     return (run_dir / RESULT_FILE).exists() or (run_dir / CHECKPOINT).exists()
 
 
-def archive(run_dir: Path, record_dir: Path, checkpoint_limit: int = 0) -> bool:
+def archive(run_dir: Path, record_dir: Path, checkpoint_limit: int = 0,
+            final_checkpoint: bool = False) -> bool:
     """Copy ``run_dir``'s record into ``record_dir`` (replacing what was there); returns whether
-    it copied. A completed run is always copied; a run that did not complete only with its latest
-    checkpoint, and only when that is at most ``checkpoint_limit`` bytes (0: never)."""
+    it copied. A completed run is always copied, with its final checkpoint only if
+    ``final_checkpoint``; a run that did not complete only with its latest checkpoint, and only
+    when that is at most ``checkpoint_limit`` bytes (0: never)."""
     result = read_result(run_dir)
     checkpoint = run_dir / CHECKPOINT
     completed = result is not None and result.get("status") == "completed"
     partial = not completed and checkpoint.exists() and checkpoint.stat().st_size <= checkpoint_limit
     if not completed and not partial:
         return False  # nothing worth keeping (and an older record of the run stays as it was)
+    if completed and final_checkpoint and not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint}: the page reads this run's final checkpoint, and "
+                                f"the run directory has none")
     staging = record_dir.with_name(record_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -61,7 +68,7 @@ def archive(run_dir: Path, record_dir: Path, checkpoint_limit: int = 0) -> bool:
         with (run_dir / METRICS).open("rb") as src, \
                 gzip.GzipFile(staging / PACKED_METRICS, "wb", compresslevel=9, mtime=0) as dst:
             shutil.copyfileobj(src, dst)
-    if partial:
+    if partial or (completed and final_checkpoint):
         (staging / CHECKPOINT).parent.mkdir()
         shutil.copy2(checkpoint, staging / CHECKPOINT)
     shutil.rmtree(record_dir, ignore_errors=True)

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,7 +216,8 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False
 
 def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: bool = False,
            extra: Sequence[str] = (), progress: bool = True,
-           keep_since: str | None = None, records: Path | None = None) -> list[Record]:
+           keep_since: str | None = None, records: Path | None = None,
+           final_checkpoints: Callable[[str], bool] = lambda tag: False) -> list[Record]:
     """Run every job of ``plan`` under ``root/<tag>`` and return their records, in plan order.
 
     Completed runs of the same identity are read back (not rerun) unless stale (:func:`is_stale`
@@ -224,7 +225,8 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     checkpoints. ``extra``
     overrides go to every job but are not part of its command (e.g. ``time_limit_s=3600``).
     ``records``: the committed records of the plan (:mod:`rlsuite.records`), restored into run
-    directories that have none before anything runs, and written back as each job completes.
+    directories that have none before anything runs, and written back as each job completes
+    (with the final checkpoint where ``final_checkpoints(tag)``).
     """
     tags = [job.tag for job in plan]
     if len(set(tags)) != len(tags):
@@ -254,7 +256,8 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
 
     def done(job: Job, error: str | None) -> None:
         if records is not None:
-            run_records.archive(root / job.tag, records / job.tag)
+            run_records.archive(root / job.tag, records / job.tag,
+                                final_checkpoint=final_checkpoints(job.tag))
         if error:
             errors[job.tag] = error
             print(f"reproduce: {job.tag} did not complete: {error}", file=sys.stderr)
@@ -371,7 +374,8 @@ class Paper:
     The module defines ``TITLE`` (str), ``PAGE`` (the results page, relative to the repository),
     ``plan(quick: bool) -> list[Job]`` and ``render(records: dict[str, Record], quick: bool,
     out: Path) -> dict[str, str]`` (section name -> markdown; it may write figures into ``out``
-    when not quick).
+    when not quick), and optionally ``keeps_checkpoint(tag) -> bool`` (the full page reads that
+    run's final checkpoint, so its committed record keeps it).
     """
 
     name: str
@@ -396,6 +400,12 @@ class Paper:
     def render(self, records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]:
         """The generated sections from the jobs' records."""
         return dict(self.module.render(records, quick, out))
+
+    def keeps_checkpoint(self, tag: str) -> bool:
+        """Whether the page reads job ``tag``'s final checkpoint, which its committed record
+        must then hold (the module's optional ``keeps_checkpoint(tag)``; default no)."""
+        keeps = getattr(self.module, "keeps_checkpoint", None)
+        return bool(keeps(tag)) if keeps is not None else False
 
 
 def records_root(root: Path, name: str) -> Path:
@@ -458,7 +468,8 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
             raise ValueError("--save-records keeps full runs: drop --quick")
         saved = [job.tag for job in paper.plan(False)
                  if run_records.archive(run_root / job.tag, records_root(root, name) / job.tag,
-                                        checkpoint_limit=save_records)]
+                                        checkpoint_limit=save_records,
+                                        final_checkpoint=paper.keeps_checkpoint(job.tag))]
         print(f"reproduce {name}: saved {len(saved)} records into "
               f"{records_root(root, name).relative_to(root)}: {saved}")
         return 0
@@ -535,11 +546,13 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
         selected = [j for j in plan if any(fnmatch.fnmatch(j.tag, p) for p in only)]
         if run:
             launch(selected, run_root, workers=workers, keep_stale=keep_stale, extra=extra,
-                   progress=progress, keep_since=keep_since, records=records)
+                   progress=progress, keep_since=keep_since, records=records,
+                   final_checkpoints=paper.keeps_checkpoint)
         run = False  # the page renders from every recorded run
     if run:
         runs = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
-                      extra=extra, progress=progress, keep_since=keep_since, records=records)
+                      extra=extra, progress=progress, keep_since=keep_since, records=records,
+                      final_checkpoints=paper.keeps_checkpoint)
     else:
         if records is not None:
             for job in plan:

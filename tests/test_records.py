@@ -126,3 +126,19 @@ def test_verify_passes_a_page_made_from_its_records_and_catches_an_edit(toy_root
     assert reproduce.verify("toy", root=toy_root) == 1
     out = capsys.readouterr()
     assert "-| 0 | 9" in out.out and "is not what its 2 committed records render" in out.err
+
+
+def test_a_page_that_reads_a_final_checkpoint_keeps_it_in_the_record(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "run", "completed", checkpoint_bytes=10)
+    assert records.archive(tmp_path / "run", tmp_path / "rec", final_checkpoint=True)
+    assert (tmp_path / "rec" / "checkpoints" / "latest.pt").read_bytes() == b"c" * 10
+    records.restore(tmp_path / "rec", tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "checkpoints" / "latest.pt").read_bytes() == b"c" * 10
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    with pytest.raises(FileNotFoundError, match="reads this run's final checkpoint"):
+        records.archive(tmp_path / "run", tmp_path / "rec", final_checkpoint=True)
+    # ECRM's page draws its heatmaps from four runs' final checkpoints.
+    ecrm = reproduce.load_paper("ecrm")
+    kept = [job.tag for job in ecrm.plan(False) if ecrm.keeps_checkpoint(job.tag)]
+    assert kept == ["npg_l0.0_a1.0_s0", "npg_l0.5_a0.1_s0", "npg_l1.0_a0.05_s0", "npg_l1.0_a0.1_s0"]
+    assert not reproduce.load_paper("hnpg").keeps_checkpoint("hnpg_H5_s0")

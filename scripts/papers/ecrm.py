@@ -179,6 +179,11 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
 HEATMAPS = [(0.0, 1.0), (0.5, 0.1), (1.0, 0.1), (1.0, 0.05)]
 
 
+def keeps_checkpoint(tag: str) -> bool:
+    """The heatmaps read these runs' final checkpoints (32 kB each), so their records keep them."""
+    return tag in {_tag("npg", lam, alpha, 0) for lam, alpha in HEATMAPS}
+
+
 def _learned_visits(record: Record):
     """Exact expected visits per episode of each state under the run's learned tabular policy
     (read from its final checkpoint)."""
