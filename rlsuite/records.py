@@ -9,7 +9,8 @@ and the run identity need, small enough to commit under ``results/records/<paper
 - ``result.json`` (status, score, final metrics, the identity with its commit),
 - ``identity.json`` and ``config.yaml`` (what was run),
 - ``reproduce_timing.json`` (process segments: wall and CPU seconds),
-- ``metrics.csv.gz`` (every logged row, compressed; :func:`restore` unpacks it),
+- ``metrics.csv.gz`` (the logged rows, compressed; :func:`restore` unpacks it): every column, or
+  only those the page reads where its paper module lists them (``RECORD_METRICS``),
 - for an interrupted run only, and only when asked (``checkpoint_limit``), its latest checkpoint,
   so that another machine continues the run instead of starting it again;
 - for a completed run whose final checkpoint the page itself reads (a paper module's
@@ -22,8 +23,12 @@ far along); :func:`archive` copies a run directory's record back after the run.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rlsuite.checkpoint import LATEST
@@ -43,11 +48,13 @@ def has_progress(run_dir: Path) -> bool:
 
 
 def archive(run_dir: Path, record_dir: Path, checkpoint_limit: int = 0,
-            final_checkpoint: bool = False) -> bool:
+            final_checkpoint: bool = False, columns: Sequence[str] | None = None) -> bool:
     """Copy ``run_dir``'s record into ``record_dir`` (replacing what was there); returns whether
     it copied. A completed run is always copied, with its final checkpoint only if
     ``final_checkpoint``; a run that did not complete only with its latest checkpoint, and only
-    when that is at most ``checkpoint_limit`` bytes (0: never)."""
+    when that is at most ``checkpoint_limit`` bytes (0: never). ``columns``: a completed run's
+    record keeps only these metrics (and ``step``), in the rows that have one of them, their text
+    as logged (so each of their curves reads back exactly); None keeps every column."""
     result = read_result(run_dir)
     checkpoint = run_dir / CHECKPOINT
     completed = result is not None and result.get("status") == "completed"
@@ -67,13 +74,48 @@ def archive(run_dir: Path, record_dir: Path, checkpoint_limit: int = 0,
         # mtime=0: the same rows pack to the same bytes, so an unchanged record makes no git diff.
         with (run_dir / METRICS).open("rb") as src, \
                 gzip.GzipFile(staging / PACKED_METRICS, "wb", compresslevel=9, mtime=0) as dst:
-            shutil.copyfileobj(src, dst)
+            if columns is None or not completed:  # a run to continue needs every column
+                shutil.copyfileobj(src, dst)
+            else:
+                dst.write(_select(src.read().decode(), columns).encode())
     if partial or (completed and final_checkpoint):
         (staging / CHECKPOINT).parent.mkdir()
         shutil.copy2(checkpoint, staging / CHECKPOINT)
     shutil.rmtree(record_dir, ignore_errors=True)
     staging.rename(record_dir)
     return True
+
+
+def _select(text: str, columns: Sequence[str]) -> str:
+    """``metrics.csv`` text reduced to ``step`` and ``columns`` (those it has), in the rows where
+    one of them has a value."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    keep = ["step", *(c for c in columns if c in (reader.fieldnames or ()) and c != "step")]
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=keep, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(row for row in reader if any(row.get(c) for c in keep[1:]))
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class RecordStore:
+    """A paper's committed records, ``<root>/<tag>/``, and what each keeps."""
+
+    root: Path
+    final_checkpoint: Callable[[str], bool] = lambda tag: False
+    """Whether the page reads job ``tag``'s final checkpoint (then the record keeps it)."""
+    columns: tuple[str, ...] | None = None
+    """The metrics the page reads (None: every column of ``metrics.csv``)."""
+
+    def save(self, tag: str, run_dir: Path, checkpoint_limit: int = 0) -> bool:
+        """:func:`archive` ``run_dir`` as job ``tag``'s record."""
+        return archive(run_dir, self.root / tag, checkpoint_limit, self.final_checkpoint(tag),
+                       self.columns)
+
+    def load(self, tag: str, run_dir: Path) -> bool:
+        """:func:`restore` job ``tag``'s record into ``run_dir``."""
+        return restore(self.root / tag, run_dir)
 
 
 def restore(record_dir: Path, run_dir: Path) -> bool:

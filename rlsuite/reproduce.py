@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,8 +216,8 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False
 
 def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: bool = False,
            extra: Sequence[str] = (), progress: bool = True,
-           keep_since: str | None = None, records: Path | None = None,
-           final_checkpoints: Callable[[str], bool] = lambda tag: False) -> list[Record]:
+           keep_since: str | None = None,
+           records: run_records.RecordStore | None = None) -> list[Record]:
     """Run every job of ``plan`` under ``root/<tag>`` and return their records, in plan order.
 
     Completed runs of the same identity are read back (not rerun) unless stale (:func:`is_stale`
@@ -225,8 +225,7 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     checkpoints. ``extra``
     overrides go to every job but are not part of its command (e.g. ``time_limit_s=3600``).
     ``records``: the committed records of the plan (:mod:`rlsuite.records`), restored into run
-    directories that have none before anything runs, and written back as each job completes
-    (with the final checkpoint where ``final_checkpoints(tag)``).
+    directories that have none before anything runs, and written back as each job completes.
     """
     tags = [job.tag for job in plan]
     if len(set(tags)) != len(tags):
@@ -236,7 +235,7 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
     for job in plan:
         run_dir = root / job.tag
         if records is not None:
-            run_records.restore(records / job.tag, run_dir)
+            records.load(job.tag, run_dir)
         result = read_record(job, run_dir).result
         if (result.get("status") == "completed" and not keep_stale
                 and is_stale(result, keep_since)):
@@ -256,8 +255,7 @@ def launch(plan: Sequence[Job], root: Path, *, workers: int = 1, keep_stale: boo
 
     def done(job: Job, error: str | None) -> None:
         if records is not None:
-            run_records.archive(root / job.tag, records / job.tag,
-                                final_checkpoint=final_checkpoints(job.tag))
+            records.save(job.tag, root / job.tag)
         if error:
             errors[job.tag] = error
             print(f"reproduce: {job.tag} did not complete: {error}", file=sys.stderr)
@@ -375,7 +373,8 @@ class Paper:
     ``plan(quick: bool) -> list[Job]`` and ``render(records: dict[str, Record], quick: bool,
     out: Path) -> dict[str, str]`` (section name -> markdown; it may write figures into ``out``
     when not quick), and optionally ``keeps_checkpoint(tag) -> bool`` (the full page reads that
-    run's final checkpoint, so its committed record keeps it).
+    run's final checkpoint, so its committed record keeps it) and ``RECORD_METRICS`` (the only
+    metrics columns the full page reads, so the records keep only those).
     """
 
     name: str
@@ -406,6 +405,14 @@ class Paper:
         must then hold (the module's optional ``keeps_checkpoint(tag)``; default no)."""
         keeps = getattr(self.module, "keeps_checkpoint", None)
         return bool(keeps(tag)) if keeps is not None else False
+
+    def records(self) -> run_records.RecordStore:
+        """The page's committed run records (``results/records/<paper>/``), keeping the final
+        checkpoints it reads and, where the module lists them (``RECORD_METRICS``), only the
+        metrics it reads."""
+        columns = getattr(self.module, "RECORD_METRICS", None)
+        return run_records.RecordStore(records_root(self.root, self.name), self.keeps_checkpoint,
+                                       tuple(columns) if columns is not None else None)
 
 
 def records_root(root: Path, name: str) -> Path:
@@ -466,10 +473,9 @@ def regenerate(name: str, *, quick: bool, check: bool = False, runs_root: Path |
     if save_records is not None:
         if quick:
             raise ValueError("--save-records keeps full runs: drop --quick")
+        store = paper.records()
         saved = [job.tag for job in paper.plan(False)
-                 if run_records.archive(run_root / job.tag, records_root(root, name) / job.tag,
-                                        checkpoint_limit=save_records,
-                                        final_checkpoint=paper.keeps_checkpoint(job.tag))]
+                 if store.save(job.tag, run_root / job.tag, checkpoint_limit=save_records)]
         print(f"reproduce {name}: saved {len(saved)} records into "
               f"{records_root(root, name).relative_to(root)}: {saved}")
         return 0
@@ -502,7 +508,7 @@ def verify(name: str, *, root: Path = REPO) -> int:
     with tempfile.TemporaryDirectory(prefix=f"rlsuite-verify-{name}-") as scratch:
         runs = []
         for job in plan:
-            run_records.restore(records / job.tag, Path(scratch) / "runs" / job.tag)
+            paper.records().load(job.tag, Path(scratch) / "runs" / job.tag)
             runs.append(read_record(job, Path(scratch) / "runs" / job.tag))
         recorded = sum(r.completed for r in runs)
         figures = Path(scratch) / "figures"
@@ -535,7 +541,7 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
     """:func:`regenerate` once its run root is chosen."""
     name = paper.name
     plan = paper.plan(quick)
-    records = None if quick else records_root(root, name)
+    records = None if quick else paper.records()
     if only:
         import fnmatch
 
@@ -546,17 +552,15 @@ def _regenerate(paper: Paper, quick: bool, check: bool, run_root: Path, workers:
         selected = [j for j in plan if any(fnmatch.fnmatch(j.tag, p) for p in only)]
         if run:
             launch(selected, run_root, workers=workers, keep_stale=keep_stale, extra=extra,
-                   progress=progress, keep_since=keep_since, records=records,
-                   final_checkpoints=paper.keeps_checkpoint)
+                   progress=progress, keep_since=keep_since, records=records)
         run = False  # the page renders from every recorded run
     if run:
         runs = launch(plan, run_root, workers=workers, keep_stale=keep_stale and not check,
-                      extra=extra, progress=progress, keep_since=keep_since, records=records,
-                      final_checkpoints=paper.keeps_checkpoint)
+                      extra=extra, progress=progress, keep_since=keep_since, records=records)
     else:
         if records is not None:
             for job in plan:
-                run_records.restore(records / job.tag, run_root / job.tag)
+                records.load(job.tag, run_root / job.tag)
         runs = [read_record(job, run_root / job.tag) for job in plan]
     missing = [r.job.tag for r in runs if not r.completed]
     if missing:

@@ -11,7 +11,8 @@ import pytest
 from test_reproduce import TINY, make_toy_root
 
 from rlsuite import records, reproduce
-from rlsuite.reproduce import Job
+from rlsuite.logging import read_metrics
+from rlsuite.reproduce import Job, Record
 
 pytestmark = pytest.mark.xdist_group("reproduce")
 
@@ -83,8 +84,9 @@ def test_a_page_regenerates_from_committed_records_on_a_new_machine(toy_root: Pa
     assert (toy_root / "results" / "toy.md").read_text() == page
     # Running the plan reads the restored runs back instead of rerunning them.
     monkeypatch.setattr(reproduce, "is_stale", lambda result, keep_since=None: False)
-    again = reproduce.launch(reproduce.load_paper("toy", toy_root).plan(False), toy_root / "runs_c",
-                             records=committed, progress=False)
+    toy = reproduce.load_paper("toy", toy_root)
+    again = reproduce.launch(toy.plan(False), toy_root / "runs_c", records=toy.records(),
+                             progress=False)
     before = json.loads((committed / "s0" / "reproduce_timing.json").read_text())
     assert again[0].completed and again[0].timing == before  # one process segment: not rerun
 
@@ -101,7 +103,9 @@ def test_an_interrupted_run_continues_on_another_machine_from_its_saved_checkpoi
     assert reproduce.regenerate("toy", quick=False, root=toy_root, save_records=2**24) == 0
     assert (committed / "s0" / "checkpoints" / "latest.pt").exists()
     shutil.rmtree(first)
-    resumed = reproduce.launch([job], toy_root / "runs_b", records=committed, progress=False)[0]
+    resumed = reproduce.launch([job], toy_root / "runs_b",
+                               records=reproduce.load_paper("toy", toy_root).records(),
+                               progress=False)[0]
     # Continued here: its CPU time counts the first machine's segment and this one's.
     assert resumed.completed and resumed.timing[:1] == stopped.timing and len(resumed.timing) == 2
     assert resumed.result["identity"]["code"] == stopped.result["identity"]["code"]
@@ -142,3 +146,31 @@ def test_a_page_that_reads_a_final_checkpoint_keeps_it_in_the_record(tmp_path: P
     kept = [job.tag for job in ecrm.plan(False) if ecrm.keeps_checkpoint(job.tag)]
     assert kept == ["npg_l0.0_a1.0_s0", "npg_l0.5_a0.1_s0", "npg_l1.0_a0.05_s0", "npg_l1.0_a0.1_s0"]
     assert not reproduce.load_paper("hnpg").keeps_checkpoint("hnpg_H5_s0")
+
+
+def test_a_record_keeps_only_the_metrics_its_page_reads_and_their_curves_exactly(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _fake_run(run, "completed")
+    (run / "metrics.csv").write_text("step,a,b,c\n10,0.1,,1\n20,,0.30000000000000004,2\n30,,,3\n"
+                                     "40,0.5,0.25,4\n")
+    store = records.RecordStore(tmp_path / "rec", columns=("b", "a", "missing"))
+    assert store.save("t", run)
+    store.load("t", tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "metrics.csv").read_text() == (
+        "step,b,a\n10,,0.1\n20,0.30000000000000004,\n40,0.25,0.5\n")
+    full = Record(Job("t", "cartpole_ppo"), run, {}, read_metrics(run))
+    kept = Record(Job("t", "cartpole_ppo"), tmp_path / "elsewhere", {},
+                  read_metrics(tmp_path / "elsewhere"))
+    assert kept.curve("a") == full.curve("a") and kept.curve("b") == full.curve("b")
+    # An interrupted run's record keeps every column: the resumed run appends its full rows.
+    (run / "result.json").write_text(json.dumps({"status": "time_limit"}))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "latest.pt").write_bytes(b"c")
+    assert store.save("t", run, checkpoint_limit=10)
+    shutil.rmtree(tmp_path / "elsewhere")
+    store.load("t", tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "metrics.csv").read_text() == (run / "metrics.csv").read_text()
+    # The pages whose records are thinned read only what they keep.
+    assert reproduce.load_paper("vgdf_mujoco").records().columns == (
+        "vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse")
+    assert reproduce.load_paper("ecrm").records().columns is None

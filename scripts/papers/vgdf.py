@@ -94,6 +94,9 @@ def done_runs(records: Sequence[Record]) -> tuple[list[Record], str]:
 
 DIAGNOSTICS = ("vgdf/accept_ratio", "vgdf/fvp_iqr", "vgdf/value_kept", "vgdf/value_rejected",
                "vgdf/dyn_diff_kept", "vgdf/dyn_diff_rejected", "vgdf/model_fresh_mse")
+RECORD_METRICS = DIAGNOSTICS
+"""The only curves the page reads (:func:`diagnostic`): completed runs' committed records keep
+just these."""
 
 
 def diagnostic(record: Record, key: str) -> float:

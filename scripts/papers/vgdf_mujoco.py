@@ -24,6 +24,10 @@ TASKS = {
 }
 """Task -> (row label, the paper's VGDF+BC score in Table 1: offline source, 1 M D4RL + 100 k
 target steps; the online setting has learning curves only)."""
+DIAGNOSTICS = ("vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse")
+RECORD_METRICS = DIAGNOSTICS
+"""The only curves the page reads: a completed run's committed record keeps just these (about
+170 kB packed against 1.4 MB for all 28 columns of a 100 k-step run)."""
 SEEDS = {"vgdf": (0, 1, 2), "mix": (0, 1, 2), "darc": (0,), "zero_shot": (0,), "target_only": (0,)}
 """Issue 20's plan: VGDF and Mix with 3 seeds, the other methods with 1."""
 
@@ -54,8 +58,7 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
             recs, note = pendulum.done_runs(group)
             target = [r.score for r in recs]
             source = [r.final.get("eval/source_return", math.nan) for r in recs]
-            diag = {k: pendulum.diag_mean(recs, k) for k in
-                    ("vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse")}
+            diag = {k: pendulum.diag_mean(recs, k) for k in DIAGNOSTICS}
             value = (f"{diag['vgdf/value_kept']} / {diag['vgdf/value_rejected']}"
                      if method == "vgdf" else "-")
             ours = method == "vgdf"
