@@ -146,3 +146,51 @@ def test_space_conversion_refuses_what_it_cannot_represent() -> None:
     box = space_from_gymnasium(gymnasium.spaces.Box(0, 255, (2, 3), dtype=np.uint8))
     assert box.dtype == torch.float32 and box.shape == (2, 3)
     assert float(box.high.max()) == 255.0
+
+
+def _resume_matches_uninterrupted(env_id: str, num_envs: int, before: int, after: int,
+                                  tmp_path, **kwargs) -> None:
+    """Collect ``before`` steps, checkpoint the Interaction through a weights-only file, load it
+    into a freshly built env and collect ``after`` more: the same transitions as going straight on."""
+    from rlsuite import checkpoint
+    from rlsuite.engine.interaction import Interaction
+
+    def build() -> Interaction:
+        env = GymnasiumEnv(env_id, num_envs, **kwargs)
+        return Interaction(env, env.default_params(), seed=3)
+
+    def policy_for(inter: Interaction):
+        space = inter.env.action_space
+
+        def policy(obs: torch.Tensor) -> torch.Tensor:  # deterministic in the observation
+            return torch.tanh(obs[:, : space.shape[0]] * 0.7) * torch.as_tensor(space.high)
+        return policy
+
+    first = build()
+    first.collect(policy_for(first), before)
+    checkpoint.save(tmp_path / "ck", {"interaction": first.state_dict()}, {})
+    straight = first.collect(policy_for(first), after)
+    second = build()
+    second.load_state_dict(checkpoint.load(tmp_path / "ck")["agent"]["interaction"])
+    resumed = second.collect(policy_for(second), after)
+    for name in ("obs", "action", "reward", "terminated", "truncated", "next_obs", "episode_return"):
+        assert torch.equal(getattr(resumed, name), getattr(straight, name)), name
+
+
+def test_a_resumed_classic_control_run_steps_on_exactly(tmp_path) -> None:
+    # Pendulum-v1 truncates at 200 steps: the resumed copies cross an autoreset (which draws from
+    # the restored numpy generators) at the same step as the uninterrupted ones.
+    _resume_matches_uninterrupted("Pendulum-v1", 3, 150, 120, tmp_path)
+
+
+def test_a_resumed_mujoco_run_steps_on_exactly(tmp_path) -> None:
+    pytest.importorskip("mujoco")
+    _resume_matches_uninterrupted("HalfCheetah-v5", 2, 60, 40, tmp_path, max_episode_steps=80)
+
+
+def test_an_env_whose_state_cannot_be_saved_says_so() -> None:
+    env = GymnasiumEnv("FrozenLake-v1", 2)
+    env.reset(env.default_params(), torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match=r"GymnasiumEnv\('FrozenLake-v1'\): cannot save the state of "
+                                        r"FrozenLakeEnv"):
+        env.simulator_state()

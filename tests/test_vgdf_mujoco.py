@@ -302,3 +302,26 @@ def test_the_runner_trains_vgdf_on_a_mujoco_preset(tmp_path):
     assert rows[-2]["vgdf/target_steps"] == 30  # Gamma = 10 source steps per target step
     accept = [r["vgdf/accept_ratio"] for r in rows if "vgdf/accept_ratio" in r]
     assert accept[0] == 1.0 and accept[-1] == pytest.approx(0.25)  # filtering after the warm-up
+
+
+def test_a_vgdf_mujoco_run_stopped_mid_episode_resumes_to_the_same_numbers(tmp_path):
+    """A run stopped by its time limit (mid-episode: the gymnasium simulators' state goes into the
+    checkpoint) and continued with resume=auto ends with the uninterrupted run's metrics. Before
+    the simulators' state was saved, the resumed run stopped at its first step (stale tick)."""
+    from rlsuite import jobs
+    from rlsuite.runner import compose, run
+
+    tiny = ["experiment=vgdf_halfcheetah", "total_steps=300", "num_envs=2", "eval_episodes=1",
+            "agent.sac.hidden_sizes=[16,16]", "agent.sac.batch_size=16", "agent.model_batch_size=16",
+            "agent.ensemble_size=3", "agent.num_elites=2", "agent.model_hidden=[16]",
+            "agent.model_weight_decay=[1e-5,1e-5]", "agent.model_train_freq=100",
+            "agent.model_max_epochs=2", "agent.sac.utd=0.25", "agent.random_steps=40",
+            "agent.warmup_steps=200", "agent.eval_every=1000", "progress=false",
+            "tensorboard=false", "threads=1", "checkpoint_every=1"]
+    straight = run(compose([*tiny, f"run_dir={tmp_path / 'a'}"]))
+    with pytest.raises(jobs.TimeLimitReached):
+        run(compose([*tiny, f"run_dir={tmp_path / 'b'}", "time_limit_s=0.000001"]))
+    assert jobs.read_result(tmp_path / "b")["status"] != "completed"
+    resumed = run(compose([*tiny, f"run_dir={tmp_path / 'b'}", "resume=auto"]))
+    assert resumed == straight
+    assert jobs.read_result(tmp_path / "b")["metrics"] == jobs.read_result(tmp_path / "a")["metrics"]

@@ -9,7 +9,14 @@ It is **stateful**, unlike the native engine envs: the simulators inside the gym
 own their state, and cannot be rewound or copied. The :class:`GymnasiumState` it hands out is a
 receipt for the live simulators' state (per-copy episode step counters and a tick), and ``step``
 refuses any state but the latest, so code that branches or replays states fails loudly instead of
-silently stepping the wrong state. Checkpoints cannot restore it either.
+silently stepping the wrong state.
+
+Checkpoints: :meth:`GymnasiumEnv.simulator_state` copies what the sub-envs hold into plain data
+(MuJoCo's full integration state from ``mj_getState``, or a classic-control env's ``state``; each
+sub-env's numpy generator and its ``TimeLimit`` step count), and
+:meth:`GymnasiumEnv.load_simulator_state` writes it back, so a run resumed mid-episode steps on
+exactly as the uninterrupted one (:class:`rlsuite.engine.interaction.Interaction` saves it with the
+rollout state). Other sub-envs raise a ``TypeError`` naming the env instead.
 
 Autoreset is gymnasium's ``SAME_STEP`` mode (``gymnasium/vector/sync_vector_env.py``): where an
 episode ends, the sub-env is reset inside the same ``step`` and the observation it ended on comes
@@ -166,6 +173,21 @@ class GymnasiumEnv(BatchedEnv[GymnasiumState, GymnasiumParams]):
             final_obs=self._obs(final),
         )
 
+    def simulator_state(self) -> dict[str, Any]:
+        """What the live sub-envs hold, as plain data for a checkpoint (see the module doc)."""
+        return {"tick": self._tick, "envs": [_sub_env_state(env, self.name) for env in self.vector_env.envs]}
+
+    def load_simulator_state(self, saved: dict[str, Any]) -> None:
+        """Write back :meth:`simulator_state` (of an env built the same way, reset at least
+        once); the states issued before the save are the latest again."""
+        envs = self.vector_env.envs
+        if len(saved["envs"]) != len(envs):
+            raise ValueError(f"simulator state of {len(saved['envs'])} copies for a GymnasiumEnv of "
+                             f"{len(envs)} ({self.name})")
+        for env, data in zip(envs, saved["envs"], strict=True):
+            _load_sub_env_state(env, data, self.name)
+        self._tick = int(saved["tick"])
+
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
         dtype = torch.float32 if isinstance(self.observation_space, spaces.Box) else torch.int64
         return torch.tensor(np.asarray(obs), dtype=dtype, device=self.device)
@@ -176,3 +198,58 @@ class GymnasiumEnv(BatchedEnv[GymnasiumState, GymnasiumParams]):
 
     def __repr__(self) -> str:
         return f"GymnasiumEnv({self.name!r}, num_envs={self.num_envs}, device={self.device})"
+
+
+def _time_limit(env: gymnasium.Env) -> gymnasium.Wrapper | None:
+    """The ``TimeLimit`` wrapper in ``env``'s wrapper chain (None if there is none)."""
+    while isinstance(env, gymnasium.Wrapper):
+        if isinstance(env, gymnasium.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def _sub_env_state(env: gymnasium.Env, name: str) -> dict[str, Any]:
+    """One sub-env's state: its simulator, numpy generator and time-limit step count."""
+    raw = env.unwrapped
+    if hasattr(raw, "model") and hasattr(raw, "data"):  # gymnasium's MujocoEnv
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION  # everything mj_step reads, warm start included
+        sim = np.empty(mujoco.mj_stateSize(raw.model, spec), dtype=np.float64)
+        mujoco.mj_getState(raw.model, raw.data, sim, spec)
+        simulator = {"mujoco": torch.from_numpy(sim)}
+    elif hasattr(raw, "state"):  # classic control: the whole dynamic state is one array
+        simulator = {"state": None if raw.state is None else torch.from_numpy(np.array(raw.state))}
+        if hasattr(raw, "steps_beyond_terminated"):
+            simulator["steps_beyond_terminated"] = raw.steps_beyond_terminated
+    else:
+        raise TypeError(f"GymnasiumEnv({name!r}): cannot save the state of {type(raw).__name__} "
+                        f"for a checkpoint (MuJoCo and classic-control envs only), so a run on it "
+                        f"cannot resume mid-episode")
+    limit = _time_limit(env)
+    return {"simulator": simulator, "np_random": raw.np_random.bit_generator.state,
+            "elapsed_steps": None if limit is None else limit._elapsed_steps}
+
+
+def _load_sub_env_state(env: gymnasium.Env, data: dict[str, Any], name: str) -> None:
+    """Write :func:`_sub_env_state` back into ``env``."""
+    raw = env.unwrapped
+    simulator = data["simulator"]
+    if "mujoco" in simulator:
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(raw.model, raw.data, simulator["mujoco"].numpy(), spec)
+        mujoco.mj_forward(raw.model, raw.data)  # derived quantities (positions of bodies, ...)
+    elif "state" in simulator:
+        state = simulator["state"]
+        raw.state = None if state is None else state.numpy().copy()
+        if "steps_beyond_terminated" in simulator:
+            raw.steps_beyond_terminated = simulator["steps_beyond_terminated"]
+    else:
+        raise ValueError(f"GymnasiumEnv({name!r}): unknown simulator state {sorted(simulator)}")
+    raw.np_random.bit_generator.state = data["np_random"]
+    limit = _time_limit(env)
+    if limit is not None:
+        limit._elapsed_steps = data["elapsed_steps"]

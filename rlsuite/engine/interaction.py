@@ -70,6 +70,10 @@ class Interaction:
         }
         if self.state is not None:
             out["rollout_state"] = tree.flatten(self.state)
+            # An env whose simulators live outside the rollout state (GymnasiumEnv) saves them too.
+            save = getattr(self.env, "simulator_state", None)
+            if save is not None:
+                out["simulator_state"] = save()
         return out
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
@@ -85,6 +89,8 @@ class Interaction:
             scratch = torch.Generator(device=self.env.device).manual_seed(0)
             template = start(self.env, self.params, scratch)
             self.state = tree.unflatten_like(template, data["rollout_state"])
+            if "simulator_state" in data:
+                self.env.load_simulator_state(data["simulator_state"])
 
 
 class InteractionCounters:
