@@ -366,6 +366,7 @@ def test_ppo_at_a_huge_learning_rate_stops_cleanly_and_keeps_the_last_checkpoint
     assert fresh.global_step == 128
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_ppo_divergence_through_the_runner_names_the_quantity(tmp_path: Path) -> None:
     cfg = compose(["agent=ppo", "env=cartpole", f"run_dir={tmp_path}", "num_envs=4", "agent.num_steps=16",
                    "agent.num_minibatches=2", "agent.update_epochs=1", "total_steps=128",

@@ -154,6 +154,7 @@ def test_console_script_runs_from_any_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "cli.log").exists()
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_multirun_basic_launcher(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "rlsuite", "-m", "seed=0,1", *SMALL, "total_steps=128",

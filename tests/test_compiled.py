@@ -156,6 +156,7 @@ def test_prefix_sum_equals_cumsum_eagerly_and_fused(n: int) -> None:
     assert torch.equal(fused, expected)
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_fused_cartpole_float32_agrees_to_rounding_above_small_batch() -> None:
     """B = 100 > SMALL_BATCH: the fused step counts resets with cumsum (C++ wrapper)."""
     assert 100 > SMALL_BATCH

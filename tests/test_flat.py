@@ -22,6 +22,7 @@ def _sac() -> SAC:
     return SAC(cfg, env, env.default_params(4), seed=0)
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_sac_with_flat_optimizers_learns_as_with_torch_adam() -> None:
     flat, plain = _sac(), _sac()
     assert isinstance(flat.opt.actor, FlatOptimizer) and isinstance(flat.opt.critic, FlatOptimizer)
@@ -35,7 +36,11 @@ def test_sac_with_flat_optimizers_learns_as_with_torch_adam() -> None:
         sa, sb = getattr(flat.opt, part).state_dict(), getattr(plain.opt, part).state_dict()
         for i, entry in sb["state"].items():
             for key, value in entry.items():
-                torch.testing.assert_close(sa["state"][i][key], value, rtol=1e-5, atol=1e-9,
+                # The absolute tolerance scales with the tensor: a moment near zero inherits the
+                # last-bit differences of its neighbours' updates (seen on one CPU: 3.7e-9 on an
+                # exp_avg of scale 0.012, where a wrong beta or a skipped step is off by ~1e-3).
+                scale = value.abs().max().item() if value.is_floating_point() else 0.0
+                torch.testing.assert_close(sa["state"][i][key], value, rtol=1e-5, atol=1e-6 * scale,
                                            msg=f"{part} {i} {key}")
 
 

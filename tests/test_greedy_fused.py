@@ -3,6 +3,7 @@ module path (``act(obs, deterministic=True)``), seeing every weight update; plai
 
 from __future__ import annotations
 
+import pytest
 import torch
 from script_module import load_script
 from torch import nn
@@ -15,6 +16,7 @@ from rlsuite.learners.qrdqn import QRDQN, QRDQNConfig
 from rlsuite.learners.sac import SAC, SACConfig
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_sac_greedy_policy_is_fused_and_evaluates_as_act() -> None:
     env = envs.make("pendulum")
     agent = SAC(SACConfig(hidden_sizes=[16, 16], learning_starts=8, batch_size=8), env,

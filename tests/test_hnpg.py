@@ -581,6 +581,7 @@ def test_step_sampler_groups_shuffled_data_by_step() -> None:
         StepSampler(data, 5)
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_rlpd_rounds_per_iteration_change_only_the_bookkeeping() -> None:
     # sac.num_steps rounds (one step + its update) per iteration: the same samples, updates and
     # random stream as one round per iteration; fewer iterations (hook calls, NaN checks).

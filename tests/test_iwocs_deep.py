@@ -167,6 +167,7 @@ def test_iwocs_phases_trace_and_checkpoint_round_trip():
     assert again.finished and again.learn(10**6).global_step == agent.global_step
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_refinding_a_solved_model_stops_as_stalled():
     """A one-point search grid always returns the box's low corner: the first expert is trained
     on the nominal model (Algorithm 1's T_0, whatever the fallback's worst case), the second on

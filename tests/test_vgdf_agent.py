@@ -54,6 +54,7 @@ def test_schedule_gate_and_acceptance() -> None:
     assert len(evals) == 3 and all("eval/source_return" in m for m in evals)
 
 
+@pytest.mark.slow  # 7-25 s; CI's slow tier runs it (default-tier budget)
 def test_baselines_use_their_own_data() -> None:
     zero = _agent(variant="zero_shot")
     zero.learn(200)
