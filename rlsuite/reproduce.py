@@ -504,11 +504,12 @@ def verify(name: str, *, root: Path = REPO) -> int:
 
     paper = load_paper(name, root)
     plan = paper.plan(False)
-    records = records_root(root, name)
+    store = paper.records()
+    records = store.root
     with tempfile.TemporaryDirectory(prefix=f"rlsuite-verify-{name}-") as scratch:
         runs = []
         for job in plan:
-            paper.records().load(job.tag, Path(scratch) / "runs" / job.tag)
+            store.load(job.tag, Path(scratch) / "runs" / job.tag)
             runs.append(read_record(job, Path(scratch) / "runs" / job.tag))
         recorded = sum(r.completed for r in runs)
         figures = Path(scratch) / "figures"
