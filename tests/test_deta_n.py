@@ -330,11 +330,12 @@ def test_deta_n_cvar_is_within_5_percent_of_the_exact_optimum() -> None:
     30,000 greedy episodes each): the exact CVaR of the deployed policy is within 5% of the exact
     optimum at both levels. Over 10^4 episodes the empirical CVaR_0.5 is within 5% as well; the
     empirical CVaR_0.25 is too noisy for that (its 95% CI spans about +-15%), so there its CI
-    must cover the optimum. Seed 2 was the hardest seed for this deployment in the runs of
-    ``results/distributional_dp.md`` made before the runner (section "Earlier runs": CVaR_0.25
-    4.2% and CVaR_0.5 1.0% below the optimum, the largest gaps of the three seeds); its final
-    network's own reading deployed CVaR_0.25 9.6% below. With this test's stream (generator
-    seed 0) it deployed the optimum at both levels when last run (snapshots 110,016 and
+    must cover the optimum. Seed 2 was the hardest seed for this deployment in the runs made
+    by the scripts the runner replaced (``git show 98b3293:results/distributional_dp.md``:
+    CVaR_0.25 4.2% and CVaR_0.5 1.0% below the optimum, the largest gaps of the three seeds);
+    its final network's own reading deployed CVaR_0.25 9.6% below. (In the runner's runs of the
+    current page every seed's snapshot deployment reaches the optimum.) With this test's stream
+    (generator seed 0) it deployed the optimum at both levels when last run (snapshots 110,016 and
     100,032). About 10 CPU-minutes."""
     env, sto = stock_grid_env(stochastic=True), stock_grid(stochastic=True)
     cfg = DetaNConfig(objective="cvar", level=0.25, relabel_fraction=0.75, stock_low=-14.0,
