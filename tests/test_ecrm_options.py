@@ -200,6 +200,7 @@ def test_conditioning_on_the_previous_stage_strictly_helps() -> None:
     assert value.item() > max(vals) + 0.12
 
 
+@pytest.mark.slow  # ~10 s: keeps the default tier under its budget
 def test_agent_conditioned_on_the_previous_threshold_reaches_the_conditioned_optimum() -> None:
     # Neural REINFORCE on the two-predecessor MDP; the conditioned actor sees eta(s_prev, a_prev)
     # (0 after sA, -10 after sB at the optimum) and is evaluated exactly as a policy of the
@@ -229,6 +230,7 @@ def test_log_barrier_gradient_is_analytic() -> None:
         assert torch.allclose(gr, kappa / 15 * (1 - 3 * pi), atol=1e-12)
 
 
+@pytest.mark.slow  # ~10 s: keeps the default tier under its budget
 def test_log_barrier_keeps_probabilities_at_the_predicted_floor() -> None:
     # Exact gradient ascent on J + barrier (safe/risky, lam 0.5, alpha 0.1: Q(risky) - Q(safe) =
     # -1.2 - 1 = -2.2 at s0, d(s0) = 1 for the first-step table). Stationarity of the risky logit,
@@ -258,6 +260,7 @@ def test_log_barrier_keeps_probabilities_at_the_predicted_floor() -> None:
             assert p_risky < 0.2 * root
 
 
+@pytest.mark.slow  # ~10 s: keeps the default tier under its budget
 def test_agent_log_barrier_keeps_the_risky_action_alive() -> None:
     # The sampled REINFORCE agent with the barrier settles near the stationary probability of the
     # exact test above; without it the dominated action's probability keeps falling.

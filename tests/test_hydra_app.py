@@ -28,8 +28,10 @@ def test_help_names_the_app_and_hides_the_schemas(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("line", "present"), [
-    ("rlsuite agent=", "agent=ppo"), ("rlsuite env=", "env=pendulum"),
-    ("rlsuite env=pendulum env.params.", "env.params.g="),
+    ("rlsuite agent=", "agent=ppo"),
+    # one start-up of ~5 s each: the other two run in the slow tier
+    pytest.param("rlsuite env=", "env=pendulum", marks=pytest.mark.slow),
+    pytest.param("rlsuite env=pendulum env.params.", "env.params.g=", marks=pytest.mark.slow),
 ])
 def test_shell_completion_hides_the_schemas(tmp_path: Path, line: str, present: str) -> None:
     out = _rlsuite(tmp_path, "-sc", "query=bash", env={"COMP_LINE": line})

@@ -127,6 +127,7 @@ def test_sweep_summary_counts_a_time_limited_job_as_not_completed(tmp_path: Path
         ("completed", None), ("preempted", "time limit of 1e-09 s reached")]
 
 
+@pytest.mark.slow  # a console-script start-up (~6 s); the in-process resume tests stay in the default tier
 def test_console_script_exits_3_and_the_same_command_continues(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     overrides = [*QUIET, *CASES["ppo"].overrides, "agent.fast_path=false", "total_steps=64",
