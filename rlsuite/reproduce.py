@@ -43,7 +43,7 @@ from rlsuite.identity import CODE_PATHS  # where a code change makes a recorded 
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_FILE = "reproduce_timing.json"
-"""Per-run list of process segments ``{wall_s, cpu_s, commit}`` written by :func:`launch`."""
+"""Per-run list of process segments ``{wall_s, cpu_s, commit}``, kept current by :class:`SegmentClock`."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,53 @@ def read_record(job: Job, run_dir: Path) -> Record:
     return Record(job, run_dir, result, metrics, timing)
 
 
+class SegmentClock:
+    """This process's segment of a run in the run's timing file (:data:`TIMING_FILE`), kept
+    current while the run goes: the file is rewritten every ``interval_s`` seconds (by a daemon
+    thread) and once more by :meth:`stop`. A segment that ends without warning (SIGKILL, the
+    machine taken away) still counts its wall and CPU seconds up to the last rewrite instead of
+    leaving no trace, so a long run's CPU total stays close to what it spent. The segments of
+    earlier processes, read when the clock starts, are kept as they are."""
+
+    def __init__(self, path: Path, commit: str | None, interval_s: float = 60.0) -> None:
+        """Start timing now; ``path`` may not exist yet (the runner creates the run directory)."""
+        import threading
+
+        self.path, self.commit, self.interval_s = Path(path), commit, interval_s
+        self.earlier: list[dict[str, Any]] = (json.loads(self.path.read_text())
+                                              if self.path.exists() else [])
+        self.tic, self.cpu = time.perf_counter(), time.process_time()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._tick, name="reproduce-segment-clock",
+                                        daemon=True)
+        self._thread.start()
+
+    def segment(self) -> dict[str, Any]:
+        """The segment so far: ``{wall_s, cpu_s, commit}`` (CPU is the whole process's time)."""
+        return {"wall_s": time.perf_counter() - self.tic, "cpu_s": time.process_time() - self.cpu,
+                "commit": self.commit}
+
+    def write(self) -> None:
+        """Rewrite the file as the earlier segments plus this one (temp file, then rename)."""
+        with self._lock:
+            if not self.path.parent.exists():
+                return  # the runner has not made the run directory yet
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps([*self.earlier, self.segment()], indent=1))
+            os.replace(tmp, self.path)
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            self.write()
+
+    def stop(self) -> None:
+        """End the segment: stop the thread and write the final time."""
+        self._stopped.set()
+        self._thread.join()
+        self.write()
+
+
 PREEMPTED = "preempted by a signal"
 """What :func:`_run_one` returns when its run was stopped by a signal: :func:`launch` stops there."""
 
@@ -188,7 +235,7 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False
                  "progress=false", "threads=1", *extra]
     from rlsuite.jobs import PreemptionExit
 
-    tic, cpu = time.perf_counter(), time.process_time()
+    clock = SegmentClock(Path(run_dir) / TIMING_FILE, code_version().get("commit"))
     try:
         try:
             run(compose(overrides))
@@ -199,18 +246,14 @@ def _run_one(job: Job, run_dir: str, extra: tuple[str, ...], fresh: bool = False
             print(f"reproduce: {job.tag}: the interrupted run there is another experiment "
                   f"({mismatch}); starting it again", file=sys.stderr)
             shutil.rmtree(run_dir)
+            clock.earlier = []  # those segments were the removed run's
             run(compose(overrides))
     except PreemptionExit:  # a signal (SIGTERM, Slurm's SIGUSR2): checkpointed; stop the plan
         return PREEMPTED
     except BaseException as err:  # noqa: BLE001 (recorded; the plan goes on with the other jobs)
         return f"{type(err).__name__}: {err}"
     finally:
-        segment = {"wall_s": time.perf_counter() - tic, "cpu_s": time.process_time() - cpu,
-                   "commit": code_version().get("commit")}
-        path = Path(run_dir) / TIMING_FILE
-        if path.parent.exists():
-            segments = json.loads(path.read_text()) if path.exists() else []
-            path.write_text(json.dumps([*segments, segment], indent=1))
+        clock.stop()
     return None
 
 

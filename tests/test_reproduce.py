@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -218,5 +219,31 @@ def test_an_interrupted_run_of_another_experiment_is_started_again(tmp_path: Pat
     again = reproduce.launch([new], tmp_path, progress=False)[0]
     assert again.completed and "starting it again" in capsys.readouterr().err
     assert again.result["identity"]["config"]["agent"]["gamma"] == 0.99
+    assert len(again.timing) == 1  # the removed run's process segment is not counted
     fresh = reproduce.launch([Job("t", "cartpole_ppo", ("seed=0", *TINY))], tmp_path, progress=False)
     assert fresh[0].score == again.score  # the same number as a run that never shared the directory
+
+
+def test_the_segment_clock_keeps_the_time_of_a_process_killed_without_warning(tmp_path: Path) -> None:
+    # A run directory that an earlier process already timed; this process's segment appears in
+    # the file while it runs, so a SIGKILL (no `finally`) still leaves its CPU seconds there.
+    path = tmp_path / "run" / reproduce.TIMING_FILE
+    path.parent.mkdir()
+    earlier = {"wall_s": 5.0, "cpu_s": 4.0, "commit": "abc"}
+    path.write_text(json.dumps([earlier]))
+    clock = reproduce.SegmentClock(path, "def", interval_s=0.02)
+    busy = time.process_time()
+    while time.process_time() - busy < 0.2:
+        pass
+    time.sleep(0.1)  # a tick after the busy loop
+    seen = json.loads(path.read_text())  # what a kill now would leave
+    assert seen[0] == earlier and seen[1]["commit"] == "def" and seen[1]["cpu_s"] >= 0.15
+    clock.stop()
+    final = json.loads(path.read_text())
+    assert len(final) == 2 and final[1]["cpu_s"] >= seen[1]["cpu_s"]
+    assert not list(path.parent.glob("*.tmp"))
+    # Before the runner makes the run directory there is nothing to write, and no error.
+    missing = reproduce.SegmentClock(tmp_path / "later" / reproduce.TIMING_FILE, None, interval_s=0.01)
+    time.sleep(0.05)
+    missing.stop()
+    assert not (tmp_path / "later").exists()
