@@ -10,12 +10,14 @@ checkpoint intact. Loading uses ``torch.load(weights_only=True)``: nothing in th
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from rlsuite.core.atomic_file import remove_stale_temps, replaced_atomically
+
+__all__ = ["atomic_save", "checkpoint_dir", "load", "remove_stale_temps", "save"]
 
 LATEST = "latest.pt"
 FORMAT_VERSION = 1
@@ -36,35 +38,15 @@ def save(path: str | Path, agent_state: dict[str, Any], config: dict[str, Any],
     return atomic_save(path, payload)
 
 
-def remove_stale_temps(directory: str | Path) -> list[Path]:
-    """Delete the temp files that :func:`atomic_save` left in ``directory`` when its process was
-    killed mid-write (``kill -9``: no ``finally`` runs); return what was removed. Call it only
-    where no other process is writing (a run's own checkpoint directory, at start or resume)."""
-    directory = Path(directory)
-    stale = sorted(directory.glob(".*.tmp")) if directory.is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
-
-
 def atomic_save(path: str | Path, payload: Any) -> Path:
     """``torch.save`` ``payload`` to ``path`` atomically: a crash leaves the old file or the new.
 
     Shared by checkpoints and :class:`rlsuite.learners.buffers.OfflineDataset`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    # durable: a checkpoint is what a resumed run continues from, so it is fsynced before the rename
+    with replaced_atomically(path, "wb", durable=True) as f:
+        torch.save(payload, f)
+    return Path(path)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

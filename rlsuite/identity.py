@@ -58,6 +58,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlsuite.core.atomic_file import write_text_atomically
+
 IDENTITY_FILE = "identity.json"
 
 NON_IDENTITY_KEYS = ("run_dir", "resume", "progress", "threads", "checkpoint_every", "device",
@@ -341,9 +343,7 @@ def claim(run_dir: str | Path, current: RunIdentity, allow: tuple[str, ...] = ("
         recorded = read_claim(run_dir)
         assert recorded is not None
         check_same_run(recorded, current, run_dir, IDENTITY_FILE, allow)
-        tmp = path.with_name(f".{IDENTITY_FILE}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)  # the new budget or learning rate, if the resume changed one
+        write_text_atomically(path, text)  # the new budget or learning rate, if the resume changed one
         return
     with os.fdopen(fd, "w") as f:
         f.write(text)

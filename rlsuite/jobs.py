@@ -23,7 +23,6 @@ command with ``resume=auto`` continues, and finishes with the numbers of an unin
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -36,6 +35,8 @@ from typing import Any, NoReturn
 
 import torch
 
+from rlsuite.core.atomic_file import write_text_atomically
+
 RESULT_FILE = "result.json"
 COMPLETED, FAILED, PREEMPTED = "completed", "failed", "preempted"
 PREEMPTION_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
@@ -46,13 +47,9 @@ the same command with ``resume=auto`` continues): neither success (0) nor failur
 
 def write_result(run_dir: str | Path, status: str, **fields: Any) -> Path:
     """Write ``run_dir/result.json`` = ``{status, time, **fields}`` (atomically, by rename)."""
-    path = Path(run_dir) / RESULT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(Path(run_dir) / RESULT_FILE,
+                                 json.dumps(record, indent=2, default=str) + "\n")
 
 
 def read_result(run_dir: str | Path) -> dict[str, Any] | None:

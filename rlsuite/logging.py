@@ -22,6 +22,11 @@ from typing import Any
 
 import yaml
 
+from rlsuite.core.atomic_file import replaced_atomically
+
+METRICS_FILE = "metrics.csv"
+"""A run's scalars, one row per logged step, in its run directory."""
+
 STEP_COLUMN = "step"
 
 
@@ -49,7 +54,7 @@ class Logger:
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.csv_path = self.run_dir / "metrics.csv"
+        self.csv_path = self.run_dir / METRICS_FILE
         self._columns: list[str] = [STEP_COLUMN]
         """The CSV's header: the only state kept across rows."""
         if resume and self.csv_path.exists():
@@ -120,8 +125,7 @@ class Logger:
         """Rewrite ``metrics.csv`` under the current header: its rows streamed from disk (those
         ``keep`` accepts, all when None), then ``extra``. Written to a temporary file that
         replaces the old one, so a kill mid-rewrite leaves the old file whole."""
-        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
-        with tmp.open("w", newline="") as out:
+        with replaced_atomically(self.csv_path, "w", newline="") as out:
             # extrasaction: cells beyond the header (only a corrupted line has them) are dropped.
             writer = csv.DictWriter(out, self._columns, restval="", extrasaction="ignore")
             writer.writeheader()
@@ -132,7 +136,6 @@ class Logger:
                             writer.writerow(row)
             if extra is not None:
                 writer.writerow(extra)
-        os.replace(tmp, self.csv_path)
 
     def flush(self) -> None:
         """Push pending TensorBoard events to disk."""
@@ -196,7 +199,7 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, flo
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     """Rows of a run's ``metrics.csv`` as floats (empty cells omitted)."""
-    with (Path(run_dir) / "metrics.csv").open(newline="") as f:
+    with (Path(run_dir) / METRICS_FILE).open(newline="") as f:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 

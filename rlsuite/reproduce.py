@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from rlsuite import records as run_records
+from rlsuite.core.atomic_file import remove_stale_temps, write_text_atomically
 from rlsuite.identity import CODE_PATHS  # where a code change makes a recorded run stale
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,6 +183,7 @@ class SegmentClock:
         self.path, self.commit, self.interval_s = Path(path), commit, interval_s
         self.earlier: list[dict[str, Any]] = (json.loads(self.path.read_text())
                                               if self.path.exists() else [])
+        remove_stale_temps(self.path.parent, names=(self.path.name,))  # a killed segment's
         self.tic, self.cpu = time.perf_counter(), time.process_time()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -199,9 +201,7 @@ class SegmentClock:
         with self._lock:
             if not self.path.parent.exists():
                 return  # the runner has not made the run directory yet
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps([*self.earlier, self.segment()], indent=1))
-            os.replace(tmp, self.path)
+            write_text_atomically(self.path, json.dumps([*self.earlier, self.segment()], indent=1))
 
     def _tick(self) -> None:
         while not self._stopped.wait(self.interval_s):

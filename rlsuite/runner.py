@@ -26,7 +26,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.core.patching import optimizer_without_dynamo
 from rlsuite.core.threads import configure_threads
 from rlsuite.engine.evaluate import evaluate
-from rlsuite.logging import Logger
+from rlsuite.logging import METRICS_FILE, Logger
 from rlsuite.training import TrainingDiverged, TrainingHooks
 from rlsuite.validation import ConfigError, check_fields
 
@@ -350,6 +350,7 @@ def _run(cfg: DictConfig, payload: dict[str, Any] | None, ident: identity.RunIde
     if lock is not None:
         lock.acquire()  # a no-op when run() already holds it
     checkpoint.remove_stale_temps(checkpoint.checkpoint_dir(run_dir))  # left by a kill -9
+    checkpoint.remove_stale_temps(run_dir, names=(METRICS_FILE, jobs.RESULT_FILE))
     # A resumed run rewinds its logs to the checkpoint: rows logged after it are redone.
     logger = Logger(run_dir, resolved, tensorboard=cfg.tensorboard, resume=payload is not None,
                     rewind_to=agent.global_step if payload is not None else None)

@@ -38,6 +38,7 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
 
 from rlsuite import identity, jobs, report
+from rlsuite.core.atomic_file import write_text_atomically
 from rlsuite.logging import read_metrics
 
 JOBS_DIR = ".jobs"
@@ -118,11 +119,7 @@ def write_job_record(config: DictConfig) -> Path:
     record = {"num": int(hydra.job.num), "run_dir": str(Path(run_dir).resolve()), "config": task,
               "identity": None if explicit else identity.make(task).to_dict()}
     path = _job_record_path(hydra.sweep.dir, int(hydra.job.num))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, json.dumps(record, indent=2, default=str) + "\n")
 
 
 def _job_outcome(job: LaunchedJob, sweep_dir: Path) -> report.RunRecord:

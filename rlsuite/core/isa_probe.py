@@ -22,12 +22,12 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
+from rlsuite.core.atomic_file import write_text_atomically
 from rlsuite.core.patching import patched
 
 RECORD_NAME = "rlsuite_isa_probes.json"
@@ -65,11 +65,7 @@ def read_record(path: str) -> dict[str, Any]:
 def write_record(path: str, data: dict[str, Any]) -> None:
     """Replace the record atomically (a concurrent reader sees the old or the new file)."""
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".rlsuite_isa")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps(data))
     except OSError:  # a read-only cache: the probe still ran, it is just not remembered
         pass
 

@@ -50,6 +50,8 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from rlsuite.core.atomic_file import replaced_atomically, write_text_atomically
+
 FORMAT = 1
 """Version of the record's layout and of the key's recipe (part of the key)."""
 
@@ -242,25 +244,12 @@ def save(key: str, call: Callable[[list[torch.Tensor]], Any],
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if constants:
             recipe["constants"] = path[:-len(".json")] + ".pt"
-            _atomic_write(recipe["constants"], lambda f: torch.save(list(constants), f), "wb")
-        _atomic_write(path, lambda f: json.dump(recipe, f), "w")
+            with replaced_atomically(recipe["constants"], "wb") as f:
+                torch.save(list(constants), f)
+        write_text_atomically(path, json.dumps(recipe))
     except OSError:
         return False
     return True
-
-
-def _atomic_write(path: str, write: Callable[[Any], None], mode: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _recipe(call: Callable[[list[torch.Tensor]], Any]) -> dict[str, Any] | None:
