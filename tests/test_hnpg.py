@@ -662,6 +662,28 @@ def test_results_page_rows_for_solved_unsolved_and_unfinished_runs(tmp_path: Pat
     assert (tmp_path / "hnpg_samples.png").exists() and (tmp_path / "hnpg_curves.png").exists()
 
 
+def test_a_partly_timed_run_divides_its_cpu_by_the_samples_its_timing_covers(tmp_path: Path) -> None:
+    """H=50 seed 0's timing holds only the segment that continued from 9,400,000 samples: its CPU per
+    1k samples divides by the 1,244,000 samples of that segment and the run list says so; the same
+    tag timed at another commit (a run made again from scratch) is not corrected."""
+    from rlsuite.reproduce import load_paper
+
+    paper = load_paper("hnpg")
+    solved = {"status": "completed", "global_step": 10_644_000,
+              "metrics": {"eval/greedy_success_rate": 0.94, "hnpg/samples_to_success": 10_644_000.0}}
+    record = _paper_record(paper, "hnpg_H50_s0", solved, cpu=426.1)
+    record.timing[0]["commit"] = "5db4c555c74038797d6f8dca4084e2974ccb9f0c"
+    assert paper.module.cpu_per_1k(record) == pytest.approx(426.1 / 1244)
+    text = paper.render({"hnpg_H50_s0": record}, quick=False, out=tmp_path)["samples"]
+    row = next(line for line in text.splitlines() if line.startswith("| hnpg | 50 |"))
+    assert "| 40,000,000 | 0.34 | ~3e7 |" in row
+    assert "[1]'s CPU seconds cover only its samples after 9,400,000" in text
+    assert "divides by those 1,244,000." in text
+    record.timing[0]["commit"] = "abc"
+    assert paper.module.cpu_per_1k(record) == pytest.approx(426.1 / 10_644)
+    assert "cover only" not in paper.render({"hnpg_H50_s0": record}, quick=False, out=tmp_path)["samples"]
+
+
 def test_timing_benchmark_compares_cpu_with_the_official_cpu_time_and_refuses_bad_input() -> None:
     bench = load_script("bench_hnpg.py")
     case = {"setup_cpu_s": 0.3, "iter_cpu_s": 0.11, "iter_wall_s": 0.5, "other_cores": 1.5}

@@ -22,6 +22,15 @@ SEEDS = {
 }
 """Seeds 0 .. n-1 per agent and horizon (a missing horizon is not run for that agent)."""
 
+UNTIMED_UNTIL = {"hnpg_H50_s0": (9_400_000, "5db4c555c7")}
+"""Runs whose timing file misses the process segments before a step: HNPG H=50 seed 0 ran its
+first 9,400,000 samples in segments that were killed before the timing file was rewritten while a
+run goes (the file was then written only when a process ended normally), so its CPU seconds are
+those of its last segment, which continued from the checkpoint at 9,400,000 (the segment's
+TensorBoard file starts at step 9,400,001). Its CPU per 1k samples divides by the samples of that
+segment only. The commit is that of the segment's timing entry: a run of the tag made again (with
+a timing of its own) is not corrected."""
+
 QUICK_HORIZONS = (2, 3)
 QUICK_SEEDS = {"hnpg": 2, "trpo": 2, "rlpd": 1}
 QUICK = {
@@ -109,6 +118,30 @@ def outcome(record: Record | None, agent: str) -> tuple[str, float | None]:
     return f"not complete: {step:,} so far (best success MA {best:.2f})", None
 
 
+def cpu_per_1k(record: Record) -> float:
+    """CPU seconds per 1,000 online samples over the samples the run's timing covers."""
+    return record.cpu_s / (record.result["global_step"] - _untimed(record)) * 1000
+
+
+def _untimed(record: Record) -> int:
+    """The samples before the run's first timed segment (0 unless listed in UNTIMED_UNTIL)."""
+    step, commit = UNTIMED_UNTIL.get(record.job.tag, (0, ""))
+    timed_at = record.timing[0].get("commit") or "" if record.timing else ""
+    return step if commit and timed_at.startswith(commit) else 0
+
+
+def _untimed_note(cites: Citations) -> str:
+    """A line per cited run whose CPU seconds cover only its last samples (:data:`UNTIMED_UNTIL`)."""
+    notes = []
+    for n, record in enumerate(cites.entries, 1):
+        start = _untimed(record)
+        if start:
+            notes.append(f"[{n}]'s CPU seconds cover only its samples after {start:,} (the segments "
+                         f"before ran before the timing file was kept current and were killed); "
+                         f"the CPU column divides by those {record.result['global_step'] - start:,}.")
+    return "\n\n" + "\n".join(notes) if notes else ""
+
+
 def _table(records: dict[str, Record], quick: bool, cites: Citations) -> tuple[list[str], dict]:
     horizons = QUICK_HORIZONS if quick else tuple(BUDGET)
     head = ("| agent | H | seeds solved | samples to success (mean +- std over solved seeds) | per seed "
@@ -142,8 +175,7 @@ def _table(records: dict[str, Record], quick: bool, cites: Citations) -> tuple[l
             row = (f"| {agent} | {h} | {len(solved)}/{n}{unfinished} | {stat} | {per} | "
                    f"{fmt(statistics.mean(greedy)) if greedy else '-'} |")
             if not quick:
-                cpu = [r.cpu_s / r.result["global_step"] * 1000 for r in done
-                       if r.timing and r.result.get("global_step")]
+                cpu = [cpu_per_1k(r) for r in done if r.timing and r.result.get("global_step")]
                 row += (f" {BUDGET[h]:,} | {fmt(statistics.median(cpu), 2) if cpu else '-'} | "
                         f"{PAPER[agent].get(h, '')} |")
             lines.append(row + f" {cites.cite(recorded)} |")
@@ -156,6 +188,7 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
     lines, summary = _table(records, quick, cites)
     text = "\n".join(lines) + "\n\n" + cites.markdown()
     if not quick:
+        text += _untimed_note(cites)
         _figures(summary, out)
     return {"samples": text}
 
