@@ -18,7 +18,7 @@ success)."""
 SEEDS = {
     "hnpg": {5: 5, 10: 3, 15: 3, 30: 3, 50: 2},
     "trpo": {5: 5, 10: 3, 30: 1},
-    "rlpd": {5: 2, 10: 2, 15: 1, 30: 1},
+    "rlpd": {5: 2, 10: 2, 15: 1, 30: 2},
 }
 """Seeds 0 .. n-1 per agent and horizon (a missing horizon is not run for that agent)."""
 
