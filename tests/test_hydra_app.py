@@ -29,7 +29,7 @@ def test_help_names_the_app_and_hides_the_schemas(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("line", "present"), [
     ("rlsuite agent=", "agent=ppo"),
-    # one start-up of ~5 s each: the other two run in the slow tier
+    # one start-up of ~2.5 s each (torch and the agents imported): the other two run in the slow tier
     pytest.param("rlsuite env=", "env=pendulum", marks=pytest.mark.slow),
     pytest.param("rlsuite env=pendulum env.params.", "env.params.g=", marks=pytest.mark.slow),
 ])
@@ -38,6 +38,39 @@ def test_shell_completion_hides_the_schemas(tmp_path: Path, line: str, present: 
     assert out.returncode == 0, out.stderr[-2000:]
     assert present in out.stdout.split()
     assert "_schema" not in out.stdout
+
+
+def test_group_listings_share_one_repository_copy_and_list_the_same_options() -> None:
+    """``rlsuite``'s wrapper of Hydra's group listing (what --help and completion call ~76 times)
+    returns exactly Hydra's options while deep-copying the config repository once, not per call."""
+    from hydra import initialize_config_module
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_repository import CachingConfigRepository
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    from rlsuite.core.patching import patched
+
+    copies = []
+
+    def counting(init):
+        def counted(self, delegate):
+            copies.append(delegate)
+            init(self, delegate)
+        return counted
+
+    groups = ["agent", "env", "hydra/launcher", "experiment", "search"]
+    with initialize_config_module(config_module="rlsuite.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        plain = [loader.get_group_options(g) for g in groups] + [loader.list_groups("hydra")]
+        with patched(CachingConfigRepository, "__init__", counting), \
+                patched(ConfigLoaderImpl, "get_group_options", cli.one_repository_per_listing):
+            shared = [loader.get_group_options(g) for g in groups] + [loader.list_groups("hydra")]
+            agents_again = loader.get_group_options("agent", ObjectType.CONFIG)
+        assert len(copies) == 1
+        assert loader.get_group_options("env") == plain[1]  # the original is back after the block
+    assert shared == plain and agents_again == plain[0]
+    assert "ppo" in plain[0] and "launcher" in plain[-1]
 
 
 def test_cfg_job_resolve_prints_the_resolved_config(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Replace one attribute of a torch internal for the length of a block, and put it back."""
+"""Replace one attribute of a library internal (torch, Hydra) for the length of a block, and put
+it back."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 def patched(owner: Any, name: str,
             wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
     """Within the block, ``owner.name`` is ``wrap(original)``; the original is restored on exit
-    (also on an error). Left alone where ``owner`` has no such callable (another torch) or
+    (also on an error). Left alone where ``owner`` has no such callable (another version) or
     where an enclosing block already wrapped it (the wrapper carries ``rlsuite_remembered``)."""
     original = vars(owner).get(name)
     if not callable(original) or getattr(original, "rlsuite_remembered", False):
