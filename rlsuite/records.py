@@ -16,9 +16,11 @@ and the run identity need, small enough to commit under ``results/records/<paper
 - for a completed run whose final checkpoint the page itself reads (a paper module's
   ``keeps_checkpoint(tag)``, e.g. ECRM's path heatmaps), that checkpoint.
 
-:func:`restore` copies a record into an empty run directory before a plan runs (a run directory
-that already holds a result or a checkpoint is left alone: what is on this machine is at least as
-far along); :func:`archive` copies a run directory's record back after the run.
+:func:`restore` copies a record into an empty run directory before a plan runs. A run directory
+that already holds a result or a checkpoint is left alone, unless the record is the same run
+further along (:func:`supersedes`: completed there and not here, or checkpointed at a later step),
+which happens when this machine's copy came from an older record; :func:`archive` copies a run
+directory's record back after the run.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlsuite import checkpoint
 from rlsuite.checkpoint import LATEST
-from rlsuite.identity import IDENTITY_FILE
+from rlsuite.identity import IDENTITY_FILE, LOCK_FILE, RunInUse, RunLock, read_claim
 from rlsuite.jobs import RESULT_FILE, read_result
 
 RECORD_FILES = (RESULT_FILE, IDENTITY_FILE, "config.yaml", "reproduce_timing.json")
@@ -120,12 +123,71 @@ class RecordStore:
 
 def restore(record_dir: Path, run_dir: Path) -> bool:
     """Copy the record in ``record_dir`` into ``run_dir`` unless ``run_dir`` already has progress
-    of its own (:func:`has_progress`); returns whether it copied anything."""
+    of its own (:func:`has_progress`) that the record does not supersede (:func:`supersedes`);
+    returns whether it copied anything. A superseded run directory is emptied first, under its
+    run lock, so a run training there now is never touched."""
     if not (record_dir / RESULT_FILE).exists() and not (record_dir / CHECKPOINT).exists():
         return False
     if has_progress(run_dir):
-        return False
+        if not supersedes(record_dir, run_dir):
+            return False
+        lock = RunLock(run_dir)
+        try:
+            lock.acquire()
+        except RunInUse:
+            return False
+        try:
+            for path in run_dir.iterdir():
+                if path.name != LOCK_FILE:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _copy_record(record_dir, run_dir)
+        finally:
+            lock.release()
+        return True
     run_dir.mkdir(parents=True, exist_ok=True)
+    _copy_record(record_dir, run_dir)
+    return True
+
+
+def supersedes(record_dir: Path, run_dir: Path) -> bool:
+    """Whether the record in ``record_dir`` is further along than ``run_dir``'s own progress: the
+    same run (equal identity keys), not completed here, and completed in the record or checkpointed
+    there at a later step (or only there). The case: this machine's run directory was restored from
+    an older record, and a newer one arrived with the repository (another machine went on)."""
+    here = read_result(run_dir)
+    if here is not None and here.get("status") == "completed":
+        return False
+    ours, theirs = _identity_key(run_dir), _identity_key(record_dir)
+    if ours is None or ours != theirs:
+        return False
+    record = read_result(record_dir)
+    if record is not None and record.get("status") == "completed":
+        return True
+    their_step = _checkpoint_step(record_dir / CHECKPOINT)
+    our_step = _checkpoint_step(run_dir / CHECKPOINT)
+    return their_step is not None and (our_step is None or their_step > our_step)
+
+
+def _identity_key(run_dir: Path) -> str | None:
+    try:
+        claim = read_claim(run_dir)
+    except ValueError:  # malformed: not known to be the same run
+        return None
+    return claim.key if claim is not None else None
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The agent's ``global_step`` in the checkpoint at ``path`` (None: no checkpoint, or none
+    recorded)."""
+    if not path.exists():
+        return None
+    try:
+        return int(checkpoint.load(path)["agent"]["global_step"])
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+        return None
+
+
+def _copy_record(record_dir: Path, run_dir: Path) -> None:
     for name in RECORD_FILES:
         if (record_dir / name).exists():
             shutil.copy2(record_dir / name, run_dir / name)
@@ -135,4 +197,3 @@ def restore(record_dir: Path, run_dir: Path) -> bool:
     if (record_dir / CHECKPOINT).exists():
         (run_dir / CHECKPOINT).parent.mkdir(exist_ok=True)
         shutil.copy2(record_dir / CHECKPOINT, run_dir / CHECKPOINT)
-    return True

@@ -60,7 +60,9 @@ def test_an_interrupted_run_is_archived_only_with_a_checkpoint_under_the_limit(t
     assert (tmp_path / "rec" / "checkpoints" / "latest.pt").exists()
 
 
-def test_restore_never_replaces_progress_made_on_this_machine(tmp_path: Path) -> None:
+def test_restore_leaves_progress_made_here_alone_when_the_record_is_not_the_same_run(
+        tmp_path: Path) -> None:
+    """Run directories without an identity (so not known to be the record's run) are never replaced."""
     _fake_run(tmp_path / "run", "completed")
     records.archive(tmp_path / "run", tmp_path / "rec")
     _fake_run(tmp_path / "local", None, checkpoint_bytes=3)  # an interrupted run here
@@ -68,6 +70,54 @@ def test_restore_never_replaces_progress_made_on_this_machine(tmp_path: Path) ->
     assert not (tmp_path / "local" / "result.json").exists()
     assert not records.restore(tmp_path / "missing", tmp_path / "new")  # no record: nothing made
     assert not (tmp_path / "new").exists()
+
+
+def _claimed_run(run_dir: Path, status: str | None, step: int | None, seed: int = 0) -> None:
+    """A run directory of PPO on CartPole (seed ``seed``) with a real identity, a result of
+    ``status`` (None: none) and a checkpoint at ``step`` (None: none)."""
+    from omegaconf import OmegaConf
+
+    from rlsuite import checkpoint, identity
+    from rlsuite.runner import compose
+
+    _fake_run(run_dir, status)
+    resolved = OmegaConf.to_container(compose([f"seed={seed}", f"run_dir={run_dir}"]), resolve=True)
+    identity.claim(run_dir, identity.make(resolved))
+    if step is not None:
+        checkpoint.save(run_dir / "checkpoints" / "latest.pt", {"global_step": step}, resolved)
+
+
+def test_a_newer_record_of_the_same_run_replaces_an_older_copy_here(tmp_path: Path) -> None:
+    """This machine's run directory came from an older record (interrupted at step 100); the
+    repository now holds the same run completed, or checkpointed later: the record replaces the
+    copy (TensorBoard file and stale checkpoint gone). Nothing is replaced by an earlier
+    checkpoint, by another run's record, over a run completed here, or while a run holds the lock."""
+    from rlsuite.identity import RunLock
+
+    local = tmp_path / "local"
+    _claimed_run(tmp_path / "done", "completed", None)
+    records.archive(tmp_path / "done", tmp_path / "rec_done")
+    _claimed_run(tmp_path / "later", "preempted", 300)
+    records.archive(tmp_path / "later", tmp_path / "rec_later", checkpoint_limit=10**7)
+    _claimed_run(tmp_path / "earlier", "preempted", 50)
+    records.archive(tmp_path / "earlier", tmp_path / "rec_earlier", checkpoint_limit=10**7)
+    _claimed_run(tmp_path / "other", "completed", None, seed=1)
+    records.archive(tmp_path / "other", tmp_path / "rec_other")
+
+    _claimed_run(local, "preempted", 100)
+    assert not records.restore(tmp_path / "rec_earlier", local)
+    assert not records.restore(tmp_path / "rec_other", local)  # another seed: another run
+    lock = RunLock(local)
+    lock.acquire()  # a run training here now
+    assert not records.restore(tmp_path / "rec_done", local)
+    lock.release()
+    assert records.restore(tmp_path / "rec_later", local)
+    assert records._checkpoint_step(local / "checkpoints" / "latest.pt") == 300
+    assert not list(local.glob("events.out.tfevents.*"))
+    assert records.restore(tmp_path / "rec_done", local)
+    assert json.loads((local / "result.json").read_text())["status"] == "completed"
+    assert not (local / "checkpoints").exists()
+    assert not records.restore(tmp_path / "rec_later", local)  # completed here: left alone
 
 
 def test_a_page_regenerates_from_committed_records_on_a_new_machine(toy_root: Path, monkeypatch) -> None:
