@@ -43,8 +43,8 @@ QUICK = {
 }
 """The quick plan's reductions: tiny horizons and budgets, 100 env steps per HNPG iteration and a
 10-iteration success window (so that HNPG solves within the budget), less offline data. RLPD costs
-about 6 ms of CPU per online sample, so it gets 1,000 samples: too few to solve, its row shows the
-budget and the greedy policy's success."""
+about ten times HNPG's CPU per online sample, so it gets 1,000 samples: too few to solve, its row
+shows the budget and the greedy policy's success."""
 
 
 def tag(agent: str, horizon: int, seed: int) -> str:
