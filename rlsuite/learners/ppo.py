@@ -38,6 +38,7 @@ from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.fastpath import FastKernel, FusedPolicy, Noise
 from rlsuite.engine.interaction import Interaction, InteractionCounters
 from rlsuite.learners import heads
+from rlsuite.learners.budget import whole_iterations
 from rlsuite.learners.nets import flat_dim, mlp
 from rlsuite.learners.optim import adam, load_optimizer, set_lr
 from rlsuite.learners.ppo_fast import FastPPOUpdate
@@ -444,7 +445,7 @@ class PPO(InteractionCounters):
         """
         cfg, hooks = self.config, hooks or TrainingHooks()
         steps_per_iter = self.num_envs * cfg.num_steps
-        num_iterations = max(1, total_steps // steps_per_iter)
+        num_iterations = whole_iterations(total_steps, self.num_envs, cfg.num_steps, "PPO")
         while self.iteration < num_iterations:
             tic = time.perf_counter()
             # ---- linear schedules of the learning rate and the clip coefficient (to 0)

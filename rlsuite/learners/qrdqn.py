@@ -48,6 +48,7 @@ from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
+from rlsuite.learners.budget import whole_iterations
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.greedy import greedy_mlp_policy
@@ -502,7 +503,8 @@ def replay_learning_loop(agent: Any, total_steps: int, hooks: TrainingHooks | No
     """
     cfg, hooks = agent.config, hooks or TrainingHooks()
     steps_per_iter = agent.interaction.num_envs * cfg.num_steps
-    num_iterations = max(1, total_steps // steps_per_iter)
+    num_iterations = whole_iterations(total_steps, agent.interaction.num_envs, cfg.num_steps,
+                                      label)
     while agent.iteration < num_iterations:
         tic = time.perf_counter()
         step_before = agent.global_step

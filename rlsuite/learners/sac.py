@@ -32,6 +32,7 @@ from rlsuite import validation as rules
 from rlsuite.core import spaces, tree
 from rlsuite.core.env import BatchedEnv
 from rlsuite.engine.interaction import Interaction, InteractionCounters
+from rlsuite.learners.budget import whole_iterations
 from rlsuite.learners.buffers import ReplayBuffer, Transitions
 from rlsuite.learners.flat import FlatOptimizer
 from rlsuite.learners.greedy import greedy_mlp_policy
@@ -410,7 +411,7 @@ class SAC(InteractionCounters):
         """
         cfg, hooks = self.config, hooks or TrainingHooks()
         steps_per_iter = self.num_envs * cfg.num_steps
-        num_iterations = max(1, total_steps // steps_per_iter)
+        num_iterations = whole_iterations(total_steps, self.num_envs, cfg.num_steps, "SAC")
         while self.iteration < num_iterations:
             tic = time.perf_counter()
             # ---- collect B x num_steps transitions into the replay buffer
