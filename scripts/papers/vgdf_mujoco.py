@@ -28,6 +28,8 @@ DIAGNOSTICS = ("vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "v
 RECORD_METRICS = DIAGNOSTICS
 """The only curves the page reads: a completed run's committed record keeps just these (about
 170 kB packed against 1.4 MB for all 28 columns of a 100 k-step run)."""
+FILTER_PLOT_EVERY = 50
+"""Every how many logged rows the filter plot keeps (a 100 k-step run logs about 10 k)."""
 SEEDS = {"vgdf": (0, 1, 2), "mix": (0, 1, 2), "darc": (0,), "zero_shot": (0,), "target_only": (0,)}
 """Issue 20's plan: VGDF and Mix with 3 seeds, the other methods with 1."""
 
@@ -69,4 +71,66 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
     done = sum(r.completed for r in records.values())
     summary = f"{done} of {len(records)} runs completed; CPU seconds per run: " + (
         ", ".join(fmt(r.cpu_s, 3) for r in records.values() if r.completed) or "-")
-    return {"mujoco": "\n".join(rows) + "\n\n" + summary + "\n\n" + cites.markdown()}
+    figures = _plot_returns(records, out / "vgdf_mujoco_returns.png")
+    figures += _plot_filter(records, out / "vgdf_mujoco_filter.png")
+    return {"mujoco": "\n".join(rows) + "\n\n" + summary + figures + "\n\n" + cites.markdown()}
+
+
+def _plot_returns(records: dict[str, Record], path: Path) -> str:
+    """One panel per task: every completed run's greedy target return (a dot per seed, a bar at
+    the mean) per method; the markdown that shows it ('' when no run completed)."""
+    if not any(r.completed for r in records.values()):
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(TASKS), figsize=(5.2 * len(TASKS), 3.6), sharey=True,
+                             squeeze=False)
+    for ax, (task, (label, _)) in zip(axes[0], TASKS.items(), strict=True):
+        for x, (method, seeds) in enumerate(SEEDS.items()):
+            scores = [r.score for r in (records[f"{task}_{method}_s{s}"] for s in seeds) if r.completed]
+            ax.scatter([x] * len(scores), scores, s=22, color=f"C{x}", zorder=3)
+            if scores:
+                ax.hlines(sum(scores) / len(scores), x - 0.3, x + 0.3, color=f"C{x}", linewidth=2)
+        ax.set_xticks(range(len(SEEDS)), [m.replace("_", "-") for m in SEEDS], fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.axhline(0.0, color="0.8", linewidth=0.8, zorder=0)
+    axes[0][0].set_ylabel("greedy target return (dots: seeds, bar: mean)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"\n\n![target return per method and seed]({path.name})"
+
+
+def _plot_filter(records: dict[str, Record], path: Path) -> str:
+    """VGDF's filter over training per task (every completed VGDF seed): V(s') under the target
+    critic of the kept (solid) and rejected (dashed) source transitions; '' when none completed."""
+    runs = {task: [r for r in (records[f"{task}_vgdf_s{s}"] for s in SEEDS["vgdf"]) if r.completed]
+            for task in TASKS}
+    if not any(runs.values()):
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(TASKS), figsize=(5.2 * len(TASKS), 3.4), squeeze=False)
+    for ax, (task, recs) in zip(axes[0], runs.items(), strict=True):
+        for r in recs:
+            seed = int(r.config.get("seed", 0))
+            for key, style in (("vgdf/value_kept", "-"), ("vgdf/value_rejected", "--")):
+                pts = r.curve(key)[::FILTER_PLOT_EVERY]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=f"C{seed}",
+                        linewidth=1, label=f"seed {seed}, {key.split('_')[-1]}")
+        ax.set_title(TASKS[task][0], fontsize=9)
+        ax.set_xlabel("source env steps")
+        ax.set_ylabel("V(s') under the target critic")
+        if recs:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return (f"\n\n![VGDF's filter: value of kept (solid) and rejected (dashed) next states]"
+            f"({path.name})")
