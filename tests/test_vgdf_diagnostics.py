@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rlsuite.agents.vgdf import diagnostics as diag
+from rlsuite.agents.vgdf import filter as vfilter
 from rlsuite.agents.vgdf.agent import VGDF
 from rlsuite.agents.vgdf.config import VGDFConfig
 from rlsuite.agents.vgdf.domains import ShiftDomains
@@ -188,3 +189,31 @@ def test_mean_after_averages_only_the_points_after_the_warmup() -> None:
 
     assert mean_after([(100, 1.0), (200, 2.0), (300, 4.0)], 100) == 3.0
     assert math.isnan(mean_after([(100, 1.0)], 100))
+
+
+def test_random_ranking_keeps_the_same_fraction_blind_to_value() -> None:
+    """``filter_ranking="random"`` (the control) draws the fictitious targets exactly as the FVP
+    filter does, then keeps the samples whose uniform draw is above the ``1 - xi`` quantile."""
+    torch.set_num_threads(1)
+    env = Pendulum(max_episode_steps=50)
+    agent = VGDF(VGDFConfig(**TINY), env, env.default_params(10), 0)
+    agent.learn(400, Recorder())  # the ensemble is fitted at 400: the filter is active
+    assert agent._filter_active()
+    src = agent.src_buffer.sample(64, agent.generator)
+    start = agent.generator.get_state()
+    w_fvp, stats_fvp, _ = agent.filter_batch(src)
+    after_fvp_targets = agent.generator.get_state()
+    agent.config.filter_ranking = "random"
+    agent.generator.set_state(start)
+    w_random, stats_random, _ = agent.filter_batch(src)
+    draws = torch.Generator().set_state(after_fvp_targets)
+    expected = vfilter.select(torch.rand(64, generator=draws), agent.config.keep_fraction, True).mask
+    assert torch.equal(w_random > 0, expected)
+    assert int((w_random > 0).sum()) == int((w_fvp > 0).sum()) == 16  # xi = 25 % of 64
+    assert not torch.equal(w_random > 0, w_fvp > 0)
+    assert stats_random["fvp_mean"] == stats_fvp["fvp_mean"]  # the same FVP, logged either way
+
+
+def test_filter_ranking_is_checked() -> None:
+    with pytest.raises(ValueError, match="filter_ranking.*value"):
+        VGDFConfig(**TINY, filter_ranking="value")

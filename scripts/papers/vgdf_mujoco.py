@@ -1,7 +1,9 @@
 """VGDF (Xu et al. 2023) on the paper's MuJoCo tasks (issue 20, item 4): HalfCheetah with a broken
 back thigh (kinematic) and without thighs (morphology), VGDF vs Mix vs DARC vs zero-shot vs
 target-only at equal budgets, every run ``rlsuite experiment=vgdf_halfcheetah ...``
-(``conf/experiment/vgdf_halfcheetah.yaml``: 100 k source / 10 k target steps, 10 % of the paper's).
+(``conf/experiment/vgdf_halfcheetah.yaml``: 100 k source / 10 k target steps, 10 % of the paper's);
+on the no-thighs task also ``vgdf_random`` (``agent.filter_ranking=random``), the control that
+keeps a random quarter of each source batch.
 
 Needs the ``mujoco`` extra and hours of CPU per run, so the quick check has no runs (the runner path
 is tested by ``tests/test_vgdf_mujoco.py``); the full plan is resumable (``--time-limit``).
@@ -30,8 +32,26 @@ RECORD_METRICS = DIAGNOSTICS
 170 kB packed against 1.4 MB for all 28 columns of a 100 k-step run)."""
 FILTER_PLOT_EVERY = 50
 """Every how many logged rows the filter plot keeps (a 100 k-step run logs about 10 k)."""
-SEEDS = {"vgdf": (0, 1, 2), "mix": (0, 1, 2), "darc": (0,), "zero_shot": (0,), "target_only": (0,)}
-"""Issue 20's plan: VGDF and Mix with 3 seeds, the other methods with 1."""
+SEEDS = {"vgdf": (0, 1, 2), "mix": (0, 1, 2), "darc": (0,), "zero_shot": (0,), "target_only": (0,),
+         "vgdf_random": (0, 1, 2)}
+"""Issue 20's plan: VGDF and Mix with 3 seeds, the other methods with 1; and the random-ranking
+control with 3."""
+OVERRIDES = {"vgdf_random": ("agent.variant=vgdf", "agent.filter_ranking=random")}
+"""Methods that are not a ``variant``: ``vgdf_random`` is VGDF keeping a uniformly random quarter of
+each source batch (is it the FVP ranking or the subsampling that helps?)."""
+ONLY_ON = {"vgdf_random": ("halfcheetah_no_thighs",)}
+"""Methods run on some tasks only: the control where VGDF was ahead of Mix."""
+FILTERING = ("vgdf", "vgdf_random")
+"""Methods that log the filter's diagnostics."""
+
+
+def methods(task: str) -> list[str]:
+    """The methods run on ``task``, in the table's order."""
+    return [m for m in SEEDS if task in ONLY_ON.get(m, (task,))]
+
+
+def _overrides(method: str) -> tuple[str, ...]:
+    return OVERRIDES.get(method, (f"agent.variant={method}",))
 
 
 def plan(quick: bool) -> list[Job]:
@@ -39,8 +59,9 @@ def plan(quick: bool) -> list[Job]:
     if quick:
         return []
     return [Job(f"{task}_{method}_s{seed}", "vgdf_halfcheetah",
-                (f"agent.mujoco_task={task}", f"agent.variant={method}", f"seed={seed}"))
-            for seed in range(3) for task in TASKS for method, seeds in SEEDS.items() if seed in seeds]
+                (f"agent.mujoco_task={task}", *_overrides(method), f"seed={seed}"))
+            for seed in range(3) for task in TASKS for method in methods(task)
+            if seed in SEEDS[method]]
 
 
 def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]:
@@ -55,19 +76,19 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
             "accept ratio | V(s') kept / rejected | model error on fresh target data | "
             "paper (VGDF+BC, Table 1) | runs |", "|---" * 10 + "|"]
     for task, (label, paper) in TASKS.items():
-        for method, seeds in SEEDS.items():
-            group = [records[f"{task}_{method}_s{s}"] for s in seeds]
+        for method in methods(task):
+            group = [records[f"{task}_{method}_s{s}"] for s in SEEDS[method]]
             recs, note = pendulum.done_runs(group)
             target = [r.score for r in recs]
             source = [r.final.get("eval/source_return", math.nan) for r in recs]
             diag = {k: pendulum.diag_mean(recs, k) for k in DIAGNOSTICS}
             value = (f"{diag['vgdf/value_kept']} / {diag['vgdf/value_rejected']}"
-                     if method == "vgdf" else "-")
-            ours = method == "vgdf"
-            rows.append(f"| {label} | {method}{note} | {len(seeds)} | {mean_ci_text(target)} | "
+                     if method in FILTERING else "-")
+            ours = method in FILTERING
+            rows.append(f"| {label} | {method}{note} | {len(SEEDS[method])} | {mean_ci_text(target)} | "
                         f"{mean_ci_text(source)} | {diag['vgdf/accept_ratio'] if ours else '-'} | "
                         f"{value} | {diag['vgdf/model_fresh_mse'] if ours else '-'} | "
-                        f"{paper if ours else '-'} | {cites.cite(group)} |")
+                        f"{paper if method == 'vgdf' else '-'} | {cites.cite(group)} |")
     done = sum(r.completed for r in records.values())
     summary = f"{done} of {len(records)} runs completed; CPU seconds per run: " + (
         ", ".join(fmt(r.cpu_s, 3) for r in records.values() if r.completed) or "-")
@@ -89,8 +110,9 @@ def _plot_returns(records: dict[str, Record], path: Path) -> str:
     fig, axes = plt.subplots(1, len(TASKS), figsize=(5.2 * len(TASKS), 3.6), sharey=True,
                              squeeze=False)
     for ax, (task, (label, _)) in zip(axes[0], TASKS.items(), strict=True):
-        for x, (method, seeds) in enumerate(SEEDS.items()):
-            scores = [r.score for r in (records[f"{task}_{method}_s{s}"] for s in seeds) if r.completed]
+        for x, method in enumerate(SEEDS):
+            tags = [f"{task}_{method}_s{s}" for s in SEEDS[method]]
+            scores = [records[t].score for t in tags if t in records and records[t].completed]
             ax.scatter([x] * len(scores), scores, s=22, color=f"C{x}", zorder=3)
             if scores:
                 ax.hlines(sum(scores) / len(scores), x - 0.3, x + 0.3, color=f"C{x}", linewidth=2)

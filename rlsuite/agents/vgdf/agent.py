@@ -198,7 +198,10 @@ class VGDF:
         y_src = vfilter.source_targets(value, policy, src.reward, src.next_obs, src.terminated,
                                        cfg.sac.gamma, self.generator)
         scores = vfilter.fvp_scores(fict, y_src)
-        sel = vfilter.select(scores, cfg.keep_fraction, self._filter_active())
+        # filter_ranking="random" is the control: the same fraction kept, chosen blind to value.
+        ranking = scores if cfg.filter_ranking == "fvp" else torch.rand(
+            scores.shape, generator=self.generator, device=scores.device, dtype=scores.dtype)
+        sel = vfilter.select(ranking, cfg.keep_fraction, self._filter_active())
         stats = {"accept_ratio": sel.mask.float().mean(), "fvp_mean": scores.mean(),
                  "value_gap_mean": (fict.mean(0) - y_src).abs().mean()}
         diagnostics = self._diagnose(src, scores, sel.mask, value) if diagnose else {}

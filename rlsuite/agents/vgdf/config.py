@@ -128,6 +128,12 @@ class VGDFConfig:
     (the ensemble's prediction, code)."""
     fictitious_action: str = "sample"
     """Action at fictitious next states: ``sample`` from pi (paper) or its ``mean`` (code)."""
+    filter_ranking: str = "fvp"
+    """What the filter ranks source samples by before keeping the top ``keep_fraction``: ``fvp``
+    (the fictitious value proximity, paper Eq. 7) or ``random`` (uniform random scores: a control
+    that keeps the same fraction of each batch with no regard to value, to tell the ranking's
+    effect from the subsampling's; not in the paper). The FVP and the diagnostics are computed
+    either way, so ``vgdf/`` logs the same quantities."""
     src_loss_normalisation: str = "kept"
     """Source TD loss averaged over the ``kept`` samples (paper) or the whole ``batch`` (code)."""
     darc_hidden: list[int] = field(default_factory=lambda: [256, 256])
@@ -167,6 +173,7 @@ class VGDFConfig:
         "fictitious_next_state": rules.choice(*vfilter.NEXT_STATE_MODES),
         "fictitious_reward": rules.choice(*vfilter.REWARD_MODES),
         "fictitious_action": rules.choice(*vfilter.ACTION_MODES),
+        "filter_ranking": rules.choice(*vfilter.RANKINGS),
         "src_loss_normalisation": rules.choice(*vfilter.NORMALISATIONS), "darc_hidden": rules.SIZES,
         "darc_noise": rules.NONNEG, "darc_warmup": rules.NONNEG_INT, "eval_every": rules.POSITIVE_INT,
         "eval_episodes": rules.POSITIVE_INT, "diagnostics": rules.FLAG,

@@ -51,6 +51,7 @@ NEXT_STATE_MODES = ("sample", "mean", "mean_plus_var")
 REWARD_MODES = ("source", "model")
 ACTION_MODES = ("sample", "mean")
 NORMALISATIONS = ("kept", "batch")
+RANKINGS = ("fvp", "random")
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 """As ``torch.distributions.Normal.log_prob`` computes it (not ``0.5 * log(2 pi)``: other bits)."""
 STD_EPS = 1e-8
