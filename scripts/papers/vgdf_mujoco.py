@@ -27,7 +27,9 @@ TASKS = {
 """Task -> (row label, the paper's VGDF+BC score in Table 1: offline source, 1 M D4RL + 100 k
 target steps; the online setting has learning curves only)."""
 DIAGNOSTICS = ("vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse")
-RECORD_METRICS = DIAGNOSTICS
+DARC_CORRECTION = "darc/reward_correction"
+"""DARC's classifier reward correction per source step (mean over an iteration's batch)."""
+RECORD_METRICS = (*DIAGNOSTICS, DARC_CORRECTION)
 """The only curves the page reads: a completed run's committed record keeps just these (about
 170 kB packed against 1.4 MB for all 28 columns of a 100 k-step run)."""
 FILTER_PLOT_EVERY = 50
@@ -92,9 +94,25 @@ def render(records: dict[str, Record], quick: bool, out: Path) -> dict[str, str]
     done = sum(r.completed for r in records.values())
     summary = f"{done} of {len(records)} runs completed; CPU seconds per run: " + (
         ", ".join(fmt(r.cpu_s, 3) for r in records.values() if r.completed) or "-")
+    summary += _darc_corrections(records)
     figures = _plot_returns(records, out / "vgdf_mujoco_returns.png")
     figures += _plot_filter(records, out / "vgdf_mujoco_filter.png")
     return {"mujoco": "\n".join(rows) + "\n\n" + summary + figures + "\n\n" + cites.markdown()}
+
+
+def _darc_corrections(records: dict[str, Record]) -> str:
+    """DARC's reward correction per completed DARC run: the first logged value once the
+    correction applies (after ``darc_warmup`` source steps) and the last."""
+    lines = []
+    for task, (label, _) in TASKS.items():
+        for r in (records[f"{task}_darc_s{s}"] for s in SEEDS["darc"]):
+            warmup = int(r.config.get("agent", {}).get("darc_warmup", 0)) if r.completed else 0
+            curve = [(step, v) for step, v in r.curve(DARC_CORRECTION) if step > warmup]
+            if curve:
+                lines.append(f"{label}, seed {r.config.get('seed', 0)}: {fmt(curve[0][1], 2)} at "
+                             f"{curve[0][0]} source steps, {fmt(curve[-1][1], 2)} at {curve[-1][0]}")
+    return ("\n\nDARC's classifier reward correction per step (added to the source reward): "
+            + "; ".join(lines) + ".") if lines else ""
 
 
 def _plot_returns(records: dict[str, Record], path: Path) -> str:
@@ -111,7 +129,7 @@ def _plot_returns(records: dict[str, Record], path: Path) -> str:
                              squeeze=False)
     for ax, (task, (label, _)) in zip(axes[0], TASKS.items(), strict=True):
         for x, method in enumerate(SEEDS):
-            tags = [f"{task}_{method}_s{s}" for s in SEEDS[method]]
+            tags = [f"{task}_{method}_s{s}" for s in SEEDS[method]]  # absent off ONLY_ON tasks
             scores = [records[t].score for t in tags if t in records and records[t].completed]
             ax.scatter([x] * len(scores), scores, s=22, color=f"C{x}", zorder=3)
             if scores:
