@@ -222,5 +222,6 @@ def test_a_record_keeps_only_the_metrics_its_page_reads_and_their_curves_exactly
     assert (tmp_path / "elsewhere" / "metrics.csv").read_text() == (run / "metrics.csv").read_text()
     # The pages whose records are thinned read only what they keep.
     assert reproduce.load_paper("vgdf_mujoco").records().columns == (
-        "vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse")
+        "vgdf/accept_ratio", "vgdf/value_kept", "vgdf/value_rejected", "vgdf/model_fresh_mse",
+        "darc/reward_correction")
     assert reproduce.load_paper("ecrm").records().columns is None
